@@ -1,0 +1,78 @@
+"""The mnistlr command line: a Typer app whose errors are mapped in one place.
+
+`main(argv)` runs a command and returns its exit status (tests call it in-process);
+`app()` (the console script) does the same and exits with that status.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+import typer
+
+from mnistlr.cli.base import app as _typer_app
+from mnistlr.cli.base import print_error
+from mnistlr.errors import MnistlrError
+
+# Each command module registers itself on the shared Typer app when imported.
+from mnistlr.cli import (  # noqa: E402,F401  isort: skip
+    fetch, train, evaluate, predict, sweep, inspect, show,
+)
+
+
+# Typer may vendor its own click: find the exception classes through its public names.
+_ClickUsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+_ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+class Interrupted(MnistlrError):
+    """Ctrl-C: raised from the SIGINT handler so every layer can clean up."""
+
+    exit_code = 130
+
+
+def _on_sigint(signum, frame):
+    raise Interrupted("interrupted; nothing partial was left behind",
+                      "run the same command again to finish")
+
+
+def main(argv: list[str] | None = None, prog_name: str = "mnistlr") -> int:
+    """Run the CLI on *argv* and return the exit status; never raises for expected errors."""
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        signal.signal(signal.SIGINT, _on_sigint)
+    except ValueError:  # not in the main thread
+        previous = None
+    try:
+        command = typer.main.get_command(_typer_app)
+        result = command.main(args=argv, prog_name=prog_name, standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except MnistlrError as exc:
+        if exc.exit_code == 0:
+            return 0
+        print_error(str(exc))
+        return exc.exit_code
+    except _ClickUsageError as exc:
+        where = f"mnistlr {exc.ctx.info_name}" if exc.ctx and exc.ctx.parent else "mnistlr"
+        print_error(f"{exc.format_message()} (see '{where} --help')")
+        return 2
+    except _ClickException as exc:
+        print_error(exc.format_message())
+        return exc.exit_code
+    except typer.Abort:
+        print_error("interrupted")
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+class _App:
+    """The console-script entry point `mnistlr.cli:app`."""
+
+    def __call__(self, args: list[str] | None = None, prog_name: str = "mnistlr") -> None:
+        sys.exit(main(args, prog_name=prog_name))
+
+
+app = _App()

@@ -1,0 +1,1 @@
+"""Bundled package data: the mnist-sample dataset (see NOTICE)."""

@@ -1,0 +1,152 @@
+"""The fitted model: preprocessing, weights and what it was trained with.
+
+A model consumes raw pixels (0–255, uint8 or float) shaped (n, rows, cols) or
+(n, rows·cols). Preprocessing is folded into effective weights, so scoring reads
+the raw pixels once: s = ((x/255 − μ)/σ)W + b = x·(W/(255σ)) + (b − (μ/σ)W).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from mnistlr.errors import DataError, UsageError
+
+KINDS = ("ridge", "logistic", "softmax")
+PREPROCESS_KINDS = ("scale", "standardize", "center")
+
+
+@dataclasses.dataclass
+class Preprocessor:
+    """x ↦ (x/255 − mean)/std per pixel; mean = 0 and std = 1 for plain scaling.
+
+    mean, std: (n_features,) float32.
+    """
+
+    kind: str
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, kind: str, X: np.ndarray) -> Preprocessor:
+        """Fit on training pixels X (n_samples, n_features), values 0–255."""
+        if kind not in PREPROCESS_KINDS:
+            raise UsageError(f"unknown preprocessing '{kind}'", f"use one of {', '.join(PREPROCESS_KINDS)}")
+        n_features = X.shape[1]
+        mean = np.zeros(n_features, np.float32)
+        std = np.ones(n_features, np.float32)
+        if kind in ("center", "standardize"):
+            # μ_j = mean_i x_ij / 255, accumulated in float64
+            mean = (X.mean(axis=0, dtype=np.float64) / 255.0).astype(np.float32)
+        if kind == "standardize":
+            # σ_j = std_i x_ij / 255; constant pixels (σ = 0) keep σ = 1
+            sd = X.std(axis=0, dtype=np.float64) / 255.0
+            std = np.where(sd > 1e-8, sd, 1.0).astype(np.float32)
+        return cls(kind, mean, std)
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """Raw pixels (n, n_features) → float32 model inputs (n, n_features)."""
+        # z = (x/255 − μ)/σ
+        Z = np.asarray(X, dtype=np.float32) * np.float32(1.0 / 255.0)
+        if self.kind != "scale":
+            Z -= self.mean
+        if self.kind == "standardize":
+            Z /= self.std
+        return Z
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "mean": self.mean, "std": self.std}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Preprocessor:
+        return cls(str(data["kind"]), np.asarray(data["mean"], np.float32),
+                   np.asarray(data["std"], np.float32))
+
+
+@dataclasses.dataclass
+class LinearModel:
+    """A fitted linear classifier.
+
+    W: (n_features, n_outputs) float32, b: (n_outputs,) float32 act on preprocessed
+    inputs; n_outputs is 1 for a binary logistic model, else n_classes.
+    classes: (n_classes,) int64 labels; image_shape: (rows, cols).
+    params: hyperparameters; meta: seed, data hash, history, metrics, versions, ...
+    """
+
+    kind: str
+    classes: np.ndarray
+    image_shape: tuple[int, int]
+    preprocessor: Preprocessor
+    W: np.ndarray
+    b: np.ndarray
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._effective: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def n_features(self) -> int:
+        return int(self.W.shape[0])
+
+    @property
+    def n_classes(self) -> int:
+        return int(len(self.classes))
+
+    def effective_weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """Weights acting on raw pixels: (W_raw (n_features, n_outputs) float32, b_raw)."""
+        if self._effective is None:
+            p = self.preprocessor
+            W64 = self.W.astype(np.float64)
+            # W_raw = W / (255σ);  b_raw = b − (μ/σ)·W
+            W_raw = W64 / (255.0 * p.std.astype(np.float64))[:, None]
+            b_raw = self.b.astype(np.float64) - (p.mean / p.std).astype(np.float64) @ W64
+            self._effective = (np.ascontiguousarray(W_raw, np.float32), b_raw.astype(np.float32))
+        return self._effective
+
+    def flatten_inputs(self, X: np.ndarray) -> np.ndarray:
+        """Check X's image shape against the model's and return (n, n_features) without copying."""
+        X = np.asarray(X)
+        rows, cols = self.image_shape
+        if X.ndim == 3 and X.shape[1:] == (rows, cols):
+            return X.reshape(len(X), rows * cols)
+        if X.ndim == 2 and X.shape[1] == rows * cols:
+            return X
+        got = "×".join(str(d) for d in X.shape[1:]) or "scalar"
+        raise DataError(f"input images are {got} but the model expects {rows}×{cols}",
+                        "give images of the shape the model was trained on")
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        """Raw scores (n, n_outputs) float32 for raw pixels X."""
+        X = self.flatten_inputs(X)
+        W_raw, b_raw = self.effective_weights()
+        # s = x·W_raw + b_raw
+        return np.asarray(X, dtype=np.float32) @ W_raw + b_raw
+
+    def proba_from_scores(self, S: np.ndarray) -> np.ndarray:
+        """Class probabilities (n, n_classes) from scores S (n, n_outputs)."""
+        from mnistlr.kernels import sigmoid, softmax_rows
+
+        if self.kind == "logistic":
+            P = sigmoid(np.ascontiguousarray(S))
+            if P.shape[1] == 1:
+                # binary: p(class 1) = σ(s), p(class 0) = 1 − σ(s)
+                return np.hstack([1.0 - P, P])
+            # one-vs-rest: p_k = σ(s_k) / Σ_j σ(s_j)
+            total = P.sum(axis=1, keepdims=True)
+            return P / np.maximum(total, np.finfo(P.dtype).tiny)
+        # softmax (and ridge, uncalibrated): p = softmax(s)
+        return softmax_rows(np.ascontiguousarray(S))
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Class probabilities (n, n_classes) float32, rows summing to 1."""
+        return self.proba_from_scores(self.decision_function(X))
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Predicted labels (n,) int64 (values from `classes`)."""
+        S = self.decision_function(X)
+        if S.shape[1] == 1:
+            return self.classes[(S[:, 0] > 0).astype(np.int64)]
+        return self.classes[np.argmax(S, axis=1)]
