@@ -93,3 +93,225 @@ def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise UsageError(f"{option} '{value}' is not one of {', '.join(choices)}",
                          f"use one of {', '.join(choices)}")
+
+
+# Default L2 penalties (mean-loss scale for logistic/softmax; γ for ridge's Gram matrix).
+DEFAULT_L2 = {"softmax": 1e-4, "logistic": 1e-4, "ridge": 1.0}
+# gd/sgd stop early on a hold-out; without --val-size/--val-fraction they hold out this share.
+DEFAULT_VAL_FRACTION = 0.1
+
+
+@dataclasses.dataclass
+class Prepared:
+    """The training and hold-out parts after subsetting; images flat (n, n_features) uint8."""
+
+    X_train: Any
+    y_train: Any
+    X_val: Any
+    y_val: Any
+    classes: Any
+    image_shape: tuple[int, int]
+
+
+def resolve_l2(options: TrainOptions, n_train: int) -> float:
+    """The L2 penalty: --l2, or scikit-learn's C converted as l2 = 1/(C·n_train), or the default."""
+    if options.C is not None:
+        # sklearn minimises C·Σ CE + ½‖W‖²; dividing by C·n gives mean CE + (l2/2)‖W‖² with l2 = 1/(C·n)
+        return 1.0 / (options.C * n_train)
+    return DEFAULT_L2[options.model] if options.l2 is None else float(options.l2)
+
+
+def stratified_split(y, n_val: int, rng) -> tuple[Any, Any]:
+    """Indices (train, val) with n_val hold-out samples spread over classes in proportion.
+
+    y: (n_samples,) labels. Each class keeps at least one training sample.
+    """
+    import numpy as np
+
+    labels, counts = np.unique(y, return_counts=True)
+    # share_c = n_val · count_c / n, rounded by largest remainder so the shares sum to n_val
+    exact = n_val * counts / counts.sum()
+    take = np.floor(exact).astype(int)
+    order = np.argsort(-(exact - take), kind="stable")
+    take[order[: n_val - take.sum()]] += 1
+    take = np.minimum(take, counts - 1)
+    val = []
+    for label, k in zip(labels, take):
+        members = np.flatnonzero(y == label)
+        val.append(rng.permutation(members)[:k])
+    val_idx = np.sort(np.concatenate(val)) if val else np.empty(0, int)
+    mask = np.ones(len(y), bool)
+    mask[val_idx] = False
+    return np.flatnonzero(mask), val_idx
+
+
+def _subset(images, labels, options: TrainOptions, rng) -> tuple[Any, Any]:
+    """Apply --train-limit, --classes and --per-class (in that order)."""
+    import numpy as np
+
+    if options.train_limit is not None:
+        images, labels = images[: options.train_limit], labels[: options.train_limit]
+    if options.classes is not None:
+        present = set(np.unique(labels).tolist())
+        missing = sorted(set(options.classes) - present)
+        if missing:
+            raise UsageError(f"--classes: label(s) {', '.join(map(str, missing))} do not occur in the training data",
+                             f"choose among {', '.join(map(str, sorted(present)))}")
+        keep = np.isin(labels, options.classes)
+        images, labels = images[keep], labels[keep]
+    if options.per_class is not None:
+        picked = [rng.permutation(np.flatnonzero(labels == c))[: options.per_class]
+                  for c in np.unique(labels)]
+        idx = np.sort(np.concatenate(picked))
+        images, labels = images[idx], labels[idx]
+    return images, labels
+
+
+def _n_val(options: TrainOptions, n_samples: int) -> int:
+    fraction = options.val_fraction
+    if options.val_size is None and fraction is None and options.resolved_solver() in ("gd", "sgd"):
+        fraction = DEFAULT_VAL_FRACTION
+    n_val = options.val_size if options.val_size is not None else round((fraction or 0) * n_samples)
+    if n_val >= n_samples:
+        raise UsageError(f"--val-size {n_val} leaves no training data ({n_samples} images after subsetting)",
+                         f"give a hold-out smaller than {n_samples}")
+    return int(n_val)
+
+
+def prepare(images, labels, options: TrainOptions) -> Prepared:
+    """Check and subset the data, then split a stratified hold-out (seeded)."""
+    import numpy as np
+
+    from mnistlr.errors import DataError, TrainingError
+
+    images, labels = np.asarray(images), np.asarray(labels)
+    if images.ndim != 3:
+        raise DataError(f"training images must be (n, rows, cols), got shape {images.shape}",
+                        "give an IDX images file")
+    if len(images) != len(labels):
+        raise DataError(f"{len(images)} training images but {len(labels)} labels",
+                        "give the labels file that belongs to the images")
+    rng = np.random.default_rng(options.seed)
+    images, labels = _subset(images, labels, options, rng)
+    classes = np.unique(labels)
+    if len(classes) < 2:
+        raise TrainingError(f"the training data holds a single class ({classes.tolist()})",
+                            "a classifier needs at least two classes; check --classes and the labels file")
+    n_val = _n_val(options, len(labels))
+    train_idx, val_idx = stratified_split(labels, n_val, rng)
+    flat = images.reshape(len(images), -1)
+    return Prepared(flat[train_idx], labels[train_idx], flat[val_idx] if n_val else None,
+                    labels[val_idx] if n_val else None, classes.astype(np.int64),
+                    (int(images.shape[1]), int(images.shape[2])))
+
+
+def _initial_weights(options: TrainOptions, n_features: int, n_outputs: int):
+    import numpy as np
+
+    if options.init == "normal":
+        rng = np.random.default_rng([options.seed, 1])
+        return rng.standard_normal((n_features, n_outputs)).astype(np.float32)
+    return np.zeros((n_features, n_outputs), np.float32)
+
+
+def _run_solver(options: TrainOptions, X, y, X_val, y_val, n_classes: int, l2: float, callback):
+    """Dispatch to the solver; returns a solvers.FitResult."""
+    import numpy as np
+
+    from mnistlr import solvers
+
+    solver = options.resolved_solver()
+    if solver == "closed":
+        return solvers.fit_closed_ridge(X, y, n_classes=n_classes, l2=l2)
+    kind = "softmax" if options.model == "softmax" else "ovr"
+    n_outputs = 1 if (kind == "ovr" and n_classes == 2) else n_classes
+    W0 = _initial_weights(options, X.shape[1], n_outputs)
+    common = dict(kind=kind, n_outputs=n_outputs, l2=l2, W0=W0, b0=None,
+                  X_val=X_val, y_val=y_val, callback=callback)
+    if solver == "lbfgs":
+        return solvers.fit_lbfgs(X, y, tol=options.tol, max_iter=options.max_iter, **common)
+    schedule = dict(l1=options.l1, lr=options.lr, anneal=options.anneal,
+                    epochs=options.epochs, patience=options.patience)
+    if solver == "gd":
+        return solvers.fit_gd(X, y, **schedule, **common)
+    rng = np.random.default_rng([options.seed, 2])
+    return solvers.fit_sgd(X, y, batch_size=options.batch_size, rng=rng, **schedule, **common)
+
+
+def class_means(X, y_index, n_classes: int):
+    """Mean raw pixels per class: (n_classes, n_features) float32."""
+    import numpy as np
+
+    sums = np.zeros((n_classes, X.shape[1]), np.float64)
+    np.add.at(sums, y_index, X)
+    return (sums / np.maximum(np.bincount(y_index, minlength=n_classes), 1)[:, None]).astype(np.float32)
+
+
+def fit_model(images, labels, options: TrainOptions, callback=None, dataset: str | None = None):
+    """Fit a LinearModel on raw images (n, rows, cols) uint8 and labels (n,).
+
+    callback(record: dict) is called after each epoch/iteration with the history record.
+    """
+    import time
+
+    import numpy as np
+
+    from mnistlr.models import LinearModel, Preprocessor
+
+    options.validate()
+    data = prepare(images, labels, options)
+    started = time.perf_counter()
+    preprocessor = Preprocessor.fit(options.preprocess, data.X_train)
+    X = preprocessor.transform(data.X_train)
+    y = np.searchsorted(data.classes, data.y_train)
+    X_val = preprocessor.transform(data.X_val) if data.X_val is not None else None
+    y_val = np.searchsorted(data.classes, data.y_val) if data.y_val is not None else None
+    l2 = resolve_l2(options, len(y))
+    result = _run_solver(options, X, y, X_val, y_val, len(data.classes), l2, callback)
+    del X, X_val
+    params = options.to_dict() | {"solver": options.resolved_solver(), "l2": l2}
+    model = LinearModel(options.model, data.classes, data.image_shape, preprocessor,
+                        result.W, result.b, params=params)
+    model.meta = {
+        "dataset": dataset, "n_train": int(len(y)), "n_val": int(0 if y_val is None else len(y_val)),
+        "seed": options.seed, "history": result.history, "stop_reason": result.stop_reason,
+        "best_epoch": result.best_epoch, "n_iter": result.n_iter,
+        "seconds": time.perf_counter() - started,
+        "data_sha256": data_sha256(data.X_train, data.y_train),
+        "class_means": class_means(data.X_train, y, len(data.classes)),
+        "metrics": final_metrics(model, data),
+    }
+    return model
+
+
+def data_sha256(X, y) -> str:
+    """SHA-256 of the training images and labels actually used (shapes, dtypes and bytes)."""
+    import hashlib
+
+    import numpy as np
+
+    h = hashlib.sha256()
+    for array in (X, y):
+        array = np.ascontiguousarray(array)
+        h.update(f"{array.dtype.str}{array.shape}".encode())
+        h.update(array.tobytes())
+    return h.hexdigest()
+
+
+def final_metrics(model, data: Prepared) -> dict[str, float | None]:
+    """Accuracy and log-loss of *model* on the training and hold-out parts."""
+    import numpy as np
+
+    def score(X, y):
+        if X is None:
+            return None, None
+        P = model.predict_proba(X)
+        idx = np.searchsorted(model.classes, y)
+        # mean cross-entropy −(1/n)Σ log p_{i,y_i}, probabilities clipped as scikit-learn does
+        p_true = np.clip(P[np.arange(len(idx)), idx].astype(np.float64), 1e-15, 1.0)
+        return float((model.classes[P.argmax(1)] == y).mean()), float(-np.log(p_true).mean())
+
+    train_accuracy, train_loss = score(data.X_train, data.y_train)
+    val_accuracy, val_loss = score(data.X_val, data.y_val)
+    return {"train_accuracy": train_accuracy, "train_loss": train_loss,
+            "val_accuracy": val_accuracy, "val_loss": val_loss}

@@ -1,0 +1,1 @@
+complete --command mnistlr --no-files --arguments "(env _MNISTLR_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) mnistlr)" --condition "env _MNISTLR_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) mnistlr"

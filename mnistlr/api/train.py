@@ -1,0 +1,56 @@
+"""`train`: load the data, fit a model, save it; returns the run's summary."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mnistlr.errors import UsageError
+from mnistlr.training import TrainOptions, fit_model
+
+
+def load_training_data(dataset: str | None, train_images: Path | None, train_labels: Path | None,
+                       data_dir: Path | None, split: str = "train"):
+    """Images (n, rows, cols) uint8 and labels (n,) from a dataset name or explicit IDX files."""
+    from mnistlr import data
+
+    if (train_images is None) != (train_labels is None):
+        raise UsageError("--train-images and --train-labels go together", "give both files, or --dataset")
+    if train_images is not None:
+        if dataset is not None:
+            raise UsageError("--dataset and --train-images both name the training data", "give only one")
+        return data.load_pair(train_images, train_labels)
+    return data.load_dataset(dataset or "mnist", split, data_dir)
+
+
+def train(options: TrainOptions, *, output: Path, dataset: str | None = None,
+          train_images: Path | None = None, train_labels: Path | None = None,
+          data_dir: Path | None = None,
+          callback: Callable[[dict], None] | None = None) -> dict[str, Any]:
+    """Fit a model as *options* say and save it to *output*; returns the summary dict."""
+    from mnistlr.persist import save_model
+
+    options.validate()
+    images, labels = load_training_data(dataset, train_images, train_labels, data_dir)
+    name = None if train_images is not None else (dataset or "mnist")
+    model = fit_model(images, labels, options, callback=callback, dataset=name)
+    if train_images is not None:
+        model.meta["train_files"] = {"images": str(train_images), "labels": str(train_labels)}
+    save_model(model, output)
+    return summary(model, output)
+
+
+def summary(model, output: Path | None) -> dict[str, Any]:
+    """The run's headline figures, as `train --json` prints them."""
+    meta, metrics = model.meta, model.meta["metrics"]
+    history = meta["history"]
+    return {
+        "model": model.kind, "solver": model.params["solver"], "dataset": meta.get("dataset"),
+        "classes": model.classes.tolist(), "l2": model.params["l2"], "l1": model.params["l1"],
+        "n_train": meta["n_train"], "n_val": meta["n_val"],
+        "train_accuracy": metrics["train_accuracy"], "val_accuracy": metrics["val_accuracy"],
+        "train_loss": metrics["train_loss"], "val_loss": metrics["val_loss"],
+        "epochs": len(history), "best_epoch": meta["best_epoch"], "stop_reason": meta["stop_reason"],
+        "seconds": round(meta["seconds"], 4), "output": None if output is None else str(output),
+    }

@@ -1,0 +1,88 @@
+"""Training and data options shared by `train` and `sweep` (Annotated types and enums)."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+class ModelKind(str, enum.Enum):
+    softmax = "softmax"
+    logistic = "logistic"
+    ridge = "ridge"
+
+
+class Solver(str, enum.Enum):
+    lbfgs = "lbfgs"
+    gd = "gd"
+    sgd = "sgd"
+    closed = "closed"
+
+
+class Init(str, enum.Enum):
+    zeros = "zeros"
+    normal = "normal"
+
+
+class Preprocess(str, enum.Enum):
+    scale = "scale"
+    standardize = "standardize"
+    center = "center"
+
+
+def parse_classes(value: str | None) -> list[int] | None:
+    """'3,8' → [3, 8]."""
+    if value is None:
+        return None
+    try:
+        classes = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"'{value}' is not a comma-separated list of labels, e.g. 3,8") from None
+    if len(set(classes)) < 2:
+        raise typer.BadParameter(f"'{value}' names fewer than two distinct labels; e.g. 3,8")
+    return classes
+
+
+_T = "Training"
+_D = "Data"
+ModelOpt = Annotated[ModelKind, typer.Option("--model", "-m", help="Model to train.", rich_help_panel=_T)]
+SolverOpt = Annotated[Solver | None, typer.Option(
+    "--solver", help="Solver (default: closed for ridge, lbfgs otherwise).", rich_help_panel=_T)]
+L2Opt = Annotated[float | None, typer.Option(
+    "--l2", min=0, help="L2 penalty: (l2/2)·‖W‖² on the mean loss; γ for ridge. (default: 1e-4; ridge 1.0)",
+    rich_help_panel=_T)]
+L1Opt = Annotated[float, typer.Option("--l1", min=0, help="L1 penalty l1·‖W‖₁ (gd/sgd only).", rich_help_panel=_T)]
+COpt = Annotated[float | None, typer.Option(
+    "--C", "-C", min=0, help="scikit-learn's inverse penalty; converted as l2 = 1/(C·n_train).", rich_help_panel=_T)]
+LrOpt = Annotated[float, typer.Option("--lr", min=0, help="Initial learning rate η₀ (gd/sgd).", rich_help_panel=_T)]
+AnnealOpt = Annotated[float, typer.Option(
+    "--anneal", min=0, help="T in the annealed rate η(t)=η₀/(1+t/T), t in epochs (gd/sgd).", rich_help_panel=_T)]
+EpochsOpt = Annotated[int, typer.Option("--epochs", min=1, help="Most epochs (gd/sgd).", rich_help_panel=_T)]
+BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Mini-batch size (sgd).", rich_help_panel=_T)]
+PatienceOpt = Annotated[int, typer.Option(
+    "--patience", min=1, help="Stop after this many epochs without hold-out improvement (gd/sgd).",
+    rich_help_panel=_T)]
+TolOpt = Annotated[float, typer.Option("--tol", min=0, help="Gradient tolerance (lbfgs).", rich_help_panel=_T)]
+MaxIterOpt = Annotated[int, typer.Option("--max-iter", min=1, help="Most iterations (lbfgs).", rich_help_panel=_T)]
+InitOpt = Annotated[Init, typer.Option("--init", help="Initial weights.", rich_help_panel=_T)]
+PreprocessOpt = Annotated[Preprocess, typer.Option(
+    "--preprocess", help="Pixel preprocessing, fitted on the training part and stored in the model.",
+    rich_help_panel=_T)]
+TrainImagesOpt = Annotated[Path | None, typer.Option(
+    "--train-images", help="IDX images file (instead of --dataset).", rich_help_panel=_D)]
+TrainLabelsOpt = Annotated[Path | None, typer.Option(
+    "--train-labels", help="IDX labels file (with --train-images).", rich_help_panel=_D)]
+ClassesOpt = Annotated[str | None, typer.Option(
+    "--classes", help="Keep only these labels, e.g. 3,8 (two labels: a binary model).", rich_help_panel=_D)]
+TrainLimitOpt = Annotated[int | None, typer.Option(
+    "--train-limit", min=1, help="Keep the first N training images.", rich_help_panel=_D)]
+PerClassOpt = Annotated[int | None, typer.Option(
+    "--per-class", min=1, help="Seeded stratified subsample of N images per class.", rich_help_panel=_D)]
+ValSizeOpt = Annotated[int | None, typer.Option(
+    "--val-size", min=1, help="Hold out N training images (stratified, seeded).", rich_help_panel=_D)]
+ValFractionOpt = Annotated[float | None, typer.Option(
+    "--val-fraction", min=0, max=1, help="Hold out this share of the training images "
+    "(default: 0.1 for gd/sgd, none otherwise).", rich_help_panel=_D)]

@@ -1,0 +1,65 @@
+"""LinearModel: folded preprocessing equals the explicit pipeline; shapes are checked."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mnistlr.errors import DataError, UsageError
+from mnistlr.models import LinearModel, Preprocessor
+
+
+def make_model(kind: str, n_outputs: int, preprocess: str, rng) -> tuple[LinearModel, np.ndarray]:
+    X = rng.integers(0, 256, size=(40, 4, 5)).astype(np.uint8)
+    X[:, 0, 0] = 7  # a constant pixel: standardisation must not divide by zero
+    pre = Preprocessor.fit(preprocess, X.reshape(40, -1))
+    W = rng.normal(size=(20, n_outputs)).astype(np.float32)
+    b = rng.normal(size=n_outputs).astype(np.float32)
+    classes = np.array([3, 8]) if n_outputs == 1 else np.arange(n_outputs)
+    return LinearModel(kind, classes, (4, 5), pre, W, b), X
+
+
+@pytest.mark.parametrize("preprocess", ["scale", "center", "standardize"])
+def test_folded_weights_match_explicit_preprocessing(preprocess):
+    model, X = make_model("softmax", 3, preprocess, np.random.default_rng(1))
+    Z = model.preprocessor.transform(X.reshape(len(X), -1))
+    expected = Z.astype(np.float64) @ model.W + model.b
+    np.testing.assert_allclose(model.decision_function(X), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_standardize_handles_constant_pixels():
+    model, X = make_model("softmax", 3, "standardize", np.random.default_rng(2))
+    assert model.preprocessor.std[0] == 1.0
+    assert np.isfinite(model.preprocessor.transform(X.reshape(len(X), -1))).all()
+
+
+@pytest.mark.parametrize(("kind", "n_outputs"), [("softmax", 4), ("ridge", 4), ("logistic", 4), ("logistic", 1)])
+def test_probabilities_sum_to_one_and_agree_with_predict(kind, n_outputs):
+    model, X = make_model(kind, n_outputs, "scale", np.random.default_rng(3))
+    P = model.predict_proba(X)
+    np.testing.assert_allclose(P.sum(axis=1), 1.0, rtol=1e-5)
+    assert (P >= 0).all()
+    np.testing.assert_array_equal(model.classes[P.argmax(axis=1)], model.predict(X))
+
+
+def test_binary_logistic_probability_is_sigmoid_of_score():
+    model, X = make_model("logistic", 1, "scale", np.random.default_rng(4))
+    s = model.decision_function(X)[:, 0].astype(np.float64)
+    np.testing.assert_allclose(model.predict_proba(X)[:, 1], 1 / (1 + np.exp(-s)), rtol=1e-5)
+    assert set(model.predict(X)) <= {3, 8}
+
+
+def test_flat_and_image_inputs_agree():
+    model, X = make_model("softmax", 3, "center", np.random.default_rng(5))
+    np.testing.assert_array_equal(model.predict(X), model.predict(X.reshape(len(X), -1)))
+
+
+def test_wrong_image_shape_names_both_shapes():
+    model, _ = make_model("softmax", 3, "scale", np.random.default_rng(6))
+    with pytest.raises(DataError, match=r"8×8 .* expects 4×5"):
+        model.predict(np.zeros((2, 8, 8), np.uint8))
+
+
+def test_unknown_preprocessing_is_a_usage_error():
+    with pytest.raises(UsageError):
+        Preprocessor.fit("whiten", np.zeros((3, 4), np.uint8))

@@ -1,0 +1,115 @@
+"""Model files: round trip, refusal of code-running, tampered, foreign and future files."""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import joblib
+import numpy as np
+import pytest
+
+from mnistlr.errors import ModelFileError
+from mnistlr.models import LinearModel, Preprocessor
+from mnistlr.persist import FORMAT_VERSION, content_hash, load_model, model_to_dict, save_model
+
+
+@pytest.fixture
+def model():
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, size=(30, 36)).astype(np.uint8)
+    return LinearModel(
+        "softmax", np.arange(3), (6, 6), Preprocessor.fit("standardize", X),
+        rng.normal(size=(36, 3)).astype(np.float32), np.zeros(3, np.float32),
+        params={"l2": 1e-3, "solver": "lbfgs"},
+        meta={"history": [{"epoch": 1, "train_loss": np.float64(0.7)}], "seed": 3,
+              "class_means": rng.random((3, 36)).astype(np.float32)})
+
+
+def test_round_trip_keeps_weights_params_and_meta(model, tmp_path):
+    path = tmp_path / "m.joblib"
+    save_model(model, path)
+    loaded = load_model(path)
+    np.testing.assert_array_equal(loaded.W, model.W)
+    np.testing.assert_array_equal(loaded.preprocessor.std, model.preprocessor.std)
+    assert loaded.params == model.params
+    assert loaded.meta["history"] == [{"epoch": 1, "train_loss": 0.7}]
+    assert loaded.meta["format_version"] == FORMAT_VERSION
+    assert loaded.meta["versions"]["numpy"] == np.__version__
+    np.testing.assert_array_equal(loaded.meta["class_means"], model.meta["class_means"])
+
+
+def test_save_leaves_no_temporary_files(model, tmp_path):
+    save_model(model, tmp_path / "m.joblib")
+    assert sorted(os.listdir(tmp_path)) == ["m.joblib"]
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.mkdir, (os.environ["MNISTLR_EVIL_MARK"],))
+
+
+def test_pickle_that_would_run_code_is_refused_and_nothing_runs(tmp_path, monkeypatch):
+    mark = tmp_path / "ran"
+    monkeypatch.setenv("MNISTLR_EVIL_MARK", str(mark))
+    path = tmp_path / "evil.joblib"
+    joblib.dump({"magic": "mnistlr-model", "payload": _RunsCode()}, path)
+    # the same file run through plain pickle really would execute code:
+    with open(path, "rb") as handle:
+        pickle.load(handle)
+    assert mark.exists()
+    mark.rmdir()
+    with pytest.raises(ModelFileError, match="posix.mkdir|os.mkdir|nothing in it was run"):
+        load_model(path)
+    assert not mark.exists()
+
+
+def test_object_arrays_are_refused(tmp_path):
+    path = tmp_path / "obj.joblib"
+    joblib.dump({"magic": "mnistlr-model", "W": np.array([object()], dtype=object)}, path)
+    with pytest.raises(ModelFileError):
+        load_model(path)
+
+
+def test_tampered_weights_are_refused(model, tmp_path):
+    path = tmp_path / "m.joblib"
+    save_model(model, path)
+    data = bytearray(path.read_bytes())
+    needle = model.W.tobytes()[:16]
+    at = bytes(data).find(needle)
+    assert at > 0
+    data[at] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="content hash does not match"):
+        load_model(path)
+
+
+def test_other_format_version_is_refused(model, tmp_path):
+    payload = model_to_dict(model)
+    payload["format_version"] = FORMAT_VERSION + 1
+    payload["sha256"] = content_hash(payload)
+    joblib.dump(payload, tmp_path / "future.joblib")
+    with pytest.raises(ModelFileError, match="format version 2 is not supported"):
+        load_model(tmp_path / "future.joblib")
+
+
+@pytest.mark.parametrize("content", [b"", b"not a pickle at all", b"\x80\x05\x95garbage", b"\x1f\x8b\x08\x00broken"])
+def test_garbage_files_are_refused(tmp_path, content):
+    path = tmp_path / "bad.joblib"
+    path.write_bytes(content)
+    with pytest.raises(ModelFileError, match="bad.joblib"):
+        load_model(path)
+
+
+def test_foreign_plain_pickle_is_refused(tmp_path):
+    path = tmp_path / "foreign.joblib"
+    joblib.dump({"weights": [1, 2, 3]}, path)
+    with pytest.raises(ModelFileError, match="not a mnistlr model"):
+        load_model(path)
+
+
+def test_missing_file_and_directory(tmp_path):
+    with pytest.raises(ModelFileError, match="no such model file"):
+        load_model(tmp_path / "nope.joblib")
+    with pytest.raises(ModelFileError, match="is a directory"):
+        load_model(tmp_path)

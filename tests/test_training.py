@@ -1,0 +1,90 @@
+"""Training orchestration: option checks, subsetting, stratified hold-out, C conversion."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from mnistlr.errors import DataError, TrainingError, UsageError
+from mnistlr.training import TrainOptions, prepare, resolve_l2, stratified_split
+
+
+def toy(n=120, n_classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(n_classes), n // n_classes)
+    images = rng.integers(0, 256, size=(len(labels), 4, 4)).astype(np.uint8)
+    return images, labels
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (TrainOptions(l2=-1.0), "--l2 must be a finite number"),
+    (TrainOptions(l2=math.nan), "--l2 must be a finite number"),
+    (TrainOptions(lr=0.0, solver="gd"), "--lr must be > 0"),
+    (TrainOptions(lr=math.inf, solver="gd"), "--lr must be a finite number"),
+    (TrainOptions(epochs=0, solver="gd"), "--epochs must be at least 1"),
+    (TrainOptions(batch_size=0, solver="sgd"), "--batch-size must be at least 1"),
+    (TrainOptions(l1=1e-3), "lbfgs cannot do L1"),
+    (TrainOptions(model="ridge", solver="gd"), "closed form"),
+    (TrainOptions(solver="closed"), "ridge only"),
+    (TrainOptions(l2=1e-3, C=1.0), "give only one"),
+    (TrainOptions(classes=[3]), "at least two distinct labels"),
+    (TrainOptions(val_fraction=1.5), "between 0 and 1"),
+])
+def test_bad_options_are_usage_errors(options, message):
+    with pytest.raises(UsageError, match=message):
+        options.validate()
+
+
+def test_c_is_converted_as_scikit_learn_defines_it():
+    assert resolve_l2(TrainOptions(C=2.0), 500) == pytest.approx(1.0 / 1000)
+    assert resolve_l2(TrainOptions(l2=0.25), 500) == 0.25
+
+
+def test_stratified_split_keeps_class_shares_and_is_seeded():
+    y = np.repeat([0, 1, 2], [50, 30, 20])
+    train, val = stratified_split(y, 10, np.random.default_rng(4))
+    assert np.bincount(y[val]).tolist() == [5, 3, 2]
+    assert len(np.intersect1d(train, val)) == 0 and len(train) + len(val) == len(y)
+    again = stratified_split(y, 10, np.random.default_rng(4))[1]
+    np.testing.assert_array_equal(val, again)
+
+
+def test_prepare_subsets_in_order_limit_classes_per_class():
+    images, labels = toy(n=300, n_classes=3)
+    shuffled = np.random.default_rng(1).permutation(len(labels))
+    images, labels = images[shuffled], labels[shuffled]
+    options = TrainOptions(train_limit=200, classes=[0, 2], per_class=20, val_size=8)
+    data = prepare(images, labels, options)
+    assert data.classes.tolist() == [0, 2]
+    assert len(data.y_train) + len(data.y_val) == 40
+    assert np.bincount(data.y_val, minlength=3).tolist() == [4, 0, 4]
+    first = set(map(bytes, images[:200].reshape(200, -1)))
+    assert all(bytes(row) in first for row in data.X_train)
+
+
+def test_gd_holds_out_a_tenth_by_default_lbfgs_none():
+    images, labels = toy()
+    assert len(prepare(images, labels, TrainOptions(solver="gd")).y_val) == 12
+    assert prepare(images, labels, TrainOptions()).y_val is None
+
+
+def test_val_size_larger_than_data_is_a_usage_error():
+    images, labels = toy()
+    with pytest.raises(UsageError, match="--val-size 500 leaves no training data"):
+        prepare(images, labels, TrainOptions(val_size=500))
+
+
+def test_unknown_classes_are_named():
+    images, labels = toy()
+    with pytest.raises(UsageError, match="label.s. 7 do not occur"):
+        prepare(images, labels, TrainOptions(classes=[1, 7]))
+
+
+def test_single_class_and_mismatched_counts():
+    images, labels = toy()
+    with pytest.raises(TrainingError, match="single class"):
+        prepare(images, np.zeros_like(labels), TrainOptions())
+    with pytest.raises(DataError, match="120 training images but 119 labels"):
+        prepare(images, labels[:-1], TrainOptions())
