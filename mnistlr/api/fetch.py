@@ -1,0 +1,66 @@
+"""`fetch`: download or import datasets into the data directory, and list them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from mnistlr.data import DATASETS, dataset_dir, dataset_status, get_spec
+from mnistlr.download import ProgressFn, Source, fetch_dataset, is_url
+from mnistlr.errors import UsageError
+
+
+def _sources(local_dirs: Sequence[str], builtin: Sequence[str], mirrors: Sequence[str] | None,
+             source: Path | None) -> list[Source]:
+    """--source and --mirror replace the built-in sources; else local copies come first."""
+    if source is not None or mirrors:
+        return ([Path(source)] if source is not None else []) + list(mirrors or [])
+    return [Path(d) for d in local_dirs if Path(d).is_dir()] + list(builtin)
+
+
+def _check_options(mirrors: Sequence[str] | None, source: Path | None,
+                   timeout: float, retries: int) -> None:
+    for url in mirrors or []:
+        if not is_url(url):
+            raise UsageError(f"--mirror {url}: not an http://, https:// or file:// URL",
+                             "give the base URL the file names are appended to")
+    if source is not None and not Path(source).is_dir():
+        raise UsageError(f"--source {source}: not a directory",
+                         "give the folder that holds the four .gz files")
+    if not timeout > 0:
+        raise UsageError(f"--timeout {timeout}: must be positive")
+    if retries < 0:
+        raise UsageError(f"--retries {retries}: must be 0 or more")
+
+
+def fetch(datasets: Sequence[str] = ("mnist",), data_dir: str | os.PathLike | None = None, *,
+          mirrors: Sequence[str] | None = None, source: str | os.PathLike | None = None,
+          force: bool = False, timeout: float = 30.0, retries: int = 2,
+          progress: ProgressFn | None = None) -> list[dict]:
+    """Fetch each dataset into DATA_DIR/NAME/, verified; returns one dict per dataset.
+
+    Each dict: {"name", "status": "fetched"|"present"|"bundled", "where", "files": [...]}.
+    Unknown names and bad options raise UsageError before anything is fetched; a file that
+    cannot be fetched and verified raises FetchError.
+    """
+    specs = [get_spec(name) for name in dict.fromkeys(datasets or ["mnist"])]
+    source = Path(source) if source is not None else None
+    _check_options(mirrors, source, timeout, retries)
+    results = []
+    for spec in specs:
+        if spec.bundled:
+            results.append({"name": spec.name, "status": "bundled", "where": "bundled with mnistlr",
+                            "files": [],
+                            "message": "bundled with mnistlr; it needs no fetch"})
+            continue
+        sources = _sources(spec.local_dirs, spec.mirrors, mirrors, source)
+        results.append(fetch_dataset(spec, dataset_dir(spec.name, data_dir), sources, force=force,
+                                     timeout=timeout, retries=retries, progress=progress))
+    return results
+
+
+def list_datasets(data_dir: str | os.PathLike | None = None,
+                  names: Sequence[str] | None = None) -> list[dict]:
+    """The status of every registered dataset (or of *names*): present locally or not, and where."""
+    return [dataset_status(name, data_dir) for name in (names or list(DATASETS))]

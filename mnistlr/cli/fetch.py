@@ -1,0 +1,160 @@
+"""`mnistlr fetch`: download or import datasets, verified; `--list` shows what is where."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mnistlr.cli.base import DataDirOpt, JsonOpt, QuietOpt, app, show_progress, stderr_console
+
+
+def _status_text(status: dict) -> str:
+    if status["bundled"]:
+        return "bundled"
+    if status["present"]:
+        return "present"
+    if status["files_present"]:
+        return f"partial ({status['files_present']} of {len(status['files'])} files)"
+    return "missing"
+
+
+def _print_list(statuses: list[dict], data_dir: Path) -> None:
+    from rich.table import Table
+
+    from mnistlr.cli.base import stdout_console
+
+    table = Table(title=f"datasets (data directory: {data_dir})", title_justify="left")
+    for column in ("dataset", "status", "where", "description"):
+        table.add_column(column, overflow="fold")
+    for status in statuses:
+        where = status["where"]
+        if not status["present"] and status["local_source"]:
+            where += f" (will import {status['local_source']})"
+        table.add_row(status["name"], _status_text(status), where, status["description"])
+    stdout_console().print(table)
+
+
+class _Reporter:
+    """Turns api progress events into a Rich progress display or plain lines on stderr."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.console = stderr_console()
+        self.bar = None
+        self.tasks: dict[str, int] = {}
+        if show_progress(quiet):
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                                TransferSpeedColumn(), TimeRemainingColumn(),
+                                console=self.console, transient=False)
+
+    def __enter__(self):
+        if self.bar is not None:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def _say(self, text: str) -> None:
+        if not self.quiet:
+            (self.bar.console if self.bar else self.console).print(text, markup=False, soft_wrap=True)
+
+    def __call__(self, event) -> None:
+        label = f"{event.dataset}/{event.file}"
+        if event.kind == "advance" and self.bar is not None:
+            if label not in self.tasks:
+                short = label.removesuffix(".gz").removesuffix("-ubyte")
+                self.tasks[label] = self.bar.add_task(short, total=event.total)
+            self.bar.update(self.tasks[label], completed=event.done, total=event.total)
+        elif event.kind == "start" and self.bar is None:
+            self._say(f"{label}: from {event.message}")
+        elif event.kind == "done" and self.bar is None:
+            self._say(f"{label}: verified ({event.done:,} bytes)")
+        elif event.kind == "skip":
+            self._say(f"{label}: {event.message}")
+        elif event.kind in ("retry", "fallback"):
+            self._say(f"{label}: {event.message}")
+
+
+def _summary(result: dict) -> str:
+    if result["status"] == "bundled":
+        return f"{result['name']}: {result['message']}"
+    counts: dict[str, int] = {}
+    for f in result["files"]:
+        counts[f["status"]] = counts.get(f["status"], 0) + 1
+    done = ", ".join(f"{n} {status}" for status, n in counts.items())
+    return f"{result['name']}: {result['status']} in {result['where']} ({done})"
+
+
+@app.command("fetch")
+def fetch_command(
+    datasets: Annotated[list[str] | None, typer.Argument(
+        metavar="DATASET", show_default=False,
+        help="Datasets to fetch (default: mnist); see --list.")] = None,
+    list_: Annotated[bool, typer.Option(
+        "--list", "-l", help="List every dataset, whether it is present locally and where; fetch nothing.")] = False,
+    mirror: Annotated[list[str] | None, typer.Option(
+        "--mirror", metavar="URL", show_default=False,
+        help="Base URL to fetch from (the file name is appended); repeatable; replaces the built-in mirrors.")] = None,
+    source: Annotated[Path | None, typer.Option(
+        "--source", metavar="DIR", file_okay=False,
+        help="Import the .gz files from this local folder instead of downloading.")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Fetch again even when the files are present and verify.")] = False,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", min=0.1, metavar="SECONDS", help="Network timeout per request.")] = 30.0,
+    retries: Annotated[int, typer.Option(
+        "--retries", min=0, max=10, help="Retries per mirror after a timeout or a broken connection.")] = 2,
+    data_dir: DataDirOpt = None,
+    quiet: QuietOpt = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Download datasets into the data directory and verify their checksums.
+
+    Each file is verified (the published MD5, or the SHA-256 of its contents) before it gets its final name, so an interrupted or failed fetch never leaves a file that looks complete; an interrupted download resumes where it stopped. fashion-mnist is imported from /usr/share/datasets/fashion-mnist when that folder exists (apt-get install dataset-fashion-mnist). mnist-sample is bundled with mnistlr and needs no fetch.
+
+    Examples:
+
+      mnistlr fetch
+
+      mnistlr fetch fashion-mnist kmnist --retries 5
+
+      mnistlr fetch --list --json
+    """
+    from mnistlr.api.fetch import fetch, list_datasets
+    from mnistlr.cli.base import stdout_console
+    from mnistlr.data import get_spec, resolve_data_dir
+
+    names = list(datasets or [])
+    for name in names:
+        get_spec(name)  # unknown names fail (exit 2) before anything happens
+    if list_:
+        statuses = list_datasets(data_dir, names or None)
+        if json_:
+            typer.echo(json.dumps({"data_dir": str(resolve_data_dir(data_dir)),
+                                   "datasets": statuses}, indent=2))
+        else:
+            _print_list(statuses, resolve_data_dir(data_dir))
+        return
+    with _Reporter(quiet) as reporter:
+        results = fetch(names or ["mnist"], data_dir, mirrors=mirror, source=source, force=force,
+                        timeout=timeout, retries=retries, progress=reporter)
+    if json_:
+        typer.echo(json.dumps({"datasets": results}, indent=2))
+        return
+    console = stdout_console()
+    for result in results:
+        console.print(_summary(result), markup=False, soft_wrap=True)

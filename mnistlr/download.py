@@ -1,0 +1,302 @@
+"""Downloading and importing dataset files, verified before they get their final name.
+
+Each file goes to ``.NAME.part`` in the dataset folder and is renamed to ``NAME``
+only after its checksum verified (the gzip's MD5 as published, or the SHA-256 of
+its decompressed payload), so a failed or interrupted fetch never leaves a file
+that looks complete. An HTTP transfer that was cut off resumes with a Range
+request when the server allows it. Only the standard library's urllib is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import gzip
+import hashlib
+import http.client
+import os
+import time
+import urllib.error
+import urllib.request
+import zlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from mnistlr import __version__
+from mnistlr.data import FILE_KEYS, DatasetSpec, FileSpec
+from mnistlr.errors import FetchError
+
+CHUNK = 1 << 16
+_sleep = time.sleep  # tests replace it to skip the backoff
+
+
+@dataclasses.dataclass
+class FetchEvent:
+    """A progress report: kind is start, advance, done, skip, retry or fallback."""
+
+    kind: str
+    dataset: str
+    file: str
+    done: int = 0
+    total: int | None = None
+    message: str = ""
+
+
+ProgressFn = Callable[[FetchEvent], None]
+Source = str | Path  # a base URL (http, https, file) or a local folder
+
+
+class _SourceFailed(Exception):
+    """This source cannot deliver the file (the message says why)."""
+
+
+class _Transient(_SourceFailed):
+    """A failure worth retrying on the same source (timeouts, resets, 5xx)."""
+
+
+def _backoff(attempt: int) -> float:
+    return min(0.5 * 2 ** attempt, 5.0)
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _payload_sha256(path: Path) -> str | None:
+    """SHA-256 of the decompressed payload (of the bytes if not gzip); None if damaged."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as raw:
+        is_gzip = raw.read(2) == b"\x1f\x8b"
+    try:
+        with (gzip.open(path, "rb") if is_gzip else open(path, "rb")) as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    except (EOFError, zlib.error, OSError):
+        return None
+    return digest.hexdigest()
+
+
+def verify_file(path: Path, spec: FileSpec) -> str | None:
+    """None when *path* matches the published gzip MD5 or the payload SHA-256, else why not."""
+    if spec.md5 is None and spec.sha256 is None:
+        return None
+    md5 = _md5(path) if spec.md5 else None
+    if md5 is not None and md5 == spec.md5:
+        return None
+    sha = _payload_sha256(path) if spec.sha256 else None
+    if sha is not None and sha == spec.sha256:
+        return None
+    parts = []
+    if spec.md5:
+        parts.append(f"MD5 {md5}, expected {spec.md5}")
+    if spec.sha256:
+        parts.append(f"payload SHA-256 {sha or 'unreadable (damaged gzip)'}, expected {spec.sha256}")
+    return "checksum mismatch (" + "; ".join(parts) + ")"
+
+
+def _open_url(url: str, offset: int, timeout: float):
+    """urlopen with an optional Range header; failures become _SourceFailed/_Transient."""
+    request = urllib.request.Request(url, headers={"User-Agent": f"mnistlr/{__version__}"})
+    if offset:
+        request.add_header("Range", f"bytes={offset}-")
+    try:
+        return urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        if exc.code == 416 and offset:
+            return None
+        message = f"HTTP {exc.code} {exc.reason}".strip()
+        if exc.code in (408, 429) or exc.code >= 500:
+            raise _Transient(message) from None
+        raise _SourceFailed(message) from None
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, TimeoutError):
+            raise _Transient(f"timed out after {timeout:g} s") from None
+        if isinstance(exc.reason, FileNotFoundError):
+            raise _SourceFailed("not found") from None
+        raise _Transient(str(exc.reason)) from None
+    except TimeoutError:
+        raise _Transient(f"timed out after {timeout:g} s") from None
+    except (OSError, http.client.HTTPException) as exc:
+        raise _Transient(str(exc) or type(exc).__name__) from None
+
+
+def _download_once(url: str, part: Path, timeout: float,
+                   report: Callable[[int, int | None], None]) -> None:
+    """One attempt: resume *part* if the server honours Range (206), else restart (200)."""
+    offset = part.stat().st_size if part.exists() else 0
+    response = _open_url(url, offset, timeout)
+    if response is None:
+        return  # 416: nothing after *offset*, so the partial file may be whole; verification decides
+    with response:
+        status = getattr(response, "status", None)
+        content_range = response.headers.get("Content-Range", "") if response.headers else ""
+        resumed = offset > 0 and status == 206 and content_range.startswith(f"bytes {offset}-")
+        if not resumed:
+            offset = 0
+        length = response.headers.get("Content-Length") if response.headers else None
+        total = offset + int(length) if length and length.isdigit() else None
+        done = offset
+        try:
+            with open(part, "ab" if resumed else "wb") as out:
+                report(done, total)
+                for chunk in iter(lambda: response.read(CHUNK), b""):
+                    out.write(chunk)
+                    done += len(chunk)
+                    report(done, total)
+                out.flush()
+                os.fsync(out.fileno())
+        except TimeoutError:
+            raise _Transient(f"timed out after {timeout:g} s ({done:,} bytes received)") from None
+        except (http.client.HTTPException, ConnectionError) as exc:
+            raise _Transient(f"connection broke after {done:,} bytes ({type(exc).__name__})") from None
+        except OSError as exc:
+            raise _SourceFailed(f"{part}: {exc.strerror or exc}") from None
+    if total is not None and done < total:
+        raise _Transient(f"connection closed after {done:,} of {total:,} bytes")
+
+
+def _download(url: str, part: Path, timeout: float, retries: int,
+              report: Callable[[int, int | None], None],
+              on_retry: Callable[[str], None]) -> None:
+    """Download *url* into *part* with up to *retries* retries of transient failures."""
+    for attempt in range(retries + 1):
+        try:
+            _download_once(url, part, timeout, report)
+            return
+        except _Transient as exc:
+            if attempt == retries:
+                raise
+            on_retry(f"{url}: {exc}; retrying ({attempt + 1} of {retries})")
+            _sleep(_backoff(attempt))
+
+
+def _copy_local(src: Path, part: Path, report: Callable[[int, int | None], None]) -> None:
+    """Copy the local file *src* into *part*."""
+    if not src.is_file():
+        raise _SourceFailed("not found")
+    try:
+        total = src.stat().st_size
+        with open(src, "rb") as inp, open(part, "wb") as out:
+            done = 0
+            report(done, total)
+            for chunk in iter(lambda: inp.read(1 << 20), b""):
+                out.write(chunk)
+                done += len(chunk)
+                report(done, total)
+            out.flush()
+            os.fsync(out.fileno())
+    except OSError as exc:
+        raise _SourceFailed(exc.strerror or str(exc)) from None
+
+
+def is_url(source: Source) -> bool:
+    return isinstance(source, str) and source.split(":", 1)[0].lower() in ("http", "https", "file")
+
+
+def _where(source: Source, name: str) -> str:
+    """The URL or path of file *name* at *source*."""
+    if is_url(source):
+        return str(source).rstrip("/") + "/" + name
+    return str(Path(source) / name)
+
+
+class _Fetcher:
+    """Fetches the files of one dataset into *folder*, reporting through *progress*."""
+
+    def __init__(self, spec: DatasetSpec, folder: Path, sources: Sequence[Source], *,
+                 force: bool, timeout: float, retries: int, progress: ProgressFn | None):
+        self.spec, self.folder, self.sources = spec, folder, list(sources)
+        self.force, self.timeout, self.retries = force, timeout, retries
+        self.progress = progress or (lambda event: None)
+
+    def _event(self, kind: str, name: str, **fields) -> None:
+        self.progress(FetchEvent(kind, self.spec.name, name, **fields))
+
+    def _get(self, source: Source, name: str, part: Path) -> None:
+        def report(done: int, total: int | None) -> None:
+            self._event("advance", name, done=done, total=total)
+
+        def on_retry(message: str) -> None:
+            self._event("retry", name, message=message)
+
+        if is_url(source):
+            _download(_where(source, name), part, self.timeout, self.retries, report, on_retry)
+        else:
+            _copy_local(Path(source) / name, part, report)
+
+    def _try_source(self, source: Source, spec: FileSpec, part: Path) -> str | None:
+        """Fetch and verify from one source: None on success, else the failure."""
+        resumed = part.exists() and part.stat().st_size > 0 and is_url(source)
+        for _ in range(2 if resumed else 1):
+            try:
+                self._get(source, spec.name, part)
+            except _SourceFailed as exc:
+                return str(exc)
+            reason = verify_file(part, spec)
+            if reason is None:
+                return None
+            part.unlink()  # a bad or stale partial file: start afresh once, then give up
+        return reason
+
+    def fetch_file(self, spec: FileSpec) -> dict:
+        """Fetch one file unless it is present and verifies; returns what was done."""
+        final = self.folder / spec.name
+        part = self.folder / f".{spec.name}.part"
+        if final.is_file() and not self.force:
+            if verify_file(final, spec) is None:
+                self._event("skip", spec.name, message="already present and verified")
+                return {"file": spec.name, "status": "present", "bytes": final.stat().st_size}
+            self._event("retry", spec.name, message=f"{final} fails verification; fetching it again")
+        if self.force:
+            with contextlib.suppress(FileNotFoundError):
+                part.unlink()
+        failures = []
+        for source in self.sources:
+            where = _where(source, spec.name)
+            self._event("start", spec.name, message=where)
+            failure = self._try_source(source, spec, part)
+            if failure is None:
+                os.replace(part, final)
+                self._event("done", spec.name, done=final.stat().st_size, message=where)
+                return {"file": spec.name, "status": "downloaded" if is_url(source) else "imported",
+                        "source": where, "bytes": final.stat().st_size}
+            failures.append(f"{where}: {failure}")
+            self._event("fallback", spec.name, message=f"{where}: {failure}")
+        raise FetchError(f"could not fetch {self.spec.name}/{spec.name}: " + "; ".join(failures),
+                         "check the network, or give --mirror URL or --source DIR")
+
+
+def fetch_dataset(spec: DatasetSpec, folder: Path, sources: Sequence[Source], *,
+                  force: bool = False, timeout: float = 30.0, retries: int = 2,
+                  progress: ProgressFn | None = None) -> dict:
+    """Fetch the four files of *spec* into *folder* from *sources* (tried in order).
+
+    Returns {"name", "status": "fetched"|"present", "where", "files": [...]}.
+    Raises FetchError when a file cannot be fetched and verified from any source; a file
+    that fails verification is deleted, so nothing that looks complete is left behind.
+    """
+    if not sources:
+        raise FetchError(f"no source for dataset '{spec.name}'", "give --mirror URL or --source DIR")
+    created = not folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FetchError(f"{folder}: cannot create the dataset folder ({exc.strerror or exc})",
+                         "choose a writable --data-dir") from None
+    fetcher = _Fetcher(spec, folder, sources, force=force, timeout=timeout, retries=retries,
+                       progress=progress)
+    try:
+        files = [fetcher.fetch_file(spec.files[key]) for key in FILE_KEYS]
+    except BaseException:
+        if created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only succeeds when nothing at all was left in it
+        raise
+    fetched = any(f["status"] != "present" for f in files)
+    return {"name": spec.name, "status": "fetched" if fetched else "present",
+            "where": str(folder), "files": files}

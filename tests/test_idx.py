@@ -1,0 +1,237 @@
+"""IDX reading and writing: round trips, every malformed-file case, the decoded-array cache."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+
+import numpy as np
+import pytest
+
+from mnistlr import idx
+from mnistlr.errors import DataError
+from mnistlr.idx import parse_idx, read_idx, read_images, read_labels, write_idx
+
+DTYPES = [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64]
+SHAPES = [(7,), (3, 5), (4, 2, 3), (2, 3, 1, 4)]
+
+
+def header(code: int, dims: tuple[int, ...]) -> bytes:
+    return bytes([0, 0, code, len(dims)]) + struct.pack(f">{len(dims)}I", *dims)
+
+
+def sample(dtype, shape) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    values = rng.integers(-100, 100, size=shape) if np.dtype(dtype).kind != "u" \
+        else rng.integers(0, 256, size=shape)
+    return (values * (1.5 if np.dtype(dtype).kind == "f" else 1)).astype(dtype)
+
+
+@pytest.mark.parametrize("compress", [True, False])
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_round_trip(tmp_path, dtype, shape, compress):
+    array = sample(dtype, shape)
+    path = tmp_path / "a.idx"
+    write_idx(path, array, compress=compress)
+    assert (path.read_bytes()[:2] == b"\x1f\x8b") == compress
+    back = read_idx(path)
+    assert back.shape == shape
+    assert back.dtype == np.dtype(dtype)
+    assert back.dtype.isnative
+    np.testing.assert_array_equal(back, array)
+
+
+def test_layout_is_big_endian_as_specified():
+    data = header(0x0C, (2,)) + struct.pack(">2i", 1, -2)
+    np.testing.assert_array_equal(parse_idx(data, "x"), [1, -2])
+
+
+def test_bytes_are_not_copied():
+    data = header(0x08, (2, 2)) + bytes([1, 2, 3, 4])
+    array = parse_idx(data, "x")
+    assert not array.flags.owndata  # a view on the bytes
+    np.testing.assert_array_equal(array, [[1, 2], [3, 4]])
+
+
+def test_gzip_detected_by_content_not_name(tmp_path):
+    array = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    raw_named_gz = tmp_path / "raw.gz"
+    gz_named_raw = tmp_path / "packed-ubyte"
+    write_idx(raw_named_gz, array, compress=False)
+    write_idx(gz_named_raw, array, compress=True)
+    np.testing.assert_array_equal(read_idx(raw_named_gz), array)
+    np.testing.assert_array_equal(read_idx(gz_named_raw), array)
+
+
+def test_write_is_reproducible(tmp_path):
+    array = sample(np.uint8, (4, 2, 3))
+    write_idx(tmp_path / "a.gz", array)
+    write_idx(tmp_path / "b.gz", array)
+    assert (tmp_path / "a.gz").read_bytes() == (tmp_path / "b.gz").read_bytes()
+
+
+@pytest.mark.parametrize("data, problem", [
+    (b"", "empty file"),
+    (b"\x00\x00", "too short"),
+    (b"\x12\x34\x08\x01" + struct.pack(">I", 1) + b"\x00", "not an IDX file"),
+    (header(0x0A, (1,)) + b"\x00", "unknown IDX element type 0x0A"),
+    (bytes([0, 0, 8, 0]), "zero dimensions"),
+    (bytes([0, 0, 8, 3]) + struct.pack(">I", 5), "truncated header"),
+    (header(0x08, (3, 0, 2)), "dimension of size 0"),
+    (header(0x08, (10, 28, 28)) + bytes(100), "truncated: header promises 10×28×28 bytes, file holds 100"),
+    (header(0x0D, (2, 3)) + bytes(23), "truncated"),
+    (header(0x08, (2, 2)) + bytes(5), "over-long: 1 bytes"),
+])
+def test_malformed_bytes(data, problem):
+    with pytest.raises(DataError) as err:
+        parse_idx(data, "t10k-images.gz")
+    assert problem in err.value.message
+    assert err.value.message.startswith("t10k-images.gz: ")
+
+
+def test_truncated_file_names_file_and_counts(tmp_path):
+    path = tmp_path / "t10k-images.gz"
+    path.write_bytes(gzip.compress(header(0x08, (10000, 28, 28)) + bytes(7_812_112)))
+    with pytest.raises(DataError, match=r"t10k-images\.gz: truncated: header promises "
+                                        r"10000×28×28 bytes, file holds 7,812,112"):
+        read_idx(path)
+
+
+def test_cut_gzip_stream(tmp_path):
+    path = tmp_path / "cut.gz"
+    blob = gzip.compress(header(0x08, (50, 28, 28)) + bytes(range(256)) * 150)
+    path.write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(DataError, match="cut.gz: gzip stream is cut off"):
+        read_idx(path)
+
+
+def test_damaged_gzip_stream(tmp_path):
+    path = tmp_path / "bad.gz"
+    blob = bytearray(gzip.compress(header(0x08, (100,)) + bytes(range(100))))
+    blob[-5] ^= 0xFF  # the stored length no longer matches
+    path.write_bytes(bytes(blob))
+    with pytest.raises(DataError, match="bad.gz: damaged gzip stream"):
+        read_idx(path)
+
+
+def test_missing_file_and_directory(tmp_path):
+    with pytest.raises(DataError, match="no such file"):
+        read_idx(tmp_path / "absent.gz")
+    with pytest.raises(DataError, match="is a directory"):
+        read_idx(tmp_path)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
+def test_unreadable_file(tmp_path):
+    path = tmp_path / "locked.gz"
+    write_idx(path, np.zeros(3, np.uint8))
+    path.chmod(0)
+    with pytest.raises(DataError, match="permission denied"):
+        read_idx(path)
+
+
+def test_unreadable_file_as_root(tmp_path, monkeypatch):
+    def deny(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("builtins.open", deny)
+    with pytest.raises(DataError, match="locked.gz: permission denied"):
+        read_idx(tmp_path / "locked.gz")
+
+
+def test_images_and_labels_refuse_each_other(tmp_path):
+    images, labels = tmp_path / "images.gz", tmp_path / "labels.gz"
+    write_idx(images, np.zeros((3, 4, 4), np.uint8))
+    write_idx(labels, np.arange(3, dtype=np.uint8))
+    assert read_images(images).shape == (3, 4, 4)
+    assert read_labels(labels).dtype == np.uint8
+    with pytest.raises(DataError, match="labels.gz: holds 3 labels"):
+        read_images(labels)
+    with pytest.raises(DataError, match="images.gz: holds images, not labels"):
+        read_labels(images)
+
+
+def test_images_must_be_bytes_and_labels_integers(tmp_path):
+    write_idx(tmp_path / "f.gz", np.zeros((2, 2, 2), np.float32))
+    write_idx(tmp_path / "g.gz", np.zeros(2, np.float64))
+    with pytest.raises(DataError, match="unsigned bytes"):
+        read_images(tmp_path / "f.gz")
+    with pytest.raises(DataError, match="must be integers"):
+        read_labels(tmp_path / "g.gz")
+
+
+def test_write_refuses_unsupported_arrays(tmp_path):
+    for bad in (np.zeros(3, np.uint16), np.zeros((), np.uint8), np.zeros((2, 0), np.uint8)):
+        with pytest.raises(DataError):
+            write_idx(tmp_path / "x.gz", bad)
+    assert not list(tmp_path.iterdir())
+
+
+class _CountingDecompress:
+    def __init__(self, monkeypatch):
+        self.calls = 0
+        real = gzip.decompress
+
+        def counting(data, *args, **kwargs):
+            self.calls += 1
+            return real(data, *args, **kwargs)
+
+        monkeypatch.setattr(idx.gzip, "decompress", counting)
+
+
+def test_cache_second_load_does_not_decompress(tmp_path, monkeypatch):
+    array = sample(np.uint8, (20, 28, 28))
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    write_idx(path, array)
+    counter = _CountingDecompress(monkeypatch)
+    first = read_idx(path, cache=True)
+    second = read_idx(path, cache=True)
+    assert counter.calls == 1
+    assert isinstance(second, np.memmap)
+    np.testing.assert_array_equal(first, array)
+    np.testing.assert_array_equal(second, array)
+    assert len(list((tmp_path / ".cache").glob("*.npy"))) == 1
+
+
+def test_cache_invalidated_when_source_changes(tmp_path, monkeypatch):
+    path = tmp_path / "labels.gz"
+    write_idx(path, np.arange(10, dtype=np.uint8))
+    counter = _CountingDecompress(monkeypatch)
+    read_labels(path, cache=True)
+    changed = np.arange(12, dtype=np.uint8)[::-1].copy()
+    write_idx(path, changed)
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10_000_000))  # coarse clocks
+    np.testing.assert_array_equal(read_labels(path, cache=True), changed)
+    np.testing.assert_array_equal(read_labels(path, cache=True), changed)
+    assert counter.calls == 2
+    assert len(list((tmp_path / ".cache").glob("labels.gz.*.npy"))) == 1  # the stale one is gone
+
+
+def test_no_cache_unless_asked(tmp_path):
+    write_idx(tmp_path / "a.gz", np.arange(4, dtype=np.uint8))
+    read_idx(tmp_path / "a.gz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.gz"]
+
+
+def test_cache_skipped_silently_in_read_only_folder(tmp_path, monkeypatch):
+    path = tmp_path / "a.gz"
+    write_idx(path, np.arange(4, dtype=np.uint8))
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(type(tmp_path), "mkdir", refuse)
+    np.testing.assert_array_equal(read_idx(path, cache=True), np.arange(4))
+    assert not (tmp_path / ".cache").exists()
+
+
+def test_corrupt_cache_entry_is_ignored(tmp_path):
+    path = tmp_path / "a.gz"
+    write_idx(path, np.arange(4, dtype=np.uint8))
+    read_idx(path, cache=True)
+    (cached,) = (tmp_path / ".cache").glob("*.npy")
+    cached.write_bytes(b"garbage")
+    np.testing.assert_array_equal(read_idx(path, cache=True), np.arange(4))

@@ -1,0 +1,123 @@
+"""`mnistlr train` end to end: the CLI on the bundled sample, and the issue's bars on real MNIST."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.metrics import accuracy_score, log_loss
+
+from mnistlr.persist import load_model
+from mnistlr.training import TrainOptions, fit_model
+
+
+def test_train_json_summary_and_model_file(cli, tmp_path):
+    out = tmp_path / "m.joblib"
+    result = cli("train", "--dataset", "mnist-sample", "--per-class", "40", "-o", out, "--json", "-q")
+    assert result.code == 0, result.err
+    summary = json.loads(result.out)
+    for key in ("model", "solver", "n_train", "n_val", "train_accuracy", "val_accuracy", "train_loss",
+                "val_loss", "epochs", "stop_reason", "seconds", "output"):
+        assert key in summary
+    assert summary["model"] == "softmax" and summary["solver"] == "lbfgs"
+    assert summary["n_train"] == 400 and summary["output"] == str(out)
+    model = load_model(out)
+    assert model.meta["history"] and model.meta["data_sha256"]
+    assert model.meta["class_means"].shape == (10, 784)
+
+
+def test_train_table_goes_to_stdout_nothing_else(cli, tmp_path):
+    result = cli("train", "--dataset", "mnist-sample", "--per-class", "20", "-o", tmp_path / "m.joblib")
+    assert result.code == 0
+    assert "Training summary" in result.out and "train accuracy" in result.out
+    assert result.err == ""
+
+
+def test_same_seed_same_weights_sgd(cli, tmp_path):
+    args = ("train", "--dataset", "mnist-sample", "--per-class", "30", "--solver", "sgd",
+            "--epochs", "3", "-q")
+    assert cli(*args, "--seed", "7", "-o", tmp_path / "a.joblib").code == 0
+    assert cli(*args, "--seed", "7", "-o", tmp_path / "b.joblib").code == 0
+    assert cli(*args, "--seed", "8", "-o", tmp_path / "c.joblib").code == 0
+    a, b, c = (load_model(tmp_path / f"{n}.joblib").W for n in "abc")
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_binary_model_on_two_classes(cli, tmp_path):
+    out = tmp_path / "m.joblib"
+    result = cli("train", "--dataset", "mnist-sample", "--model", "logistic", "--classes", "3,8",
+                 "-o", out, "-q", "--json")
+    assert result.code == 0, result.err
+    model = load_model(out)
+    assert model.classes.tolist() == [3, 8] and model.W.shape == (784, 1)
+    assert json.loads(result.out)["train_accuracy"] > 0.9
+
+
+@pytest.mark.parametrize("args", [("--l2", "nan"), ("--l2", "-1"), ("--solver", "lbfgs", "--l1", "0.01"),
+                                  ("--classes", "3"), ("--model", "perceptron"), ("--epochs", "0")])
+def test_bad_options_exit_2_with_one_line(cli, tmp_path, args):
+    out = tmp_path / "m.joblib"
+    result = cli("train", "--dataset", "mnist-sample", *args, "-o", out)
+    assert result.code == 2
+    assert len(result.err.strip().splitlines()) == 1 and "Traceback" not in result.err
+    assert not out.exists()
+
+
+def test_missing_dataset_names_fetch_and_sample(cli, tmp_path):
+    result = cli("train", "--dataset", "mnist", "-o", tmp_path / "m.joblib")
+    assert result.code == 1
+    assert "mnistlr fetch" in result.err and "mnist-sample" in result.err
+
+
+# ---- the issue's bars on real digits: train on the 22,699 head images, test on the 10,000 ----
+
+@pytest.fixture(scope="module")
+def real(shared_mnist):
+    from mnistlr.idx import read_images, read_labels
+
+    return (read_images(shared_mnist / "train-head-images-idx3-ubyte.gz"),
+            read_labels(shared_mnist / "train-head-labels-idx1-ubyte.gz"),
+            read_images(shared_mnist / "t10k-images-idx3-ubyte.gz"),
+            read_labels(shared_mnist / "t10k-labels-idx1-ubyte.gz"))
+
+
+def test_softmax_defaults_reach_the_bar(real):
+    X, y, X_test, y_test = real
+    model = fit_model(X, y, TrainOptions())
+    P = model.predict_proba(X_test)
+    assert accuracy_score(y_test, model.predict(X_test)) >= 0.920
+    assert log_loss(y_test, P, labels=model.classes) <= 0.300
+
+
+def test_one_vs_rest_logistic_reaches_the_bar(real):
+    X, y, X_test, y_test = real
+    model = fit_model(X, y, TrainOptions(model="logistic"))
+    assert model.W.shape == (784, 10)
+    assert accuracy_score(y_test, model.predict(X_test)) >= 0.910
+
+
+def test_ridge_reaches_the_bar(real):
+    X, y, X_test, y_test = real
+    model = fit_model(X, y, TrainOptions(model="ridge"))
+    assert accuracy_score(y_test, model.predict(X_test)) >= 0.850
+
+
+def test_gd_with_l1_is_accurate_and_sparse(real):
+    X, y, X_test, y_test = real
+    model = fit_model(X, y, TrainOptions(solver="gd", l1=1e-4, l2=0.0, epochs=60, lr=1.0))
+    assert accuracy_score(y_test, model.predict(X_test)) >= 0.90
+    assert (model.W == 0).mean() >= 1 / 3
+
+
+def test_early_stopping_restores_the_best_epoch(real):
+    X, y, X_test, y_test = real
+    model = fit_model(X[:3000], y[:3000], TrainOptions(solver="sgd", lr=5.0, anneal=1e6, epochs=40,
+                                                       patience=2, val_size=500, batch_size=32))
+    history, meta = model.meta["history"], model.meta
+    val = [h["val_accuracy"] for h in history]
+    assert meta["stop_reason"] == "patience" and len(history) < 40
+    best = int(np.argmax(val))
+    assert history[best]["epoch"] == meta["best_epoch"]
+    assert meta["metrics"]["val_accuracy"] == pytest.approx(max(val), abs=1e-9)
