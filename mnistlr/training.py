@@ -145,7 +145,7 @@ def stratified_split(y, n_val: int, rng) -> tuple[Any, Any]:
     return np.flatnonzero(mask), val_idx
 
 
-def _subset(images, labels, options: TrainOptions, rng) -> tuple[Any, Any]:
+def subset(images, labels, options: TrainOptions, rng) -> tuple[Any, Any]:
     """Apply --train-limit, --classes and --per-class (in that order)."""
     import numpy as np
 
@@ -192,7 +192,7 @@ def prepare(images, labels, options: TrainOptions) -> Prepared:
         raise DataError(f"{len(images)} training images but {len(labels)} labels",
                         "give the labels file that belongs to the images")
     rng = np.random.default_rng(options.seed)
-    images, labels = _subset(images, labels, options, rng)
+    images, labels = subset(images, labels, options, rng)
     classes = np.unique(labels)
     if len(classes) < 2:
         raise TrainingError(f"the training data holds a single class ({classes.tolist()})",

@@ -1,0 +1,240 @@
+"""`sweep`: random or grid search with (nested) stratified K-fold CV; returns every trial and the best."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mnistlr.errors import MnistlrError, UsageError
+from mnistlr.training import TrainOptions
+
+if TYPE_CHECKING:
+    import numpy as np
+
+BACKENDS = ("local", "dask")
+
+
+def connect(scheduler: str):
+    """A Dask client for *scheduler* (tcp://HOST:PORT); MissingExtraError without distributed."""
+    try:
+        from distributed import Client
+    except ImportError:
+        from mnistlr.errors import MissingExtraError
+
+        raise MissingExtraError("distributed", "cluster", "--backend dask") from None
+    try:
+        return Client(scheduler, timeout="10s", set_as_default=False)
+    except (OSError, TimeoutError, ValueError, TypeError) as exc:
+        raise MnistlrError(f"cannot reach the Dask scheduler at {scheduler}: {exc}",
+                           "check --scheduler (e.g. tcp://10.0.0.5:8786) and that the scheduler is running"
+                           ) from None
+
+
+class Runner:
+    """Runs FoldTasks with joblib: local processes (loky) or a Dask cluster.
+
+    The images and labels are shipped to the workers once (loky memory-maps them;
+    Dask scatters them to every worker) and only task descriptions travel per fit.
+    """
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, n_jobs: int | None = None,
+                 backend: str = "local", scheduler: str | None = None):
+        self.images, self.labels = images, labels
+        self.n_jobs, self.backend, self.scheduler = n_jobs, backend, scheduler
+        self.n_slots = 1
+        self.n_threads: int | None = 1
+        self._client = self._config = self._parallel = None
+
+    def __enter__(self) -> Runner:
+        import joblib
+
+        if self.backend == "dask":
+            self._client = connect(self.scheduler)
+            workers = sum(self._client.nthreads().values())
+            self.n_slots = self.n_jobs or max(1, workers)
+            self.n_threads = None  # each Dask worker divides its machine's cores itself
+            self._config = joblib.parallel_config(backend="dask", client=self._client,
+                                                  scatter=[self.images, self.labels])
+            self._config.__enter__()
+        else:
+            cores = joblib.cpu_count()
+            self.n_slots = self.n_jobs or cores
+            # workers × Numba threads ≤ cores
+            self.n_threads = max(1, cores // self.n_slots)
+        self._parallel = joblib.Parallel(n_jobs=self.n_slots, return_as="generator")
+        self._parallel.__enter__()
+        return self
+
+    def run(self, tasks: list):
+        """Results of *tasks*, yielded in task order as they finish."""
+        from joblib import delayed
+
+        from mnistlr.search import run_fold
+
+        return self._parallel(delayed(run_fold)(self.images, self.labels, task, self.n_threads)
+                              for task in tasks)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._parallel is not None:
+            self._parallel.__exit__(*exc)
+        if self._config is not None:
+            self._config.__exit__(*exc)
+        if self._client is not None:
+            self._client.close()
+
+
+def _check_output_path(path: Path | None, option: str) -> None:
+    """Fail before the search, not after it, when *path* cannot be written."""
+    if path is None:
+        return
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{option} {path}: is a directory", "give a file name")
+    if not path.parent.is_dir():
+        raise UsageError(f"{option} {path}: directory {path.parent} does not exist",
+                         "create it first or choose another path")
+
+
+def _check_run(n_iter: int, cv: int, nested: int | None, n_jobs: int | None, budget: float | None,
+               backend: str, scheduler: str | None) -> None:
+    if cv < 2:
+        raise UsageError(f"--cv must be at least 2, got {cv}", "e.g. --cv 5")
+    if nested is not None and nested < 2:
+        raise UsageError(f"--nested must be at least 2, got {nested}", "e.g. --nested 3")
+    if n_jobs is not None and n_jobs < 1:
+        raise UsageError(f"-j must be at least 1, got {n_jobs}", "e.g. -j 2")
+    if budget is not None and not budget > 0:
+        raise UsageError(f"--budget must be a positive number of seconds, got {budget}", "e.g. --budget 600")
+    if backend not in BACKENDS:
+        raise UsageError(f"--backend '{backend}' is not one of {', '.join(BACKENDS)}", "use local or dask")
+    if backend == "dask" and not scheduler:
+        raise UsageError("--backend dask needs --scheduler", "e.g. --scheduler tcp://10.0.0.5:8786")
+    if backend != "dask" and scheduler:
+        raise UsageError("--scheduler is for --backend dask", "add --backend dask, or drop --scheduler")
+    if n_iter < 1:
+        raise UsageError(f"--n-iter must be at least 1, got {n_iter}", "e.g. --n-iter 20")
+
+
+def sweep(options: TrainOptions, *, params: list[str] | tuple[str, ...] = (), n_iter: int = 10,
+          cv: int = 5, nested: int | None = None, metric: str = "accuracy", n_jobs: int | None = None,
+          budget: float | None = None, backend: str = "local", scheduler: str | None = None,
+          output: Path | None = None, results: Path | None = None, dataset: str | None = None,
+          train_images: Path | None = None, train_labels: Path | None = None,
+          data_dir: Path | None = None,
+          callback: Callable[[dict], None] | None = None) -> dict[str, Any]:
+    """Search the parameter space *params* (--param specs) with *options* fixed.
+
+    output: refit the best parameters on the whole training split and save the model there.
+    results: also write every trial as CSV (JSON when the name ends in .json).
+    callback(event): called per finished trial ({"stage": "trial", ...}) and outer fold.
+    """
+    from mnistlr import search
+    from mnistlr.api.train import load_training_data
+
+    options.validate()
+    _check_run(n_iter, cv, nested, n_jobs, budget, backend, scheduler)
+    search.check_metric(metric)
+    specs = search.parse_params(list(params))
+    mode, candidates = search.candidates(specs, n_iter, options.seed)
+    search.check_candidates(options, candidates)
+    _check_output_path(output, "--output")
+    _check_output_path(results, "--results")
+    images, labels = load_training_data(dataset, train_images, train_labels, data_dir)
+    X, y, base = search.prepare_data(images, labels, options)
+    search.check_cv(y, cv)
+    setup = search.SearchSetup(base, candidates, cv, metric, options.seed)
+    report = {"mode": mode, "metric": metric, "greater_is_better": search.METRICS[metric],
+              "cv": cv, "space": [s.describe() for s in specs], "n_candidates": len(candidates),
+              "n_train": int(len(y)), "seed": options.seed, "backend": backend, "budget": budget}
+    started = time.perf_counter()
+    deadline = None if budget is None else started + budget
+    with Runner(X, y, n_jobs, backend, scheduler) as runner:
+        report["n_jobs"] = runner.n_slots
+        report |= _run(runner, setup, y, nested, output is not None, deadline, callback)
+    report["seconds"] = time.perf_counter() - started
+    report["refit"] = None
+    if output is not None:
+        report["refit"] = _refit(images, labels, options, report, output, dataset, train_images)
+    report["results"] = None if results is None else str(results)
+    if results is not None:
+        write_results(report, Path(results))
+    return report
+
+
+def _run(runner, setup, y, nested: int | None, refit: bool, deadline, callback) -> dict[str, Any]:
+    """The searches: nested CV when asked; a plain CV search unless nested without a refit."""
+    from mnistlr import search
+
+    out: dict[str, Any] = {"nested": None, "trials": [], "best": None, "budget_stopped": False}
+    if nested is not None:
+        out["nested"] = search.nested_cross_validate(runner, setup, y, nested, deadline, callback)
+        out["budget_stopped"] = out["nested"]["budget_stopped"]
+    if nested is None or refit:
+        trials, stopped = search.cross_validate(runner, setup, y, deadline, callback)
+        if not trials or trials[0].mean is None:
+            first = next((t.error for t in trials if t.error), "no trial finished")
+            raise MnistlrError(f"no trial of the sweep succeeded: {first}",
+                               "check the fixed options and the parameter ranges")
+        out["trials"] = [t.to_dict() for t in trials]
+        out["best"] = out["trials"][0]
+        out["budget_stopped"] = out["budget_stopped"] or stopped
+    out["n_completed"] = len(out["trials"]) if out["trials"] else sum(
+        len(f["trials"]) for f in out["nested"]["folds"])
+    return out
+
+
+def _refit(images, labels, options: TrainOptions, report: dict[str, Any], output: Path,
+           dataset: str | None, train_images: Path | None) -> dict[str, Any]:
+    """Train on the whole training split with the best parameters; meta["sweep"] keeps the CV results."""
+    from mnistlr import search
+    from mnistlr.persist import save_model
+    from mnistlr.training import fit_model
+
+    best = report["best"]
+    name = None if train_images is not None else (dataset or "mnist")
+    model = fit_model(images, labels, search.apply_params(options, best["params"]), dataset=name)
+    model.meta["sweep"] = {key: report[key] for key in (
+        "mode", "metric", "greater_is_better", "cv", "space", "n_candidates", "seed", "best",
+        "trials", "nested", "budget_stopped")}
+    save_model(model, output)
+    return {"output": str(output), "params": best["params"],
+            "train_accuracy": model.meta["metrics"]["train_accuracy"]}
+
+
+def _rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """One flat row per trial (per outer fold and trial in nested mode)."""
+    def flat(trial: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+        row = extra | {"rank": trial["rank"], "trial": trial["trial"]}
+        row |= {f"param_{k}": v for k, v in trial["params"].items()}
+        row |= {f"fold_{i}": s for i, s in enumerate(trial["fold_scores"], 1)}
+        return row | {"mean": trial["mean"], "std": trial["std"], "seconds": round(trial["seconds"], 4),
+                      "error": trial["error"] or ""}
+
+    rows = [flat(t, {"outer_fold": ""} if report["nested"] else {}) for t in report["trials"]]
+    for fold in (report["nested"] or {}).get("folds", []):
+        for t in fold["trials"]:
+            chosen = t["trial"] == fold["trial"]
+            rows.append(flat(t, {"outer_fold": fold["outer_fold"], "chosen": chosen,
+                                 "outer_score": fold["outer_score"] if chosen else ""}))
+    return rows
+
+
+def write_results(report: dict[str, Any], path: Path) -> None:
+    """Every trial as CSV (JSON when *path* ends in .json), written atomically."""
+    from mnistlr.atomic import write_text_atomic
+
+    if path.suffix.lower() == ".json":
+        write_text_atomic(path, json.dumps(report, indent=2) + "\n")
+        return
+    rows = _rows(report)
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, columns, restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, buffer.getvalue())

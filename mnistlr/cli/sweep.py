@@ -1,0 +1,262 @@
+"""`mnistlr sweep`: random or grid search with stratified K-fold (or nested) cross-validation."""
+
+from __future__ import annotations
+
+import enum
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mnistlr.cli import options as o
+from mnistlr.cli.base import DataDirOpt, DatasetOpt, JsonOpt, QuietOpt, SeedOpt, app
+
+EXAMPLES = """Examples:
+
+  mnistlr sweep --dataset mnist-sample --param l2=log:1e-6:1e-1 --n-iter 20 --cv 5
+
+  mnistlr sweep --model logistic --classes 3,8 --param l2=1e-4,1e-3,1e-2 --nested 3 --cv 3 --json
+
+  mnistlr sweep --solver sgd --param lr=uniform:0.01:0.5 --param batch_size=logint:32:512 --budget 600 --refit -o best.joblib --results trials.csv
+"""
+
+_S = "Search"
+
+
+class Metric(str, enum.Enum):
+    accuracy = "accuracy"
+    log_loss = "log_loss"
+    f1_macro = "f1_macro"
+    roc_auc = "roc_auc"
+
+
+class Backend(str, enum.Enum):
+    local = "local"
+    dask = "dask"
+
+
+ParamOpt = Annotated[list[str] | None, typer.Option(
+    "--param", "-p", help="A searched training option, repeatable: NAME=log:LOW:HIGH, NAME=uniform:LOW:HIGH, "
+    "NAME=int:LOW:HIGH, NAME=logint:LOW:HIGH, NAME=LOW:HIGH (log-uniform for l2, l1, C, lr, tol) or "
+    "NAME=V1,V2,... (only lists: a grid search).", rich_help_panel=_S)]
+NIterOpt = Annotated[int, typer.Option("--n-iter", min=1, help="Random draws (ignored by a grid search).",
+                                       rich_help_panel=_S)]
+CvOpt = Annotated[int, typer.Option("--cv", min=2, help="Stratified folds per candidate.", rich_help_panel=_S)]
+NestedOpt = Annotated[int | None, typer.Option(
+    "--nested", min=2, help="Nested CV with this many outer folds (an inner --cv search in each).",
+    rich_help_panel=_S)]
+MetricOpt = Annotated[Metric, typer.Option("--metric", help="Score to rank by (log_loss: lower is better).",
+                                           rich_help_panel=_S)]
+JobsOpt = Annotated[int | None, typer.Option(
+    "--jobs", "-j", min=1, help="Parallel fits (default: all cores; with dask: all worker threads).",
+    rich_help_panel=_S)]
+BudgetOpt = Annotated[float | None, typer.Option(
+    "--budget", help="Stop launching trials after this many seconds; report what finished.", rich_help_panel=_S)]
+RefitOpt = Annotated[bool, typer.Option(
+    "--refit", help="Train the best parameters on the whole training split and save to -o.", rich_help_panel=_S)]
+OutputOpt = Annotated[Path | None, typer.Option(
+    "--output", "-o", help="Where --refit writes the model (implies --refit).", rich_help_panel=_S)]
+ResultsOpt = Annotated[Path | None, typer.Option(
+    "--results", help="Write every trial to this file: CSV, or JSON when it ends in .json.", rich_help_panel=_S)]
+BackendOpt = Annotated[Backend, typer.Option(
+    "--backend", help="Where trials run: local processes, or a Dask cluster (needs the 'cluster' extra).",
+    rich_help_panel=_S)]
+SchedulerOpt = Annotated[str | None, typer.Option(
+    "--scheduler", envvar="DASK_SCHEDULER_ADDRESS", show_envvar=True,
+    help="Dask scheduler address for --backend dask, e.g. tcp://10.0.0.5:8786.", rich_help_panel=_S)]
+
+
+@app.command("sweep", epilog=EXAMPLES)
+def sweep_command(
+    param: ParamOpt = None,
+    n_iter: NIterOpt = 10,
+    cv: CvOpt = 5,
+    nested: NestedOpt = None,
+    metric: MetricOpt = Metric.accuracy,
+    jobs: JobsOpt = None,
+    budget: BudgetOpt = None,
+    refit: RefitOpt = False,
+    output: OutputOpt = None,
+    results: ResultsOpt = None,
+    backend: BackendOpt = Backend.local,
+    scheduler: SchedulerOpt = None,
+    model: o.ModelOpt = o.ModelKind.softmax,
+    solver: o.SolverOpt = None,
+    l2: o.L2Opt = None,
+    l1: o.L1Opt = 0.0,
+    C: o.COpt = None,
+    lr: o.LrOpt = 0.5,
+    anneal: o.AnnealOpt = 10.0,
+    epochs: o.EpochsOpt = 100,
+    batch_size: o.BatchOpt = 256,
+    patience: o.PatienceOpt = 3,
+    tol: o.TolOpt = 1e-4,
+    max_iter: o.MaxIterOpt = 100,
+    init: o.InitOpt = o.Init.zeros,
+    preprocess: o.PreprocessOpt = o.Preprocess.scale,
+    dataset: DatasetOpt = None,
+    train_images: o.TrainImagesOpt = None,
+    train_labels: o.TrainLabelsOpt = None,
+    classes: o.ClassesOpt = None,
+    train_limit: o.TrainLimitOpt = None,
+    per_class: o.PerClassOpt = None,
+    val_size: o.ValSizeOpt = None,
+    val_fraction: o.ValFractionOpt = None,
+    data_dir: DataDirOpt = None,
+    seed: SeedOpt = 0,
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Tune training options by cross-validated random or grid search (other options stay fixed)."""
+    from mnistlr.api.sweep import sweep
+    from mnistlr.errors import UsageError
+    from mnistlr.training import TrainOptions
+
+    if refit and output is None:
+        raise UsageError("--refit needs -o PATH for the model", "e.g. --refit -o best.joblib")
+    options = TrainOptions(
+        model=model.value, solver=solver.value if solver else None, l2=l2, l1=l1, C=C, lr=lr,
+        anneal=anneal, epochs=epochs, batch_size=batch_size, patience=patience, tol=tol,
+        max_iter=max_iter, init=init.value, preprocess=preprocess.value,
+        classes=o.parse_classes(classes), train_limit=train_limit, per_class=per_class,
+        val_size=val_size, val_fraction=val_fraction, seed=seed)
+    with LiveTrials(quiet) as live:
+        report = sweep(options, params=param or [], n_iter=n_iter, cv=cv, nested=nested,
+                       metric=metric.value, n_jobs=jobs, budget=budget, backend=backend.value,
+                       scheduler=scheduler, output=output, results=results, dataset=dataset,
+                       train_images=train_images, train_labels=train_labels, data_dir=data_dir,
+                       callback=live.update)
+    if json_out:
+        if report["budget_stopped"]:
+            typer.echo(f"mnistlr: the --budget of {budget:g} s ended the search after "
+                       f"{report['n_completed']} finished trial(s)", err=True)
+        typer.echo(json.dumps(report, default=float))
+    else:
+        render(report)
+
+
+# ---------------------------------------------------------------- rendering
+
+def fmt(value: Any) -> str:
+    """Numbers to 4 significant digits, None as '—'."""
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def fmt_params(params: dict[str, Any]) -> str:
+    return " ".join(f"{k}={fmt(v)}" for k, v in params.items()) or "(fixed options)"
+
+
+def trials_table(trials: list[dict[str, Any]], title: str, caption: str | None = None):
+    """Ranked trials: rank, trial, each parameter, fold scores, mean ± std, seconds."""
+    from rich import box
+    from rich.table import Table
+
+    names = list(dict.fromkeys(k for t in trials for k in t["params"]))
+    table = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, title_justify="left",
+                  caption_justify="left")
+    for column in ("rank", "trial", *names, "fold scores", "mean", "std", "seconds"):
+        table.add_column(column, justify="left" if column == "fold scores" else "right")
+    for t in trials:
+        folds = " ".join(f"{s:.4f}" for s in t["fold_scores"]) if t["error"] is None else f"failed: {t['error']}"
+        table.add_row(fmt(t["rank"]), str(t["trial"]), *(fmt(t["params"].get(n)) for n in names), folds,
+                      fmt(t["mean"]), fmt(t["std"]), f"{t['seconds']:.2f}")
+    return table
+
+
+def nested_table(nested: dict[str, Any], metric: str):
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title=f"Nested CV: {nested['outer_folds']} outer folds", box=box.SIMPLE_HEAD,
+                  title_justify="left")
+    for column in ("outer fold", "chosen trial", "parameters", f"inner {metric}", f"outer {metric}"):
+        table.add_column(column, justify="left" if column == "parameters" else "right")
+    for f in nested["folds"]:
+        table.add_row(str(f["outer_fold"]), str(f["trial"]), fmt_params(f["params"]),
+                      f"{fmt(f['inner_mean'])} ± {fmt(f['inner_std'])}", fmt(f["outer_score"]))
+    return table
+
+
+def render(report: dict[str, Any]) -> None:
+    """The ranked table(s) and the headline lines on stdout."""
+    from mnistlr.cli.tables import print_stdout
+
+    metric = report["metric"]
+    direction = "higher" if report["greater_is_better"] else "lower"
+    caption = f"{metric}, {direction} is better; {report['cv']}-fold stratified CV, seed {report['seed']}"
+    lines = []
+    if report["budget_stopped"]:
+        lines.append(f"the --budget of {report['budget']:g} s ended the search after "
+                     f"{report['n_completed']} finished trial(s)")
+    if report["nested"]:
+        n = report["nested"]
+        print_stdout(nested_table(n, metric))
+        agree = n["agreement"]
+        lines.append(f"outer {metric}: {fmt(n['mean'])} ± {fmt(n['std'])} over {len(n['outer_scores'])} folds")
+        if agree["count"] > 1 or agree["of"] == 1:
+            lines.append(f"{agree['count']} of {agree['of']} outer folds chose trial {agree['trial']} "
+                         f"({fmt_params(agree['params'])})")
+        else:
+            lines.append(f"each of the {agree['of']} outer folds chose different parameters")
+    if report["trials"]:
+        title = f"{report['mode'].capitalize()} search: {len(report['trials'])} of {report['n_candidates']} trials"
+        print_stdout(trials_table(report["trials"], title, caption))
+        best = report["best"]
+        lines.append(f"best: trial {best['trial']} ({fmt_params(best['params'])}): "
+                     f"{metric} {fmt(best['mean'])} ± {fmt(best['std'])}")
+    if report["refit"]:
+        lines.append(f"refitted on {report['n_train']} images and saved to {report['refit']['output']}")
+    if report["results"]:
+        lines.append(f"every trial written to {report['results']}")
+    for line in lines:
+        typer.echo(line)
+
+
+class LiveTrials:
+    """A live Rich table of finished trials on stderr (only on a terminal and without -q)."""
+
+    def __init__(self, quiet: bool, shown: int = 12):
+        from mnistlr.cli.base import show_progress
+
+        self.enabled, self.shown = show_progress(quiet), shown
+        self.rows: list[dict[str, Any]] = []
+        self._live = None
+
+    def __enter__(self) -> LiveTrials:
+        if self.enabled:
+            from rich.live import Live
+
+            from mnistlr.cli.base import stderr_console
+
+            self._live = Live(self._table(), console=stderr_console(), transient=True,
+                              refresh_per_second=4)
+            self._live.start()
+        return self
+
+    def _table(self):
+        from rich.table import Table
+
+        table = Table(title=f"{len(self.rows)} trials finished", title_justify="left")
+        for column in ("outer", "trial", "parameters", "fold scores", "mean", "seconds"):
+            table.add_column(column)
+        for r in self.rows[-self.shown:]:
+            scores = " ".join(f"{s:.4f}" for s in r.get("fold_scores", []))
+            if r["stage"] == "outer":
+                scores = f"outer score {fmt(r['outer_score'])}"
+            table.add_row(fmt(r.get("outer_fold")), str(r["trial"]), fmt_params(r["params"]), scores,
+                          fmt(r.get("mean")), f"{r['seconds']:.2f}")
+        return table
+
+    def update(self, event: dict[str, Any]) -> None:
+        if self._live is not None:
+            self.rows.append(event)
+            self._live.update(self._table())
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._live is not None:
+            self._live.stop()
