@@ -194,7 +194,7 @@ def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | 
     missing = [p.name for p in (images_path, labels_path) if not p.is_file()]
     if missing:
         raise DataError(f"dataset '{name}' is not fetched: {', '.join(missing)} not in {folder}",
-                        f"run 'mnistlr fetch {name}' or use --dataset {SAMPLE}")
+                        f"run 'mnistlr fetch {name}' or use the bundled dataset {SAMPLE}")
     return load_pair(images_path, labels_path, cache=True)
 
 

@@ -54,8 +54,9 @@ def stdout_console():
     """A Rich console on stdout (results); plain when piped or NO_COLOR is set."""
     from rich.console import Console
 
-    return Console(file=sys.stdout, highlight=False, soft_wrap=False,
-                   width=None if sys.stdout.isatty() else 100)
+    # piped output: $COLUMNS if set, else 100 columns (Rich would pick 80)
+    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 100
+    return Console(file=sys.stdout, highlight=False, soft_wrap=False, width=width)
 
 
 def stderr_console():
