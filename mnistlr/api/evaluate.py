@@ -1,0 +1,146 @@
+"""`evaluate`: score a saved model on a labelled dataset; metrics, confusions and figures."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from mnistlr.errors import DataError, UsageError
+
+
+def load_eval_data(model, dataset: str | None, split: str | None, images: Path | None,
+                   labels: Path | None, data_dir: Path | None) -> tuple[Any, Any, dict[str, Any]]:
+    """Images (n, rows, cols), labels (n,) and a description of where they came from.
+
+    Default: the test split of the dataset the model was trained on.
+    """
+    from mnistlr import data
+
+    if (images is None) != (labels is None):
+        raise UsageError("--images and --labels go together", "give both files, or --dataset")
+    if images is not None:
+        if dataset is not None or split is not None:
+            raise UsageError("--images/--labels and --dataset/--split both name the data", "give only one")
+        X, y = data.load_pair(images, labels)
+        return X, y, {"images": str(images), "labels": str(labels)}
+    name = dataset or model.meta.get("dataset")
+    if name is None:
+        raise UsageError("the model does not record a dataset name (it was trained on IDX files)",
+                         "give --dataset NAME or --images PATH --labels PATH")
+    split = split or "test"
+    X, y = data.load_dataset(name, split, data_dir)
+    return X, y, {"dataset": name, "split": split}
+
+
+def select_model_classes(images, labels, classes, only_model_classes: bool) -> tuple[Any, Any, int]:
+    """Keep the images whose label the model knows; refuse others unless *only_model_classes*.
+
+    Returns (images, labels, number left out).
+    """
+    import numpy as np
+
+    known = np.isin(labels, classes)
+    n_out = int((~known).sum())
+    if n_out and not only_model_classes:
+        extra = ", ".join(map(str, np.unique(labels[~known]).tolist()))
+        names = ", ".join(map(str, classes.tolist()))
+        raise DataError(f"{n_out:,} images have labels ({extra}) the model does not know "
+                        f"(its classes: {names})",
+                        f"add --only-model-classes to evaluate on the images labelled {names} only")
+    if n_out:
+        images, labels = images[known], labels[known]
+    if len(labels) == 0:
+        raise DataError("no images of the model's classes in the data",
+                        "evaluate on data with labels " + ", ".join(map(str, classes.tolist())))
+    return images, labels, n_out
+
+
+def evaluate(model_path: Path, *, dataset: str | None = None, split: str | None = None,
+             images: Path | None = None, labels: Path | None = None, data_dir: Path | None = None,
+             only_model_classes: bool = False, plot_dir: Path | None = None,
+             top: int = 5) -> dict[str, Any]:
+    """Score the model at *model_path*; returns the JSON-ready report (see `metrics.classification_report`),
+    plus `model`, `data` and, with *plot_dir*, `figures` (name → path)."""
+    from mnistlr.metrics import classification_report
+    from mnistlr.persist import load_model
+
+    if plot_dir is not None:
+        from mnistlr.plots import check_directory, require_matplotlib
+
+        require_matplotlib()
+        check_directory(plot_dir)
+    model = load_model(model_path)
+    X, y, source = load_eval_data(model, dataset, split, images, labels, data_dir)
+    X, y, n_out = select_model_classes(X, y, model.classes, only_model_classes)
+    P = model.predict_proba(X)
+    y_pred = model.predict(X)
+    report = {"model": str(model_path), "kind": model.kind,
+              "data": source | {"left_out": n_out}}
+    report |= classification_report(y, P, model.classes, y_pred=y_pred, top=top)
+    if plot_dir is not None:
+        report["figures"] = write_figures(model, report, y, P, Path(plot_dir))
+    return json_ready(report)
+
+
+def roc_curves(y, P, classes) -> list[dict[str, Any]]:
+    """One-vs-rest ROC curves [{label, fpr, tpr, auc}]; a binary model has the one curve of class 1."""
+    from mnistlr.metrics import binary_roc_auc, roc_curve
+
+    ks = [1] if len(classes) == 2 else range(len(classes))
+    curves = []
+    for k in ks:
+        positive = y == classes[k]
+        fpr, tpr = roc_curve(positive, P[:, k])
+        auc = binary_roc_auc(positive, P[:, k])
+        label = f"{classes[1]} vs {classes[0]}" if len(classes) == 2 else str(classes[k])
+        curves.append({"label": label, "fpr": fpr, "tpr": tpr, "auc": None if math.isnan(auc) else auc})
+    return curves
+
+
+def write_figures(model, report: dict[str, Any], y, P, directory: Path) -> dict[str, str]:
+    """Write confusion.png, roc.png, learning_curves.png and weights.png into *directory*."""
+    from mnistlr import plots
+    from mnistlr.api.inspect import mean_images, weight_images
+
+    binary = len(model.classes) == 2
+    pair = f"{model.classes[1]} vs {model.classes[0]}"
+    written = plots.write_figures(
+        directory,
+        confusion={"cm": report["confusion_matrix"], "labels": report["labels"]},
+        roc={"curves": roc_curves(y, P, model.classes),
+             "title": f"ROC curve, {pair}" if binary else "One-vs-rest ROC curves",
+             "legend_title": "positive class" if binary else "class (one-vs-rest)"},
+        learning_curves={"history": model.meta.get("history"), "best_epoch": model.meta.get("best_epoch"),
+                         "note": _no_curves_note(model),
+                         "loss_name": "mean squared error" if model.kind == "ridge" else "cross-entropy",
+                         "step_name": "iteration" if model.params.get("solver") == "lbfgs" else "epoch"},
+        weights={"weights": weight_images(model), "means": mean_images(model)})
+    return {name: str(path) for name, path in written.items()}
+
+
+def _no_curves_note(model) -> str | None:
+    """Why there are no learning curves to draw (None when there are)."""
+    history = model.meta.get("history") or []
+    if model.params.get("solver") == "closed":
+        return "no learning curves: ridge is solved in closed form, in one step"
+    if len(history) < 2:
+        return f"no learning curves: this model records {len(history)} training step(s)"
+    return None
+
+
+def json_ready(value: Any) -> Any:
+    """NaN/inf → None and NumPy values → Python, recursively (strict JSON)."""
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_ready(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

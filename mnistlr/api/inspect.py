@@ -1,0 +1,100 @@
+"""`inspect`: a saved model's card (what it is, how it was trained) and its weight images."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+# TrainOptions fields that only matter for some solvers (shown only when they applied).
+_SOLVER_PARAMS = {
+    "lbfgs": ("tol", "max_iter"),
+    "gd": ("lr", "anneal", "epochs", "patience", "l1"),
+    "sgd": ("lr", "anneal", "epochs", "batch_size", "patience", "l1"),
+    "closed": (),
+}
+_ALWAYS_PARAMS = ("l2", "C", "init", "classes", "train_limit", "per_class",
+                  "val_size", "val_fraction", "seed")
+
+
+@dataclasses.dataclass
+class Inspection:
+    """card: JSON-ready model card; weights: [(title, (rows, cols) float32)] when asked for."""
+
+    card: dict[str, Any]
+    weights: list[tuple[str, Any]] | None = None
+
+
+def weight_images(model) -> list[tuple[str, Any]]:
+    """Each output's weight column reshaped to the image: [(title, (rows, cols) float32)].
+
+    A binary model has one image, titled "c₁ vs c₀" (positive weights favour c₁).
+    """
+    W = model.W
+    classes = model.classes.tolist()
+    if W.shape[1] == 1:
+        return [(f"{classes[1]} vs {classes[0]}", W[:, 0].reshape(model.image_shape))]
+    return [(str(c), W[:, k].reshape(model.image_shape)) for k, c in enumerate(classes)]
+
+
+def mean_images(model) -> list[tuple[str, Any]] | None:
+    """The mean training image of each class [(title, (rows, cols))], or None when not stored."""
+    import numpy as np
+
+    means = model.meta.get("class_means")
+    if means is None:
+        return None
+    means = np.asarray(means)
+    if means.shape != (model.n_classes, model.n_features):
+        return None
+    return [(str(c), means[k].reshape(model.image_shape)) for k, c in enumerate(model.classes.tolist())]
+
+
+def weight_summary(W) -> dict[str, Any]:
+    """Shape, range, norm and sparsity of the weights (the array itself is left out)."""
+    import numpy as np
+
+    W = np.asarray(W, np.float64)
+    return {"shape": list(W.shape), "min": float(W.min()), "max": float(W.max()),
+            "max_abs": float(np.abs(W).max()), "l2_norm": float(np.sqrt((W * W).sum())),
+            "zero_fraction": float((W == 0).mean())}
+
+
+def _hyperparameters(params: dict[str, Any]) -> dict[str, Any]:
+    solver = params.get("solver")
+    keys = _ALWAYS_PARAMS + _SOLVER_PARAMS.get(solver, tuple(params))
+    return {k: params[k] for k in keys if k in params and params[k] is not None}
+
+
+def model_card(model, path: Path) -> dict[str, Any]:
+    """The JSON-ready card of *model* loaded from *path*."""
+    from mnistlr.api.evaluate import json_ready
+
+    meta, params = model.meta, model.params
+    history = meta.get("history") or []
+    card = {
+        "path": str(path), "file_bytes": path.stat().st_size if path.is_file() else None,
+        "kind": model.kind, "solver": params.get("solver"),
+        "classes": model.classes.tolist(), "image_shape": list(model.image_shape),
+        "n_features": model.n_features, "n_outputs": int(model.W.shape[1]),
+        "hyperparameters": _hyperparameters(params),
+        "preprocessing": model.preprocessor.kind,
+        "dataset": meta.get("dataset"), "train_files": meta.get("train_files"),
+        "data_sha256": meta.get("data_sha256"), "n_train": meta.get("n_train"), "n_val": meta.get("n_val"),
+        "seconds": meta.get("seconds"), "epochs": len(history), "n_iter": meta.get("n_iter"),
+        "stop_reason": meta.get("stop_reason"), "best_epoch": meta.get("best_epoch"),
+        "metrics": meta.get("metrics") or {},
+        "history": [{k: v for k, v in r.items()} for r in history],
+        "weights": weight_summary(model.W),
+        "format_version": meta.get("format_version"), "created": meta.get("created"),
+        "versions": meta.get("versions") or {},
+    }
+    return json_ready(card)
+
+
+def inspect(model_path: Path, *, weights: bool = False) -> Inspection:
+    """Load the model at *model_path*; its card, and its weight images when *weights*."""
+    from mnistlr.persist import load_model
+
+    model = load_model(model_path)
+    return Inspection(model_card(model, Path(model_path)), weight_images(model) if weights else None)

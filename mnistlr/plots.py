@@ -1,0 +1,234 @@
+"""PNG figures for `evaluate --plot`: confusion matrix, ROC curves, learning curves, weight images.
+
+Needs the `plot` extra (matplotlib). Figures are drawn on matplotlib's Agg canvas (no display,
+no pyplot global state) and saved atomically. Each `*_figure` function takes plain arrays
+and returns a Figure; `write_figures` saves all four into a folder.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mnistlr.atomic import atomic_write
+from mnistlr.errors import MissingExtraError, MnistlrError
+
+FIGURES = ("confusion", "roc", "learning_curves", "weights")  # file names: NAME.png
+DPI = 110
+
+
+def require_matplotlib(purpose: str = "writing PNG figures (--plot)") -> None:
+    """Raise MissingExtraError when matplotlib (the `plot` extra) is not installed."""
+    try:
+        import matplotlib  # noqa: F401
+        from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401
+    except ImportError:
+        raise MissingExtraError("matplotlib", "plot", purpose) from None
+
+
+def new_figure(width: float, height: float):
+    """A matplotlib Figure on an Agg canvas (never a window)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Write *fig* as PNG to *path* atomically; returns the path."""
+    path = Path(path)
+    with atomic_write(path, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=DPI)
+    return path
+
+
+def confusion_figure(cm: np.ndarray, labels: list, title: str | None = None):
+    """Heatmap of the confusion matrix (K, K): colour = share of the true class, text = count."""
+    cm = np.asarray(cm)
+    n_classes = len(labels)
+    support = cm.sum(axis=1, keepdims=True)
+    # rate[t, p] = C[t, p] / Σ_p C[t, p]
+    rate = np.divide(cm, support, out=np.zeros(cm.shape), where=support > 0)
+    size = 2.2 + 0.55 * n_classes
+    fig = new_figure(size + 1.2, size)
+    ax = fig.add_subplot()
+    image = ax.imshow(rate, cmap="Blues", vmin=0, vmax=1)
+    font = max(5, min(10, 90 // max(n_classes, 1)))
+    for t in range(n_classes):
+        for p in range(n_classes):
+            if cm[t, p]:
+                ax.text(p, t, f"{cm[t, p]:,}", ha="center", va="center", fontsize=font,
+                        color="white" if rate[t, p] > 0.5 else "black")
+    ticks = np.arange(n_classes)
+    ax.set_xticks(ticks, [str(c) for c in labels])
+    ax.set_yticks(ticks, [str(c) for c in labels])
+    ax.set_xlabel("predicted label")
+    ax.set_ylabel("true label")
+    total = int(cm.sum())
+    accuracy = np.trace(cm) / total if total else float("nan")
+    ax.set_title(title or f"Confusion matrix (n = {total:,}, accuracy {accuracy:.2%})")
+    fig.colorbar(image, ax=ax, shrink=0.8, label="share of the true label (row-normalised)")
+    return fig
+
+
+def roc_figure(curves: list[dict[str, Any]], title: str = "One-vs-rest ROC curves",
+               legend_title: str = "class (one-vs-rest)"):
+    """ROC curves: each of *curves* is {label, fpr, tpr, auc}; full view and a zoom on the top-left."""
+    fig = new_figure(12.5, 5)
+    full, zoom = fig.subplots(1, 2)
+    colours = _colours(len(curves))
+    for curve, colour in zip(curves, colours, strict=True):
+        auc = curve["auc"]
+        name = f"{curve['label']} (AUC {auc:.4f})" if auc is not None else f"{curve['label']} (AUC n/a)"
+        for ax in (full, zoom):
+            ax.plot(curve["fpr"], curve["tpr"], color=colour, lw=1.3, label=name)
+    full.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8, label="chance (AUC 0.5)")
+    full.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="false positive rate", ylabel="true positive rate",
+             title=title)
+    full.set_aspect("equal")
+    # zoom: FPR ≤ 0.2, TPR from just below the lowest curve there (rounded down to 0.05)
+    low = min((float(np.interp(0.2, c["fpr"], c["tpr"])) for c in curves), default=0.8)
+    zoom.set(xlim=(0, 0.2), ylim=(max(0.0, math.floor((low - 0.02) * 20) / 20), 1.002),
+             xlabel="false positive rate", ylabel="true positive rate", title="zoom: false positive rate ≤ 0.2")
+    zoom.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, title=legend_title)
+    for ax in (full, zoom):
+        ax.grid(alpha=0.3)
+    return fig
+
+
+def _colours(n: int) -> list:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+def _series(history: list[dict[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(epochs, values) of the records where *key* is a finite number."""
+    pairs = [(r.get("epoch", i + 1), r.get(key)) for i, r in enumerate(history)]
+    pairs = [(e, v) for e, v in pairs if isinstance(v, (int, float)) and math.isfinite(v)]
+    if not pairs:
+        return np.empty(0), np.empty(0)
+    epochs, values = zip(*pairs, strict=True)
+    return np.asarray(epochs, float), np.asarray(values, float)
+
+
+def learning_curves_figure(history: list[dict[str, Any]] | None, *, best_epoch: int | None = None,
+                           note: str | None = None, loss_name: str = "cross-entropy",
+                           step_name: str = "epoch"):
+    """Loss and accuracy per epoch for the training and hold-out parts.
+
+    With fewer than two records (or a *note*, e.g. for a closed-form fit) the figure
+    says so in a box instead of drawing curves.
+    """
+    history = history or []
+    if note is not None or len(history) < 2:
+        return _no_curves_figure(history, note or "no learning curves: this model records "
+                          f"{len(history)} training step{'s' if len(history) != 1 else ''}", loss_name)
+    fig = new_figure(11, 4.5)
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    for ax, metric, name in ((loss_ax, "loss", f"loss ({loss_name})"), (acc_ax, "accuracy", "accuracy")):
+        for part, style, label in (("train", "-", "training"), ("val", "--", "hold-out")):
+            steps, values = _series(history, f"{part}_{metric}")
+            if len(values):
+                ax.plot(steps, values, style, marker="o" if len(values) < 30 else None, ms=3, label=label)
+        if best_epoch is not None:
+            ax.axvline(best_epoch, color="grey", ls=":", lw=1, label=f"best {step_name} ({best_epoch})")
+        ax.set(xlabel=step_name, ylabel=name, title=f"{name} per {step_name}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if not _series(history, "val_loss")[1].size:
+        fig.suptitle("training part only: the model was trained without a hold-out", fontsize=9)
+    return fig
+
+
+def _no_curves_figure(history: list[dict[str, Any]], note: str, loss_name: str):
+    """A figure that says why there are no curves, with the final training figures if any."""
+    fig = new_figure(8, 2.6)
+    lines = [note]
+    if history:
+        last = history[-1]
+        for key, name in (("train_loss", f"training loss ({loss_name})"), ("train_accuracy", "training accuracy"),
+                          ("val_loss", "hold-out loss"), ("val_accuracy", "hold-out accuracy")):
+            if isinstance(last.get(key), (int, float)):
+                lines.append(f"{name}: {last[key]:.4f}")
+    fig.text(0.5, 0.5, "\n".join(lines), ha="center", va="center", fontsize=12, linespacing=1.6,
+             bbox={"boxstyle": "round,pad=0.8", "facecolor": "lightyellow", "edgecolor": "grey"})
+    fig.suptitle("Learning curves", fontsize=11)
+    return fig
+
+
+def _weight_layout(n_weights: int, n_means: int) -> tuple[int, int, list, list]:
+    """Grid (rows, cols) and the (row, col) of each weight image and each mean image.
+
+    Several classes: columns of up to 5 classes, each weight image above its class mean.
+    One (binary) weight image: [mean of class 0 | weights | mean of class 1] in a row.
+    """
+    if n_weights == 1 and n_means == 2:
+        return 1, 3, [(0, 1)], [(0, 0), (0, 2)]
+    n_cols = min(max(n_weights, 1), 5)
+    per_block = 2 if n_means else 1
+    n_rows = math.ceil(n_weights / n_cols) * per_block
+    weights_at = [((i // n_cols) * per_block, i % n_cols) for i in range(n_weights)]
+    means_at = [((i // n_cols) * per_block + 1, i % n_cols) for i in range(n_means)]
+    return n_rows, n_cols, weights_at, means_at
+
+
+def weights_figure(weights: list[tuple[str, np.ndarray]], means: list[tuple[str, np.ndarray]] | None = None):
+    """Each class's weight image (blue–white–red, ±max|w|) beside its mean training image.
+
+    weights: [(title, (rows, cols))]; means: [(title, (rows, cols) raw pixels 0–255)] or None.
+    """
+    means = means or []
+    n_rows, n_cols, weights_at, means_at = _weight_layout(len(weights), len(means))
+    fig = new_figure(1.7 * n_cols + 1.6, 1.75 * n_rows + 1.4)
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    vmax = max(float(np.abs(w).max()) for _, w in weights) or 1.0
+    for (title, w), (r, c) in zip(weights, weights_at, strict=True):
+        shown = axes[r, c].imshow(w, cmap="RdBu_r", vmin=-vmax, vmax=vmax)
+        axes[r, c].set_title(f"weights {title}", fontsize=9)
+    fig.colorbar(shown, ax=axes.ravel().tolist(), location="bottom", shrink=0.5, aspect=40, pad=0.02,
+                 label="weight (red: evidence for the class, blue: against)")
+    for (title, m), (r, c) in zip(means, means_at, strict=True):
+        axes[r, c].imshow(m, cmap="gray_r", vmin=0, vmax=255)
+        axes[r, c].set_title(f"mean image {title}", fontsize=9)
+    suffix = ("mean images: ink 0–255, dark = more ink" if means
+              else "no class means stored in this model")
+    fig.suptitle(f"Weight image of each class beside its mean training image\n"
+                 f"weights scaled to ±max|w| = {vmax:.3g}; {suffix}", fontsize=10)
+    return fig
+
+
+def check_directory(directory: str | Path) -> Path:
+    """Refuse a figures folder that is an existing file (before any work is done)."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise MnistlrError(f"{directory}: is a file, not a folder for the figures",
+                           "give a folder name; it is created if missing")
+    return directory
+
+
+def write_figures(directory: str | Path, *, confusion: dict[str, Any], roc: dict[str, Any],
+                  learning_curves: dict[str, Any], weights: dict[str, Any]) -> dict[str, Path]:
+    """Draw the four figures (each dict holds its `*_figure` arguments) into *directory*,
+    creating it if needed; returns name → path of confusion, roc, learning_curves, weights."""
+    from mnistlr.atomic import describe_os_error
+
+    require_matplotlib()
+    directory = check_directory(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise describe_os_error(directory, exc) from None
+    makers = {"confusion": (confusion_figure, confusion), "roc": (roc_figure, roc),
+              "learning_curves": (learning_curves_figure, learning_curves),
+              "weights": (weights_figure, weights)}
+    return {name: save_figure(make(**kwargs), directory / f"{name}.png")
+            for name, (make, kwargs) in makers.items()}
