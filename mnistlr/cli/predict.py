@@ -1,0 +1,133 @@
+"""`mnistlr predict`: labels for images from IDX, NumPy, CSV or image files, streamed."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mnistlr.cli.base import OutputFormat, QuietOpt, app, show_progress, stderr_console
+
+EXAMPLES = """Examples:
+
+  mnistlr predict model.joblib t10k-images-idx3-ubyte.gz > predictions.csv
+
+  zcat t10k-images-idx3-ubyte.gz | mnistlr predict model.joblib - --proba | head
+
+  mnistlr predict model.joblib digits/ photo.jpg --top-k 3 -o top3.jsonl
+"""
+
+INPUT_HELP = ("IDX image files (raw or gzip), .npy/.npz arrays (uint8 0–255 or floats in [0, 1]), "
+              "CSV files (one image per row; optional header and leading label column), image files "
+              "or folders of them (PNG, JPEG, ...; converted like MNIST), or '-' for standard input.")
+# Progress appears on a terminal once a run has taken this long (large inputs only).
+PROGRESS_AFTER_SECONDS = 0.5
+
+
+class PredictProgress:
+    """callback(done, total) showing images done on stderr, once the run is not instant."""
+
+    def __init__(self, quiet: bool, to_terminal: bool = False):
+        # not while the rows themselves scroll past on the same terminal
+        self.enabled = show_progress(quiet) and not to_terminal
+        self.started = time.perf_counter()
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __call__(self, done: int, total: int | None) -> None:
+        if not self.enabled:
+            return
+        if self._progress is None:
+            if time.perf_counter() - self.started < PROGRESS_AFTER_SECONDS:
+                return
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+            self._progress = Progress("predicting", BarColumn(), MofNCompleteColumn(),
+                                      TimeElapsedColumn(), console=stderr_console(), transient=True)
+            self._progress.start()
+            self._task = self._progress.add_task("predicting", total=total)
+        self._progress.update(self._task, completed=done)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's flush at exit cannot fail on a closed pipe."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced stdout (tests)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+class _TextAdapter:
+    """A binary-stream face for a text-only stdout (e.g. a StringIO put there by a caller)."""
+
+    def __init__(self, stream: Any):
+        self._stream = stream
+
+    def write(self, data: bytes) -> int:
+        return self._stream.write(data.decode())
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+
+def _binary_stdout() -> Any:
+    buffer = getattr(sys.stdout, "buffer", None)
+    return buffer if buffer is not None else _TextAdapter(sys.stdout)
+
+
+@app.command("predict", epilog=EXAMPLES)
+def predict_command(
+    model: Annotated[Path, typer.Argument(
+        help="A model file written by 'mnistlr train'.", metavar="MODEL", show_default=False)],
+    inputs: Annotated[list[str], typer.Argument(help=INPUT_HELP, metavar="INPUT...",
+                                                show_default=False)],
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write the predictions to this file, atomically (default, or '-': stdout).",
+        show_default=False)] = None,
+    fmt: Annotated[OutputFormat | None, typer.Option(
+        "--format", "-f", help="Output format (default: told by the -o suffix .jsonl/.tsv, else csv).",
+        show_default=False)] = None,
+    proba: Annotated[bool, typer.Option(
+        "--proba", help="Add one probability column per class (p0 … p9).")] = False,
+    top_k: Annotated[int | None, typer.Option(
+        "--top-k", "-k", min=1, help="Add the K most probable labels with their probabilities.",
+        show_default=False)] = None,
+    batch_size: Annotated[int, typer.Option(
+        "--batch-size", min=1, max=1_000_000, help="Images read and predicted at a time.")] = 8192,
+    quiet: QuietOpt = False,
+) -> None:
+    """Predict the digit in every image of the inputs; CSV (or TSV, JSON lines) rows on stdout.
+
+    Columns: index (position in its input; 0 for image files) and label, after the
+    source when there are several input files; --proba adds p<class> columns and
+    --top-k K adds top1,p_top1,... Output is streamed batch by batch, so it works
+    on inputs of any size and with '| head'.
+    """
+    from mnistlr.api.predict import OutputClosed, predict
+
+    output = None if output == Path("-") else output  # "-o -": standard output
+    progress = PredictProgress(quiet, to_terminal=output is None and sys.stdout.isatty())
+    try:
+        sys.stdout.flush()
+        summary = predict(model, inputs, output=output, fmt=fmt.value if fmt else None, proba=proba,
+                          top_k=top_k, batch_size=batch_size, stdout=_binary_stdout(),
+                          callback=progress)
+    except OutputClosed:
+        _silence_stdout()
+        raise
+    finally:
+        progress.close()
+    if output is not None and not quiet:
+        stderr_console().print(f"wrote {summary['images']:,} predictions to {output}",
+                               highlight=False, soft_wrap=True)

@@ -1,0 +1,485 @@
+"""`mnistlr predict`: every input kind, output formats, streaming, pipes, and one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mnistlr.api.predict import OutputClosed, RowWriter, predict, predict_batches
+from mnistlr.idx import write_idx
+from mnistlr.inputs import open_inputs
+from mnistlr.models import LinearModel, Preprocessor
+from mnistlr.persist import save_model
+
+
+@pytest.fixture(scope="session")
+def sample():
+    """The bundled real digits: (train X, train y, test X, test y)."""
+    from mnistlr.data import load_dataset
+
+    X, y = load_dataset("mnist-sample", "train")
+    X_test, y_test = load_dataset("mnist-sample", "test")
+    return X, y, X_test, y_test
+
+
+@pytest.fixture(scope="session")
+def trained(sample, tmp_path_factory) -> tuple[LinearModel, Path]:
+    """A softmax model trained on 2,500 real sample digits, and its file."""
+    from mnistlr.training import TrainOptions, fit_model
+
+    X, y, _, _ = sample
+    model = fit_model(X[:2500], y[:2500], TrainOptions(model="softmax", max_iter=30, seed=0))
+    path = tmp_path_factory.mktemp("model") / "softmax.joblib"
+    save_model(model, path)
+    return model, path
+
+
+def rows(text: str, sep: str = ",") -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text), delimiter=sep))
+
+
+def labels_of(text: str) -> np.ndarray:
+    return np.array([int(r["label"]) for r in rows(text)])
+
+
+def assert_one_line_error(result, code: int = 1) -> str:
+    assert result.code == code, result.err
+    assert result.out == ""
+    assert result.err.count("\n") == 1 and result.err.startswith("mnistlr: error: ")
+    assert "Traceback" not in result.err
+    return result.err
+
+
+def run_cli(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
+    """mnistlr in a real process (real pipes)."""
+    env = dict(os.environ, NO_COLOR="1")
+    return subprocess.run([sys.executable, "-m", "mnistlr", *map(str, args)], input=stdin,
+                          capture_output=True, env=env, timeout=300)
+
+
+# ---------------------------------------------------------------- real digits
+
+def test_real_test_set_labels_equal_model_predict(shared_mnist, trained, cli):
+    from mnistlr.idx import read_images
+
+    model, path = trained
+    images = shared_mnist / "t10k-images-idx3-ubyte.gz"
+    result = cli("predict", path, images)
+    assert result.code == 0 and result.err == ""
+    table = rows(result.out)
+    assert list(table[0]) == ["index", "label"] and len(table) == 10_000
+    assert [int(r["index"]) for r in table] == list(range(10_000))
+    assert np.array_equal(labels_of(result.out), model.predict(read_images(images)))
+
+
+def test_stdin_through_a_real_pipe_matches_the_file(shared_mnist, trained, tmp_path):
+    from mnistlr.idx import read_images
+
+    model, path = trained
+    X = read_images(shared_mnist / "t10k-images-idx3-ubyte.gz")[:3000]
+    raw = tmp_path / "images.idx"
+    write_idx(raw, X, compress=False)
+    done = run_cli("predict", path, "-", stdin=raw.read_bytes())
+    assert done.returncode == 0 and done.stderr == b""
+    assert np.array_equal(labels_of(done.stdout.decode()), model.predict(X))
+
+
+def test_npy_csv_and_idx_give_the_same_labels(sample, trained, tmp_path, cli):
+    model, path = trained
+    _, _, X, y = sample
+    write_idx(tmp_path / "t.idx.gz", X)
+    np.save(tmp_path / "u8.npy", X.reshape(len(X), -1))
+    np.save(tmp_path / "unit.npy", (X / 255.0).astype(np.float32))
+    header = "label," + ",".join(f"pixel{i}" for i in range(784))
+    body = "\n".join(f"{label}," + ",".join(map(str, row)) for label, row in zip(y, X.reshape(len(X), -1), strict=True))
+    (tmp_path / "train.csv").write_text(header + "\n" + body + "\n")
+    names = ["t.idx.gz", "u8.npy", "unit.npy", "train.csv"]
+    result = cli("predict", path, *[tmp_path / n for n in names], "--batch-size", "300")
+    assert result.code == 0, result.err
+    table = rows(result.out)
+    assert list(table[0]) == ["source", "index", "label"] and len(table) == 4 * len(X)
+    expected = model.predict(X)
+    for name in names:
+        mine = [r for r in table if r["source"].endswith(name)]
+        assert [int(r["index"]) for r in mine] == list(range(len(X)))
+        assert np.array_equal([int(r["label"]) for r in mine], expected), name
+
+
+def confident_digits(model: LinearModel, X: np.ndarray, y: np.ndarray) -> list[int]:
+    """One test image per class that the model gets right with p ≥ 0.95."""
+    P = model.predict_proba(X)
+    picks = []
+    for digit in range(10):
+        ok = np.flatnonzero((y == digit) & (model.predict(X) == digit) & (P.max(axis=1) >= 0.95))
+        picks.append(int(ok[0]))
+    return picks
+
+
+def dark_on_light(digit: np.ndarray, size=(100, 80), at=(20, 3)) -> np.ndarray:
+    """The digit scaled ×2.5, drawn dark on a light-grey page of (height, width) at offset *at*."""
+    from PIL import Image
+
+    big = np.asarray(Image.fromarray(digit).resize((70, 70), Image.Resampling.BICUBIC), np.float32)
+    page = np.full(size, 230.0, np.float32)
+    page[at[0]:at[0] + 70, at[1]:at[1] + 70] -= big * (200 / 255)
+    return np.clip(page, 0, 255).astype(np.uint8)
+
+
+def test_png_digits_are_classified(sample, trained, tmp_path, cli):
+    from PIL import Image
+
+    model, path = trained
+    _, _, X, y = sample
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    picks = confident_digits(model, X, y)
+    for i in picks:
+        Image.fromarray(X[i]).save(folder / f"{i:04d}-plain.png")
+        Image.fromarray(dark_on_light(X[i], (100, 80))).save(folder / f"{i:04d}-paper.png")
+    (folder / "README.txt").write_text("not an image")
+    result = cli("predict", path, folder, "--proba")
+    assert result.code == 0, result.err
+    table = rows(result.out)
+    assert len(table) == 2 * len(picks) and all(r["index"] == "0" for r in table)
+    for r in table:
+        number = int(Path(r["source"]).name[:4])
+        assert int(r["label"]) == y[number], r["source"]
+
+
+# ---------------------------------------------------------------- output formats
+
+def test_proba_and_top_k_columns(sample, trained, tmp_path, cli):
+    model, path = trained
+    _, _, X, _ = sample
+    np.save(tmp_path / "x.npy", X[:50])
+    result = cli("predict", path, tmp_path / "x.npy", "--proba", "--top-k", "3")
+    table = rows(result.out)
+    assert list(table[0]) == (["index", "label"] + [f"p{c}" for c in range(10)]
+                              + ["top1", "p_top1", "top2", "p_top2", "top3", "p_top3"])
+    P = np.array([[float(r[f"p{c}"]) for c in range(10)] for r in table])
+    expected = model.predict_proba(X[:50])
+    assert np.allclose(P, expected, rtol=1e-5, atol=1e-12)
+    assert np.allclose(P.sum(axis=1), 1, atol=1e-5)
+    for r, p in zip(table, expected, strict=True):
+        order = np.argsort(-p, kind="stable")[:3]
+        assert [int(r[f"top{k}"]) for k in (1, 2, 3)] == list(order)
+        assert r["top1"] == r["label"]
+        assert np.allclose([float(r[f"p_top{k}"]) for k in (1, 2, 3)], p[order], rtol=1e-5)
+
+
+def test_probabilities_match_scikit_learn(sample, tmp_path, cli):
+    from sklearn.linear_model import LogisticRegression
+
+    X, y, X_test, _ = sample
+    flat = X[:600].reshape(600, -1) / 255.0
+    with warnings.catch_warnings():  # any coefficients will do: convergence is not the point
+        warnings.simplefilter("ignore")
+        reference = LogisticRegression(C=0.1, max_iter=30).fit(flat, y[:600])
+    model = LinearModel("softmax", reference.classes_.astype(np.int64), (28, 28),
+                        Preprocessor.fit("scale", flat), reference.coef_.T.astype(np.float32),
+                        reference.intercept_.astype(np.float32))
+    save_model(model, tmp_path / "sk.joblib")
+    write_idx(tmp_path / "test.idx", X_test[:400], compress=False)
+    result = cli("predict", tmp_path / "sk.joblib", tmp_path / "test.idx", "--proba")
+    table = rows(result.out)
+    flat_test = X_test[:400].reshape(400, -1) / 255.0
+    assert np.array_equal(labels_of(result.out), reference.predict(flat_test))
+    P = np.array([[float(r[f"p{c}"]) for c in range(10)] for r in table])
+    assert np.allclose(P, reference.predict_proba(flat_test), atol=2e-5)
+
+
+def test_binary_model_columns_are_named_by_class(sample, tmp_path, cli):
+    X, y, _, _ = sample
+    keep = np.isin(y, (3, 8))
+    flat = X[keep].reshape(keep.sum(), -1).astype(np.float32)
+    # w = mean(8) − mean(3) in scaled pixels; b puts the boundary half-way
+    m3, m8 = flat[y[keep] == 3].mean(0) / 255, flat[y[keep] == 8].mean(0) / 255
+    W = (m8 - m3)[:, None].astype(np.float32)
+    b = np.array([-(m8 - m3) @ (m8 + m3) / 2], np.float32)
+    model = LinearModel("logistic", np.array([3, 8]), (28, 28), Preprocessor.fit("scale", flat), W, b)
+    save_model(model, tmp_path / "3v8.joblib")
+    np.save(tmp_path / "x.npy", X[keep][:30])
+    result = cli("predict", tmp_path / "3v8.joblib", tmp_path / "x.npy", "--proba", "-k", "1")
+    assert result.out.splitlines()[0] == "index,label,p3,p8,top1,p_top1"
+    assert np.array_equal(labels_of(result.out), model.predict(X[keep][:30]))
+    assert set(labels_of(result.out)) <= {3, 8}
+
+
+def test_jsonl_and_tsv(sample, trained, tmp_path, cli):
+    model, path = trained
+    _, _, X, _ = sample
+    np.save(tmp_path / "a.npy", X[:20])
+    write_idx(tmp_path / "b%,\"odd\".idx", X[20:25])
+    result = cli("predict", path, tmp_path / "a.npy", tmp_path / "b%,\"odd\".idx", "--format", "jsonl",
+                 "--top-k", "2")
+    objects = [json.loads(line) for line in result.out.splitlines()]
+    assert len(objects) == 25
+    assert list(objects[0]) == ["source", "index", "label", "top1", "p_top1", "top2", "p_top2"]
+    assert objects[-1]["source"].endswith('b%,"odd".idx') and objects[-1]["index"] == 4
+    assert [o["label"] for o in objects] == list(model.predict(X[:25]))
+    tsv = cli("predict", path, tmp_path / "a.npy", tmp_path / "b%,\"odd\".idx", "-f", "tsv")
+    table = rows(tsv.out, "\t")
+    assert table[-1]["source"].endswith('b%,"odd".idx') and len(table) == 25
+    quoted = cli("predict", path, tmp_path / "a.npy", tmp_path / "b%,\"odd\".idx")
+    assert rows(quoted.out)[-1]["source"].endswith('b%,"odd".idx')
+
+
+def test_output_file_is_written_atomically(sample, trained, tmp_path, cli):
+    model, path = trained
+    _, _, X, _ = sample
+    np.save(tmp_path / "x.npy", X[:100])
+    out = tmp_path / "predictions.jsonl"
+    result = cli("predict", path, tmp_path / "x.npy", "-o", out, "--batch-size", "7")
+    assert result.code == 0 and result.out == "" and "wrote 100 predictions" in result.err
+    assert [json.loads(line)["label"] for line in out.read_text().splitlines()] == list(model.predict(X[:100]))
+    # a bad value in a later batch: nothing is written and the old file stays as it was
+    bad = (X[:100] / 255.0).astype(np.float32)
+    bad[90, 3, 3] = np.nan
+    np.save(tmp_path / "bad.npy", bad)
+    before = out.read_bytes()
+    failed = cli("predict", path, tmp_path / "bad.npy", "-o", out, "--batch-size", "7")
+    assert "image 90 holds NaN" in assert_one_line_error(failed)
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.npy", "predictions.jsonl", "x.npy"]
+
+
+def test_row_writer_formats_without_per_row_python_for_one_source():
+    writer = RowWriter("csv", np.arange(10), proba=False)
+    from mnistlr.api.predict import Predictions
+
+    batch = Predictions("a", np.arange(5, 8), np.array([3, 1, 4]))
+    assert writer.header() == b"index,label\n"
+    assert writer.rows(batch) == b"5,3\n6,1\n7,4\n"
+    jsonl = RowWriter("jsonl", np.arange(10), with_source=True)
+    assert jsonl.rows(batch).splitlines()[0] == b'{"source": "a", "index": 5, "label": 3}'
+
+
+# ---------------------------------------------------------------- errors
+
+def _bad_inputs(tmp_path: Path, X: np.ndarray) -> dict[str, tuple[list[str], str]]:
+    """name → (inputs, expected part of the one-line message)."""
+    nan = (X[:10] / 255.0).astype(np.float32)
+    nan[4, 0, 0] = np.nan
+    np.save(tmp_path / "nan.npy", nan)
+    np.save(tmp_path / "range.npy", X[:10].astype(np.int16) + 255)
+    np.save(tmp_path / "float255.npy", X[:10].astype(np.float32))
+    lines = [",".join(map(str, row)) for row in X[:5].reshape(5, -1)]
+    (tmp_path / "cell.csv").write_text("\n".join(lines[:3] + ["x" + lines[3]] + lines[4:]) + "\n")
+    (tmp_path / "ragged.csv").write_text("\n".join(lines[:2] + [lines[2] + ",0"] + lines[3:]) + "\n")
+    write_idx(tmp_path / "labels.idx.gz", np.arange(10, dtype=np.uint8))
+    write_idx(tmp_path / "small.idx", X[:5, :20, :20])
+    (tmp_path / "noise.bin").write_bytes(bytes(range(256)) * 8)
+    return {
+        "nan": (["nan.npy"], "nan.npy: image 4 holds NaN"),
+        "out-of-range": (["range.npy"], "range.npy: image 0 holds"),
+        "float-range": (["float255.npy"], "float pixels must be in [0, 1]"),
+        "non-numeric": (["cell.csv"], "cell.csv: line 4, column 1:"),
+        "ragged": (["ragged.csv"], "ragged.csv: line 3 holds 785 values, expected 784"),
+        "labels": (["labels.idx.gz"], "holds 10 labels"),
+        "shape": (["small.idx"], "input images are 20×20 but the model expects 28×28"),
+        "missing": (["absent.idx"], "absent.idx: no such file"),
+        "unreadable": (["noise.bin"], "noise.bin: unrecognised content"),
+        "empty-folder": (["empty"], "folder holds no image files"),
+    }
+
+
+def test_every_malformed_input_gets_one_line(sample, trained, tmp_path, cli):
+    _, path = trained
+    _, _, X, _ = sample
+    (tmp_path / "empty").mkdir()
+    for name, (names, expected) in _bad_inputs(tmp_path, X).items():
+        result = cli("predict", path, *[tmp_path / n for n in names])
+        assert expected in assert_one_line_error(result), name
+
+
+def test_empty_stdin(trained, cli, monkeypatch):
+    _, path = trained
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"")))
+    assert "<stdin>: empty input" in assert_one_line_error(cli("predict", path, "-"))
+
+
+def test_model_file_errors(tmp_path, cli):
+    write_idx(tmp_path / "x.idx", np.zeros((2, 28, 28), np.uint8))
+    missing = cli("predict", tmp_path / "none.joblib", tmp_path / "x.idx")
+    assert "no such model file" in assert_one_line_error(missing)
+    (tmp_path / "fake.joblib").write_bytes(b"not a model")
+    assert "not a mnistlr model" in assert_one_line_error(cli("predict", tmp_path / "fake.joblib",
+                                                              tmp_path / "x.idx"))
+
+
+@pytest.mark.parametrize("args", [["--top-k", "11"], ["--top-k", "0"], ["--batch-size", "0"],
+                                  ["--format", "xml"], []])
+def test_usage_errors_exit_2(trained, tmp_path, cli, args):
+    _, path = trained
+    write_idx(tmp_path / "x.idx", np.zeros((2, 28, 28), np.uint8))
+    inputs = [] if not args else [tmp_path / "x.idx"]
+    assert_one_line_error(cli("predict", path, *inputs, *args), code=2)
+
+
+def test_help_ends_with_examples(cli):
+    result = cli("predict", "--help")
+    assert result.code == 0
+    examples = result.out[result.out.index("Examples:"):]
+    assert examples.count("mnistlr predict") >= 3
+
+
+# ---------------------------------------------------------------- pipes and streaming
+
+def test_closed_output_ends_quietly_in_process(trained, tmp_path, cli, monkeypatch):
+    import mnistlr.cli.predict as command
+
+    _, path = trained
+    write_idx(tmp_path / "x.idx", np.zeros((50, 28, 28), np.uint8))
+
+    class Closed:
+        def write(self, data):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+
+    monkeypatch.setattr(command, "_binary_stdout", lambda: Closed())
+    result = cli("predict", path, tmp_path / "x.idx")
+    assert (result.code, result.err) == (0, "")
+    with pytest.raises(OutputClosed) as info:
+        predict(path, [tmp_path / "x.idx"], stdout=Closed())
+    assert info.value.exit_code == 0
+
+
+def test_other_stdout_failures_are_one_line(trained, tmp_path, cli, monkeypatch):
+    import mnistlr.cli.predict as command
+
+    _, path = trained
+    write_idx(tmp_path / "x.idx", np.zeros((5, 28, 28), np.uint8))
+
+    class Full:
+        def write(self, data):
+            raise OSError(28, "No space left on device")
+
+        def flush(self):
+            pass
+
+    monkeypatch.setattr(command, "_binary_stdout", lambda: Full())
+    message = assert_one_line_error(cli("predict", path, tmp_path / "x.idx"))
+    assert "cannot write to standard output: No space left on device" in message
+
+
+def test_text_only_stdout(trained, tmp_path, monkeypatch):
+    from mnistlr.cli import main
+
+    model, path = trained
+    write_idx(tmp_path / "x.idx", np.zeros((3, 28, 28), np.uint8))
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    assert main(["predict", str(path), str(tmp_path / "x.idx")]) == 0
+    assert sys.stdout.getvalue().splitlines()[0] == "index,label"
+    assert len(sys.stdout.getvalue().splitlines()) == 4
+
+
+def test_head_closes_the_pipe_quietly(sample, trained, tmp_path):
+    _, path = trained
+    _, _, X, _ = sample
+    write_idx(tmp_path / "many.idx", np.concatenate([X] * 40), compress=False)  # 40,000 images
+    env = dict(os.environ, NO_COLOR="1")
+    process = subprocess.Popen([sys.executable, "-m", "mnistlr", "predict", str(path),
+                                str(tmp_path / "many.idx"), "--proba", "--batch-size", "1000"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert process.stdout.readline().startswith(b"index,label,p0")
+    process.stdout.close()  # what `| head -1` does
+    stderr = process.stderr.read()
+    assert process.wait(timeout=120) == 0
+    assert stderr == b""
+
+
+STREAM_SCRIPT = textwrap.dedent("""
+    import resource, sys
+    import numpy as np
+    from mnistlr.api.predict import predict
+    from mnistlr.models import LinearModel, Preprocessor
+
+    class Null:
+        def write(self, data):
+            return len(data)
+        def flush(self):
+            pass
+
+    rng = np.random.default_rng(0)
+    model = LinearModel("softmax", np.arange(10), (28, 28),
+                        Preprocessor("scale", np.zeros(784, np.float32), np.ones(784, np.float32)),
+                        rng.normal(size=(784, 10)).astype(np.float32), np.zeros(10, np.float32))
+    small, *large = sys.argv[1:]
+    predict(model, [small], stdout=Null(), batch_size=2048)  # warm up: imports, first batches
+    for path in large:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        summary = predict(model, [path], stdout=Null(), batch_size=2048)
+        grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+        print(summary["images"], grown * 1024)
+""")
+
+
+def test_memory_stays_flat_on_large_inputs(sample, tmp_path):
+    """100,000 real digits (78 MB raw, and gzip): peak memory grows by far less than the file."""
+    _, _, X, _ = sample  # 1,000 images, repeated
+    n = 100 * len(X)
+    header = bytes([0, 0, 8, 3]) + np.array([n, 28, 28], ">u4").tobytes()
+    raw, zipped = tmp_path / "big.idx", tmp_path / "big.idx.gz"
+    with open(raw, "wb") as plain, gzip.open(zipped, "wb", compresslevel=1) as packed:
+        for handle in (plain, packed):
+            handle.write(header)
+            for _ in range(100):
+                handle.write(X.tobytes())
+    write_idx(tmp_path / "small.idx", X[:5000])
+    script = tmp_path / "stream.py"
+    script.write_text(STREAM_SCRIPT)
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "small.idx"), str(raw), str(zipped)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    size = raw.stat().st_size
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2
+    for line in lines:
+        images, grown = map(int, line.split())
+        assert images == n
+        assert grown < size / 4, f"peak memory grew by {grown / 1e6:.0f} MB on a {size / 1e6:.0f} MB input"
+
+
+def test_predict_batches_in_scripts(sample, trained, tmp_path):
+    model, _ = trained
+    _, _, X, _ = sample
+    write_idx(tmp_path / "x.idx", X[:30])
+    sources = open_inputs([tmp_path / "x.idx"], model.image_shape)
+    batches = list(predict_batches(model, sources, batch_size=8, top_k=2))
+    assert [len(b.labels) for b in batches] == [8, 8, 8, 6]
+    assert np.array_equal(np.concatenate([b.labels for b in batches]), model.predict(X[:30]))
+    assert np.array_equal(np.concatenate([b.index for b in batches]), np.arange(30))
+    assert all(b.proba is None and b.top_labels.shape[1] == 2 for b in batches)
+
+
+def test_dash_output_means_stdout(trained, tmp_path, cli, monkeypatch):
+    _, path = trained
+    write_idx(tmp_path / "x.idx", np.zeros((3, 28, 28), np.uint8))
+    monkeypatch.chdir(tmp_path)
+    result = cli("predict", path, "x.idx", "-o", "-")
+    assert result.code == 0 and result.out.startswith("index,label\n0,")
+    assert not (tmp_path / "-").exists()
+
+
+def test_images_without_pillow_name_the_extra(trained, tmp_path, cli, monkeypatch):
+    from PIL import Image
+
+    _, path = trained
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "digit.png")
+    monkeypatch.setitem(sys.modules, "PIL", None)
+    message = assert_one_line_error(cli("predict", path, tmp_path / "digit.png"))
+    assert "reading image files needs the optional package 'Pillow'" in message
+    assert "pip install 'mnistlr[images]'" in message
