@@ -146,7 +146,10 @@ class LinearModel:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predicted labels (n,) int64 (values from `classes`)."""
-        S = self.decision_function(X)
+        return self.labels_from_scores(self.decision_function(X))
+
+    def labels_from_scores(self, S: np.ndarray) -> np.ndarray:
+        """Predicted labels (n,) from scores S (n, n_outputs): the arg-max, or s > 0 for binary."""
         if S.shape[1] == 1:
             return self.classes[(S[:, 0] > 0).astype(np.int64)]
         return self.classes[np.argmax(S, axis=1)]

@@ -66,13 +66,6 @@ def scores(model: LinearModel, X: np.ndarray) -> np.ndarray:
                            for i in range(0, len(X), SCORE_CHUNK)])
 
 
-def labels_from_scores(model: LinearModel, S: np.ndarray) -> np.ndarray:
-    """Predicted labels (n,) from scores S (n, n_outputs), exactly as `LinearModel.predict`."""
-    if S.shape[1] == 1:
-        return model.classes[(S[:, 0] > 0).astype(np.int64)]
-    return model.classes[np.argmax(S, axis=1)]
-
-
 def predict_batches(model: LinearModel, sources: Sequence[Source], batch_size: int = DEFAULT_BATCH_SIZE,
                     proba: bool = False, top_k: int | None = None) -> Iterator[Predictions]:
     """Predictions for every image of *sources*, one batch at a time."""
@@ -84,7 +77,7 @@ def predict_batches(model: LinearModel, sources: Sequence[Source], batch_size: i
                 name, index = source.name, np.arange(batch.start, batch.start + n, dtype=np.int64)
             else:
                 name, index = batch.names, np.zeros(n, np.int64)
-            result = Predictions(name, index, labels_from_scores(model, S))
+            result = Predictions(name, index, model.labels_from_scores(S))
             if proba or top_k:
                 P = model.proba_from_scores(S)
                 result.proba = P if proba else None
