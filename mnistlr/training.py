@@ -136,7 +136,7 @@ def stratified_split(y, n_val: int, rng) -> tuple[Any, Any]:
     take[order[: n_val - take.sum()]] += 1
     take = np.minimum(take, counts - 1)
     val = []
-    for label, k in zip(labels, take):
+    for label, k in zip(labels, take, strict=True):
         members = np.flatnonzero(y == label)
         val.append(rng.permutation(members)[:k])
     val_idx = np.sort(np.concatenate(val)) if val else np.empty(0, int)

@@ -1,4 +1,4 @@
-"""mnistlr.search: parameter specs and sampling, stratified folds, scoring, ranking, budget waves."""
+"""mnistlr.search and mnistlr.cv: parameter specs and sampling, stratified folds, scoring, ranking, budget waves."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn import metrics as skm
 
-from mnistlr import search
+from mnistlr import cv, search
 from mnistlr.errors import UsageError
 from mnistlr.models import LinearModel, Preprocessor
 from mnistlr.training import TrainOptions
@@ -193,21 +193,21 @@ def test_unknown_metric_is_refused():
 # ---------------------------------------------------------------- trials and ranking
 
 def _trial(i, mean, error=None):
-    return search.Trial(i, {"l2": i}, [mean] * 2, None if error else mean, None if error else 0.0, 0.1, error)
+    return cv.Trial(i, {"l2": i}, [mean] * 2, None if error else mean, None if error else 0.0, 0.1, error)
 
 
 def test_ranking_follows_the_metric_direction():
     trials = [_trial(0, 0.3), _trial(1, 0.1, error="diverged"), _trial(2, 0.2), _trial(3, 0.2)]
-    best_high = search.rank_trials(trials, greater_is_better=True)
+    best_high = cv.rank_trials(trials, greater_is_better=True)
     assert [t.trial for t in best_high] == [0, 2, 3, 1] and best_high[-1].rank is None
-    best_low = search.rank_trials(trials, greater_is_better=False)
+    best_low = cv.rank_trials(trials, greater_is_better=False)
     assert [t.trial for t in best_low] == [2, 3, 0, 1] and [t.rank for t in best_low[:3]] == [1, 2, 3]
 
 
 def test_trial_from_results_mean_std_and_failures():
-    ok = search.Trial.from_results(4, {"l2": 1}, [{"score": s, "error": None, "seconds": 0.5} for s in (0.8, 0.9)])
+    ok = cv.Trial.from_results(4, {"l2": 1}, [{"score": s, "error": None, "seconds": 0.5} for s in (0.8, 0.9)])
     assert ok.mean == pytest.approx(0.85) and ok.std == pytest.approx(0.05) and ok.seconds == 1.0
-    bad = search.Trial.from_results(5, {}, [{"score": 0.9, "error": None, "seconds": 0},
+    bad = cv.Trial.from_results(5, {}, [{"score": 0.9, "error": None, "seconds": 0},
                                             {"score": float("nan"), "error": "diverged", "seconds": 0}])
     assert bad.mean is None and bad.error == "diverged" and bad.fold_scores == [0.9, None]
 
@@ -232,20 +232,20 @@ def test_run_groups_waves_and_budget():
     seen = []
     runner = _SleepyRunner(0.02)
     started = time.perf_counter()
-    stopped = search.run_groups(runner, groups, started + 0.5, lambda g, r: seen.append((g, len(r))))
+    stopped = cv.run_groups(runner, groups, started + 0.5, lambda g, r: seen.append((g, len(r))))
     elapsed = time.perf_counter() - started
     assert stopped and 0 < len(seen) < 40
     assert seen == [(g, 3) for g in range(len(seen))]        # whole trials, in order
     assert set(runner.waves) == {3}                          # ≥ n_slots tasks, whole trials
     assert elapsed <= 0.5 * 1.2
     runner = _SleepyRunner(0.0)
-    assert not search.run_groups(runner, groups[:5], None, lambda g, r: None)
+    assert not cv.run_groups(runner, groups[:5], None, lambda g, r: None)
     assert runner.waves == [15]                              # no budget: a single wave
 
 
 def test_the_first_wave_always_runs():
     seen = []
-    assert search.run_groups(_SleepyRunner(0.0), [[1], [2], [3]], time.perf_counter() - 1,
+    assert cv.run_groups(_SleepyRunner(0.0), [[1], [2], [3]], time.perf_counter() - 1,
                              lambda g, r: seen.append(g))
     assert seen == [0, 1]                                    # one wave of ≥ 2 tasks, then the budget
 

@@ -74,7 +74,7 @@ class Runner:
         """Results of *tasks*, yielded in task order as they finish."""
         from joblib import delayed
 
-        from mnistlr.search import run_fold
+        from mnistlr.cv import run_fold
 
         return self._parallel(delayed(run_fold)(self.images, self.labels, task, self.n_threads)
                               for task in tasks)
@@ -135,6 +135,7 @@ def sweep(options: TrainOptions, *, params: list[str] | tuple[str, ...] = (), n_
     """
     from mnistlr import search
     from mnistlr.api.train import load_training_data
+    from mnistlr.cv import SearchSetup, prepare_data
 
     options.validate()
     _check_run(n_iter, cv, nested, n_jobs, budget, backend, scheduler)
@@ -145,9 +146,9 @@ def sweep(options: TrainOptions, *, params: list[str] | tuple[str, ...] = (), n_
     _check_output_path(output, "--output")
     _check_output_path(results, "--results")
     images, labels = load_training_data(dataset, train_images, train_labels, data_dir)
-    X, y, base = search.prepare_data(images, labels, options)
+    X, y, base = prepare_data(images, labels, options)
     search.check_cv(y, cv)
-    setup = search.SearchSetup(base, candidates, cv, metric, options.seed)
+    setup = SearchSetup(base, candidates, cv, metric, options.seed)
     report = {"mode": mode, "metric": metric, "greater_is_better": search.METRICS[metric],
               "cv": cv, "space": [s.describe() for s in specs], "n_candidates": len(candidates),
               "n_train": int(len(y)), "seed": options.seed, "backend": backend, "budget": budget}
@@ -168,14 +169,14 @@ def sweep(options: TrainOptions, *, params: list[str] | tuple[str, ...] = (), n_
 
 def _run(runner, setup, y, nested: int | None, refit: bool, deadline, callback) -> dict[str, Any]:
     """The searches: nested CV when asked; a plain CV search unless nested without a refit."""
-    from mnistlr import search
+    from mnistlr.cv import cross_validate, nested_cross_validate
 
     out: dict[str, Any] = {"nested": None, "trials": [], "best": None, "budget_stopped": False}
     if nested is not None:
-        out["nested"] = search.nested_cross_validate(runner, setup, y, nested, deadline, callback)
+        out["nested"] = nested_cross_validate(runner, setup, y, nested, deadline, callback)
         out["budget_stopped"] = out["nested"]["budget_stopped"]
     if nested is None or refit:
-        trials, stopped = search.cross_validate(runner, setup, y, deadline, callback)
+        trials, stopped = cross_validate(runner, setup, y, deadline, callback)
         if not trials or trials[0].mean is None:
             first = next((t.error for t in trials if t.error), "no trial finished")
             raise MnistlrError(f"no trial of the sweep succeeded: {first}",

@@ -1,0 +1,344 @@
+"""Readers of prediction inputs: the `Batch` and `Source` types, the readers of array
+files (IDX, .npy, .npz member), CSV rows and image files, the header parsers
+(`idx_header`, `npy_header`, `csv_layout`), the byte-stream helpers they use and the
+pixel check (`check_pixels`); each source streams its images one batch at a time into
+fresh buffers. Which reader a file gets is decided in `mnistlr.inputs`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from typing import IO, Any, NamedTuple
+
+import numpy as np
+
+from mnistlr import images
+from mnistlr.errors import DataError
+from mnistlr.idx import IDX_TYPES
+
+HEAD_BYTES = 1 << 16  # enough for any header, and a CSV line of 784 long floats
+PIXELS_HINT = "pixels must be integers 0–255 (e.g. uint8) or floats in [0, 1]"
+
+
+class Batch(NamedTuple):
+    """X: raw pixels (n, rows, cols) or (n, rows·cols), uint8 or float32 0–255.
+
+    start: the index of X[0] within its source; names: one source name per image
+    (image files, each an input of its own, index 0) or None (all from the source).
+    """
+
+    X: np.ndarray
+    start: int
+    names: list[str] | None = None
+
+
+class Source:
+    """One input: name, kind, per-image shape ((rows, cols) or (n_features,)), image count."""
+
+    def __init__(self, name: str, kind: str, shape: tuple[int, ...], count: int | None):
+        self.name, self.kind, self.shape, self.count = name, kind, tuple(shape), count
+
+    def batches(self, batch_size: int) -> Iterator[Batch]:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, {self.kind}, shape={self.shape}, count={self.count})"
+
+
+# ---------------------------------------------------------------- streams
+
+class _Replay(io.RawIOBase):
+    """A stream that gives back *head* (bytes already read) before the rest of *rest*."""
+
+    def __init__(self, head: bytes, rest: IO[bytes], owns: bool = True):
+        self._head, self._rest, self._owns = memoryview(head), rest, owns
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if len(self._head):
+            k = min(len(buffer), len(self._head))
+            buffer[:k] = self._head[:k]
+            self._head = self._head[k:]
+            return k
+        return self._rest.readinto(buffer)
+
+    def close(self) -> None:
+        if self._owns and not self.closed:
+            self._rest.close()
+        super().close()
+
+
+def _read_full(stream: IO[bytes], view: memoryview, name: str) -> int:
+    """Fill *view* from *stream* as far as it goes; returns the bytes read."""
+    got = 0
+    try:
+        while got < len(view):
+            k = stream.readinto(view[got:])
+            if not k:
+                break
+            got += k
+    except EOFError:
+        raise DataError(f"{name}: gzip stream is cut off (incomplete file?)", "copy it again") from None
+    except (gzip.BadGzipFile, zlib.error, zipfile.BadZipFile) as exc:
+        raise DataError(f"{name}: damaged compressed data ({exc})", "copy it again") from None
+    except OSError as exc:
+        raise DataError(f"{name}: cannot read: {exc.strerror or exc}") from None
+    return got
+
+
+def _peek(stream: IO[bytes], name: str, owns: bool = True) -> tuple[bytes, IO[bytes]]:
+    """The first bytes of *stream* and a stream that still starts at byte 0."""
+    head = bytearray(HEAD_BYTES)
+    got = _read_full(stream, memoryview(head), name)
+    return bytes(head[:got]), io.BufferedReader(_Replay(bytes(head[:got]), stream, owns), 1 << 16)
+
+
+# ---------------------------------------------------------------- headers
+
+def idx_header(head: bytes, name: str) -> tuple[np.dtype, tuple[int, ...], int]:
+    """(dtype, dims, header length) of an IDX images file from its first bytes."""
+    ndim = head[3]
+    length = 4 + 4 * ndim
+    if len(head) < length:
+        raise DataError(f"{name}: truncated IDX header ({len(head)} bytes, {length} needed)")
+    dims = tuple(int(d) for d in np.frombuffer(head, ">u4", count=ndim, offset=4))
+    if ndim == 1:
+        raise DataError(f"{name}: holds {dims[0]:,} labels (a 1-D IDX labels file), not images",
+                        "give the images file, e.g. t10k-images-idx3-ubyte.gz")
+    if ndim > 3 or 0 in dims:
+        raise DataError(f"{name}: IDX array of shape {'×'.join(map(str, dims))} is not a set of "
+                        "images (n, rows, cols)")
+    return IDX_TYPES[head[2]], dims, length
+
+
+def npy_header(head: bytes, name: str) -> tuple[np.dtype, tuple[int, ...], bool, int]:
+    """(dtype, shape, fortran_order, header length) of a .npy file from its first bytes."""
+    fmt = np.lib.format
+    bio = io.BytesIO(head)
+    try:
+        version = fmt.read_magic(bio)
+        read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, fortran, dtype = read(bio)
+    except (ValueError, EOFError, SyntaxError, TypeError) as exc:
+        raise DataError(f"{name}: damaged .npy header ({exc})") from None
+    if dtype.kind not in "uif" or dtype.fields is not None:
+        raise DataError(f"{name}: holds {dtype} values, not pixels", PIXELS_HINT)
+    if len(shape) == 1:
+        raise DataError(f"{name}: holds a 1-D array of {shape[0]:,} values (labels?), not images",
+                        "give an array shaped (N, rows, cols) or (N, rows·cols)")
+    if len(shape) not in (2, 3):
+        raise DataError(f"{name}: holds an array of shape {shape}; images are (N, rows, cols) "
+                        "or (N, rows·cols)")
+    if shape[0] == 0:
+        raise DataError(f"{name}: holds no images (shape {shape})")
+    return dtype, tuple(shape), fortran, bio.tell()
+
+
+def csv_layout(head: bytes, name: str, image_shape: tuple[int, int]) -> tuple[str | None, bool, bool]:
+    """(delimiter or None for blanks, has a header line, has a leading label column).
+
+    Read from the first non-blank line in *head*: a line with any non-numeric cell is a
+    header; rows of rows·cols + 1 values start with a label.
+    """
+    text = head.decode("utf-8", errors="replace").removeprefix("\ufeff")
+    pieces = text.split("\n")
+    lineno, line = next(((i, p) for i, p in enumerate(pieces, 1) if p.strip()), (1, ""))
+    if lineno == len(pieces) and len(head) >= HEAD_BYTES:
+        raise DataError(f"{name}: line {lineno} is longer than {HEAD_BYTES:,} bytes; not a CSV of images")
+    delimiter = next((d for d in (",", "\t", ";") if d in line), None)
+    cells = [c.strip().strip("\"'") for c in line.split(delimiter)]
+    header = not all(_is_number(c) for c in cells)
+    rows, cols = image_shape
+    n_features = rows * cols
+    if len(cells) not in (n_features, n_features + 1):
+        raise DataError(f"{name}: line {lineno} holds {len(cells)} values, but the model expects "
+                        f"{rows}×{cols} = {n_features} pixels per row "
+                        f"(or {n_features + 1} with a leading label column)",
+                        "give images of the shape the model was trained on")
+    return delimiter, header, len(cells) == n_features + 1
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------- pixel values
+
+def check_pixels(X: np.ndarray, where: Callable[[int], str], top: float) -> np.ndarray:
+    """Validate a batch of pixel values; return raw pixels 0–255 (uint8 or float32).
+
+    top: 255 for the raw scale (integers become uint8, floats float32) or 1 for the
+    [0, 1] scale (multiplied by 255). where(i) names image i in error messages.
+    """
+    if X.dtype == np.uint8:
+        return X
+    flat = X.reshape(len(X), -1)
+    if X.dtype.kind == "f":
+        finite = np.isfinite(flat).all(axis=1)
+        if not finite.all():
+            i = int(np.argmin(finite))
+            what = "NaN" if np.isnan(flat[i]).any() else "an infinite value"
+            raise DataError(f"{where(i)} holds {what}", PIXELS_HINT)
+    if flat.size and flat.min() < 0:
+        i = int(np.flatnonzero((flat < 0).any(axis=1))[0])
+        raise DataError(f"{where(i)} holds a negative pixel value ({flat[i].min():g})", PIXELS_HINT)
+    if flat.size and flat.max() > top:
+        i = int(np.flatnonzero((flat > top).any(axis=1))[0])
+        if top == 1:
+            raise DataError(f"{where(i)} holds {flat[i].max():g}, but float pixels must be in [0, 1]",
+                            "divide by 255, or store the images as uint8")
+        raise DataError(f"{where(i)} holds {flat[i].max():g}, above 255", PIXELS_HINT)
+    if top == 1:
+        # x_raw = 255·x
+        return X.astype(np.float32) * np.float32(255.0)
+    return X.astype(np.uint8) if X.dtype.kind in "iu" else X.astype(np.float32, copy=False)
+
+
+# ---------------------------------------------------------------- sources
+
+Reopen = Callable[[], contextlib.AbstractContextManager]
+
+
+class ArraySource(Source):
+    """IDX or NumPy images read one batch at a time (fresh buffers) from a stream."""
+
+    def __init__(self, name: str, kind: str, dtype: np.dtype, dims: tuple[int, ...],
+                 fortran: bool, reopen: Reopen):
+        super().__init__(name, kind, dims[1:], dims[0])
+        self.dtype, self.fortran, self._reopen = dtype, fortran, reopen
+        self.top = 255.0 if dtype.kind in "iu" else 1.0
+
+    def _checked(self, X: np.ndarray, start: int) -> Batch:
+        return Batch(check_pixels(X, lambda i: f"{self.name}: image {start + i:,}", self.top), start)
+
+    def batches(self, batch_size: int) -> Iterator[Batch]:
+        row_bytes = int(np.prod(self.shape)) * self.dtype.itemsize
+        with self._reopen() as stream:
+            if self.fortran:  # column-major data cannot be read row by row
+                buf = self._read(stream, self.count * row_bytes, 0, row_bytes)
+                X = buf.view(self.dtype).reshape((self.count,) + self.shape, order="F")
+                for start in range(0, self.count, batch_size):
+                    yield self._checked(X[start:start + batch_size], start)
+                return
+            for start in range(0, self.count, batch_size):
+                k = min(batch_size, self.count - start)
+                buf = self._read(stream, k * row_bytes, start, row_bytes)
+                yield self._checked(buf.view(self.dtype).reshape((k,) + self.shape), start)
+            if _read_full(stream, memoryview(bytearray(1)), self.name):
+                raise DataError(f"{self.name}: over-long: data continues after the "
+                                f"{self.count:,} images the header promises")
+
+    def _read(self, stream: IO[bytes], size: int, start: int, row_bytes: int) -> np.ndarray:
+        buf = np.empty(size, np.uint8)
+        got = _read_full(stream, memoryview(buf), self.name)
+        if got < size:
+            raise DataError(f"{self.name}: truncated: the header promises {self.count:,} images, "
+                            f"the data ends after {start + got // row_bytes:,}", "copy the file again")
+        return buf
+
+
+class CsvSource(Source):
+    """CSV rows of pixels, parsed a batch of lines at a time."""
+
+    def __init__(self, name: str, reopen: Reopen, layout: tuple[str | None, bool, bool],
+                 image_shape: tuple[int, int]):
+        n_features = image_shape[0] * image_shape[1]
+        super().__init__(name, "csv", (n_features,), None)
+        self.delimiter, self.header, self.label = layout
+        self.n_columns = n_features + self.label
+        self._reopen = reopen
+
+    def batches(self, batch_size: int) -> Iterator[Batch]:
+        with self._reopen() as stream:
+            text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline=None)
+            lines, numbers, lineno = _next_lines(text, 1 if self.header else 0, 0, self.name)
+            start, top = 0, None
+            while True:
+                lines, numbers, lineno = _next_lines(text, batch_size, lineno, self.name)
+                if not lines:
+                    break
+                X = _parse_lines(lines, numbers, self.delimiter, self.n_columns, self.name)
+                X = X[:, 1:] if self.label else X
+                if top is None:
+                    # [0, 1] scale when the first batch is all within [0, 1] with fractions
+                    fractional = X.dtype.kind == "f" and bool((X != np.floor(X)).any())
+                    top = 1.0 if fractional and 0 <= X.min() and X.max() <= 1 else 255.0
+                yield Batch(check_pixels(X, lambda i, n=numbers: f"{self.name}: line {n[i]}", top),
+                            start)
+                start += len(X)
+            text.detach()
+        if start == 0:
+            raise DataError(f"{self.name}: no rows of pixels", "give a CSV with one image per row")
+
+
+def _next_lines(text: IO[str], k: int, lineno: int, name: str) -> tuple[list[str], list[int], int]:
+    """Up to *k* non-blank lines, their 1-based line numbers, and the last line number read."""
+    lines: list[str] = []
+    numbers: list[int] = []
+    try:
+        while len(lines) < k:
+            line = text.readline()
+            if not line:
+                break
+            lineno += 1
+            if not line.isspace():
+                lines.append(line)
+                numbers.append(lineno)
+    except UnicodeDecodeError:
+        raise DataError(f"{name}: line {lineno + 1} is not UTF-8 text") from None
+    except EOFError:
+        raise DataError(f"{name}: gzip stream is cut off (incomplete file?)", "copy it again") from None
+    except (OSError, zlib.error) as exc:
+        raise DataError(f"{name}: cannot read: {exc}") from None
+    return lines, numbers, lineno
+
+
+def _parse_lines(lines: list[str], numbers: list[int], delimiter: str | None, n_columns: int,
+                 name: str) -> np.ndarray:
+    """Parse CSV lines into (n, n_columns) int64 (all integers) or float64."""
+    if delimiter is None:
+        counts = [len(line.split()) for line in lines]
+    else:
+        counts = [line.count(delimiter) + 1 for line in lines]
+    if counts.count(n_columns) != len(counts):
+        i = next(i for i, c in enumerate(counts) if c != n_columns)
+        raise DataError(f"{name}: line {numbers[i]} holds {counts[i]} values, expected {n_columns} "
+                        "(rows must all have the same length)")
+    for dtype in (np.int64, np.float64):
+        try:
+            return np.loadtxt(lines, delimiter=delimiter, dtype=dtype, comments=None, ndmin=2)
+        except ValueError:
+            continue
+    for line, number in zip(lines, numbers, strict=True):
+        for column, cell in enumerate(line.split(delimiter), 1):
+            if not _is_number(cell):
+                text = cell.strip()
+                what = f"'{text[:20]}' is not a number" if text else "the cell is empty"
+                raise DataError(f"{name}: line {number}, column {column}: {what}")
+    raise DataError(f"{name}: lines {numbers[0]}–{numbers[-1]} cannot be read as numbers")
+
+
+class ImageFiles(Source):
+    """Image files, each one digit, converted MNIST-style (names: one per image)."""
+
+    def __init__(self, items: list[tuple[str, Any]], image_shape: tuple[int, int]):
+        images.require_pillow()
+        name = items[0][0] if len(items) == 1 else f"{len(items)} image files"
+        super().__init__(name, "image", image_shape, len(items))
+        self.items = items
+
+    def batches(self, batch_size: int) -> Iterator[Batch]:
+        for start in range(0, len(self.items), batch_size):
+            chunk = self.items[start:start + batch_size]
+            yield Batch(images.read_digits(chunk, self.shape), 0, [name for name, _ in chunk])
