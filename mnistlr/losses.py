@@ -1,0 +1,90 @@
+"""Objectives of the linear classifiers, for the solvers.
+
+Logistic and softmax regression minimise
+
+    f(W, b) = (1/n) Σ_i ℓ(x_i W + b, y_i) + (l2/2)·‖W‖²   (+ l1·‖W‖₁, handled by the solvers' prox step)
+
+with the intercept b not penalised, where ℓ is
+
+- ``kind="softmax"``: the multinomial cross-entropy, y in 0..n_classes−1, one column per class;
+- ``kind="ovr"``: the sum over output columns of the binary cross-entropy of σ(s);
+  one column (binary logistic regression) with y in {0, 1}, or one column per class
+  (one-vs-rest) with target [y = c] in column c.
+
+`objective` evaluates f (and its gradient) from (W, b); `loss_gradient` is the same on
+one packed float64 vector w = [W.ravel() (row-major), b], the form scipy's L-BFGS-B wants
+(as scikit-learn's ``_linear_loss.py`` does). The heavy lifting is one fused pass over X
+in `mnistlr.kernels`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from mnistlr import kernels
+
+KINDS = ("softmax", "ovr")
+
+
+@dataclasses.dataclass
+class Objective:
+    """f and its gradient at (W, b) over the rows used."""
+
+    value: float                 # mean loss + (l2/2)‖W‖²
+    loss: float                  # mean loss alone (cross-entropy; comparable with a hold-out's)
+    accuracy: float              # share of rows predicted right
+    grad_W: np.ndarray | None    # (n_features, n_outputs) float64; None when grad=False
+    grad_b: np.ndarray | None    # (n_outputs,) float64
+
+
+def check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+
+
+def objective(X, y, W, b, kind: str, l2: float = 0.0, rows=None, grad: bool = True) -> Objective:
+    """f(W, b) over X[rows] (all rows by default), and its gradient when grad is true.
+
+    X (n_samples, n_features) float32/float64; y (n_samples,) int; W (n_features, n_outputs);
+    b (n_outputs,); rows: optional (m,) int indices (a mini-batch without copying X).
+    """
+    check_kind(kind)
+    fused = kernels.softmax_cross_entropy if kind == "softmax" else kernels.ovr_cross_entropy
+    part = fused(X, y, W, b, rows=rows, grad=grad)
+    n_rows = len(y) if rows is None else len(rows)
+    W64 = np.asarray(W, dtype=np.float64)
+    # f = (1/n) Σ ℓ_i + (l2/2)‖W‖²
+    loss = part.loss_sum / n_rows
+    value = loss + 0.5 * l2 * float(np.vdot(W64, W64))
+    if not grad:
+        return Objective(value, loss, part.n_correct / n_rows, None, None)
+    # ∇_W f = (1/n) Σ x_iᵀ ∂ℓ_i/∂s + l2·W;  ∇_b f = (1/n) Σ ∂ℓ_i/∂s
+    grad_W = part.grad_W / n_rows + l2 * W64
+    grad_b = part.grad_b / n_rows
+    return Objective(value, loss, part.n_correct / n_rows, grad_W, grad_b)
+
+
+def pack(W: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """One float64 vector [W.ravel(), b] of length n_features·n_outputs + n_outputs."""
+    return np.concatenate([np.asarray(W, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()])
+
+
+def unpack(w: np.ndarray, n_features: int, n_outputs: int) -> tuple[np.ndarray, np.ndarray]:
+    """Views (W (n_features, n_outputs), b (n_outputs,)) into a packed vector w."""
+    if w.shape != (n_features * n_outputs + n_outputs,):
+        raise ValueError(f"packed weights must have {n_features * n_outputs + n_outputs} entries, got {w.shape}")
+    return w[: n_features * n_outputs].reshape(n_features, n_outputs), w[n_features * n_outputs:]
+
+
+def loss_gradient(w: np.ndarray, X, y, kind: str, n_outputs: int, l2: float,
+                  rows=None) -> tuple[float, np.ndarray]:
+    """(f, ∇f) at the packed weights w, for scipy.optimize.minimize(..., jac=True).
+
+    w (n_features·n_outputs + n_outputs,) float64; returns a float and a float64
+    gradient of w's shape. X, y, kind, l2, rows as in `objective`.
+    """
+    W, b = unpack(np.asarray(w, dtype=np.float64), X.shape[1], n_outputs)
+    result = objective(X, y, W, b, kind, l2=l2, rows=rows)
+    return result.value, pack(result.grad_W, result.grad_b)

@@ -1,0 +1,85 @@
+"""Naive plain-NumPy references for the kernels and solvers, in float64, written for clarity not speed."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def softmax_rows(S):
+    """Row-wise softmax, one row at a time."""
+    S = np.asarray(S, dtype=np.float64)
+    out = np.empty_like(S)
+    for i, row in enumerate(S):
+        e = np.exp(row - row.max())
+        out[i] = e / e.sum()
+    return out
+
+
+def sigmoid(S):
+    """1/(1 + e^−s) element by element (math.exp on the side that cannot overflow)."""
+    S = np.asarray(S, dtype=np.float64)
+    flat = [1.0 / (1.0 + np.exp(-s)) if s >= 0 else np.exp(s) / (1.0 + np.exp(s)) for s in S.ravel()]
+    return np.array(flat).reshape(S.shape)
+
+
+def softmax_cross_entropy(X, y, W, b):
+    """(Σ_i ℓ_i, n_correct, ∇_W Σℓ, ∇_b Σℓ) of the multinomial cross-entropy, sample by sample."""
+    X, W, b = (np.asarray(a, dtype=np.float64) for a in (X, W, b))
+    loss, correct = 0.0, 0
+    G, gb = np.zeros_like(W), np.zeros_like(b)
+    for x, label in zip(X, y, strict=True):
+        s = x @ W + b
+        p = softmax_rows(s[None])[0]
+        loss += -np.log(p[label])
+        correct += int(np.argmax(s) == label)
+        r = p.copy()
+        r[label] -= 1.0
+        G += np.outer(x, r)
+        gb += r
+    return loss, correct, G, gb
+
+
+def ovr_cross_entropy(X, y, W, b):
+    """Same for the sum of per-column binary cross-entropies (one column: binary, y in {0, 1})."""
+    X, W, b = (np.asarray(a, dtype=np.float64) for a in (X, W, b))
+    k = W.shape[1]
+    loss, correct = 0.0, 0
+    G, gb = np.zeros_like(W), np.zeros_like(b)
+    for x, label in zip(X, y, strict=True):
+        s = x @ W + b
+        t = np.array([float(label)]) if k == 1 else (np.arange(k) == label).astype(float)
+        p = sigmoid(s)
+        loss += float(np.sum(-t * np.log(p) - (1 - t) * np.log1p(-p)))
+        predicted = int(s[0] > 0) if k == 1 else int(np.argmax(s))
+        correct += int(predicted == label)
+        G += np.outer(x, p - t)
+        gb += p - t
+    return loss, correct, G, gb
+
+
+def soft_threshold(W, t):
+    """sign(w)·max(|w| − t, 0) with an explicit branch per entry."""
+    W = np.asarray(W, dtype=np.float64)
+    out = np.zeros_like(W)
+    for idx, w in np.ndenumerate(W):
+        out[idx] = w - t if w > t else (w + t if w < -t else 0.0)
+    return out
+
+
+def objective(X, y, W, b, kind, l2):
+    """Mean loss + (l2/2)‖W‖² (intercept free)."""
+    loss = (softmax_cross_entropy if kind == "softmax" else ovr_cross_entropy)(X, y, W, b)[0]
+    return loss / len(y) + 0.5 * l2 * float(np.sum(np.asarray(W, dtype=np.float64) ** 2))
+
+
+def ridge(X, Y, l2):
+    """(W, b) minimising ½‖XW + b − Y‖² + (l2/2)‖W‖², by one augmented linear system.
+
+    Unknowns [W; b]: the normal equations with the intercept row left unpenalised.
+    """
+    X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
+    A = np.hstack([X, np.ones((len(X), 1))])
+    penalty = l2 * np.eye(A.shape[1])
+    penalty[-1, -1] = 0.0
+    solution = np.linalg.solve(A.T @ A + penalty, A.T @ Y)
+    return solution[:-1], solution[-1]

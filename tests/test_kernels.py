@@ -1,0 +1,161 @@
+"""Every kernel against its naive reference (tests/reference.py), in float32 and float64."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytest
+import reference as ref
+
+from mnistlr import kernels
+
+DTYPES = [np.float32, np.float64]
+# float32 logits and chunk sums: ~1e-6 relative; compare loosely. float64: tight.
+RTOL = {np.float32: 2e-4, np.float64: 1e-10}
+
+
+def problem(dtype, n_samples, n_features, n_outputs, seed=0, scale=1.0, binary=False):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n_samples, n_features)).astype(dtype)
+    W = (scale * rng.normal(size=(n_features, n_outputs))).astype(dtype)
+    b = rng.normal(size=n_outputs)
+    y = rng.integers(0, 2 if binary else n_outputs, size=n_samples)
+    return X, y, W, b
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_rows_matches_reference_and_is_stable(dtype):
+    S = np.random.default_rng(1).normal(scale=30, size=(9, 5)).astype(dtype)
+    S[0] = [1000, 999, -1000, 0, 1000]          # exp would overflow without the max trick
+    P = kernels.softmax_rows(S)
+    assert P.dtype == dtype and P.shape == S.shape
+    np.testing.assert_allclose(P, ref.softmax_rows(S), rtol=RTOL[dtype], atol=1e-7)
+    np.testing.assert_allclose(P.sum(axis=1), 1.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sigmoid_matches_reference_at_extremes(dtype):
+    S = np.array([[-800.0, -30.0, -1.0, 0.0], [1.0, 30.0, 800.0, 1e-3]], dtype=dtype)
+    P = kernels.sigmoid(S)
+    assert P.dtype == dtype and np.all(np.isfinite(P))
+    np.testing.assert_allclose(P, ref.sigmoid(S), rtol=RTOL[dtype], atol=1e-30)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_classes", [2, 3, 10])
+@pytest.mark.parametrize("n_samples", [7, 301])      # a ragged last group of 4 rows; several chunks
+def test_softmax_cross_entropy_matches_reference(dtype, n_classes, n_samples):
+    X, y, W, b = problem(dtype, n_samples, 13, n_classes, seed=n_classes)
+    got = kernels.softmax_cross_entropy(X, y, W, b)
+    loss, correct, G, gb = ref.softmax_cross_entropy(X, y, W, b)
+    assert got.n_correct == correct
+    np.testing.assert_allclose(got.loss_sum, loss, rtol=RTOL[dtype])
+    np.testing.assert_allclose(got.grad_W, G, rtol=RTOL[dtype], atol=RTOL[dtype] * np.abs(G).max())
+    np.testing.assert_allclose(got.grad_b, gb, rtol=RTOL[dtype], atol=RTOL[dtype] * np.abs(gb).max())
+    assert got.grad_W.dtype == np.float64 and got.grad_W.shape == W.shape
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_outputs", [1, 3, 10])
+def test_ovr_cross_entropy_matches_reference(dtype, n_outputs):
+    X, y, W, b = problem(dtype, 103, 11, n_outputs, seed=n_outputs, binary=n_outputs == 1)
+    got = kernels.ovr_cross_entropy(X, y, W, b)
+    loss, correct, G, gb = ref.ovr_cross_entropy(X, y, W, b)
+    assert got.n_correct == correct
+    np.testing.assert_allclose(got.loss_sum, loss, rtol=RTOL[dtype])
+    np.testing.assert_allclose(got.grad_W, G, rtol=RTOL[dtype], atol=RTOL[dtype] * np.abs(G).max())
+    np.testing.assert_allclose(got.grad_b, gb, rtol=RTOL[dtype], atol=RTOL[dtype] * np.abs(gb).max())
+
+
+@pytest.mark.parametrize("fused", [kernels.softmax_cross_entropy, kernels.ovr_cross_entropy])
+def test_rows_select_a_batch_without_copying(fused):
+    X, y, W, b = problem(np.float64, 50, 6, 4, seed=5)
+    rows = np.array([49, 3, 3, 17, 0])
+    got = fused(X, y, W, b, rows=rows)
+    want = fused(X[rows], y[rows], W, b)
+    assert got.n_correct == want.n_correct
+    np.testing.assert_allclose(got.loss_sum, want.loss_sum, rtol=1e-12)
+    np.testing.assert_allclose(got.grad_W, want.grad_W, rtol=1e-12, atol=1e-12)
+
+
+def test_without_grad_gives_the_same_loss():
+    X, y, W, b = problem(np.float32, 64, 9, 10)
+    full = kernels.softmax_cross_entropy(X, y, W, b)
+    bare = kernels.softmax_cross_entropy(X, y, W, b, grad=False)
+    assert bare.grad_W is None and bare.grad_b is None
+    assert bare.loss_sum == full.loss_sum and bare.n_correct == full.n_correct
+
+
+@pytest.mark.parametrize("kind", ["softmax", "ovr"])
+def test_huge_logits_stay_finite(kind):
+    X, y, W, b = problem(np.float32, 40, 5, 3, scale=1e4)
+    S = X.astype(np.float64) @ W.astype(np.float64) + b
+    if kind == "softmax":
+        got = kernels.softmax_cross_entropy(X, y, W, b)
+        # ℓ = logsumexp(s) − s_y
+        want = np.sum(np.logaddexp.reduce(S, axis=1) - S[np.arange(40), y])
+    else:
+        got = kernels.ovr_cross_entropy(X, y, W, b)
+        # ℓ = Σ_c log(1 + e^{s_c}) − t_c s_c
+        want = np.sum(np.logaddexp(0, S) - np.eye(3)[y] * S)
+    assert np.isfinite(got.loss_sum) and np.all(np.isfinite(got.grad_W))
+    np.testing.assert_allclose(got.loss_sum, want, rtol=1e-4)
+
+
+def test_results_do_not_depend_on_the_thread_count():
+    X, y, W, b = problem(np.float32, 2000, 30, 10)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = kernels.softmax_cross_entropy(X, y, W, b)
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        many = kernels.softmax_cross_entropy(X, y, W, b)
+    finally:
+        numba.set_num_threads(before)
+    assert one.loss_sum == many.loss_sum
+    np.testing.assert_array_equal(one.grad_W, many.grad_W)
+
+
+@pytest.mark.parametrize("bad", [
+    dict(y=np.array([0, 1, 5])),                     # label past the last class
+    dict(y=np.array([0, -1, 1])),
+    dict(W=np.zeros((4, 3))),                        # wrong n_features
+    dict(b=np.zeros(2)),
+    dict(X=np.zeros((3, 5), np.int64)),
+    dict(rows=np.array([0, 3])),
+])
+def test_fused_wrapper_rejects_bad_input(bad):
+    args = dict(X=np.zeros((3, 5), np.float32), y=np.array([0, 1, 2]), W=np.zeros((5, 3)), b=np.zeros(3)) | bad
+    with pytest.raises(ValueError):
+        kernels.softmax_cross_entropy(**args)
+
+
+def test_binary_ovr_needs_labels_0_1():
+    with pytest.raises(ValueError):
+        kernels.ovr_cross_entropy(np.zeros((2, 3)), np.array([0, 2]), np.zeros((3, 1)), np.zeros(1))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_soft_threshold_matches_reference_with_exact_zeros(dtype):
+    W = np.random.default_rng(2).normal(size=(20, 3)).astype(dtype)
+    got = kernels.soft_threshold(W, 0.5)
+    assert got.dtype == dtype and got.shape == W.shape
+    np.testing.assert_allclose(got, ref.soft_threshold(W, 0.5), rtol=1e-6)
+    assert np.array_equal(got == 0, np.abs(W) <= 0.5)
+    np.testing.assert_array_equal(kernels.soft_threshold(W, 0.0), W)
+    with pytest.raises(ValueError):
+        kernels.soft_threshold(W, -1.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_centered_cross_products_match_a_float64_computation(dtype):
+    rng = np.random.default_rng(3)
+    X = (rng.normal(size=(250, 7)) + 5).astype(dtype)
+    Y = np.eye(3)[rng.integers(0, 3, 250)]
+    gram, cross, x_mean, y_mean = kernels.centered_cross_products(X, Y, block_rows=64)
+    Xc = X.astype(np.float64) - X.astype(np.float64).mean(axis=0)
+    Yc = Y - Y.mean(axis=0)
+    np.testing.assert_allclose(gram, Xc.T @ Xc, rtol=1e-10)
+    np.testing.assert_allclose(cross, Xc.T @ Yc, rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(x_mean, X.astype(np.float64).mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(y_mean, Y.mean(axis=0), rtol=1e-12)

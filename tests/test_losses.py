@@ -1,0 +1,87 @@
+"""The objective: value against the reference, gradient against central finite differences."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import reference as ref
+
+from mnistlr import losses
+
+
+def problem(n_samples, n_features, n_outputs, seed=0, binary=False, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n_samples, n_features)).astype(dtype)
+    y = rng.integers(0, 2 if binary else n_outputs, size=n_samples)
+    W = rng.normal(scale=0.5, size=(n_features, n_outputs))
+    b = rng.normal(size=n_outputs)
+    return X, y, W, b
+
+
+CASES = [("softmax", 2), ("softmax", 3), ("softmax", 10), ("ovr", 1), ("ovr", 3), ("ovr", 10)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind,n_outputs", CASES)
+@pytest.mark.parametrize("l2", [0.0, 0.3])
+def test_objective_matches_reference(kind, n_outputs, l2, dtype):
+    X, y, W, b = problem(45, 6, n_outputs, seed=n_outputs, binary=n_outputs == 1, dtype=dtype)
+    got = losses.objective(X, y, W, b, kind, l2=l2)
+    rtol = 1e-10 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(got.value, ref.objective(X, y, W, b, kind, l2), rtol=rtol)
+    np.testing.assert_allclose(got.loss, ref.objective(X, y, W, b, kind, 0.0), rtol=rtol)
+    assert 0.0 <= got.accuracy <= 1.0
+
+
+@pytest.mark.parametrize("kind,n_outputs", CASES)
+@pytest.mark.parametrize("l2", [0.0, 0.3])
+def test_gradient_matches_central_differences(kind, n_outputs, l2):
+    X, y, W, b = problem(30, 4, n_outputs, seed=10 + n_outputs, binary=n_outputs == 1)
+    w = losses.pack(W, b)
+    value, grad = losses.loss_gradient(w, X, y, kind, n_outputs, l2)
+    h = 1e-6
+    numeric = np.empty_like(w)
+    for i in range(w.size):
+        step = np.zeros_like(w)
+        step[i] = h
+        # ∂f/∂w_i ≈ (f(w + h e_i) − f(w − h e_i)) / 2h
+        numeric[i] = (losses.loss_gradient(w + step, X, y, kind, n_outputs, l2)[0]
+                      - losses.loss_gradient(w - step, X, y, kind, n_outputs, l2)[0]) / (2 * h)
+    np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
+    assert value == losses.objective(X, y, W, b, kind, l2=l2).value
+
+
+def test_intercept_is_not_penalised():
+    X, y, W, b = problem(20, 3, 4)
+    plain = losses.objective(X, y, W, b, "softmax", l2=0.0)
+    penalised = losses.objective(X, y, W, b, "softmax", l2=2.0)
+    np.testing.assert_allclose(penalised.value - plain.value, float(np.sum(W**2)))
+    np.testing.assert_allclose(penalised.grad_b, plain.grad_b)
+    np.testing.assert_allclose(penalised.grad_W - plain.grad_W, 2.0 * W)
+
+
+def test_rows_give_the_objective_of_the_batch():
+    X, y, W, b = problem(40, 5, 3)
+    rows = np.arange(0, 40, 3)
+    got = losses.objective(X, y, W, b, "softmax", l2=0.1, rows=rows)
+    want = losses.objective(X[rows], y[rows], W, b, "softmax", l2=0.1)
+    np.testing.assert_allclose(got.value, want.value, rtol=1e-12)
+    np.testing.assert_allclose(got.grad_W, want.grad_W, rtol=1e-12, atol=1e-14)
+
+
+def test_pack_unpack_round_trip():
+    W = np.arange(12.0).reshape(4, 3)
+    b = np.array([-1.0, -2.0, -3.0])
+    w = losses.pack(W, b)
+    assert w.shape == (15,) and w.dtype == np.float64
+    W2, b2 = losses.unpack(w, 4, 3)
+    np.testing.assert_array_equal(W2, W)
+    np.testing.assert_array_equal(b2, b)
+    with pytest.raises(ValueError):
+        losses.unpack(w, 5, 3)
+
+
+def test_unknown_kind_is_rejected():
+    X, y, W, b = problem(5, 2, 2)
+    with pytest.raises(ValueError):
+        losses.objective(X, y, W, b, "hinge")

@@ -1,0 +1,230 @@
+"""Solvers on small synthetic problems: agreement with scikit-learn / direct solves, l1 zeros,
+early stopping, reproducibility, divergence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import reference as ref
+
+from mnistlr import losses, solvers
+from mnistlr.errors import TrainingError
+
+RECORD_KEYS = {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "grad_norm", "lr", "seconds"}
+
+
+def sampled_problem(n_samples, n_features, n_classes, seed=0, dtype=np.float64, scale=1.5):
+    """Labels drawn from a softmax model, so the classes overlap (a finite optimum even with l2 = 0)."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n_samples, n_features))
+    S = X @ rng.normal(scale=scale, size=(n_features, n_classes))
+    P = np.exp(S - S.max(axis=1, keepdims=True))
+    P /= P.sum(axis=1, keepdims=True)
+    y = np.array([rng.choice(n_classes, p=p) for p in P])
+    return X.astype(dtype), y
+
+
+def noisy_problem(seed=2, n_train=80, n_val=300, n_features=200, flip=0.3):
+    """One informative feature, many useless ones, 30% of training labels flipped: the hold-out
+    accuracy peaks early and falls as the model fits the noise."""
+    rng = np.random.default_rng(seed)
+    X, X_val = rng.normal(size=(n_train, n_features)), rng.normal(size=(n_val, n_features))
+    y, y_val = (X[:, 0] > 0).astype(int), (X_val[:, 0] > 0).astype(int)
+    flipped = rng.random(n_train) < flip
+    y[flipped] = 1 - y[flipped]
+    return X, y, X_val, y_val
+
+
+def sklearn_lr(C):
+    linear_model = pytest.importorskip("sklearn.linear_model")
+    return linear_model.LogisticRegression(C=C, tol=1e-12, max_iter=10_000)
+
+
+@pytest.mark.parametrize("n_classes,l2", [(3, 0.0), (3, 0.01), (10, 0.01)])
+def test_lbfgs_softmax_matches_sklearn(n_classes, l2):
+    X, y = sampled_problem(400, 4, n_classes, seed=n_classes)
+    result = solvers.fit_lbfgs(X, y, "softmax", n_classes, l2=l2, tol=0.0, max_iter=1000)
+    # sklearn: C·Σ CE + ½‖W‖²  ≡  mean CE + (l2/2)‖W‖² with C = 1/(l2·n)
+    model = sklearn_lr(np.inf if l2 == 0 else 1.0 / (l2 * len(y))).fit(X, y)
+    assert result.stop_reason == "converged"
+    # softmax is invariant to adding a constant to every class: compare centred columns
+    W, b = result.W - result.W.mean(axis=1, keepdims=True), result.b - result.b.mean()
+    coef, intercept = model.coef_.T, model.intercept_
+    coef, intercept = coef - coef.mean(axis=1, keepdims=True), intercept - intercept.mean()
+    np.testing.assert_allclose(W, coef, atol=2e-4 * max(1.0, np.abs(coef).max()))
+    np.testing.assert_allclose(b, intercept, atol=2e-4 * max(1.0, np.abs(intercept).max()))
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("l2", [0.0, 0.01])
+def test_lbfgs_ovr_matches_one_sklearn_binary_model_per_column(n_classes, l2):
+    X, y = sampled_problem(300, 3, n_classes, seed=20 + n_classes)
+    n_outputs = 1 if n_classes == 2 else n_classes
+    result = solvers.fit_lbfgs(X, y, "ovr", n_outputs, l2=l2, tol=0.0, max_iter=1000)
+    C = np.inf if l2 == 0 else 1.0 / (l2 * len(y))
+    targets = [y] if n_outputs == 1 else [(y == c).astype(int) for c in range(n_classes)]
+    for column, target in enumerate(targets):
+        model = sklearn_lr(C).fit(X, target)
+        np.testing.assert_allclose(result.W[:, column], model.coef_[0], atol=2e-4 * max(1.0, np.abs(model.coef_).max()))
+        np.testing.assert_allclose(result.b[column], model.intercept_[0], atol=2e-4 * max(1.0, abs(model.intercept_[0])))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lbfgs_records_every_iteration_and_stops_at_max_iter(dtype):
+    X, y = sampled_problem(200, 5, 3, dtype=dtype)
+    seen = []
+    result = solvers.fit_lbfgs(X, y, "softmax", 3, l2=0.01, max_iter=3, X_val=X[:50], y_val=y[:50],
+                               callback=seen.append)
+    assert result.stop_reason == "max_iter" and result.n_iter == 3
+    assert seen == result.history and [r["epoch"] for r in seen] == [1, 2, 3]
+    assert all(set(r) == RECORD_KEYS and r["val_accuracy"] is not None and r["lr"] is None for r in seen)
+    assert result.W.dtype == np.float32 and result.W.shape == (5, 3) and result.b.shape == (3,)
+    assert result.best_epoch is None
+
+
+def test_lbfgs_warm_start_from_the_optimum_converges_at_once():
+    X, y = sampled_problem(300, 4, 3)
+    first = solvers.fit_lbfgs(X, y, "softmax", 3, l2=0.01, tol=1e-8, max_iter=500)
+    again = solvers.fit_lbfgs(X, y, "softmax", 3, l2=0.01, tol=1e-8, max_iter=500, W0=first.W, b0=first.b)
+    assert again.stop_reason == "converged" and again.n_iter < first.n_iter
+    assert again.history[0]["train_loss"] == pytest.approx(first.history[-1]["train_loss"], rel=1e-6)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 10])
+@pytest.mark.parametrize("l2", [0.0, 5.0])
+def test_closed_ridge_matches_a_direct_solve(n_classes, l2):
+    X, y = sampled_problem(250, 6, n_classes, seed=30 + n_classes)
+    X += 3.0                                            # off-centre features: the intercept matters
+    result = solvers.fit_closed_ridge(X, y, n_classes=n_classes, l2=l2)
+    W, b = ref.ridge(X, np.eye(n_classes)[y], l2)
+    np.testing.assert_allclose(result.W, W, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(result.b, b, rtol=1e-4, atol=1e-6)
+    assert result.stop_reason == "converged" and result.n_iter == 1
+    (record,) = result.history
+    assert record["train_accuracy"] == np.mean(np.argmax(X @ W + b, axis=1) == y)
+    onehot = solvers.fit_closed_ridge(X, np.eye(n_classes)[y], l2=l2)
+    np.testing.assert_allclose(onehot.W, result.W, rtol=1e-6, atol=1e-7)
+
+
+def test_closed_ridge_without_penalty_on_a_constant_pixel_is_a_training_error():
+    X, y = sampled_problem(50, 4, 3)
+    X[:, 2] = 0.0
+    with pytest.raises(TrainingError) as caught:
+        solvers.fit_closed_ridge(X, y, n_classes=3, l2=0.0)
+    assert "--l2" in caught.value.hint
+    assert np.all(np.isfinite(solvers.fit_closed_ridge(X, y, n_classes=3, l2=1.0).W))
+
+
+def sparse_problem(seed=4):
+    """Ten features of which only the first three matter."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(300, 10))
+    y = np.argmax(X[:, :3] * 2 + rng.normal(scale=0.5, size=(300, 3)), axis=1)
+    return X.astype(np.float32), y
+
+
+@pytest.mark.parametrize("solver", ["gd", "sgd"])
+def test_l1_gives_exact_zeros(solver):
+    X, y = sparse_problem()
+    extra = {"batch_size": 32, "rng": np.random.default_rng(0)} if solver == "sgd" else {}
+    fit = getattr(solvers, f"fit_{solver}")
+    sparse = fit(X, y, "softmax", 3, l2=0.0, l1=0.05, lr=0.5, epochs=60, **extra)
+    extra = {"batch_size": 32, "rng": np.random.default_rng(0)} if solver == "sgd" else {}
+    dense = fit(X, y, "softmax", 3, l2=0.0, l1=0.0, lr=0.5, epochs=60, **extra)
+    assert np.count_nonzero(sparse.W[3:] == 0) >= 7            # many useless weights are exactly 0
+    assert np.count_nonzero(sparse.W[:3] == 0) < 9             # the informative ones survive (some)
+    assert np.count_nonzero(dense.W == 0) == 0
+    assert np.all(sparse.b != 0)                               # the intercept is not thresholded
+    assert sparse.history[-1]["train_accuracy"] > 0.8
+
+
+def test_gd_reaches_the_lbfgs_optimum():
+    X, y = sampled_problem(200, 4, 3, seed=8)
+    best = solvers.fit_lbfgs(X, y, "softmax", 3, l2=0.05, tol=0.0, max_iter=500)
+    gd = solvers.fit_gd(X, y, "softmax", 3, l2=0.05, lr=1.0, anneal=1e9, epochs=1500)
+    f = [losses.objective(X, y, r.W, r.b, "softmax", l2=0.05).value for r in (best, gd)]
+    assert f[1] == pytest.approx(f[0], rel=1e-5)
+    assert gd.stop_reason == "max_epochs" and gd.n_iter == 1500 and gd.best_epoch is None
+
+
+@pytest.mark.parametrize("solver", ["gd", "sgd"])
+def test_early_stopping_restores_the_best_epoch(solver):
+    X, y, X_val, y_val = noisy_problem()
+
+    def run(epochs):
+        extra = {"batch_size": 16, "rng": np.random.default_rng(5)} if solver == "sgd" else {}
+        return getattr(solvers, f"fit_{solver}")(X, y, "softmax", 2, l2=0.0, lr=0.5, anneal=1000.0, epochs=epochs,
+                                                  patience=6, X_val=X_val, y_val=y_val, **extra)
+
+    result = run(200)
+    accuracies = [r["val_accuracy"] for r in result.history]
+    assert result.stop_reason == "patience"
+    assert result.n_iter == result.best_epoch + 6 == len(result.history)
+    assert accuracies[result.best_epoch - 1] == max(accuracies) > accuracies[-1]
+    # the same run cut at the best epoch ends with exactly those weights
+    cut = run(result.best_epoch)
+    assert cut.best_epoch == result.best_epoch and cut.stop_reason == "max_epochs"
+    np.testing.assert_array_equal(result.W, cut.W)
+    np.testing.assert_array_equal(result.b, cut.b)
+
+
+def test_sgd_same_seed_same_weights():
+    X, y = sampled_problem(300, 5, 3, dtype=np.float32)
+
+    def run(seed):
+        return solvers.fit_sgd(X, y, "softmax", 3, l2=1e-3, l1=1e-3, lr=0.3, epochs=5, batch_size=20,
+                               rng=np.random.default_rng(seed))
+
+    first, second, other = run(11), run(11), run(12)
+    np.testing.assert_array_equal(first.W, second.W)
+    np.testing.assert_array_equal(first.b, second.b)
+    assert [r["train_loss"] for r in first.history] == [r["train_loss"] for r in second.history]
+    assert not np.array_equal(first.W, other.W)
+
+
+@pytest.mark.parametrize("solver", ["gd", "sgd"])
+def test_divergence_is_a_training_error_naming_lr(solver):
+    X, y = sampled_problem(100, 4, 3, dtype=np.float32)
+    with pytest.raises(TrainingError) as caught:
+        # W ← (1 − η·l2)W − η∇: |1 − η·l2| = 99 grows W geometrically until the loss overflows
+        getattr(solvers, f"fit_{solver}")(X, y, "softmax", 3, l2=1.0, lr=100.0, anneal=1e9, epochs=500)
+    assert "--lr" in caught.value.hint and "diverged" in caught.value.message
+
+
+@pytest.mark.parametrize("solver", ["gd", "sgd"])
+def test_records_and_schedule(solver):
+    X, y = sampled_problem(120, 3, 3, dtype=np.float32)
+    seen = []
+    result = getattr(solvers, f"fit_{solver}")(X, y, "ovr", 3, lr=0.2, anneal=2.0, epochs=4,
+                                               X_val=X[:30], y_val=y[:30], patience=100, callback=seen.append)
+    assert seen == result.history and len(seen) == 4 and result.stop_reason == "max_epochs"
+    assert all(set(r) == RECORD_KEYS for r in seen)
+    # η(t) = η₀/(1 + t/T), t = epoch − 1
+    np.testing.assert_allclose([r["lr"] for r in seen], [0.2 / (1 + t / 2.0) for t in range(4)])
+    assert all(r["seconds"] >= 0 for r in seen) and seen[-1]["seconds"] >= seen[0]["seconds"]
+
+
+@pytest.mark.parametrize("bad", [dict(kind="hinge"), dict(n_outputs=1), dict(y_val=None)])
+def test_bad_arguments_are_rejected(bad):
+    X, y = sampled_problem(30, 3, 3)
+    args = dict(kind="softmax", n_outputs=3, X_val=X[:5], y_val=y[:5]) | bad
+    with pytest.raises(ValueError):
+        solvers.fit_gd(X, y, epochs=2, **args)
+
+
+@pytest.mark.slow
+def test_lbfgs_defaults_reach_the_bar_on_real_digits(shared_mnist):
+    """Softmax with the solver's defaults on the 22,699 head images (x/255): the issue's bar on t10k."""
+    from mnistlr.idx import read_images, read_labels
+
+    def load(prefix):
+        images = read_images(shared_mnist / f"{prefix}-images-idx3-ubyte.gz")
+        return images.reshape(len(images), -1).astype(np.float32) / 255, read_labels(
+            shared_mnist / f"{prefix}-labels-idx1-ubyte.gz").astype(np.int64)
+
+    X, y = load("train-head")
+    X_test, y_test = load("t10k")
+    result = solvers.fit_lbfgs(X, y, "softmax", 10)
+    test = losses.objective(X_test, y_test, result.W, result.b, "softmax", grad=False)
+    assert result.stop_reason == "converged"
+    assert test.accuracy >= 0.920 and test.loss <= 0.300
