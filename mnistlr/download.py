@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import gzip
 import hashlib
 import http.client
@@ -52,6 +53,18 @@ class _SourceFailed(Exception):
 
 class _Transient(_SourceFailed):
     """A failure worth retrying on the same source (timeouts, resets, 5xx)."""
+
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _disk_full(part: Path, exc: OSError) -> FetchError:
+    """The disk (not the source) failed: drop the partial file; no other source can help."""
+    with contextlib.suppress(OSError):
+        part.unlink()
+    name = part.name.removeprefix(".").removesuffix(".part")
+    return FetchError(f"{part.parent}: {exc.strerror or 'no space left on device'} while writing {name}; "
+                      "nothing was kept", "free some disk space (or choose another --data-dir) and run again")
 
 
 def _backoff(attempt: int) -> float:
@@ -155,6 +168,8 @@ def _download_once(url: str, part: Path, timeout: float,
         except (http.client.HTTPException, ConnectionError) as exc:
             raise _Transient(f"connection broke after {done:,} bytes ({type(exc).__name__})") from None
         except OSError as exc:
+            if exc.errno in _DISK_FULL:
+                raise _disk_full(part, exc) from None
             raise _SourceFailed(f"{part}: {exc.strerror or exc}") from None
     if total is not None and done < total:
         raise _Transient(f"connection closed after {done:,} of {total:,} bytes")
@@ -191,6 +206,8 @@ def _copy_local(src: Path, part: Path, report: Callable[[int, int | None], None]
             out.flush()
             os.fsync(out.fileno())
     except OSError as exc:
+        if exc.errno in _DISK_FULL:
+            raise _disk_full(part, exc) from None
         raise _SourceFailed(exc.strerror or str(exc)) from None
 
 
@@ -282,10 +299,11 @@ def fetch_dataset(spec: DatasetSpec, folder: Path, sources: Sequence[Source], *,
     """
     if not sources:
         raise FetchError(f"no source for dataset '{spec.name}'", "give --mirror URL or --source DIR")
-    created = not folder.exists()
+    created = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        _remove_empty(created)
         raise FetchError(f"{folder}: cannot create the dataset folder ({exc.strerror or exc})",
                          "choose a writable --data-dir") from None
     fetcher = _Fetcher(spec, folder, sources, force=force, timeout=timeout, retries=retries,
@@ -293,10 +311,17 @@ def fetch_dataset(spec: DatasetSpec, folder: Path, sources: Sequence[Source], *,
     try:
         files = [fetcher.fetch_file(spec.files[key]) for key in FILE_KEYS]
     except BaseException:
-        if created:
-            with contextlib.suppress(OSError):
-                folder.rmdir()  # only succeeds when nothing at all was left in it
+        _remove_empty(created)
         raise
     fetched = any(f["status"] != "present" for f in files)
     return {"name": spec.name, "status": "fetched" if fetched else "present",
             "where": str(folder), "files": files}
+
+
+def _remove_empty(folders: Sequence[Path]) -> None:
+    """Remove the folders this run created (deepest first) that are still empty."""
+    for path in folders:
+        try:
+            path.rmdir()  # only succeeds when nothing at all was left in it
+        except OSError:
+            return

@@ -38,6 +38,8 @@ IDX_TYPES: dict[int, np.dtype] = {
     0x0E: np.dtype(">f8"),
 }
 _CODE_OF = {(dt.kind, dt.itemsize): code for code, dt in IDX_TYPES.items()}
+# The fix for a file that is not (or no longer) a valid IDX file.
+NOT_IDX_HINT = "give an IDX file (e.g. from 'mnistlr fetch'), or copy it again if it is damaged"
 
 
 def _dims_text(dims: tuple[int, ...]) -> str:
@@ -50,23 +52,24 @@ def _check_header(view: memoryview, name: str) -> tuple[np.dtype, tuple[int, ...
     if size == 0:
         raise DataError(f"{name}: empty file", "fetch or copy it again")
     if size < 4:
-        raise DataError(f"{name}: too short for an IDX header ({size} bytes)")
+        raise DataError(f"{name}: too short for an IDX header ({size} bytes)", NOT_IDX_HINT)
     zero0, zero1, code, ndim = view[0], view[1], view[2], view[3]
     if zero0 or zero1:
         raise DataError(f"{name}: not an IDX file (magic bytes {bytes(view[:4]).hex(' ')}, "
-                        "expected 00 00 TYPE NDIM)")
+                        "expected 00 00 TYPE NDIM)", NOT_IDX_HINT)
     if code not in IDX_TYPES:
         raise DataError(f"{name}: unknown IDX element type 0x{code:02X} "
-                        "(known: 08, 09, 0B, 0C, 0D, 0E)")
+                        "(known: 08, 09, 0B, 0C, 0D, 0E)", NOT_IDX_HINT)
     if ndim == 0:
-        raise DataError(f"{name}: IDX header declares zero dimensions")
+        raise DataError(f"{name}: IDX header declares zero dimensions", NOT_IDX_HINT)
     header_len = 4 + 4 * ndim
     if size < header_len:
         raise DataError(f"{name}: truncated header: {ndim} dimensions need {header_len} bytes, "
-                        f"file holds {size:,}")
+                        f"file holds {size:,}", "fetch or copy it again")
     dims = tuple(int(d) for d in np.frombuffer(view, ">u4", count=ndim, offset=4))
     if 0 in dims:
-        raise DataError(f"{name}: IDX header declares a dimension of size 0 ({_dims_text(dims)})")
+        raise DataError(f"{name}: IDX header declares a dimension of size 0 ({_dims_text(dims)})",
+                        NOT_IDX_HINT)
     return IDX_TYPES[code], dims, header_len
 
 
@@ -91,11 +94,14 @@ def parse_idx(data: bytes | memoryview, name: str) -> np.ndarray:
                         "fetch or copy it again")
     if payload > expected:
         raise DataError(f"{name}: over-long: {payload - expected:,} bytes after the {what} "
-                        "the header promises")
+                        "the header promises", "fetch or copy it again")
     array = np.frombuffer(view, dtype, count=count, offset=header_len).reshape(dims)
     if dtype.itemsize > 1:
         array = array.astype(dtype.newbyteorder("="))
     return array
+
+
+_IN_FOLDER = "give the IDX file inside it, e.g. DIR/train-images-idx3-ubyte.gz"
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -104,15 +110,15 @@ def _read_bytes(path: Path) -> bytes:
         with open(path, "rb") as handle:
             return handle.read()
     except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
+        raise DataError(f"{path}: no such file", "check the path") from None
     except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, not an IDX file") from None
+        raise DataError(f"{path}: is a directory, not an IDX file", _IN_FOLDER) from None
     except PermissionError:
-        raise DataError(f"{path}: permission denied (cannot read)") from None
+        raise DataError(f"{path}: permission denied (cannot read)", "check the file's permissions") from None
     except OSError as exc:
         if exc.errno == errno.EISDIR:
-            raise DataError(f"{path}: is a directory, not an IDX file") from None
-        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
+            raise DataError(f"{path}: is a directory, not an IDX file", _IN_FOLDER) from None
+        raise DataError(f"{path}: cannot read: {exc.strerror or exc}", "check the file and the disk") from None
 
 
 def _decompress(raw: bytes, name: str) -> bytes:
@@ -185,10 +191,10 @@ def read_images(path: str | os.PathLike, cache: bool = False) -> np.ndarray:
                         "not images", "pass it as the labels file")
     if array.ndim != 3:
         raise DataError(f"{path.name}: holds an array of shape {_dims_text(array.shape)}; "
-                        "images need 3 dimensions (n, rows, cols)")
+                        "images need 3 dimensions (n, rows, cols)", "give an IDX images file")
     if array.dtype != np.uint8:
         raise DataError(f"{path.name}: holds {array.dtype} values; images must be "
-                        "unsigned bytes (IDX type 0x08)")
+                        "unsigned bytes (IDX type 0x08)", "give an IDX images file of bytes")
     return array
 
 
@@ -200,9 +206,10 @@ def read_labels(path: str | os.PathLike, cache: bool = False) -> np.ndarray:
         what = ("images" if array.ndim == 3
                 else f"an array of shape {_dims_text(array.shape)}")
         raise DataError(f"{path.name}: holds {what}, not labels (labels are a 1-D IDX file)",
-                        "pass it as the images file" if array.ndim == 3 else None)
+                        "pass it as the images file" if array.ndim == 3 else "give an IDX labels file")
     if array.dtype.kind not in "iu":
-        raise DataError(f"{path.name}: holds {array.dtype} values; labels must be integers")
+        raise DataError(f"{path.name}: holds {array.dtype} values; labels must be integers",
+                        "give an IDX labels file of integers")
     return array
 
 

@@ -102,11 +102,11 @@ def _open_file(path: Path) -> IO[bytes]:
     try:
         return open(path, "rb")
     except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
+        raise DataError(f"{path}: no such file", "check the path") from None
     except PermissionError:
-        raise DataError(f"{path}: permission denied (cannot read)") from None
+        raise DataError(f"{path}: permission denied (cannot read)", "check the file's permissions") from None
     except OSError as exc:
-        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise DataError(f"{path}: cannot read: {exc.strerror or exc}", "check the file and the disk") from None
 
 
 def _layers(raw: IO[bytes], name: str, owns: bool = True) -> tuple[str, bool, bytes, IO[bytes]]:
@@ -156,7 +156,7 @@ def _check_size(name: str, size: int | None, header: int, dims: tuple[int, ...],
         raise DataError(f"{name}: truncated: the header promises {dims[0]:,} images, the file holds "
                         f"{max(size - header, 0) // row:,}", "copy the file again")
     raise DataError(f"{name}: over-long: {size - expected:,} bytes after the {dims[0]:,} images "
-                    "the header promises")
+                    "the header promises", "copy the file again")
 
 
 def _content_source(name: str, kind: str, head: bytes, reopen: Reopen,

@@ -86,6 +86,7 @@ class LinearModel:
 
     def __post_init__(self) -> None:
         self._effective: tuple[np.ndarray, np.ndarray] | None = None
+        self._effective64: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def n_features(self) -> int:
@@ -119,11 +120,20 @@ class LinearModel:
                         "give images of the shape the model was trained on")
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
-        """Raw scores (n, n_outputs) float32 for raw pixels X."""
+        """Raw scores (n, n_outputs) float32 for raw pixels X.
+
+        Accumulated in float64: BLAS sums a single row (gemv) in another order than a
+        block of rows (gemm), which in float32 changes scores, and so printed
+        probabilities, with the batch size; in float64 the difference vanishes in the
+        rounding to float32.
+        """
         X = self.flatten_inputs(X)
-        W_raw, b_raw = self.effective_weights()
+        if self._effective64 is None:
+            W_raw, b_raw = self.effective_weights()
+            self._effective64 = (W_raw.astype(np.float64), b_raw.astype(np.float64))
+        W64, b64 = self._effective64
         # s = x·W_raw + b_raw
-        return np.asarray(X, dtype=np.float32) @ W_raw + b_raw
+        return (np.asarray(X, dtype=np.float64) @ W64 + b64).astype(np.float32)
 
     def proba_from_scores(self, S: np.ndarray) -> np.ndarray:
         """Class probabilities (n, n_classes) from scores S (n, n_outputs)."""

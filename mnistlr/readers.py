@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import io
+import tokenize
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -126,8 +127,8 @@ def npy_header(head: bytes, name: str) -> tuple[np.dtype, tuple[int, ...], bool,
         version = fmt.read_magic(bio)
         read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
         shape, fortran, dtype = read(bio)
-    except (ValueError, EOFError, SyntaxError, TypeError) as exc:
-        raise DataError(f"{name}: damaged .npy header ({exc})") from None
+    except (ValueError, EOFError, SyntaxError, TypeError, tokenize.TokenError) as exc:
+        raise DataError(f"{name}: damaged .npy header ({exc})", "copy the file again") from None
     if dtype.kind not in "uif" or dtype.fields is not None:
         raise DataError(f"{name}: holds {dtype} values, not pixels", PIXELS_HINT)
     if len(shape) == 1:
@@ -237,7 +238,7 @@ class ArraySource(Source):
                 yield self._checked(buf.view(self.dtype).reshape((k,) + self.shape), start)
             if _read_full(stream, memoryview(bytearray(1)), self.name):
                 raise DataError(f"{self.name}: over-long: data continues after the "
-                                f"{self.count:,} images the header promises")
+                                f"{self.count:,} images the header promises", "copy the file again")
 
     def _read(self, stream: IO[bytes], size: int, start: int, row_bytes: int) -> np.ndarray:
         buf = np.empty(size, np.uint8)
@@ -325,7 +326,8 @@ def _parse_lines(lines: list[str], numbers: list[int], delimiter: str | None, n_
             if not _is_number(cell):
                 text = cell.strip()
                 what = f"'{text[:20]}' is not a number" if text else "the cell is empty"
-                raise DataError(f"{name}: line {number}, column {column}: {what}")
+                raise DataError(f"{name}: line {number}, column {column}: {what}",
+                                "give one image per row of pixel values; only the first line may be a header")
     raise DataError(f"{name}: lines {numbers[0]}–{numbers[-1]} cannot be read as numbers")
 
 

@@ -40,9 +40,11 @@ def parse_classes(value: str | None) -> list[int] | None:
     try:
         classes = [int(part) for part in value.split(",") if part.strip()]
     except ValueError:
-        raise typer.BadParameter(f"'{value}' is not a comma-separated list of labels, e.g. 3,8") from None
+        raise typer.BadParameter(f"'{value}' is not a comma-separated list of labels, e.g. 3,8",
+                                 param_hint="'--classes'") from None
     if len(set(classes)) < 2:
-        raise typer.BadParameter(f"'{value}' names fewer than two distinct labels; e.g. 3,8")
+        raise typer.BadParameter(f"'{value}' names fewer than two distinct labels; e.g. 3,8",
+                                 param_hint="'--classes'")
     return classes
 
 
