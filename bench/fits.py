@@ -1,0 +1,157 @@
+"""The fit contest: mnistlr's `fit_model` and scikit-learn's classifiers on the same data, interleaved.
+
+mnistlr gets the raw uint8 images (its preprocessing is part of its time); scikit-learn
+gets what it would be handed in practice, x/255 as float64, prepared outside its timing.
+Rounds run every contender once in turn, so a busy spell on a shared machine hits all
+of them; cheap fits are repeated and the best time kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from report import FitResult
+
+
+@dataclasses.dataclass
+class Dataset:
+    """Train and test images (n, rows, cols) uint8 with labels (n,)."""
+
+    name: str
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+
+    def scaled(self, X: np.ndarray) -> np.ndarray:
+        """x/255 as float64 (n, rows·cols): the input scikit-learn gets."""
+        return X.reshape(len(X), -1) / 255.0
+
+
+@dataclasses.dataclass
+class Contender:
+    """name; family: the mnistlr model a peer is compared with; fit(data) → fitted classifier."""
+
+    name: str
+    family: str
+    is_mnistlr: bool
+    fit: Callable[[Any], Any]
+    probabilistic: bool = True
+    min_runs: int = 1        # fits always repeated this often (rounds permitting), however slow
+
+
+def mnistlr_contenders(models: tuple[str, ...] = ("softmax", "ridge")) -> list[Contender]:
+    """mnistlr with default options: `fit_model(images, labels, TrainOptions(model=...))`."""
+    from mnistlr.training import TrainOptions, fit_model
+
+    def fitter(model: str):
+        return lambda d: fit_model(d.X_train, d.y_train, TrainOptions(model=model))
+
+    return [Contender(f"mnistlr {m}", "ridge" if m == "ridge" else "softmax", True, fitter(m),
+                      probabilistic=m != "ridge") for m in models]
+
+
+def sklearn_contenders() -> list[Contender]:
+    """The peers, with scikit-learn's defaults (SGD seeded so runs agree)."""
+    from sklearn.linear_model import LogisticRegression, RidgeClassifier, SGDClassifier
+
+    return [
+        Contender("LogisticRegression()", "softmax", False,
+                  lambda d: LogisticRegression().fit(d.X64, d.y_train), min_runs=2),
+        Contender('LogisticRegression(solver="newton-cg")', "softmax", False,
+                  lambda d: LogisticRegression(solver="newton-cg").fit(d.X64, d.y_train)),
+        Contender("RidgeClassifier()", "ridge", False,
+                  lambda d: RidgeClassifier().fit(d.X64, d.y_train), probabilistic=False, min_runs=2),
+        Contender('SGDClassifier(loss="log_loss")', "softmax", False,
+                  lambda d: SGDClassifier(loss="log_loss", random_state=0).fit(d.X64, d.y_train)),
+    ]
+
+
+class _Inputs:
+    """What a fit function sees: uint8 images for mnistlr, X64 = x/255 float64 for scikit-learn."""
+
+    def __init__(self, data: Dataset):
+        self.X_train, self.y_train = data.X_train, data.y_train
+        self.X64 = data.scaled(data.X_train)
+
+
+def score(contender: Contender, model: Any, data: Dataset, X_test64: np.ndarray) -> tuple[float, float | None]:
+    """Test accuracy and log-loss (scikit-learn's metrics) of a fitted contender."""
+    from sklearn.metrics import accuracy_score, log_loss
+
+    X = data.X_test if contender.is_mnistlr else X_test64
+    accuracy = float(accuracy_score(data.y_test, model.predict(X)))
+    if not contender.probabilistic:
+        return accuracy, None
+    P = np.asarray(model.predict_proba(X), dtype=np.float64)
+    # float32 probabilities summed in float64 can miss 1 by ~1e-7; renormalise before scoring
+    P /= P.sum(axis=1, keepdims=True)
+    return accuracy, float(log_loss(data.y_test, P, labels=np.asarray(model.classes_ if hasattr(model, "classes_")
+                                                                       else model.classes)))
+
+
+def contest(data: Dataset, contenders: list[Contender], repeat: int, repeat_under: float,
+            log: Callable[[str], None]) -> tuple[list[FitResult], dict[str, Any]]:
+    """Fit every contender on *data*, round-robin; returns the results and mnistlr's fitted models.
+
+    Round 1 fits everyone; rounds 2..repeat refit only contenders whose first fit took less
+    than *repeat_under* seconds. The first fit's model is the one scored.
+    """
+    inputs = _Inputs(data)
+    X_test64 = data.scaled(data.X_test)
+    warm_up(data, contenders)
+    seconds: dict[str, list[float]] = {c.name: [] for c in contenders}
+    inner: dict[str, list[float]] = {c.name: [] for c in contenders}
+    cpu: dict[str, list[float]] = {c.name: [] for c in contenders}
+    models: dict[str, Any] = {}
+    for round_no in range(repeat):
+        for c in contenders:
+            done = seconds[c.name]
+            if round_no and done[0] >= repeat_under and len(done) >= c.min_runs:
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")   # scikit-learn's ConvergenceWarning at max_iter
+                started, cpu_started = time.perf_counter(), time.process_time()
+                model = c.fit(inputs)
+                elapsed = time.perf_counter() - started
+            done.append(elapsed)
+            cpu[c.name].append(time.process_time() - cpu_started)
+            if c.is_mnistlr:
+                inner[c.name].append(model.meta["seconds"])
+            models.setdefault(c.name, model)
+            log(f"  {data.name}: {c.name} round {round_no + 1}: {elapsed:.3f} s")
+    results = []
+    for c in contenders:
+        accuracy, loss = score(c, models[c.name], data, X_test64)
+        runs = seconds[c.name]
+        # preprocessing + solver time of the fastest run (the rest: split, metrics, class means, hash)
+        best = runs.index(min(runs))
+        core = inner[c.name][best] if inner[c.name] else None
+        results.append(FitResult(data.name, c.name, c.family, c.is_mnistlr, runs, accuracy, loss,
+                                 note=_note(c, models[c.name]), core_seconds=core, cpu_seconds=cpu[c.name][best]))
+    return results, {c.name: models[c.name] for c in contenders if c.is_mnistlr}
+
+
+def warm_up(data: Dataset, contenders: list[Contender], n: int = 500) -> None:
+    """Fit each contender once on *n* images, so one-off costs (imports, loading Numba's cache) stay untimed."""
+    small = _Inputs(Dataset(data.name, data.X_train[:n], data.y_train[:n], data.X_test[:0], data.y_test[:0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for c in contenders:
+            c.fit(small)
+
+
+def _note(contender: Contender, model: Any) -> str:
+    """Iterations run, when the fitted model says."""
+    if contender.is_mnistlr:
+        n_iter = model.meta.get("n_iter")
+        return f"{n_iter} it" if model.params.get("solver") != "closed" and n_iter else ""
+    n_iter = getattr(model, "n_iter_", None)
+    if n_iter is None:
+        return ""
+    return f"{int(np.max(n_iter))} it"

@@ -1,0 +1,109 @@
+"""The benchmark's Markdown block, from the measured parts (a plain dict; see run.py)."""
+
+from __future__ import annotations
+
+import time
+
+from report import (
+    Check,
+    checks_table,
+    fit_checks,
+    fit_table,
+    fmt_count,
+    fmt_seconds,
+    key_value_table,
+    threshold_check,
+)
+
+# The targets of issue 6.
+SOFTMAX_RATIO, RIDGE_RATIO = 10.0, 3.0
+RIDGE_ACCURACY_SLACK = 0.0005        # "same accuracy": within 5 images in 10,000
+PREDICT_RATE = 1_000_000             # images/s in-process
+CLI_PREDICT_SECONDS = 1.5
+HELP_SECONDS = 0.3
+MEMORY_MB = 600
+
+
+def mib_to_mb(mib: float) -> float:
+    return mib * 2 ** 20 / 1e6
+
+
+def figures(parts: dict) -> list[tuple[str, str]]:
+    """The other measurements as (what, value) rows."""
+    rows = list(parts.get("kernel", []))
+    for name, rate in parts.get("predict", []):
+        rows.append((f"in-process predict, {name}", f"{fmt_count(rate)} images/s"))
+    cli = parts.get("cli")
+    if cli:
+        rows += [
+            ("`mnistlr --help` (process wall, best of 5)", f"{fmt_seconds(cli['help'])} s"),
+            ("heavy packages imported by `--help`", ", ".join(cli["help_imports"]) or "none"),
+            ("`mnistlr predict` 10k IDX → CSV, first run", f"{fmt_seconds(cli['predict_first'])} s"),
+            ("`mnistlr predict` 10k IDX → CSV, warm (best of 2)", f"{fmt_seconds(cli['predict_warm'])} s"),
+            ("`mnistlr evaluate` on 10k IDX, warm (process wall)", f"{fmt_seconds(cli['evaluate_warm'])} s"),
+            ("`api.evaluate.evaluate` on 10k IDX (in-process)", f"{fmt_seconds(parts.get('evaluate_api'))} s"),
+            ("second `mnistlr train` (process wall)", f"{fmt_seconds(cli['second_train_seconds'])} s"),
+            ("functions Numba compiled in the second `train`",
+             str(len(cli["second_train_compiles"])) + (f" ({', '.join(sorted(set(cli['second_train_compiles'])))})"
+                                                       if cli["second_train_compiles"] else "")),
+            ("Numba cache", ", ".join(f"`{p}`" for p in cli["numba_cache"]) or "none found"),
+        ]
+    sweep = parts.get("sweep")
+    if sweep:
+        rows.append((f"sweep 8 trials × 5 folds on {sweep['n_train']:,} images ({sweep['n_jobs']} workers)",
+                     f"{fmt_seconds(sweep['seconds'])} s"))
+    memory = parts.get("memory")
+    if memory:
+        rows.append((f"`mnistlr train` softmax on {memory['dataset']}: peak RSS / wall",
+                     f"{mib_to_mb(memory['max_rss_mib']):.0f} MB / {fmt_seconds(memory['seconds'])} s"))
+    return rows
+
+
+def checks(parts: dict) -> list[Check]:
+    """Every target of the issue against the measurements."""
+    results = parts["results"]
+    out = fit_checks(results, "LogisticRegression()", "softmax", SOFTMAX_RATIO)
+    out += fit_checks(results, "RidgeClassifier()", "ridge", RIDGE_RATIO,
+                      accuracy_slack=RIDGE_ACCURACY_SLACK, check_loss=False)
+    predict = dict(parts.get("predict", []))
+    out.append(threshold_check("predict ≥ 1,000,000 images/s in-process (LinearModel.predict)",
+                               predict.get("LinearModel.predict"), PREDICT_RATE, "images/s",
+                               higher_is_better=True))
+    cli = parts.get("cli") or {}
+    out.append(threshold_check("CLI predict on 10k IDX < 1.5 s warm", cli.get("predict_warm"),
+                               CLI_PREDICT_SECONDS, "s"))
+    out.append(threshold_check("`mnistlr --help` < 0.3 s", cli.get("help"), HELP_SECONDS, "s"))
+    if cli:
+        heavy = [m for m in cli["help_imports"] if m in ("numba", "scipy")]
+        out.append(Check("no numba or scipy import for `--help`", ", ".join(heavy) or "neither imported",
+                         not heavy))
+        compiled = cli["second_train_compiles"]
+        out.append(Check("a second `mnistlr train` compiles nothing", f"{len(compiled)} compiled", not compiled))
+    memory = parts.get("memory")
+    if memory is None or memory["n"] < 60_000:
+        out.append(Check("peak memory training on 60,000 images < 600 MB",
+                         "not measured on 60,000 images" if memory is None
+                         else f"{mib_to_mb(memory['max_rss_mib']):.0f} MB on {memory['n']:,} images only", None))
+    else:
+        out.append(threshold_check("peak memory training on 60,000 images < 600 MB",
+                                   mib_to_mb(memory["max_rss_mib"]), MEMORY_MB, "MB"))
+    return out
+
+
+def render_document(parts: dict, quick: bool = False) -> str:
+    """The generated block of BENCHMARKS.md."""
+    when = time.strftime("%Y-%m-%d %H:%M %Z")
+    lines = [f"## Latest run ({when}{', --quick' if quick else ''})", "",
+             "### Machine", "", key_value_table(parts["machine"], ("machine", ""), "ll"), "",
+             "### Fit: mnistlr vs scikit-learn (same data, one process, interleaved rounds)", "",
+             "mnistlr gets uint8 images and its default options; scikit-learn gets x/255 as float64, "
+             "prepared outside its timing. `peer ÷ mnistlr` divides the peer's best fit time by that "
+             "of mnistlr softmax (ridge for RidgeClassifier). Metrics from `sklearn.metrics` on each "
+             "dataset's test images.", "",
+             fit_table(parts["results"]), ""]
+    other = figures(parts)
+    if other:
+        lines += ["### Predict, CLI, sweep, memory", "", key_value_table(other), ""]
+    lines += ["### Targets", "", checks_table(checks(parts)), ""]
+    return "\n".join(lines)
+

@@ -1,0 +1,297 @@
+"""`make bench`: mnistlr against scikit-learn on real digits, plus predict, CLI, sweep and memory figures.
+
+    python bench/run.py                 # everything; Markdown on stdout, progress on stderr
+    python bench/run.py --write         # ... and refresh the generated part of BENCHMARKS.md
+    python bench/run.py --quick         # CI-sized smoke run on the bundled mnist-sample
+    python bench/run.py --no-fashion --no-sweep --repeat 2
+
+The results go to stdout as Markdown; `--write` replaces only the block between the
+`<!-- bench:start -->` / `<!-- bench:end -->` markers in BENCHMARKS.md, so the prose
+around it (analysis, profiles) stays.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import numpy as np  # noqa: E402
+import procs  # noqa: E402
+import report  # noqa: E402
+from fits import Dataset, contest, mnistlr_contenders, sklearn_contenders  # noqa: E402
+
+REPO = HERE.parent
+MNIST_DIR = REPO.parent / "shared" / "data" / "mnist"
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+BENCHMARKS = REPO / "BENCHMARKS.md"
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="smoke run: bundled mnist-sample, 100k predict rows, one round")
+    p.add_argument("--no-fashion", action="store_true", help="skip Fashion-MNIST (60,000/10,000)")
+    p.add_argument("--no-peers", action="store_true", help="fit mnistlr only (no scikit-learn)")
+    p.add_argument("--no-predict", action="store_true", help="skip in-process predict throughput")
+    p.add_argument("--no-kernel", action="store_true", help="skip the loss+gradient pass vs GEMM peak figures")
+    p.add_argument("--no-cli", action="store_true", help="skip the CLI process timings")
+    p.add_argument("--no-sweep", action="store_true", help="skip the 5-fold × 8-trial sweep")
+    p.add_argument("--no-memory", action="store_true", help="skip peak memory of training on 60,000 images")
+    p.add_argument("--repeat", type=int, default=3, help="rounds of fits; best time kept (default 3)")
+    p.add_argument("--repeat-under", type=float, default=20.0,
+                   help="repeat only fits whose first run took less than this many seconds (default 20)")
+    p.add_argument("--predict-rows", type=int, default=1_000_000, help="rows for in-process predict")
+    p.add_argument("--mnist-dir", type=Path, default=MNIST_DIR, help="real MNIST files (train-head-*, t10k-*)")
+    p.add_argument("--fashion-dir", type=Path, default=FASHION_DIR, help="Fashion-MNIST IDX files")
+    p.add_argument("--write", nargs="?", const=BENCHMARKS, type=Path, default=None, metavar="PATH",
+                   help="also write the results into PATH (default BENCHMARKS.md) between the markers")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.repeat, args.predict_rows, args.no_fashion = 1, min(args.predict_rows, 100_000), True
+    return args
+
+
+# ---------------------------------------------------------------------------- data
+
+
+def idx_files(folder: Path, train: str, test: str = "t10k") -> dict[str, Path]:
+    return {"train-images": folder / f"{train}-images-idx3-ubyte.gz",
+            "train-labels": folder / f"{train}-labels-idx1-ubyte.gz",
+            "test-images": folder / f"{test}-images-idx3-ubyte.gz",
+            "test-labels": folder / f"{test}-labels-idx1-ubyte.gz"}
+
+
+def load(name: str, files: dict[str, Path]) -> Dataset:
+    from mnistlr.idx import read_images, read_labels
+
+    started = time.perf_counter()
+    data = Dataset(name, read_images(files["train-images"]), read_labels(files["train-labels"]),
+                   read_images(files["test-images"]), read_labels(files["test-labels"]))
+    log(f"{name}: {len(data.X_train):,} train / {len(data.X_test):,} test images "
+        f"read in {time.perf_counter() - started:.2f} s")
+    return data
+
+
+def datasets(args: argparse.Namespace) -> list[tuple[Dataset, dict[str, Path]]]:
+    """(data, its IDX files) for MNIST (head, or the bundled sample with --quick) and Fashion-MNIST."""
+    import mnistlr.datasets
+
+    out = []
+    if args.quick or not (args.mnist_dir / "train-head-images-idx3-ubyte.gz").is_file():
+        if not args.quick:
+            log(f"real MNIST files not found in {args.mnist_dir}; using the bundled mnist-sample")
+        folder = Path(mnistlr.datasets.__file__).parent
+        files = idx_files(folder, "mnist-sample-train", "mnist-sample-t10k")
+        out.append((load("mnist-sample", files), files))
+    else:
+        files = idx_files(args.mnist_dir, "train-head")
+        out.append((load("MNIST 22,699", files), files))
+    fashion = idx_files(args.fashion_dir, "train")
+    if not args.no_fashion:
+        if all(p.is_file() for p in fashion.values()):
+            out.append((load("Fashion 60,000", fashion), fashion))
+        else:
+            log(f"Fashion-MNIST not found in {args.fashion_dir}; skipped (apt-get install dataset-fashion-mnist)")
+    return out
+
+
+# ---------------------------------------------------------------------------- sections
+
+
+def section_fits(args, loaded) -> tuple[list[report.FitResult], dict]:
+    contenders = mnistlr_contenders() + ([] if args.no_peers else sklearn_contenders())
+    results, models = [], {}
+    for data, _ in loaded:
+        log(f"fitting on {data.name} ({args.repeat} round(s), interleaved)")
+        found, fitted = contest(data, contenders, args.repeat, args.repeat_under, log)
+        results += found
+        models[data.name] = fitted
+    return results, models
+
+
+def section_predict(model, X_test: np.ndarray, n_rows: int) -> list[tuple[str, float]]:
+    """Images/s of LinearModel.predict (and of the CLI's chunked scoring) on n_rows uint8 images in memory."""
+    X = np.tile(X_test, (-(-n_rows // len(X_test)), 1, 1))[:n_rows]
+    log(f"predict: {len(X):,} images of {X.shape[1]}×{X.shape[2]} uint8 ({X.nbytes / 2**20:.0f} MiB)")
+    paths = [("LinearModel.predict", model.predict)]
+    try:
+        from mnistlr.api.predict import scores
+    except ImportError:   # api/predict.py is still changing; its chunked path is optional here
+        scores = None
+    if scores is not None:
+        paths.append(("api.predict.scores (chunked) + argmax",
+                      lambda A: model.classes[np.argmax(scores(model, A), axis=1)]))
+    figures = []
+    for name, fn in paths:
+        fn(X[:1000])
+        best = min(_timed(fn, X) for _ in range(2))
+        figures.append((name, len(X) / best))
+        log(f"  {name}: {len(X) / best:,.0f} images/s")
+    return figures
+
+
+def _timed(fn, *args) -> float:
+    started = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - started
+
+
+def section_kernel(data: Dataset) -> list[tuple[str, str]]:
+    """One fused softmax loss+gradient pass over the training images vs this machine's float32 GEMM rate."""
+    try:
+        from mnistlr.kernels import softmax_cross_entropy
+    except ImportError:
+        return []
+    X = data.X_train.reshape(len(data.X_train), -1).astype(np.float32) * np.float32(1 / 255)
+    y = np.searchsorted(np.unique(data.y_train), data.y_train)
+    n_samples, n_features = X.shape
+    W = np.random.default_rng(0).normal(scale=0.01, size=(n_features, 10))
+    b = np.zeros(10)
+    softmax_cross_entropy(X, y, W, b)
+    best = min(_timed(softmax_cross_entropy, X, y, W, b) for _ in range(10))
+    # forward x·W and backward xᵀr: 2 multiply-adds per pixel and class
+    gflops = 4 * n_samples * n_features * 10 / best / 1e9
+    A = np.random.default_rng(1).random((2048, 2048), dtype=np.float32)
+    A @ A
+    peak = 2 * 2048 ** 3 / min(_timed(np.matmul, A, A) for _ in range(3)) / 1e9
+    log(f"kernel: {best * 1e3:.1f} ms per pass ({gflops:.0f} GFLOP/s); float32 GEMM {peak:.0f} GFLOP/s")
+    return [(f"fused softmax loss+gradient pass, {n_samples:,} float32 rows (best of 10)",
+             f"{best * 1e3:.1f} ms = {gflops:.0f} GFLOP/s"),
+            ("float32 GEMM 2048³ on this machine (NumPy's BLAS)", f"{peak:.0f} GFLOP/s")]
+
+
+def section_cli(model_path: Path, files: dict[str, Path], work: Path) -> dict[str, object]:
+    """Process wall times of `mnistlr --help`, `predict` (cold, warm), `evaluate`, and a second `train`'s compilations."""
+    mnistlr = procs.mnistlr_command()
+    out: dict[str, object] = {}
+    log("CLI: mnistlr --help")
+    helps = procs.best_of([*mnistlr, "--help"], 5)
+    out["help"] = min(r.seconds for r in helps)
+    heavy = procs.help_imports() & {"numpy", "numba", "scipy", "sklearn", "matplotlib", "llvmlite"}
+    out["help_imports"] = sorted(heavy)
+    log("CLI: mnistlr predict (first run, then warm runs)")
+    predict_cmd = [*mnistlr, "predict", str(model_path), str(files["test-images"]), "-o", str(work / "x.csv")]
+    runs = procs.best_of(predict_cmd, 3)
+    out["predict_first"], out["predict_warm"] = runs[0].seconds, min(r.seconds for r in runs[1:])
+    log("CLI: mnistlr evaluate")
+    evaluate_cmd = [*mnistlr, "evaluate", str(model_path), "--images", str(files["test-images"]),
+                    "--labels", str(files["test-labels"])]
+    out["evaluate_warm"] = min(r.seconds for r in procs.best_of(evaluate_cmd, 2)[1:] or [None])
+    log("CLI: mnistlr train twice, counting Numba compilations")
+    train_args = ["train", "--train-images", str(files["train-images"]), "--train-labels",
+                  str(files["train-labels"]), "-q", "-o", str(work / "again.joblib")]
+    procs.count_compiles(train_args, work)
+    compiled, result = procs.count_compiles(train_args, work)
+    out["second_train_compiles"], out["second_train_seconds"] = compiled, result.seconds
+    out["numba_cache"] = procs.numba_cache_dirs()
+    return out
+
+
+def section_evaluate_api(model_path: Path, files: dict[str, Path]) -> float:
+    from mnistlr.api.evaluate import evaluate
+
+    times = []
+    for _ in range(2):
+        started = time.perf_counter()
+        evaluate(model_path, images=files["test-images"], labels=files["test-labels"])
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def section_sweep(files: dict[str, Path]) -> dict[str, object]:
+    """A 5-fold × 8-trial random search over l2 (softmax, defaults otherwise) through api.sweep."""
+    from mnistlr.api.sweep import sweep
+    from mnistlr.training import TrainOptions
+
+    log("sweep: 8 trials × 5 folds")
+    started = time.perf_counter()
+    result = sweep(TrainOptions(), params=["l2=log:1e-6:1e-2"], n_iter=8, cv=5,
+                   train_images=files["train-images"], train_labels=files["train-labels"])
+    return {"seconds": time.perf_counter() - started, "n_train": result["n_train"], "n_jobs": result["n_jobs"],
+            "best": result["best"]}
+
+
+def section_memory(files: dict[str, Path], work: Path) -> dict[str, float]:
+    """Peak RSS and wall time of a child `mnistlr train` (softmax, defaults) on *files*."""
+    log(f"memory: mnistlr train on {files['train-images'].name}")
+    cmd = [*procs.mnistlr_command(), "train", "--train-images", str(files["train-images"]),
+           "--train-labels", str(files["train-labels"]), "-q", "-o", str(work / "mem.joblib")]
+    result = procs.run_checked(cmd)
+    return {"max_rss_mib": result.max_rss_mib, "seconds": result.seconds}
+
+
+# ---------------------------------------------------------------------------- assembling
+
+
+def run(args: argparse.Namespace) -> str:
+    from mnistlr.persist import save_model
+
+    machine = report.machine_info()
+    loaded = datasets(args)
+    results, models = section_fits(args, loaded)
+    first, files = loaded[0]
+    softmax = models[first.name]["mnistlr softmax"]
+    parts = {"machine": machine, "results": results, "first": first.name}
+    with tempfile.TemporaryDirectory(prefix="mnistlr-bench-") as tmp:
+        work = Path(tmp)
+        model_path = work / "model.joblib"
+        save_model(softmax, model_path)
+        if not args.no_kernel:
+            parts["kernel"] = section_kernel(first)
+        if not args.no_predict:
+            parts["predict"] = section_predict(softmax, first.X_test, args.predict_rows)
+        if not args.no_cli:
+            parts["cli"] = section_cli(model_path, files, work)
+            parts["evaluate_api"] = section_evaluate_api(model_path, files)
+        if not args.no_sweep:
+            parts["sweep"] = section_sweep(files)
+        if not args.no_memory:
+            big = next(((d, f) for d, f in loaded if d.name.startswith("Fashion")), loaded[0])
+            parts["memory"] = section_memory(big[1], work) | {"n": len(big[0].X_train), "dataset": big[0].name}
+    return render(parts, args)
+
+
+def render(parts: dict, args: argparse.Namespace) -> str:
+    """The Markdown block: machine, fit table, other figures, target checks."""
+    from render import render_document
+
+    return render_document(parts, quick=args.quick)
+
+
+def splice(document: str, block: str) -> str:
+    """*document* with the text between START and END replaced by *block* (appended when absent)."""
+    body = f"{START}\n{block.rstrip()}\n{END}"
+    if START in document and END in document:
+        head, _, rest = document.partition(START)
+        _, _, tail = rest.partition(END)
+        return head + body + tail
+    return document.rstrip() + ("\n\n" if document.strip() else "") + body + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    block = run(args)
+    print(block)
+    if args.write is not None:
+        from mnistlr.atomic import write_text_atomic
+
+        old = args.write.read_text() if args.write.exists() else ""
+        write_text_atomic(args.write, splice(old, block))
+        log(f"wrote {args.write}")
+    log(f"benchmark finished in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

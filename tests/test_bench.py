@@ -1,0 +1,213 @@
+"""The benchmark script's pure parts (bench/): tables, ratios, target checks, parsing. No timings."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+sys.path.insert(0, str(BENCH))
+
+import procs  # noqa: E402
+import render  # noqa: E402
+import report  # noqa: E402
+import run  # noqa: E402
+from report import Check, FitResult  # noqa: E402
+
+
+def fit(dataset="MNIST", name="mnistlr softmax", family="softmax", mine=True, seconds=(1.0,),
+        accuracy=0.92, log_loss=0.29):
+    return FitResult(dataset, name, family, mine, list(seconds), accuracy, log_loss)
+
+
+@pytest.fixture
+def results():
+    return [
+        fit(seconds=(2.0, 1.0, 1.5)),
+        fit(name="mnistlr ridge", family="ridge", seconds=(0.2,), accuracy=0.854, log_loss=None),
+        fit(name="LogisticRegression()", mine=False, seconds=(12.0,), accuracy=0.921, log_loss=0.30),
+        fit(name="RidgeClassifier()", family="ridge", mine=False, seconds=(0.5, 0.4), accuracy=0.854,
+            log_loss=None),
+        fit(dataset="Fashion", seconds=(4.0,), accuracy=0.84, log_loss=0.45),
+        fit(dataset="Fashion", name="LogisticRegression()", mine=False, seconds=(50.0,), accuracy=0.84,
+            log_loss=0.46),
+    ]
+
+
+def test_markdown_table_aligns_and_escapes():
+    text = report.markdown_table(["name", "value"], [["a|b", "1"], ["long name", "22"]])
+    lines = text.splitlines()
+    assert lines[0] == "| name      | value |"
+    assert lines[1] == "| :-------- | ----: |"
+    assert lines[2] == "| a\\|b      |     1 |"
+    assert lines[3] == "| long name |    22 |"
+    assert len({len(line) for line in lines}) == 1
+
+
+def test_markdown_table_refuses_ragged_rows():
+    with pytest.raises(ValueError):
+        report.markdown_table(["a", "b"], [["only one"]])
+    with pytest.raises(ValueError):
+        report.markdown_table(["a", "b"], [["1", "2"]], align="l")
+
+
+@pytest.mark.parametrize(("value", "text"), [(0.0123456, "0.0123"), (1.23456, "1.23"), (12.345, "12.3"),
+                                             (123.4, "123"), (None, "—"), (float("nan"), "—")])
+def test_fmt_seconds(value, text):
+    assert report.fmt_seconds(value) == text
+
+
+def test_fmt_ratio_and_count():
+    assert report.fmt_ratio(12.04) == "12.0×"
+    assert report.fmt_ratio(2.456) == "2.46×"
+    assert report.fmt_ratio(None) == "—"
+    assert report.fmt_count(1234567.4) == "1,234,567"
+
+
+def test_best_is_the_fastest_run(results):
+    assert results[0].best == 1.0
+    assert results[3].best == 0.4
+
+
+def test_speed_ratio_compares_with_the_same_family_and_dataset(results):
+    assert report.speed_ratio(results, results[2]) == pytest.approx(12.0)     # LR vs softmax 1.0
+    assert report.speed_ratio(results, results[3]) == pytest.approx(2.0)      # Ridge 0.4 vs 0.2
+    assert report.speed_ratio(results, results[5]) == pytest.approx(12.5)     # Fashion LR 50 vs 4
+    assert report.speed_ratio(results, results[0]) == pytest.approx(1.0)
+    assert report.speed_ratio([results[2]], results[2]) is None
+
+
+def cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def test_fit_table_rows(results):
+    lines = report.fit_table(results).splitlines()
+    assert len(lines) == 2 + len(results)
+    assert cells(lines[2]) == ["MNIST", "**mnistlr softmax**", "1", "3", "—", "—", "0.9200", "0.2900", "ref"]
+    assert cells(lines[3])[7] == "—"                      # ridge: no probabilities, no log-loss
+    assert cells(lines[4])[-1] == "12.0×"
+    assert cells(lines[5])[-1] == "2.00×"
+
+
+def test_fit_checks_speed_accuracy_and_loss(results):
+    checks = report.fit_checks(results, "LogisticRegression()", "softmax", 10.0)
+    assert [c.ok for c in checks] == [False, True]     # MNIST: accuracy 0.92 < 0.921; Fashion: all met
+    assert "time ratio 12.0×" in checks[0].measured
+    slower = report.fit_checks(results, "LogisticRegression()", "softmax", 13.0)
+    assert [c.ok for c in slower] == [False, False]
+
+
+def test_fit_checks_accuracy_slack_and_no_loss(results):
+    ridge = report.fit_checks(results, "RidgeClassifier()", "ridge", 3.0, accuracy_slack=0.0005, check_loss=False)
+    assert len(ridge) == 1 and ridge[0].ok is False          # 2× < 3×
+    ridge = report.fit_checks(results, "RidgeClassifier()", "ridge", 2.0, accuracy_slack=0.0005, check_loss=False)
+    assert ridge[0].ok is True
+
+
+def test_fit_checks_loss_higher_misses():
+    rows = [fit(seconds=(1.0,), accuracy=0.93, log_loss=0.31),
+            fit(name="LogisticRegression()", mine=False, seconds=(20.0,), accuracy=0.92, log_loss=0.30)]
+    assert report.fit_checks(rows, "LogisticRegression()", "softmax", 10.0)[0].ok is False
+
+
+def test_threshold_check():
+    assert report.threshold_check("help", 0.25, 0.3, "s").ok is True
+    assert report.threshold_check("help", 0.35, 0.3, "s").ok is False
+    rate = report.threshold_check("rate", 1_500_000, 1_000_000, "images/s", higher_is_better=True)
+    assert rate.ok is True and rate.measured == "1,500,000 images/s"
+    assert report.threshold_check("x", None, 1, "s").ok is None
+
+
+def test_checks_table_verdicts():
+    table = report.checks_table([Check("a", "1", True), Check("b", "2", False), Check("c", "—", None)])
+    assert "met" in table and "**missed**" in table and "not measured" in table
+
+
+def test_cpu_model_and_memory():
+    cpuinfo = "processor\t: 0\nmodel name\t: Some CPU 9000\nflags\t\t: fpu avx2 fma sse\n\nprocessor\t: 1\n"
+    assert report.cpu_model(cpuinfo) == "Some CPU 9000 (avx2, fma)"
+    assert report.cpu_model("") == "unknown CPU"
+    assert report.memory_gib("MemTotal:       24683520 kB\nMemFree: 1 kB\n") == pytest.approx(23.54, abs=0.01)
+    assert report.memory_gib("") is None
+
+
+def test_top_level_imports():
+    text = ("import time: self [us] | cumulative | imported package\n"
+            "import time:       120 |        120 |   numpy._core\n"
+            "import time:        50 |       5000 | numpy\n"
+            "import time:        80 |         80 |     typer.main\n"
+            "some other line\n")
+    assert procs.top_level_imports(text) == {"numpy", "typer"}
+
+
+def test_splice_replaces_only_the_block():
+    doc = f"# Benchmarks\n\nprose before\n\n{run.START}\nold table\n{run.END}\n\nprose after\n"
+    out = run.splice(doc, "new table\n")
+    assert out == f"# Benchmarks\n\nprose before\n\n{run.START}\nnew table\n{run.END}\n\nprose after\n"
+    assert run.splice(out, "new table") == out
+
+
+def test_splice_appends_when_there_is_no_block():
+    assert run.splice("", "t") == f"{run.START}\nt\n{run.END}\n"
+    assert run.splice("# B\n", "t") == f"# B\n\n{run.START}\nt\n{run.END}\n"
+
+
+def test_parse_args_quick_and_skips():
+    args = run.parse_args(["--quick"])
+    assert args.repeat == 1 and args.no_fashion and args.predict_rows == 100_000 and args.write is None
+    args = run.parse_args(["--no-fashion", "--no-sweep", "--write"])
+    assert args.no_fashion and args.no_sweep and args.write == run.BENCHMARKS and args.repeat == 3
+
+
+def test_render_document_lists_every_target(results):
+    parts = {
+        "machine": [("CPU", "Some CPU")],
+        "results": results,
+        "predict": [("LinearModel.predict", 2_000_000.0)],
+        "cli": {"help": 0.2, "help_imports": [], "predict_first": 1.0, "predict_warm": 0.9,
+                "evaluate_warm": 1.1, "second_train_seconds": 3.0, "second_train_compiles": ["f"],
+                "numba_cache": ["/x/__pycache__"]},
+        "evaluate_api": 0.1,
+        "sweep": {"seconds": 30.0, "n_train": 22699, "n_jobs": 2, "best": {}},
+        "memory": {"max_rss_mib": 400.0, "seconds": 10.0, "n": 60_000, "dataset": "Fashion"},
+    }
+    text = render.render_document(parts)
+    checks = render.checks(parts)
+    assert len(checks) == 2 + 1 + 5 + 1      # 2 LR datasets, 1 ridge, predict/cli/help/imports/compiles, memory
+    by_target = {c.target: c.ok for c in checks}
+    assert by_target["a second `mnistlr train` compiles nothing"] is False
+    assert by_target["peak memory training on 60,000 images < 600 MB"] is True
+    assert by_target["predict ≥ 1,000,000 images/s in-process (LinearModel.predict)"] is True
+    assert "### Targets" in text and "2,000,000 images/s" in text and "419 MB" in text
+
+
+class _Dummy:
+    classes_ = [0, 1]
+
+    def predict(self, X):
+        return [0] * len(X)
+
+    def predict_proba(self, X):
+        return [[0.5, 0.5]] * len(X)
+
+
+@pytest.mark.parametrize(("repeat_under", "expected"), [(0.0, {"once": 1, "twice": 2}),
+                                                          (1e9, {"once": 3, "twice": 3})])
+def test_contest_repeats_cheap_fits_and_min_runs(repeat_under, expected):
+    import numpy as np
+    from fits import Contender, Dataset, contest
+
+    data = Dataset("toy", np.zeros((6, 2, 2), np.uint8), np.array([0, 1] * 3), np.zeros((4, 2, 2), np.uint8),
+                   np.array([0, 1, 0, 1]))
+    calls = []
+    contenders = [Contender(name, "softmax", False, lambda d, name=name: calls.append(name) or _Dummy(),
+                            min_runs=2 if name == "twice" else 1) for name in ("once", "twice")]
+    results, models = contest(data, contenders, 3, repeat_under, lambda message: None)
+    assert {r.name: len(r.seconds) for r in results} == expected
+    assert calls.count("once") == expected["once"] + 1          # + the warm-up fit
+    assert results[0].cpu_seconds is not None and results[0].core_seconds is None
+    assert results[0].accuracy == 0.5 and results[0].log_loss == pytest.approx(np.log(2))
+    assert models == {}                                        # no mnistlr contender
