@@ -12,31 +12,17 @@ from pathlib import Path
 
 import numpy as np
 
-from mnistlr.atomic import atomic_write
-from mnistlr.errors import MissingExtraError
+from mnistlr.plots import new_figure as _figure
+from mnistlr.plots import require_matplotlib as _require_matplotlib
+from mnistlr.plots import save_figure as save_png
 
-DPI = 110
 CELL = 1.5           # inches per image cell (width); a title adds a little height
 MAX_COLS = 5         # plot_image_grid (the errors) wraps after this many images
 
 
 def require_matplotlib(purpose: str = "writing the 'show' figure (--plot)") -> None:
     """Raise MissingExtraError when matplotlib (the `plot` extra) is not installed."""
-    try:
-        import matplotlib  # noqa: F401
-        from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401
-    except ImportError:
-        raise MissingExtraError("matplotlib", "plot", purpose) from None
-
-
-def _figure(width: float, height: float):
-    """A matplotlib Figure on an Agg canvas (never a window, no pyplot state)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
+    _require_matplotlib(purpose)
 
 
 def _draw(ax, image, title: str, fontsize: int) -> None:
@@ -97,10 +83,3 @@ def plot_image_columns(columns: Sequence[tuple[str, Sequence, Sequence[str]]], p
     fig.suptitle(title, fontsize=10)
     return save_png(fig, path)
 
-
-def save_png(fig, path: str | Path) -> Path:
-    """Write *fig* as PNG to *path* atomically; returns the path."""
-    path = Path(path)
-    with atomic_write(path, "wb") as handle:
-        fig.savefig(handle, format="png", dpi=DPI)
-    return path
