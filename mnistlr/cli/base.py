@@ -12,14 +12,49 @@ import typer
 
 from mnistlr import __version__
 
+
+def reflow(text: str) -> str:
+    """Help text with each paragraph's lines joined, so Rich wraps it to the terminal."""
+    import inspect
+
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
+
+
+def examples(*pairs: tuple[str, str]) -> str:
+    """An epilog of (what it does, command line) pairs, shown at the end of --help."""
+    lines = ["Examples:"]
+    for what, line in pairs:
+        lines += ["", f"{what[0].upper()}{what[1:]}:", f"  {line}"]
+    return "\n".join(lines)
+
+
 app = typer.Typer(
     name="mnistlr",
     help="Train, evaluate, tune and serve linear classifiers on MNIST-format image data.",
+    epilog=examples(
+        ("train softmax regression on the bundled sample (no download needed)",
+         "mnistlr train --dataset mnist-sample -o sample.joblib"),
+        ("score it on the sample's test split",
+         "mnistlr evaluate sample.joblib"),
+        ("tune the L2 penalty by 3-fold cross-validation",
+         "mnistlr sweep --dataset mnist-sample --param l2=log:1e-6:1e-1 --n-iter 6 --cv 3"),
+    ),
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def command(name: str, *example_pairs: tuple[str, str]):
+    """Register a command: its docstring (reflowed) is the help, *example_pairs* end it."""
+
+    def register(func):
+        return app.command(name, help=reflow(func.__doc__ or ""), epilog=examples(*example_pairs))(func)
+
+    return register
 
 
 def _version(value: bool) -> None:
@@ -36,9 +71,14 @@ def _root(
     """Train, evaluate, tune and serve linear classifiers on MNIST-format image data."""
 
 
+def no_color_env() -> bool:
+    """True when NO_COLOR is set to a non-empty value (https://no-color.org)."""
+    return bool(os.environ.get("NO_COLOR"))
+
+
 def no_color() -> bool:
     """True when colour must be off (NO_COLOR set, or stderr not a terminal)."""
-    return "NO_COLOR" in os.environ or not sys.stderr.isatty()
+    return no_color_env() or not sys.stderr.isatty()
 
 
 def print_error(message: str) -> None:
@@ -56,14 +96,17 @@ def stdout_console():
 
     # piped output: $COLUMNS if set, else 100 columns (Rich would pick 80)
     width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 100
-    return Console(file=sys.stdout, highlight=False, soft_wrap=False, width=width)
+    # NO_COLOR: no escape sequences at all (bold and italic too), not just no colour
+    plain = {"color_system": None} if no_color_env() else {}
+    return Console(file=sys.stdout, highlight=False, soft_wrap=False, width=width, **plain)
 
 
 def stderr_console():
     """A Rich console on stderr (progress, logs, warnings)."""
     from rich.console import Console
 
-    return Console(file=sys.stderr, highlight=False)
+    plain = {"color_system": None} if no_color_env() else {}
+    return Console(file=sys.stderr, highlight=False, **plain)
 
 
 def show_progress(quiet: bool) -> bool:
@@ -82,11 +125,19 @@ class OutputFormat(str, enum.Enum):
     jsonl = "jsonl"
 
 
+def complete_dataset(incomplete: str) -> list[str]:
+    """Shell completion of dataset names (the registry is imported only when completing)."""
+    from mnistlr.data import DATASETS
+
+    return [name for name in DATASETS if name.startswith(incomplete)]
+
+
 DataDirOpt = Annotated[Path | None, typer.Option(
     "--data-dir", envvar="MNISTLR_DATA", show_envvar=True,
     help="Where datasets live (default: $XDG_CACHE_HOME/mnistlr or ~/.cache/mnistlr).")]
 DatasetOpt = Annotated[str | None, typer.Option(
-    "--dataset", "-d", help="A dataset name (see 'mnistlr fetch --list').")]
+    "--dataset", "-d", help="A dataset name (see 'mnistlr fetch --list').",
+    autocompletion=complete_dataset)]
 SeedOpt = Annotated[int, typer.Option("--seed", min=0, help="Seed for splits, shuffles and initialisation.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display on stderr.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]

@@ -8,21 +8,21 @@ from typing import Annotated
 
 import typer
 
-from mnistlr.cli.base import DataDirOpt, DatasetOpt, JsonOpt, QuietOpt, Split, app
-
-EXAMPLES = """Examples:
-
-  mnistlr evaluate sample.joblib
-
-  mnistlr evaluate model.joblib --dataset mnist --split test --plot figures/
-
-  mnistlr evaluate 3v8.joblib --images t10k-images-idx3-ubyte.gz --labels t10k-labels-idx1-ubyte.gz --only-model-classes --json
-"""
+from mnistlr.cli.base import DataDirOpt, DatasetOpt, JsonOpt, QuietOpt, Split, command
 
 
-@app.command("evaluate", epilog=EXAMPLES)
+@command(
+    "evaluate",
+    ("the test split of the dataset the model was trained on",
+     "mnistlr evaluate sample.joblib"),
+    ("also write confusion.png, roc.png, learning_curves.png and weights.png",
+     "mnistlr evaluate sample.joblib --plot figures/"),
+    ("explicit IDX files (raw or gzip)",
+     "mnistlr evaluate sample.joblib --images t10k-images-idx3-ubyte.gz --labels t10k-labels-idx1-ubyte.gz"),
+)
 def evaluate_command(
-    model: Annotated[Path, typer.Argument(help="A model file written by 'mnistlr train'.")],
+    model: Annotated[Path, typer.Argument(
+        help="A model file written by 'mnistlr train'.", metavar="MODEL", show_default=False)],
     dataset: DatasetOpt = None,
     split: Annotated[Split | None, typer.Option(
         "--split", help="Which split of --dataset (default: test).")] = None,
@@ -41,10 +41,11 @@ def evaluate_command(
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Evaluate a model: accuracy, per-class precision/recall/F1, ROC AUC, log-loss, Brier score,
-    calibration error, the confusion matrix and the most confused pairs.
+    """Score a saved model on labelled images and report where it fails.
 
-    The data default to the test split of the dataset the model was trained on.
+    Accuracy, per-class precision/recall/F1, ROC AUC, log-loss, Brier score, calibration
+    error, the confusion matrix and the most confused pairs. The data default to the test
+    split of the dataset the model was trained on.
     """
     from mnistlr.api.evaluate import evaluate
 

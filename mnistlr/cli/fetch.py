@@ -8,7 +8,15 @@ from typing import Annotated
 
 import typer
 
-from mnistlr.cli.base import DataDirOpt, JsonOpt, QuietOpt, app, show_progress, stderr_console
+from mnistlr.cli.base import (
+    DataDirOpt,
+    JsonOpt,
+    QuietOpt,
+    command,
+    complete_dataset,
+    show_progress,
+    stderr_console,
+)
 
 
 def _status_text(status: dict) -> str:
@@ -99,10 +107,16 @@ def _summary(result: dict) -> str:
     return f"{result['name']}: {result['status']} in {result['where']} ({done})"
 
 
-@app.command("fetch")
+@command(
+    "fetch",
+    ("list every dataset, whether it is present locally and where", "mnistlr fetch --list"),
+    ("download MNIST from its public mirrors into the data directory", "mnistlr fetch mnist"),
+    ("import the four .gz files of a dataset from a local folder",
+     "mnistlr fetch fashion-mnist --source /usr/share/datasets/fashion-mnist"),
+)
 def fetch_command(
     datasets: Annotated[list[str] | None, typer.Argument(
-        metavar="DATASET", show_default=False,
+        metavar="DATASET", show_default=False, autocompletion=complete_dataset,
         help="Datasets to fetch (default: mnist); see --list.")] = None,
     list_: Annotated[bool, typer.Option(
         "--list", "-l", help="List every dataset, whether it is present locally and where; fetch nothing.")] = False,
@@ -124,15 +138,11 @@ def fetch_command(
 ) -> None:
     """Download datasets into the data directory and verify their checksums.
 
-    Each file is verified (the published MD5, or the SHA-256 of its contents) before it gets its final name, so an interrupted or failed fetch never leaves a file that looks complete; an interrupted download resumes where it stopped. fashion-mnist is imported from /usr/share/datasets/fashion-mnist when that folder exists (apt-get install dataset-fashion-mnist). mnist-sample is bundled with mnistlr and needs no fetch.
-
-    Examples:
-
-      mnistlr fetch
-
-      mnistlr fetch fashion-mnist kmnist --retries 5
-
-      mnistlr fetch --list --json
+    Each file is verified (the published MD5, or the SHA-256 of its contents) before it gets
+    its final name, so an interrupted or failed fetch never leaves a file that looks complete;
+    an interrupted download resumes where it stopped. fashion-mnist is imported from
+    /usr/share/datasets/fashion-mnist when that folder exists (apt-get install
+    dataset-fashion-mnist). mnist-sample is bundled with mnistlr and needs no fetch.
     """
     from mnistlr.api.fetch import fetch, list_datasets
     from mnistlr.cli.base import stdout_console

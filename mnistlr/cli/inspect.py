@@ -8,27 +8,27 @@ from typing import Annotated
 
 import typer
 
-from mnistlr.cli.base import JsonOpt, app
-
-EXAMPLES = """Examples:
-
-  mnistlr inspect sample.joblib
-
-  mnistlr inspect sample.joblib --weights
-
-  mnistlr inspect model.joblib --json
-"""
+from mnistlr.cli.base import JsonOpt, command
 
 
-@app.command("inspect", epilog=EXAMPLES)
+@command(
+    "inspect",
+    ("the model card", "mnistlr inspect sample.joblib"),
+    ("each class's weight image drawn in the terminal", "mnistlr inspect sample.joblib --weights"),
+    ("the card as one JSON object", "mnistlr inspect sample.joblib --json"),
+)
 def inspect_command(
-    model: Annotated[Path, typer.Argument(help="A model file written by 'mnistlr train'.")],
+    model: Annotated[Path, typer.Argument(
+        help="A model file written by 'mnistlr train'.", metavar="MODEL", show_default=False)],
     weights: Annotated[bool, typer.Option(
         "--weights", "-w", help="Draw each class's weight image (red: evidence for, blue: against).")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Show a model card: kind, solver, hyperparameters, preprocessing, training data and time,
-    stop reason, final metrics, loss history as a sparkline, file format and library versions."""
+    """Show a saved model's card, and optionally its weight images.
+
+    Kind, solver, hyperparameters, preprocessing, training data and time, stop reason, final
+    metrics, loss history as a sparkline, file format and library versions.
+    """
     from mnistlr.api.inspect import inspect
 
     result = inspect(model, weights=weights)

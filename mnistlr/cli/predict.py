@@ -10,16 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mnistlr.cli.base import OutputFormat, QuietOpt, app, show_progress, stderr_console
-
-EXAMPLES = """Examples:
-
-  mnistlr predict model.joblib t10k-images-idx3-ubyte.gz > predictions.csv
-
-  zcat t10k-images-idx3-ubyte.gz | mnistlr predict model.joblib - --proba | head
-
-  mnistlr predict model.joblib digits/ photo.jpg --top-k 3 -o top3.jsonl
-"""
+from mnistlr.cli.base import OutputFormat, QuietOpt, command, show_progress, stderr_console
 
 INPUT_HELP = ("IDX image files (raw or gzip), .npy/.npz arrays (uint8 0–255 or floats in [0, 1]), "
               "CSV files (one image per row; optional header and leading label column), image files "
@@ -86,11 +77,19 @@ def _binary_stdout() -> Any:
     return buffer if buffer is not None else _TextAdapter(sys.stdout)
 
 
-@app.command("predict", epilog=EXAMPLES)
+@command(
+    "predict",
+    ("labels for IDX images, CSV on stdout",
+     "mnistlr predict sample.joblib t10k-images-idx3-ubyte.gz > predictions.csv"),
+    ("from standard input, with one probability column per class",
+     "zcat t10k-images-idx3-ubyte.gz | mnistlr predict sample.joblib - --proba | head"),
+    ("PNG/JPEG files and folders of them, the 3 best labels, as JSON lines",
+     "mnistlr predict sample.joblib digits/ photo.png --top-k 3 -o top3.jsonl"),
+)
 def predict_command(
     model: Annotated[Path, typer.Argument(
         help="A model file written by 'mnistlr train'.", metavar="MODEL", show_default=False)],
-    inputs: Annotated[list[str], typer.Argument(help=INPUT_HELP, metavar="INPUT...",
+    inputs: Annotated[list[str], typer.Argument(help=INPUT_HELP, metavar="INPUT",
                                                 show_default=False)],
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Write the predictions to this file, atomically (default, or '-': stdout).",
@@ -107,7 +106,7 @@ def predict_command(
         "--batch-size", min=1, max=1_000_000, help="Images read and predicted at a time.")] = 8192,
     quiet: QuietOpt = False,
 ) -> None:
-    """Predict the digit in every image of the inputs; CSV (or TSV, JSON lines) rows on stdout.
+    """Predict the label of every image in the inputs; CSV, TSV or JSON lines, streamed.
 
     Columns: index (position in its input; 0 for image files) and label, after the
     source when there are several input files; --proba adds p<class> columns and

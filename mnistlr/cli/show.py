@@ -10,24 +10,22 @@ from typing import Annotated
 
 import typer
 
-from mnistlr.cli.base import DataDirOpt, JsonOpt, QuietOpt, Split, app
-
-EXAMPLES = """Examples:
-
-  mnistlr show mnist-sample
-
-  mnistlr show mnist-sample --split test --index 7
-
-  mnistlr show mnist-sample --model sample.joblib --errors --top 12 --plot errors.png
-"""
+from mnistlr.cli.base import DataDirOpt, JsonOpt, QuietOpt, Split, command, complete_dataset
 
 GAP = 2  # columns between pictures
 
 
-@app.command("show", epilog=EXAMPLES)
+@command(
+    "show",
+    ("counts, label shares, pixel statistics and example images", "mnistlr show mnist-sample"),
+    ("test image 7 drawn large, with its label", "mnistlr show mnist-sample --split test --index 7"),
+    ("the 12 test images a model gets most confidently wrong, also as a PNG",
+     "mnistlr show mnist-sample --model sample.joblib --errors --top 12 --plot errors.png"),
+)
 def show_command(
     dataset: Annotated[str | None, typer.Argument(
-        help="A dataset name (see 'mnistlr fetch --list'); or use --images/--labels.")] = None,
+        help="A dataset name (see 'mnistlr fetch --list'); or use --images/--labels.",
+        metavar="DATASET", show_default=False, autocompletion=complete_dataset)] = None,
     split: Annotated[Split | None, typer.Option(
         "--split", help="Which split to draw from (default: test with --errors, else train).")] = None,
     images: Annotated[Path | None, typer.Option("--images", help="IDX images file (instead of DATASET).")] = None,

@@ -10,16 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from mnistlr.cli import options as o
-from mnistlr.cli.base import DataDirOpt, DatasetOpt, JsonOpt, QuietOpt, SeedOpt, app
-
-EXAMPLES = """Examples:
-
-  mnistlr sweep --dataset mnist-sample --param l2=log:1e-6:1e-1 --n-iter 20 --cv 5
-
-  mnistlr sweep --model logistic --classes 3,8 --param l2=1e-4,1e-3,1e-2 --nested 3 --cv 3 --json
-
-  mnistlr sweep --solver sgd --param lr=uniform:0.01:0.5 --param batch_size=logint:32:512 --budget 600 --refit -o best.joblib --results trials.csv
-"""
+from mnistlr.cli.base import DataDirOpt, DatasetOpt, JsonOpt, QuietOpt, SeedOpt, command
 
 _S = "Search"
 
@@ -67,7 +58,15 @@ SchedulerOpt = Annotated[str | None, typer.Option(
     help="Dask scheduler address for --backend dask, e.g. tcp://10.0.0.5:8786.", rich_help_panel=_S)]
 
 
-@app.command("sweep", epilog=EXAMPLES)
+@command(
+    "sweep",
+    ("random search over 6 log-uniform L2 penalties, 3-fold cross-validation",
+     "mnistlr sweep -d mnist-sample --param l2=log:1e-6:1e-1 --n-iter 6 --cv 3"),
+    ("nested 3×3 cross-validation of a grid over scikit-learn's C",
+     "mnistlr sweep -d mnist-sample --param C=0.1,1,10 --nested 3 --cv 3"),
+    ("SGD learning rates for at most 2 minutes; refit the best on all the data and save it",
+     "mnistlr sweep -d mnist-sample --solver sgd --param lr=log:0.05:1 --budget 120 -o best.joblib"),
+)
 def sweep_command(
     param: ParamOpt = None,
     n_iter: NIterOpt = 10,
@@ -108,7 +107,13 @@ def sweep_command(
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Tune training options by cross-validated random or grid search (other options stay fixed)."""
+    """Tune training options by cross-validated random or grid search.
+
+    Each --param is searched; every other training and data option is fixed for all trials.
+    Only lists: a grid search; any range: --n-iter random draws. --nested K adds an outer
+    K-fold around the whole search, the honest estimate of the tuned model's score. A live
+    table of finished trials goes to stderr, the ranked table to stdout.
+    """
     from mnistlr.api.sweep import sweep
     from mnistlr.errors import UsageError
     from mnistlr.training import TrainOptions

@@ -9,19 +9,18 @@ from typing import Annotated
 import typer
 
 from mnistlr.cli import options as o
-from mnistlr.cli.base import DataDirOpt, DatasetOpt, JsonOpt, QuietOpt, SeedOpt, app
-
-EXAMPLES = """Examples:
-
-  mnistlr train --dataset mnist-sample -o sample.joblib
-
-  mnistlr train --model softmax --l2 0.0005 -o softmax.joblib
-
-  mnistlr train --model logistic --classes 3,8 --solver sgd --l1 1e-4 -o 3v8.joblib
-"""
+from mnistlr.cli.base import DataDirOpt, DatasetOpt, JsonOpt, QuietOpt, SeedOpt, command
 
 
-@app.command("train", epilog=EXAMPLES)
+@command(
+    "train",
+    ("softmax regression on the bundled sample (no download needed)",
+     "mnistlr train --dataset mnist-sample -o sample.joblib"),
+    ("a binary 3-versus-8 logistic model with an L1 penalty, by gradient descent",
+     "mnistlr train -d mnist-sample -m logistic --classes 3,8 --solver gd --l1 1e-4 -o 3v8.joblib"),
+    ("the first 20,000 MNIST training images, with scikit-learn's C=1",
+     "mnistlr train --dataset mnist --train-limit 20000 --C 1 -o first20k.joblib"),
+)
 def train_command(
     model: o.ModelOpt = o.ModelKind.softmax,
     solver: o.SolverOpt = None,
@@ -52,7 +51,12 @@ def train_command(
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Train a model on a dataset (default: mnist) or on IDX files, and save it."""
+    """Train a model on a dataset (default: mnist) or on IDX files, and save it.
+
+    Models: softmax (multinomial logistic regression, the default), logistic (sigmoid; binary
+    with two --classes, else one-vs-rest) and ridge (least squares on one-hot targets, closed
+    form). A summary table goes to stdout (--json: one object), progress to stderr.
+    """
     from mnistlr.api.train import train
     from mnistlr.cli.progress import TrainingProgress
     from mnistlr.training import TrainOptions
