@@ -1,18 +1,28 @@
 # mnistlr — `make demo` runs the main job on the bundled sample; `make test` runs the tests.
 # Both create .venv on first use and need only the package registries.
+#
+# Targets: demo test lint bench completions fetch pipeline clean distclean (see README.md).
+# Variables, overridable on the command line (`make pipeline MODEL=ridge L2=10`):
+#   DATASET  dataset name (default mnist-sample: bundled, needs no fetch)
+#   MODEL    softmax | logistic | ridge
+#   L2       L2 penalty (empty: mnistlr's default for the model)
+#   SEED     seed for splits, shuffles and initialisation
+#   OUT      where results go (default out/)
 
-PYTHON  ?= python3
-VENV    ?= .venv
-BIN     := $(VENV)/bin
-OUT     ?= out
-DATASET ?= mnist-sample
-MODEL   ?= softmax
-L2      ?=
-SEED    ?= 0
-MNISTLR := $(BIN)/mnistlr
-L2_OPT  := $(if $(L2),--l2 $(L2),)
+PYTHON   ?= python3
+VENV     ?= .venv
+BIN      := $(VENV)/bin
+OUT      ?= out
+DATASET  ?= mnist-sample
+MODEL    ?= softmax
+L2       ?=
+SEED     ?= 0
+MNISTLR  := $(BIN)/mnistlr
+# The data directory as mnistlr resolves it: $MNISTLR_DATA, else $XDG_CACHE_HOME/mnistlr,
+# else ~/.cache/mnistlr. Passed to every command, so make and mnistlr agree.
+DATA_DIR ?= $(or $(MNISTLR_DATA),$(if $(XDG_CACHE_HOME),$(XDG_CACHE_HOME)/mnistlr),$(HOME)/.cache/mnistlr)
 
-.PHONY: demo test lint bench completions fetch clean pipeline install dev
+.PHONY: demo test lint bench completions fetch clean distclean pipeline install dev
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,28 +49,77 @@ test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check mnistlr tests bench
+	$(BIN)/ruff check .
+
+# Fashion-MNIST (60,000/10,000) is benchmarked when Debian's package is installed.
+FASHION_DIR := /usr/share/datasets/fashion-mnist
 
 bench: $(VENV)/.installed-dev
-	$(BIN)/python bench/run.py
+	@if [ ! -d $(FASHION_DIR) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing dataset-fashion-mnist for the Fashion-MNIST rows"; \
+	    apt-get install -y -q dataset-fashion-mnist >/dev/null \
+	    || echo "note: could not install dataset-fashion-mnist; the benchmark skips Fashion-MNIST"; \
+	fi
+	$(BIN)/python bench/run.py --write
 
 completions: $(VENV)/.installed
 	$(BIN)/python -m mnistlr.completions completions
 
 fetch: $(VENV)/.installed
-	$(MNISTLR) fetch $(DATASET)
+	$(MNISTLR) fetch $(DATASET) --data-dir $(DATA_DIR)
 
-# A worked pipeline with real file dependencies: train → evaluate (figures) → predict.
-# `make pipeline DATASET=mnist MODEL=logistic L2=1e-4` redoes only what changed.
-$(OUT)/$(DATASET)-$(MODEL).joblib: $(VENV)/.installed
-	@mkdir -p $(OUT)
-	$(MNISTLR) train --dataset $(DATASET) --model $(MODEL) $(L2_OPT) --seed $(SEED) -q -o $@
+# ---------------------------------------------------------------------------------------------
+# A worked pipeline with real file dependencies: fetch → train → evaluate (figures, metrics) →
+# predict, so `make pipeline` redoes only what changed. Each configuration gets its own folder,
+# e.g. out/mnist-sample-softmax/ or out/mnist-logistic-l2_1e-4-seed1/:
+#   model.joblib      the trained model                  (redone when the install changes)
+#   metrics.json      `mnistlr evaluate --json`           (redone when the model changes)
+#   *.png             confusion, ROC, learning curves, weight images (with metrics.json)
+#   predictions.csv   labels and probabilities for the test images (redone when the model changes)
 
-$(OUT)/$(DATASET)-$(MODEL)-report.json: $(OUT)/$(DATASET)-$(MODEL).joblib
-	$(MNISTLR) evaluate $< --dataset $(DATASET) --json > $@.tmp && mv $@.tmp $@
+TAG     := $(if $(L2),-l2_$(L2))$(if $(filter-out 0,$(SEED)),-seed$(SEED))
+RUN     := $(OUT)/$(DATASET)-$(MODEL)$(TAG)
+FIGURES := $(addprefix $(RUN)/,confusion.png roc.png learning_curves.png weights.png)
+L2_OPT  := $(if $(L2),--l2 $(L2))
 
-pipeline: $(OUT)/$(DATASET)-$(MODEL)-report.json
+ifeq ($(DATASET),mnist-sample)
+# bundled with the package: nothing to fetch; predict on the sample's own test images
+DATA_FILES :=
+TEST_IMAGES := mnistlr/datasets/mnist-sample-t10k-images-idx3-ubyte.gz
+else
+DATA_FILES  := $(addprefix $(DATA_DIR)/$(DATASET)/,train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz \
+	t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz)
+TEST_IMAGES := $(DATA_DIR)/$(DATASET)/t10k-images-idx3-ubyte.gz
+endif
+# What `predict` labels; override with any input predict reads (IDX, .npy, CSV, PNGs, a folder).
+PREDICT_INPUT ?= $(TEST_IMAGES)
 
+pipeline: $(RUN)/metrics.json $(FIGURES) $(RUN)/predictions.csv
+
+$(DATA_FILES): | $(VENV)/.installed
+	$(MNISTLR) fetch $(DATASET) --data-dir $(DATA_DIR)
+
+$(RUN)/model.joblib: $(VENV)/.installed $(DATA_FILES)
+	@mkdir -p $(RUN)
+	$(MNISTLR) train --dataset $(DATASET) --data-dir $(DATA_DIR) --model $(MODEL) $(L2_OPT) \
+	    --seed $(SEED) -q -o $@
+
+# One evaluate writes the metrics and the four figures; the figures are touched after the JSON,
+# so they count as up to date, and a missing figure remakes the metrics.
+$(RUN)/metrics.json: $(RUN)/model.joblib
+	$(MNISTLR) evaluate $< --data-dir $(DATA_DIR) --plot $(RUN) --json -q > $@.tmp && mv $@.tmp $@
+	@touch $(FIGURES)
+
+$(FIGURES): $(RUN)/metrics.json
+	@test -f $@ || { rm -f $<; $(MAKE) --no-print-directory $<; }
+
+$(RUN)/predictions.csv: $(RUN)/model.joblib $(PREDICT_INPUT)
+	$(MNISTLR) predict $< $(PREDICT_INPUT) --proba -q -o $@
+
+# clean: results and build junk (keeps .venv, so the next make is quick); distclean: .venv too.
 clean:
 	rm -rf $(OUT) build dist *.egg-info .pytest_cache .ruff_cache .hypothesis
-	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
