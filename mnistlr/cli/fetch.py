@@ -30,11 +30,13 @@ def _status_text(status: dict) -> str:
 
 
 def _print_list(statuses: list[dict], data_dir: Path) -> None:
+    from rich import box
     from rich.table import Table
 
     from mnistlr.cli.base import stdout_console
 
-    table = Table(title=f"datasets (data directory: {data_dir})", title_justify="left")
+    table = Table(title=f"datasets (data directory: {data_dir})", title_justify="left",
+                  box=box.SIMPLE_HEAD)
     for column in ("dataset", "status", "where", "description"):
         table.add_column(column, overflow="fold")
     for status in statuses:

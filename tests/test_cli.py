@@ -1,0 +1,133 @@
+"""The command line as a whole: help ends with real examples, the README's command lines
+parse, -q exists where progress does, and NO_COLOR / piped output carries no escapes."""
+
+from __future__ import annotations
+
+import io
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import typer
+
+from mnistlr.cli.base import app
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMANDS = ["fetch", "train", "evaluate", "predict", "sweep", "inspect", "show"]
+PROGRESS_COMMANDS = ["fetch", "train", "evaluate", "predict", "sweep", "show"]
+
+
+def mnistlr_words(line: str) -> list[str]:
+    """The words after `mnistlr` in a shell line (pipes and redirections dropped)."""
+    for segment in line.split("|"):
+        words = shlex.split(segment.strip())
+        if words and words[0] == "mnistlr":
+            words = words[1:]
+            for stop in (">", ">>", "2>"):
+                if stop in words:
+                    words = words[:words.index(stop)]
+            return words
+    raise AssertionError(f"no mnistlr command in {line!r}")
+
+
+def parse(words: list[str]) -> None:
+    """Parse *words* as the CLI would, without running the command: unknown options, bad
+    choices and malformed numbers raise click's UsageError."""
+    group = typer.main.get_command(app)
+    name, *rest = words
+    assert name in group.commands, f"no command {name!r}"
+    with group.make_context("mnistlr", [name]) as ctx:
+        with group.commands[name].make_context(name, rest, parent=ctx):
+            pass
+
+
+def epilog_examples(command: list[str]) -> list[str]:
+    """The example command lines of a command's epilog (the top level's with no command)."""
+    group = typer.main.get_command(app)
+    epilog = (group.commands[command[0]] if command else group).epilog or ""
+    return [line.strip() for line in epilog.splitlines() if line.startswith("  ")]
+
+
+@pytest.mark.parametrize("command", [[], *([c] for c in COMMANDS)], ids=["mnistlr", *COMMANDS])
+def test_help_ends_with_two_or_three_examples_that_parse(cli, command, monkeypatch):
+    lines = epilog_examples(command)
+    assert 2 <= len(lines) <= 3, lines
+    for line in lines:
+        words = mnistlr_words(line)
+        if command:
+            assert words[0] == command[0], line
+        parse(words)
+    monkeypatch.setenv("COLUMNS", "200")  # no wrapping: each example on one line
+    result = cli(*command, "--help")
+    assert result.code == 0
+    tail = result.out[result.out.rindex("Examples:"):]
+    # the examples end the help, each on one line of its own
+    assert "╭" not in tail and "Options" not in tail
+    assert [line.strip() for line in tail.splitlines() if line.startswith("   ") and line.strip()] == lines
+
+
+def test_a_wrong_example_would_fail_to_parse():
+    with pytest.raises(Exception, match="No such option|no such option"):
+        parse(["train", "--no-such-option"])
+    with pytest.raises(Exception, match="not one of|invalid choice"):
+        parse(["train", "--model", "forest"])
+
+
+def readme_commands() -> list[str]:
+    """Every `$ mnistlr ...` line of the README's console blocks (continuations joined)."""
+    text = (ROOT / "README.md").read_text()
+    text = re.sub(r"\\\n\s*", " ", text)
+    return [m.group(1) for m in re.finditer(r"^\$ (.*\bmnistlr .*)$", text, re.M)]
+
+
+def test_readme_shows_every_command():
+    used = {mnistlr_words(line)[0] for line in readme_commands() if mnistlr_words(line)}
+    assert set(COMMANDS) <= used, f"README lacks examples of {set(COMMANDS) - used}"
+
+
+@pytest.mark.parametrize("line", readme_commands())
+def test_readme_command_lines_parse(line):
+    words = mnistlr_words(line)
+    if words and words[-1] in ("--help", "-h"):
+        return
+    parse(words)
+
+
+@pytest.mark.parametrize("command", PROGRESS_COMMANDS)
+def test_quiet_option_where_progress_is_shown(command):
+    group = typer.main.get_command(app)
+    options = {o for p in group.commands[command].params for o in getattr(p, "opts", [])}
+    assert {"-q", "--quiet"} <= options
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("no_color", ["1", ""])
+def test_no_color_means_no_escape_sequences_on_a_terminal(monkeypatch, no_color):
+    from mnistlr.cli.base import stdout_console
+
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    monkeypatch.delenv("TTY_COMPATIBLE", raising=False)
+    monkeypatch.setenv("NO_COLOR", no_color)
+    terminal = _Terminal()
+    monkeypatch.setattr("sys.stdout", terminal)
+    stdout_console().print("[bold red]accuracy[/] 0.9")
+    escapes = "\x1b" in terminal.getvalue()
+    assert escapes == (no_color == ""), terminal.getvalue()  # empty NO_COLOR: colour stays on
+
+
+def test_piped_results_are_plain(cli, tmp_path, monkeypatch):
+    monkeypatch.delenv("NO_COLOR")  # not a terminal is enough
+    model = tmp_path / "m.joblib"
+    assert cli("train", "--dataset", "mnist-sample", "--per-class", "20", "-q", "-o", model).code == 0
+    for args in (["evaluate", model], ["inspect", model, "--weights"], ["fetch", "--list"],
+                 ["show", "mnist-sample", "--index", "3"]):
+        result = cli(*args)
+        assert result.code == 0, result.err
+        assert "\x1b" not in result.out and "\x1b" not in result.err, args
+        assert not {"┏", "╭", "━"} & set(result.out), args  # no heavy boxes around results
