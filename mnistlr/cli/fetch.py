@@ -37,8 +37,9 @@ def _print_list(statuses: list[dict], data_dir: Path) -> None:
 
     table = Table(title=f"datasets (data directory: {data_dir})", title_justify="left",
                   box=box.SIMPLE_HEAD)
-    for column in ("dataset", "status", "where", "description"):
+    for column in ("dataset", "status", "where"):
         table.add_column(column, overflow="fold")
+    table.add_column("description", overflow="fold", max_width=28)  # paths get the room
     for status in statuses:
         where = status["where"]
         if not status["present"] and status["local_source"]:
