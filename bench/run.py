@@ -149,7 +149,7 @@ def _timed(fn, *args) -> float:
 def section_kernel(data: Dataset) -> list[tuple[str, str]]:
     """One fused softmax loss+gradient pass over the training images vs this machine's float32 GEMM rate."""
     try:
-        from mnistlr.kernels import softmax_cross_entropy
+        from mnistlr.fused import softmax_cross_entropy
     except ImportError:
         return []
     X = data.X_train.reshape(len(data.X_train), -1).astype(np.float32) * np.float32(1 / 255)

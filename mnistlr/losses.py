@@ -14,7 +14,11 @@ with the intercept b not penalised, where ℓ is
 `objective` evaluates f (and its gradient) from (W, b); `loss_gradient` is the same on
 one packed float64 vector w = [W.ravel() (row-major), b], the form scipy's L-BFGS-B wants
 (as scikit-learn's ``_linear_loss.py`` does). The heavy lifting is one fused pass over X
-in `mnistlr.kernels`.
+in `mnistlr.fused`.
+
+``inputs=(scale, shift)`` lets X be the raw pixels (uint8, no float copy) of model inputs
+z = x·scale − shift (per feature): the kernel then sees the folded weights
+W_x = scale⊙W, b_x = b − shift·W, and the chain rule maps its gradient back to (W, b).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import dataclasses
 
 import numpy as np
 
-from mnistlr import kernels
+from mnistlr import fused
 
 KINDS = ("softmax", "ovr")
 
@@ -44,24 +48,34 @@ def check_kind(kind: str) -> None:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
 
 
-def objective(X, y, W, b, kind: str, l2: float = 0.0, rows=None, grad: bool = True) -> Objective:
+def objective(X, y, W, b, kind: str, l2: float = 0.0, rows=None, grad: bool = True, inputs=None) -> Objective:
     """f(W, b) over X[rows] (all rows by default), and its gradient when grad is true.
 
-    X (n_samples, n_features) float32/float64; y (n_samples,) int; W (n_features, n_outputs);
-    b (n_outputs,); rows: optional (m,) int indices (a mini-batch without copying X).
+    X (n_samples, n_features) uint8/float32/float64; y (n_samples,) int; W (n_features, n_outputs);
+    b (n_outputs,); rows: optional (m,) int indices (a mini-batch without copying X);
+    inputs: optional (scale, shift), each (n_features,): the model sees z = x·scale − shift.
     """
     check_kind(kind)
-    fused = kernels.softmax_cross_entropy if kind == "softmax" else kernels.ovr_cross_entropy
-    part = fused(X, y, W, b, rows=rows, grad=grad)
-    n_rows = len(y) if rows is None else len(rows)
+    loss_fn = fused.softmax_cross_entropy if kind == "softmax" else fused.ovr_cross_entropy
     W64 = np.asarray(W, dtype=np.float64)
+    W_x, b_x = W64, b
+    if inputs is not None:
+        scale, shift = inputs
+        # z·W + b = x·(scale⊙W) + (b − shift·W)
+        W_x, b_x = scale[:, None] * W64, np.asarray(b, dtype=np.float64) - shift @ W64
+    part = loss_fn(X, y, W_x, b_x, rows=rows, grad=grad)
+    n_rows = len(y) if rows is None else len(rows)
     # f = (1/n) Σ ℓ_i + (l2/2)‖W‖²
     loss = part.loss_sum / n_rows
     value = loss + 0.5 * l2 * float(np.vdot(W64, W64))
     if not grad:
         return Objective(value, loss, part.n_correct / n_rows, None, None)
-    # ∇_W f = (1/n) Σ x_iᵀ ∂ℓ_i/∂s + l2·W;  ∇_b f = (1/n) Σ ∂ℓ_i/∂s
-    grad_W = part.grad_W / n_rows + l2 * W64
+    grad_W = part.grad_W
+    if inputs is not None:
+        # chain rule: ∂/∂W_j = scale_j·∂/∂W_x,j − shift_j·∂/∂b_x
+        grad_W = scale[:, None] * grad_W - np.outer(shift, part.grad_b)
+    # ∇_W f = (1/n) Σ z_iᵀ ∂ℓ_i/∂s + l2·W;  ∇_b f = (1/n) Σ ∂ℓ_i/∂s
+    grad_W = grad_W / n_rows + l2 * W64
     grad_b = part.grad_b / n_rows
     return Objective(value, loss, part.n_correct / n_rows, grad_W, grad_b)
 

@@ -1,14 +1,15 @@
 """Solvers for linear classifiers: one entry per solver, each returning a `FitResult`.
 
 X is (n_samples, n_features) float32 (float64 also works), already preprocessed and
-C-contiguous; y is (n_samples,) int class indices 0..n_classes−1 (0/1 for a one-column
+C-contiguous, or the raw uint8 pixels with ``inputs=(scale, shift)`` (n_features,) each: the
+model inputs are then z = x·scale − shift, folded into the weights (no float copy of X); y is (n_samples,) int class indices 0..n_classes−1 (0/1 for a one-column
 ``kind="ovr"`` model). The objective is the one in `mnistlr.losses`: mean cross-entropy
 + (l2/2)‖W‖² + l1‖W‖₁, intercept not penalised.
 
 - ``fit_closed_ridge(X, y, n_classes, l2)`` — least squares on one-hot targets, closed form:
   W = (XcᵀXc + l2·I)⁻¹ XcᵀYc by Cholesky on centred data, b = ȳ − x̄W.
 - ``fit_lbfgs(X, y, kind, n_outputs, l2, tol, max_iter, ...)`` — scipy's L-BFGS-B (memory 50)
-  on the fused loss+gradient; "converged" when the objective fell by less than tol (relative)
+  on the fused loss+gradient, in the variables (W, b' = b + z̄W) (same optimum, better conditioned); "converged" when the objective fell by less than tol (relative)
   per iteration over the last 5 iterations, "max_iter" after max_iter iterations.
 - ``fit_gd(X, y, kind, n_outputs, l2, l1, lr, anneal, epochs, patience, ...)`` — full-batch
   proximal gradient descent.
@@ -58,15 +59,15 @@ class FitResult:
 class _Recorder:
     """Builds history records (evaluating the hold-out) and hands them to the callback."""
 
-    def __init__(self, kind: str, X_val, y_val, callback: Callback, evaluate=None):
-        self.kind, self.X_val, self.y_val, self.callback = kind, X_val, y_val, callback
+    def __init__(self, kind: str, X_val, y_val, callback: Callback, evaluate=None, inputs=None):
+        self.kind, self.X_val, self.y_val, self.callback, self.inputs = kind, X_val, y_val, callback, inputs
         # evaluate(X, y, W, b) -> (loss, accuracy) on the hold-out
         self.evaluate = evaluate or self._evaluate
         self.started = time.perf_counter()
         self.history: list[dict] = []
 
     def _evaluate(self, X, y, W, b) -> tuple[float, float]:
-        val = objective(X, y, W, b, self.kind, grad=False)
+        val = objective(X, y, W, b, self.kind, grad=False, inputs=self.inputs)
         return val.loss, val.accuracy
 
     def record(self, epoch: int, train: Objective, W, b, lr: float | None) -> dict:
@@ -94,8 +95,8 @@ def _check_problem(X, y, kind: str, n_outputs: int, X_val, y_val):
     """Coerce X to C order (no copy when it already is) and y to int64; check shapes and labels."""
     check_kind(kind)
     X = np.ascontiguousarray(X)
-    if X.ndim != 2 or X.dtype not in (np.float32, np.float64) or len(X) == 0:
-        raise ValueError(f"X must be a non-empty 2-D float32/float64 array, got {X.dtype} {X.shape}")
+    if X.ndim != 2 or X.dtype not in (np.uint8, np.float32, np.float64) or len(X) == 0:
+        raise ValueError(f"X must be a non-empty 2-D uint8/float32/float64 array, got {X.dtype} {X.shape}")
     y = np.ascontiguousarray(y, dtype=np.int64)
     if y.shape != (len(X),):
         raise ValueError(f"y must be ({len(X)},), got {y.shape}")
@@ -134,9 +135,20 @@ def _check_finite(value: float, where: str, lr: float | None) -> None:
 # ---------------------------------------------------------------------------- ridge
 
 
-def _ridge_metrics(X, y, W, b) -> tuple[float, float]:
-    """(mean squared error against one-hot targets, accuracy of argmax) of scores X @ W + b."""
-    S = X @ np.asarray(W, dtype=X.dtype) + np.asarray(b, dtype=X.dtype)
+def _scores(X, W, b, inputs=None) -> np.ndarray:
+    """Scores z @ W + b (n, n_outputs) float32 of model inputs z = X, or x·scale − shift for inputs."""
+    W, b = np.asarray(W, np.float64), np.asarray(b, np.float64)
+    if inputs is not None:
+        # z·W + b = x·(scale⊙W) + (b − shift·W)
+        W, b = inputs[0][:, None] * W, b - inputs[1] @ W
+    if X.dtype == np.uint8:
+        return kernels.scores_uint8(X, W, b)
+    return (X @ W.astype(X.dtype) + b.astype(X.dtype)).astype(np.float32)
+
+
+def _ridge_metrics(X, y, W, b, inputs=None) -> tuple[float, float]:
+    """(mean squared error against one-hot targets, accuracy of argmax) of scores z @ W + b."""
+    S = _scores(X, W, b, inputs)
     rows = np.arange(len(y))
     # (1/n) Σ_i ‖s_i − e_{y_i}‖² = (1/n) Σ_i (‖s_i‖² − 2 s_{i,y_i} + 1)
     mse = float(np.einsum("ij,ij->", S, S, dtype=np.float64) - 2.0 * S[rows, y].sum(dtype=np.float64)) / len(y) + 1.0
@@ -144,7 +156,7 @@ def _ridge_metrics(X, y, W, b) -> tuple[float, float]:
 
 
 def fit_closed_ridge(X, y, n_classes: int | None = None, l2: float = 1.0,
-                     X_val=None, y_val=None, callback: Callback = None) -> FitResult:
+                     X_val=None, y_val=None, callback: Callback = None, inputs=None) -> FitResult:
     """Ridge regression on one-hot targets in closed form; predicts argmax of X @ W + b.
 
     X (n_samples, n_features); y (n_samples,) int in 0..n_classes−1 (n_classes defaults to
@@ -164,8 +176,13 @@ def fit_closed_ridge(X, y, n_classes: int | None = None, l2: float = 1.0,
             raise ValueError(f"labels must lie in 0..{n_classes - 1}")
         Y = np.eye(n_classes, dtype=np.float32)[y]
     X, y, X_val, y_val = _check_problem(X, y, "softmax", max(Y.shape[1], 2), X_val, y_val)
-    recorder = _Recorder("softmax", X_val, y_val, callback, evaluate=_ridge_metrics)
+    recorder = _Recorder("softmax", X_val, y_val, callback,
+                         evaluate=lambda *args: _ridge_metrics(*args, inputs=inputs))
     gram, cross, x_mean, y_mean = kernels.centered_cross_products(X, Y)
+    if inputs is not None:
+        # z = x·scale − shift: Gram_z = D Gram_x D, cross_z = D cross_x (D = diag(scale)), z̄ = x̄·scale − shift
+        scale, shift = inputs
+        gram, cross, x_mean = gram * np.outer(scale, scale), cross * scale[:, None], x_mean * scale - shift
     gram[np.diag_indices_from(gram)] += l2
     try:
         # W = (XcᵀXc + γI)⁻¹ XcᵀYc via the Cholesky factor L Lᵀ = XcᵀXc + γI
@@ -178,7 +195,7 @@ def fit_closed_ridge(X, y, n_classes: int | None = None, l2: float = 1.0,
         raise TrainingError("the ridge solution is not finite", "use a larger --l2")
     # b = ȳ − x̄W
     b = y_mean - x_mean @ W
-    mse, accuracy = _ridge_metrics(X, y, W, b)
+    mse, accuracy = _ridge_metrics(X, y, W, b, inputs)
     # ∇ of ½‖XcW − Yc‖² + (γ/2)‖W‖² = (XcᵀXc + γI)W − XcᵀYc
     grad_W = gram @ W - cross
     recorder.record(1, Objective(mse, mse, accuracy, grad_W, np.zeros_like(b)), W, b, None)
@@ -207,7 +224,7 @@ def _blas_on_one_thread():
 
 
 def fit_lbfgs(X, y, kind: str, n_outputs: int, l2: float = 2e-4, tol: float = 1e-3, max_iter: int = 100,
-              W0=None, b0=None, X_val=None, y_val=None, callback: Callback = None) -> FitResult:
+              W0=None, b0=None, X_val=None, y_val=None, callback: Callback = None, inputs=None) -> FitResult:
     """Minimise the smooth objective (no l1) with scipy's L-BFGS-B; one history record per iteration.
 
     X (n_samples, n_features); y (n_samples,) int; kind "softmax" | "ovr"; n_outputs columns
@@ -215,7 +232,9 @@ def fit_lbfgs(X, y, kind: str, n_outputs: int, l2: float = 2e-4, tol: float = 1e
     iteration, on average over the last 5 iterations, or when the line search can make no
     more progress (float32 precision); max_iter caps the iterations ("max_iter").
     W0 (n_features, n_outputs) / b0 (n_outputs,) start the search (zeros by default).
-    The hold-out, when given, is only reported.
+    The hold-out, when given, is only reported. L-BFGS runs in (W, b' = b + z̄W), z̄ the mean
+    model input: the same objective and optimum, but centred inputs condition it better
+    (MNIST: 91 → 58 iterations at tol 1e-4).
     """
     from scipy.optimize import minimize
 
@@ -225,19 +244,26 @@ def fit_lbfgs(X, y, kind: str, n_outputs: int, l2: float = 2e-4, tol: float = 1e
     X, y, X_val, y_val = _check_problem(X, y, kind, n_outputs, X_val, y_val)
     n_features = X.shape[1]
     W, b = _start(W0, b0, n_features, n_outputs)
-    recorder = _Recorder(kind, X_val, y_val, callback)
+    recorder = _Recorder(kind, X_val, y_val, callback, inputs=inputs)
+    z_mean = _input_mean(X, inputs)
     last: dict = {}
     values: list[float] = []
 
-    def fun(w):
-        obj = objective(X, y, *unpack(w, n_features, n_outputs), kind, l2=l2)
-        last["w"], last["obj"] = w.copy(), obj
-        return obj.value, pack(obj.grad_W, obj.grad_b)
+    def weights(v):
+        W_v, b_v = unpack(v, n_features, n_outputs)
+        # b = b' − z̄W
+        return W_v, b_v - z_mean @ W_v
+
+    def fun(v):
+        obj = objective(X, y, *weights(v), kind, l2=l2, inputs=inputs)
+        last["w"], last["obj"] = v.copy(), obj
+        # chain rule: ∂f/∂W|_{b'} = ∇_W f − z̄ᵀ∇_b f;  ∂f/∂b' = ∇_b f
+        return obj.value, pack(obj.grad_W - np.outer(z_mean, obj.grad_b), obj.grad_b)
 
     def on_iteration(intermediate_result):
         w = intermediate_result.x
-        W_k, b_k = unpack(w, n_features, n_outputs)
-        obj = last["obj"] if np.array_equal(last["w"], w) else objective(X, y, W_k, b_k, kind, l2=l2)
+        W_k, b_k = weights(w)
+        obj = last["obj"] if np.array_equal(last["w"], w) else objective(X, y, W_k, b_k, kind, l2=l2, inputs=inputs)
         recorder.record(len(recorder.history) + 1, obj, W_k, b_k, None)
         values.append(obj.value)
         # converged when (f_{k−m} − f_k) / m ≤ tol·|f_k|
@@ -245,13 +271,20 @@ def fit_lbfgs(X, y, kind: str, n_outputs: int, l2: float = 2e-4, tol: float = 1e
             raise StopIteration
 
     with _blas_on_one_thread():
-        res = minimize(fun, pack(W, b), jac=True, method="L-BFGS-B", callback=on_iteration,
+        res = minimize(fun, pack(W, b + z_mean @ W), jac=True, method="L-BFGS-B", callback=on_iteration,
                        options={"maxiter": max_iter, "maxfun": 2 * max_iter + 20, "maxcor": LBFGS_MEMORY,
                                 "gtol": 1e-10, "ftol": 1e-15})
     _check_finite(float(res.fun), f"after {len(recorder.history)} L-BFGS iterations", None)
-    W, b = unpack(res.x, n_features, n_outputs)
+    W, b = weights(res.x)
     stop_reason = "max_iter" if res.status == 1 else "converged"
     return _result(W, b, recorder.history, stop_reason, None, len(recorder.history))
+
+
+def _input_mean(X, inputs) -> np.ndarray:
+    """Mean model input z̄ (n_features,) float64: mean of X, or x̄·scale − shift."""
+    x_mean = X.mean(axis=0, dtype=np.float64)
+    # z̄ = x̄·scale − shift
+    return x_mean if inputs is None else x_mean * inputs[0] - inputs[1]
 
 
 # ---------------------------------------------------------------------------- gd / sgd
@@ -301,13 +334,13 @@ def _check_schedule(l2, l1, lr, anneal, epochs, patience, batch_size=1) -> None:
 
 
 def _descend(X, y, kind, n_outputs, l2, l1, lr, anneal, epochs, patience, W0, b0, X_val, y_val,
-             callback, run_epoch) -> FitResult:
+             callback, run_epoch, inputs=None) -> FitResult:
     """The epoch loop shared by gd and sgd: schedule, records, divergence check, early stopping."""
     X, y, X_val, y_val = _check_problem(X, y, kind, n_outputs, X_val, y_val)
     W, b = _start(W0, b0, X.shape[1], n_outputs)
-    recorder = _Recorder(kind, X_val, y_val, callback)
+    recorder = _Recorder(kind, X_val, y_val, callback, inputs=inputs)
     best = _BestEpoch(patience)
-    state = objective(X, y, W, b, kind, l2=l2)
+    state = objective(X, y, W, b, kind, l2=l2, inputs=inputs)
     _check_finite(state.value, "at the initial weights", lr)
     stop_reason, epoch = "max_epochs", 0
     with _blas_on_one_thread():
@@ -326,22 +359,22 @@ def _descend(X, y, kind, n_outputs, l2, l1, lr, anneal, epochs, patience, W0, b0
 
 def fit_gd(X, y, kind: str, n_outputs: int, l2: float = 2e-4, l1: float = 0.0, lr: float = 0.5,
            anneal: float = 10.0, epochs: int = 100, patience: int = 3, X_val=None, y_val=None,
-           W0=None, b0=None, callback: Callback = None) -> FitResult:
+           W0=None, b0=None, callback: Callback = None, inputs=None) -> FitResult:
     """Full-batch proximal gradient descent: one step per epoch (see the module docstring)."""
     _check_schedule(l2, l1, lr, anneal, epochs, patience)
 
     def run_epoch(X, y, W, b, state, eta):
         W, b = _prox_step(W, b, state.grad_W, state.grad_b, eta, l1)
-        return W, b, objective(X, y, W, b, kind, l2=l2)
+        return W, b, objective(X, y, W, b, kind, l2=l2, inputs=inputs)
 
     return _descend(X, y, kind, n_outputs, l2, l1, lr, anneal, epochs, patience, W0, b0,
-                    X_val, y_val, callback, run_epoch)
+                    X_val, y_val, callback, run_epoch, inputs)
 
 
 def fit_sgd(X, y, kind: str, n_outputs: int, l2: float = 2e-4, l1: float = 0.0, lr: float = 0.5,
             anneal: float = 10.0, epochs: int = 100, patience: int = 3, batch_size: int = 256,
             rng: np.random.Generator | None = None, X_val=None, y_val=None, W0=None, b0=None,
-            callback: Callback = None) -> FitResult:
+            callback: Callback = None, inputs=None) -> FitResult:
     """Mini-batch proximal SGD: rows reshuffled with ``rng`` every epoch, one step per batch.
 
     rng defaults to numpy.random.default_rng(0). Batches index X in place (no copies);
@@ -353,10 +386,10 @@ def fit_sgd(X, y, kind: str, n_outputs: int, l2: float = 2e-4, l1: float = 0.0, 
     def run_epoch(X, y, W, b, state, eta):
         order = rng.permutation(len(X))
         for start in range(0, len(X), batch_size):
-            batch = objective(X, y, W, b, kind, l2=l2, rows=order[start:start + batch_size])
+            batch = objective(X, y, W, b, kind, l2=l2, rows=order[start:start + batch_size], inputs=inputs)
             _check_finite(batch.value, "in a mini-batch", lr)
             W, b = _prox_step(W, b, batch.grad_W, batch.grad_b, eta, l1)
-        return W, b, objective(X, y, W, b, kind, l2=l2)
+        return W, b, objective(X, y, W, b, kind, l2=l2, inputs=inputs)
 
     return _descend(X, y, kind, n_outputs, l2, l1, lr, anneal, epochs, patience, W0, b0,
-                    X_val, y_val, callback, run_epoch)
+                    X_val, y_val, callback, run_epoch, inputs)

@@ -83,3 +83,16 @@ def ridge(X, Y, l2):
     penalty[-1, -1] = 0.0
     solution = np.linalg.solve(A.T @ A + penalty, A.T @ Y)
     return solution[:-1], solution[-1]
+
+
+def scores(X, W, b):
+    """x·W + b row by row, in float64."""
+    X, W, b = (np.asarray(a, dtype=np.float64) for a in (X, W, b))
+    return np.array([x @ W + b for x in X])
+
+
+def centered_cross_products(X, Y):
+    """(XcᵀXc, XcᵀYc, x̄, ȳ) in float64 from explicitly centred copies."""
+    X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
+    Xc, Yc = X - X.mean(axis=0), Y - Y.mean(axis=0)
+    return Xc.T @ Xc, Xc.T @ Yc, X.mean(axis=0), Y.mean(axis=0)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import reference as ref
 
-from mnistlr import kernels
+from mnistlr import fused, kernels
 
 DTYPES = [np.float32, np.float64]
 # float32 logits and chunk sums: ~1e-6 relative; compare loosely. float64: tight.
@@ -46,7 +46,7 @@ def test_sigmoid_matches_reference_at_extremes(dtype):
 @pytest.mark.parametrize("n_samples", [7, 301])      # a ragged last group of 4 rows; several chunks
 def test_softmax_cross_entropy_matches_reference(dtype, n_classes, n_samples):
     X, y, W, b = problem(dtype, n_samples, 13, n_classes, seed=n_classes)
-    got = kernels.softmax_cross_entropy(X, y, W, b)
+    got = fused.softmax_cross_entropy(X, y, W, b)
     loss, correct, G, gb = ref.softmax_cross_entropy(X, y, W, b)
     assert got.n_correct == correct
     np.testing.assert_allclose(got.loss_sum, loss, rtol=RTOL[dtype])
@@ -59,7 +59,7 @@ def test_softmax_cross_entropy_matches_reference(dtype, n_classes, n_samples):
 @pytest.mark.parametrize("n_outputs", [1, 3, 10])
 def test_ovr_cross_entropy_matches_reference(dtype, n_outputs):
     X, y, W, b = problem(dtype, 103, 11, n_outputs, seed=n_outputs, binary=n_outputs == 1)
-    got = kernels.ovr_cross_entropy(X, y, W, b)
+    got = fused.ovr_cross_entropy(X, y, W, b)
     loss, correct, G, gb = ref.ovr_cross_entropy(X, y, W, b)
     assert got.n_correct == correct
     np.testing.assert_allclose(got.loss_sum, loss, rtol=RTOL[dtype])
@@ -67,7 +67,7 @@ def test_ovr_cross_entropy_matches_reference(dtype, n_outputs):
     np.testing.assert_allclose(got.grad_b, gb, rtol=RTOL[dtype], atol=RTOL[dtype] * np.abs(gb).max())
 
 
-@pytest.mark.parametrize("fused", [kernels.softmax_cross_entropy, kernels.ovr_cross_entropy])
+@pytest.mark.parametrize("fused", [fused.softmax_cross_entropy, fused.ovr_cross_entropy])
 def test_rows_select_a_batch_without_copying(fused):
     X, y, W, b = problem(np.float64, 50, 6, 4, seed=5)
     rows = np.array([49, 3, 3, 17, 0])
@@ -80,8 +80,8 @@ def test_rows_select_a_batch_without_copying(fused):
 
 def test_without_grad_gives_the_same_loss():
     X, y, W, b = problem(np.float32, 64, 9, 10)
-    full = kernels.softmax_cross_entropy(X, y, W, b)
-    bare = kernels.softmax_cross_entropy(X, y, W, b, grad=False)
+    full = fused.softmax_cross_entropy(X, y, W, b)
+    bare = fused.softmax_cross_entropy(X, y, W, b, grad=False)
     assert bare.grad_W is None and bare.grad_b is None
     assert bare.loss_sum == full.loss_sum and bare.n_correct == full.n_correct
 
@@ -91,11 +91,11 @@ def test_huge_logits_stay_finite(kind):
     X, y, W, b = problem(np.float32, 40, 5, 3, scale=1e4)
     S = X.astype(np.float64) @ W.astype(np.float64) + b
     if kind == "softmax":
-        got = kernels.softmax_cross_entropy(X, y, W, b)
+        got = fused.softmax_cross_entropy(X, y, W, b)
         # ℓ = logsumexp(s) − s_y
         want = np.sum(np.logaddexp.reduce(S, axis=1) - S[np.arange(40), y])
     else:
-        got = kernels.ovr_cross_entropy(X, y, W, b)
+        got = fused.ovr_cross_entropy(X, y, W, b)
         # ℓ = Σ_c log(1 + e^{s_c}) − t_c s_c
         want = np.sum(np.logaddexp(0, S) - np.eye(3)[y] * S)
     assert np.isfinite(got.loss_sum) and np.all(np.isfinite(got.grad_W))
@@ -107,9 +107,9 @@ def test_results_do_not_depend_on_the_thread_count():
     before = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        one = kernels.softmax_cross_entropy(X, y, W, b)
+        one = fused.softmax_cross_entropy(X, y, W, b)
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-        many = kernels.softmax_cross_entropy(X, y, W, b)
+        many = fused.softmax_cross_entropy(X, y, W, b)
     finally:
         numba.set_num_threads(before)
     assert one.loss_sum == many.loss_sum
@@ -127,12 +127,12 @@ def test_results_do_not_depend_on_the_thread_count():
 def test_fused_wrapper_rejects_bad_input(bad):
     args = dict(X=np.zeros((3, 5), np.float32), y=np.array([0, 1, 2]), W=np.zeros((5, 3)), b=np.zeros(3)) | bad
     with pytest.raises(ValueError):
-        kernels.softmax_cross_entropy(**args)
+        fused.softmax_cross_entropy(**args)
 
 
 def test_binary_ovr_needs_labels_0_1():
     with pytest.raises(ValueError):
-        kernels.ovr_cross_entropy(np.zeros((2, 3)), np.array([0, 2]), np.zeros((3, 1)), np.zeros(1))
+        fused.ovr_cross_entropy(np.zeros((2, 3)), np.array([0, 2]), np.zeros((3, 1)), np.zeros(1))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -159,3 +159,70 @@ def test_centered_cross_products_match_a_float64_computation(dtype):
     np.testing.assert_allclose(cross, Xc.T @ Yc, rtol=1e-10, atol=1e-9)
     np.testing.assert_allclose(x_mean, X.astype(np.float64).mean(axis=0), rtol=1e-12)
     np.testing.assert_allclose(y_mean, Y.mean(axis=0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("n_samples", [1, 300, 2500])
+def test_centered_cross_products_of_uint8_are_exact(n_samples):
+    rng = np.random.default_rng(7)
+    X = rng.integers(0, 256, size=(n_samples, 9)).astype(np.uint8)
+    X[:, 0] = 255                                     # big column: blocks get halved
+    y = rng.integers(0, 3, n_samples)
+    for Y in (np.eye(3, dtype=np.float32)[y], rng.normal(size=(n_samples, 2))):
+        gram, cross, x_mean, y_mean = kernels.centered_cross_products(X, Y)
+        want = ref.centered_cross_products(X, Y)
+        np.testing.assert_allclose(gram, want[0], rtol=1e-12, atol=1e-9 * np.abs(want[0]).max())
+        np.testing.assert_allclose(cross, want[1], rtol=1e-12, atol=1e-9 * np.abs(want[1]).max())
+        np.testing.assert_allclose(x_mean, want[2], rtol=1e-14)
+        np.testing.assert_allclose(y_mean, want[3], rtol=1e-14)
+
+
+@pytest.mark.parametrize("n_outputs", [1, 3, 10])
+def test_scores_uint8_match_reference_and_do_not_depend_on_the_batch(n_outputs):
+    rng = np.random.default_rng(8)
+    X = rng.integers(0, 256, size=(70, 33)).astype(np.uint8)
+    W = rng.normal(scale=0.01, size=(33, n_outputs)).astype(np.float32)
+    b = rng.normal(size=n_outputs).astype(np.float32)
+    S = kernels.scores_uint8(X, W, b)
+    assert S.dtype == np.float32 and S.shape == (70, n_outputs)
+    np.testing.assert_allclose(S, ref.scores(X, W, b), rtol=1e-5, atol=1e-5)
+    one_by_one = np.concatenate([kernels.scores_uint8(X[i:i + 1], W, b) for i in range(len(X))])
+    np.testing.assert_array_equal(one_by_one, S)
+    with pytest.raises(ValueError):
+        kernels.scores_uint8(X.astype(np.float32), W, b)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
+@pytest.mark.parametrize("kind,n_outputs", [("softmax", 10), ("softmax", 7), ("ovr", 1), ("ovr", 6)])
+def test_fused_losses_of_raw_pixels_match_reference(dtype, kind, n_outputs):
+    rng = np.random.default_rng(9)
+    X = rng.integers(0, 256, size=(131, 20)).astype(dtype)
+    y = rng.integers(0, 2 if n_outputs == 1 else n_outputs, 131)
+    W = rng.normal(scale=0.01, size=(20, n_outputs))
+    b = rng.normal(size=n_outputs)
+    fn, reference = ((fused.softmax_cross_entropy, ref.softmax_cross_entropy) if kind == "softmax"
+                     else (fused.ovr_cross_entropy, ref.ovr_cross_entropy))
+    got = fn(X, y, W, b)
+    loss, correct, G, gb = reference(X, y, W, b)
+    rtol = 1e-10 if dtype == np.float64 else 2e-5
+    assert got.n_correct == correct
+    np.testing.assert_allclose(got.loss_sum, loss, rtol=rtol)
+    np.testing.assert_allclose(got.grad_W, G, rtol=rtol, atol=rtol * np.abs(G).max())
+    np.testing.assert_allclose(got.grad_b, gb, rtol=rtol, atol=rtol * np.abs(gb).max())
+
+
+@pytest.mark.parametrize(("env", "writable", "expected"), [
+    ({"NUMBA_CACHE_DIR": "/set"}, set(), None),                 # the user's choice stands
+    ({}, {"/pkg/__pycache__"}, None),                            # next to the module
+    ({}, {"/home/u/.cache"}, None),                              # Numba falls back to ~/.cache itself
+    ({"XDG_CACHE_HOME": "/xdg"}, {"/xdg"}, None),
+    ({"XDG_CACHE_HOME": "/xdg"}, {"/home/u/.cache"}, "/tmp/mnistlr-numba-1000"),   # XDG wins over ~/.cache
+    ({}, set(), "/tmp/mnistlr-numba-1000"),                      # read-only install and HOME
+])
+def test_numba_cache_fallback_decision(env, writable, expected):
+    got = kernels.numba_cache_fallback(env, "/pkg/__pycache__", "/home/u", "/tmp", 1000,
+                                       writable=lambda path: path in writable)
+    assert got == expected
+
+
+def test_writable_looks_at_the_nearest_existing_folder(tmp_path):
+    assert kernels._writable(str(tmp_path / "not" / "yet"))

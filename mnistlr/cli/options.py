@@ -54,7 +54,7 @@ ModelOpt = Annotated[ModelKind, typer.Option("--model", "-m", help="Model to tra
 SolverOpt = Annotated[Solver | None, typer.Option(
     "--solver", help="Solver (default: closed for ridge, lbfgs otherwise).", rich_help_panel=_T)]
 L2Opt = Annotated[float | None, typer.Option(
-    "--l2", min=0, help="L2 penalty: (l2/2)·‖W‖² on the mean loss; γ for ridge. (default: 1e-4; ridge 1.0)",
+    "--l2", min=0, help="L2 penalty: (l2/2)·‖W‖² on the mean loss; γ for ridge. (default: softmax 2e-4, logistic 1e-4, ridge 1.0)",
     rich_help_panel=_T)]
 L1Opt = Annotated[float, typer.Option("--l1", min=0, help="L1 penalty l1·‖W‖₁ (gd/sgd only).", rich_help_panel=_T)]
 COpt = Annotated[float | None, typer.Option(
@@ -67,7 +67,7 @@ BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Mini-batch s
 PatienceOpt = Annotated[int, typer.Option(
     "--patience", min=1, help="Stop after this many epochs without hold-out improvement (gd/sgd).",
     rich_help_panel=_T)]
-TolOpt = Annotated[float, typer.Option("--tol", min=0, help="Gradient tolerance (lbfgs).", rich_help_panel=_T)]
+TolOpt = Annotated[float, typer.Option("--tol", min=0, help="Stop lbfgs when the objective falls by less than this (relative) per iteration.", rich_help_panel=_T)]
 MaxIterOpt = Annotated[int, typer.Option("--max-iter", min=1, help="Most iterations (lbfgs).", rich_help_panel=_T)]
 InitOpt = Annotated[Init, typer.Option("--init", help="Initial weights.", rich_help_panel=_T)]
 PreprocessOpt = Annotated[Preprocess, typer.Option(
