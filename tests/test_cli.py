@@ -74,24 +74,28 @@ def test_a_wrong_example_would_fail_to_parse():
         parse(["train", "--model", "forest"])
 
 
-def readme_commands() -> list[str]:
-    """Every `$ mnistlr ...` line of the README's console blocks (continuations joined)."""
+def readme_commands() -> list[tuple[str, str]]:
+    """Every `$ mnistlr ...` line of the README's console blocks (continuations joined), with
+    the line shown after it (its output's first line)."""
     text = (ROOT / "README.md").read_text()
     text = re.sub(r"\\\n\s*", " ", text)
-    return [m.group(1) for m in re.finditer(r"^\$ (.*\bmnistlr .*)$", text, re.M)]
+    return [(m.group(1), m.group(2) or "")
+            for m in re.finditer(r"^\$ (.*\bmnistlr .*)$\n?(.*)", text, re.M)]
 
 
 def test_readme_shows_every_command():
-    used = {mnistlr_words(line)[0] for line in readme_commands() if mnistlr_words(line)}
+    used = {mnistlr_words(line)[0] for line, _ in readme_commands()}
     assert set(COMMANDS) <= used, f"README lacks examples of {set(COMMANDS) - used}"
 
 
-@pytest.mark.parametrize("line", readme_commands())
-def test_readme_command_lines_parse(line):
+@pytest.mark.parametrize("line, shown", readme_commands(), ids=[line for line, _ in readme_commands()])
+def test_readme_command_lines_parse(line, shown):
     words = mnistlr_words(line)
-    if words and words[-1] in ("--help", "-h"):
-        return
-    parse(words)
+    if shown.startswith("mnistlr: error:") and "--help')" in shown:
+        with pytest.raises(typer.BadParameter):  # a usage error shown on purpose (exit 2)
+            parse(words)
+    else:
+        parse(words)
 
 
 @pytest.mark.parametrize("command", PROGRESS_COMMANDS)

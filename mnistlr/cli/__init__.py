@@ -55,7 +55,9 @@ def main(argv: list[str] | None = None, prog_name: str = "mnistlr") -> int:
         return exc.exit_code
     except _ClickUsageError as exc:
         where = f"mnistlr {exc.ctx.info_name}" if exc.ctx and exc.ctx.parent else "mnistlr"
-        print_error(f"{exc.format_message()} (see '{where} --help')")
+        # Typer's choice errors read "Value error, 'x' is not one of ...": keep the message only
+        message = exc.format_message().replace("Value error, ", "")
+        print_error(f"{message} (see '{where} --help')")
         return 2
     except _ClickException as exc:
         print_error(exc.format_message())

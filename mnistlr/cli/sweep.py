@@ -63,7 +63,7 @@ SchedulerOpt = Annotated[str | None, typer.Option(
     ("random search over 6 log-uniform L2 penalties, 3-fold cross-validation",
      "mnistlr sweep -d mnist-sample --param l2=log:1e-6:1e-1 --n-iter 6 --cv 3"),
     ("nested 3×3 cross-validation of a grid over scikit-learn's C",
-     "mnistlr sweep -d mnist-sample --param C=0.1,1,10 --nested 3 --cv 3"),
+     "mnistlr sweep -d mnist-sample --param C=0.01,0.1,1 --nested 3 --cv 3"),
     ("SGD learning rates for at most 2 minutes; refit the best on all the data and save it",
      "mnistlr sweep -d mnist-sample --solver sgd --param lr=log:0.05:1 --budget 120 -o best.joblib"),
 )
