@@ -174,13 +174,11 @@ def soft_threshold(W: np.ndarray, t: float) -> np.ndarray:
     return out
 
 
-# float32 sums of products of uint8 values are exact integers while below 2²⁴. 256 rows always
-# are (256 · 255² < 2²⁴); blocks of up to 1,024 rows are used when their largest column sum
-# of squares stays below 2²⁴ (every entry of BᵀB is at most that, by Cauchy–Schwarz, and
-# partial sums of non-negative products only grow), else they are halved.
+# Pixels shifted by 128 lie in −128..127; float32 sums of up to 1,024 of their products are
+# exact integers (1024 · 128² = 2²⁴, and every partial sum is bounded by the sum of |products|).
+# A centred Gram matrix does not change under the shift: (X − 128)c = Xc.
 GRAM_BLOCK_UINT8 = 1024
-_GRAM_EXACT_ROWS = 256
-_FLOAT32_EXACT = 0.99 * 2.0 ** 24
+_UINT8_SHIFT = 128.0
 
 
 def centered_cross_products(X: np.ndarray, Y: np.ndarray, block_rows: int = 1024):
@@ -215,34 +213,27 @@ def centered_cross_products(X: np.ndarray, Y: np.ndarray, block_rows: int = 1024
     return gram, cross, x_mean, y_mean
 
 
-def _add_exact_block(B, Y_B, gram, cross) -> None:
-    """gram += BᵀB and cross += BᵀY_B (float64) for a float32 block B of uint8 values, exactly."""
-    # Σ_i b_ij², the largest entry of BᵀB in column j
-    if len(B) > _GRAM_EXACT_ROWS and np.einsum("ij,ij->j", B, B).max() >= _FLOAT32_EXACT:
-        half = len(B) // 2
-        _add_exact_block(B[:half], Y_B[:half], gram, cross)
-        _add_exact_block(B[half:], Y_B[half:], gram, cross)
-        return
-    # XᵀX = Σ_blocks BᵀB; XᵀY likewise (float32 when Y is 0/1, float64 otherwise)
-    gram += B.T @ B
-    cross += B.T @ Y_B if Y_B.dtype == np.float32 else B.T.astype(np.float64) @ Y_B
-
-
 def _centered_cross_products_uint8(X: np.ndarray, Y: np.ndarray):
-    """`centered_cross_products` for uint8 X (n, d) from exact float32 block GEMMs."""
+    """`centered_cross_products` for uint8 X (n, d): exact float32 GEMMs of X − 128 on 1,024-row blocks."""
     n_samples, n_features = X.shape
     y_mean = Y.mean(axis=0, dtype=np.float64)
-    # one-hot (0/1) targets keep float32 cross products exact too
-    Y = Y.astype(np.float32) if np.array_equal(Y, Y.astype(bool)) else Y.astype(np.float64)
+    # 0/1 targets keep the float32 cross products exact too; others go through float64
+    one_hot = np.array_equal(Y, Y.astype(bool))
+    Y = Y.astype(np.float32) if one_hot else Y - y_mean
     gram = np.zeros((n_features, n_features))
     cross = np.zeros((n_features, Y.shape[1]))
-    x_sum = np.zeros(n_features)
+    shifted_sum = np.zeros(n_features)
     for start in range(0, n_samples, GRAM_BLOCK_UINT8):
-        B = X[start:start + GRAM_BLOCK_UINT8].astype(np.float32)
-        _add_exact_block(B, Y[start:start + GRAM_BLOCK_UINT8], gram, cross)
-        x_sum += B.sum(axis=0, dtype=np.float64)
-    x_mean = x_sum / n_samples
-    # XcᵀXc = XᵀX − n x̄x̄ᵀ;  XcᵀYc = XᵀY − n x̄ȳᵀ
-    gram -= n_samples * np.outer(x_mean, x_mean)
-    cross -= n_samples * np.outer(x_mean, y_mean)
-    return gram, cross, x_mean, y_mean
+        # B = X_block − 128, exact in float32
+        B = X[start:start + GRAM_BLOCK_UINT8].astype(np.float32) - np.float32(_UINT8_SHIFT)
+        # X'ᵀX' = Σ_blocks BᵀB and X'ᵀY = Σ_blocks BᵀY_B, each block's sums exact
+        gram += B.T @ B
+        Y_B = Y[start:start + GRAM_BLOCK_UINT8]
+        cross += B.T @ Y_B if one_hot else B.T.astype(np.float64) @ Y_B
+        shifted_sum += B.sum(axis=0, dtype=np.float64)
+    shifted_mean = shifted_sum / n_samples
+    # XcᵀXc = X'ᵀX' − n x̄'x̄'ᵀ;  XcᵀYc = X'ᵀY − n x̄'ȳᵀ (X'ᵀYc for centred Y, where n x̄'·0 = 0)
+    gram -= n_samples * np.outer(shifted_mean, shifted_mean)
+    if one_hot:
+        cross -= n_samples * np.outer(shifted_mean, y_mean)
+    return gram, cross, shifted_mean + _UINT8_SHIFT, y_mean

@@ -161,11 +161,13 @@ def test_centered_cross_products_match_a_float64_computation(dtype):
     np.testing.assert_allclose(y_mean, Y.mean(axis=0), rtol=1e-12)
 
 
-@pytest.mark.parametrize("n_samples", [1, 300, 2500])
+@pytest.mark.parametrize("n_samples", [1, 300, 1024, 2500])
 def test_centered_cross_products_of_uint8_are_exact(n_samples):
     rng = np.random.default_rng(7)
     X = rng.integers(0, 256, size=(n_samples, 9)).astype(np.uint8)
-    X[:, 0] = 255                                     # big column: blocks get halved
+    X[:, 0] = 255                                     # extremes: products of ±128 and 127
+    X[:, 1] = 0
+    X[::3, 2] = 0
     y = rng.integers(0, 3, n_samples)
     for Y in (np.eye(3, dtype=np.float32)[y], rng.normal(size=(n_samples, 2))):
         gram, cross, x_mean, y_mean = kernels.centered_cross_products(X, Y)

@@ -85,3 +85,47 @@ def test_unknown_kind_is_rejected():
     X, y, W, b = problem(5, 2, 2)
     with pytest.raises(ValueError):
         losses.objective(X, y, W, b, "hinge")
+
+
+def raw_problem(n_samples, n_features, n_outputs, seed, binary=False):
+    """uint8 pixels X, labels, weights and an affine map (scale, shift) to model inputs z = x·scale − shift."""
+    rng = np.random.default_rng(seed)
+    X = rng.integers(0, 256, size=(n_samples, n_features)).astype(np.uint8)
+    y = rng.integers(0, 2 if binary else n_outputs, size=n_samples)
+    W = rng.normal(scale=0.5, size=(n_features, n_outputs))
+    b = rng.normal(size=n_outputs)
+    scale = 1.0 / (255.0 * rng.uniform(0.2, 1.0, n_features))
+    shift = rng.uniform(0.0, 1.0, n_features)
+    return X, y, W, b, (scale, shift)
+
+
+@pytest.mark.parametrize("kind,n_outputs", CASES)
+def test_raw_pixel_inputs_give_the_objective_of_the_transformed_inputs(kind, n_outputs):
+    X, y, W, b, inputs = raw_problem(45, 6, n_outputs, seed=20 + n_outputs, binary=n_outputs == 1)
+    got = losses.objective(X, y, W, b, kind, l2=0.3, inputs=inputs)
+    Z = X * inputs[0] - inputs[1]
+    np.testing.assert_allclose(got.value, ref.objective(Z, y, W, b, kind, 0.3), rtol=1e-5)
+    want = losses.objective(Z, y, W, b, kind, l2=0.3)
+    np.testing.assert_allclose(got.grad_W, want.grad_W, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got.grad_b, want.grad_b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind,n_outputs", [("softmax", 3), ("ovr", 1)])
+def test_raw_pixel_gradient_matches_central_differences(kind, n_outputs):
+    X, y, W, b, inputs = raw_problem(30, 4, n_outputs, seed=40 + n_outputs, binary=n_outputs == 1)
+    X = X.astype(np.float64)                      # float64 accumulation: differences need the precision
+
+    def f(W_, b_):
+        return losses.objective(X, y, W_, b_, kind, l2=0.3, inputs=inputs).value
+
+    got = losses.objective(X, y, W, b, kind, l2=0.3, inputs=inputs)
+    h = 1e-6
+    for index in np.ndindex(W.shape):
+        step = np.zeros_like(W)
+        step[index] = h
+        # ∂f/∂W_jc ≈ (f(W + h e_jc) − f(W − h e_jc)) / 2h
+        np.testing.assert_allclose(got.grad_W[index], (f(W + step, b) - f(W - step, b)) / (2 * h), rtol=1e-6, atol=1e-8)
+    for c in range(n_outputs):
+        step = np.zeros_like(b)
+        step[c] = h
+        np.testing.assert_allclose(got.grad_b[c], (f(W, b + step) - f(W, b - step)) / (2 * h), rtol=1e-6, atol=1e-8)

@@ -63,3 +63,28 @@ def test_wrong_image_shape_names_both_shapes():
 def test_unknown_preprocessing_is_a_usage_error():
     with pytest.raises(UsageError):
         Preprocessor.fit("whiten", np.zeros((3, 4), np.uint8))
+
+
+@pytest.mark.parametrize(("kind", "n_outputs"), [("softmax", 4), ("logistic", 4), ("logistic", 1)])
+def test_numpy_probabilities_match_the_reference(kind, n_outputs):
+    import reference as ref
+
+    model, _ = make_model(kind, n_outputs, "scale", np.random.default_rng(7))
+    S = np.random.default_rng(8).normal(scale=30, size=(50, n_outputs)).astype(np.float32)
+    P = model.proba_from_scores(S)
+    assert P.dtype == np.float32 and np.isfinite(P).all()
+    if kind == "softmax":
+        want = ref.softmax_rows(S)
+    elif n_outputs == 1:
+        want = np.hstack([1 - ref.sigmoid(S), ref.sigmoid(S)])
+    else:
+        want = ref.sigmoid(S) / ref.sigmoid(S).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(P, want, rtol=1e-5, atol=1e-6)
+
+
+def test_uint8_and_float_pixels_score_alike_and_rows_do_not_depend_on_the_batch():
+    model, X = make_model("softmax", 3, "standardize", np.random.default_rng(9))
+    S = model.decision_function(X)
+    np.testing.assert_allclose(S, model.decision_function(X.astype(np.float32)), rtol=1e-5, atol=1e-5)
+    one_by_one = np.concatenate([model.decision_function(X[i:i + 1]) for i in range(len(X))])
+    np.testing.assert_array_equal(one_by_one, S)

@@ -228,3 +228,52 @@ def test_lbfgs_defaults_reach_the_bar_on_real_digits(shared_mnist):
     test = losses.objective(X_test, y_test, result.W, result.b, "softmax", grad=False)
     assert result.stop_reason == "converged"
     assert test.accuracy >= 0.920 and test.loss <= 0.300
+
+
+def raw_pixels(n_samples, n_features, n_classes, seed):
+    """uint8 pixels whose class shifts their mean, labels, and the affine map of 'center' preprocessing."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, n_classes, n_samples)
+    means = rng.uniform(40, 200, size=(n_classes, n_features))
+    X = np.clip(means[y] + rng.normal(scale=40, size=(n_samples, n_features)), 0, 255).astype(np.uint8)
+    mean = X.mean(axis=0) / 255.0
+    return X, y, (np.full(n_features, 1 / 255.0), mean)
+
+
+@pytest.mark.parametrize("kind,n_outputs", [("softmax", 3), ("ovr", 1)])
+def test_lbfgs_on_raw_pixels_finds_the_optimum_of_the_transformed_inputs(kind, n_outputs):
+    X, y, inputs = raw_pixels(300, 8, 3 if n_outputs == 3 else 2, seed=50)
+    Z = X * inputs[0] - inputs[1]
+    raw = solvers.fit_lbfgs(X, y, kind, n_outputs, l2=1e-2, tol=0.0, max_iter=300, inputs=inputs)
+    plain = solvers.fit_lbfgs(Z, y, kind, n_outputs, l2=1e-2, tol=0.0, max_iter=300)
+    # same objective value at both solutions (float32 logits on the raw path), and nearly the same weights
+    value = [losses.objective(Z, y, r.W, r.b, kind, l2=1e-2).value for r in (raw, plain)]
+    assert value[0] == pytest.approx(value[1], rel=1e-6)
+    np.testing.assert_allclose(raw.W, plain.W, atol=1e-3)
+    np.testing.assert_allclose(raw.b, plain.b, atol=1e-3)
+    # the records report the objective's own gradient (W, b), not that of the centred variables
+    final = losses.objective(Z, y, raw.W, raw.b, kind, l2=1e-2)
+    assert raw.history[-1]["train_loss"] == pytest.approx(final.loss, rel=1e-5)
+
+
+def test_closed_ridge_on_raw_pixels_matches_the_transformed_inputs():
+    X, y, inputs = raw_pixels(400, 7, 4, seed=51)
+    Z = X * inputs[0] - inputs[1]
+    raw = solvers.fit_closed_ridge(X, y, n_classes=4, l2=0.5, inputs=inputs)
+    plain = solvers.fit_closed_ridge(Z, y, n_classes=4, l2=0.5)
+    np.testing.assert_allclose(raw.W, plain.W, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(raw.b, plain.b, rtol=1e-5, atol=1e-6)
+    assert raw.history[0]["train_accuracy"] == plain.history[0]["train_accuracy"]
+
+
+@pytest.mark.parametrize("solver", ["gd", "sgd"])
+def test_gd_and_sgd_on_raw_pixels_follow_the_transformed_inputs(solver):
+    X, y, inputs = raw_pixels(300, 6, 3, seed=52)
+    Z = X * inputs[0] - inputs[1]
+    fit = solvers.fit_gd if solver == "gd" else solvers.fit_sgd
+    args = dict(kind="softmax", n_outputs=3, l2=1e-3, lr=0.5, epochs=5)
+    extra = {} if solver == "gd" else dict(batch_size=64)
+    raw = fit(X, y, inputs=inputs, **args, **extra, **({} if solver == "gd" else dict(rng=np.random.default_rng(1))))
+    plain = fit(Z, y, **args, **extra, **({} if solver == "gd" else dict(rng=np.random.default_rng(1))))
+    np.testing.assert_allclose(raw.W, plain.W, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(raw.b, plain.b, rtol=1e-4, atol=1e-5)
