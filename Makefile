@@ -57,7 +57,7 @@ FASHION_DIR := /usr/share/datasets/fashion-mnist
 bench: $(VENV)/.installed-dev
 	@if [ ! -d $(FASHION_DIR) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing dataset-fashion-mnist for the Fashion-MNIST rows"; \
-	    apt-get install -y -q dataset-fashion-mnist >/dev/null \
+	    (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null 2>&1 \
 	    || echo "note: could not install dataset-fashion-mnist; the benchmark skips Fashion-MNIST"; \
 	fi
 	$(BIN)/python bench/run.py --write
