@@ -109,7 +109,7 @@ def sigmoid(S: np.ndarray) -> np.ndarray:
 # so a row scored alone gets bit-identical scores to the same row inside a block (BLAS sums a
 # single row (gemv) and a block (gemm) in different orders). Measured on 1,000,000 MNIST
 # images, 2 cores: 3.2 M images/s, versus 0.53 M/s for a float64 copy and BLAS.
-_SCORE_PARALLEL_MIN_ROWS = 65536   # below this one thread: no parallel runtime for a 10k evaluate
+_SCORE_PARALLEL_MIN_ROWS = 16384   # below this one thread: no parallel runtime for a 10k evaluate
 
 
 @njit(cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"})

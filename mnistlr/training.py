@@ -321,7 +321,7 @@ def data_sha256(X, y) -> str:
 
 
 # Rows scored at a time by final_metrics.
-METRICS_BLOCK = 8192
+METRICS_BLOCK = 16384
 
 
 def final_metrics(model, data: Prepared) -> dict[str, float | None]:
@@ -333,7 +333,8 @@ def final_metrics(model, data: Prepared) -> dict[str, float | None]:
             return None, None
         idx = np.searchsorted(model.classes, y)
         n_correct, log_p = 0, np.empty(len(idx))
-        # blocks of rows: a float32 copy of all of X would be the peak of the whole run
+        # blocks of rows (16,384: the scoring kernel runs on both cores from there): a float32 copy
+        # of all of X would be the peak of the whole run
         for start in range(0, len(idx), METRICS_BLOCK):
             rows = slice(start, start + METRICS_BLOCK)
             P = model.predict_proba(X[rows])
