@@ -135,3 +135,19 @@ def test_piped_results_are_plain(cli, tmp_path, monkeypatch):
         assert result.code == 0, result.err
         assert "\x1b" not in result.out and "\x1b" not in result.err, args
         assert not {"┏", "╭", "━"} & set(result.out), args  # no heavy boxes around results
+
+
+@pytest.mark.parametrize("command", ["train", "sweep"])
+def test_training_option_defaults_match_the_api(command):
+    """The command line trains with the same defaults as mnistlr.training.TrainOptions."""
+    import dataclasses
+
+    from mnistlr.training import TrainOptions
+
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainOptions)}
+    group = typer.main.get_command(app)
+    params = {p.name: p.default for p in group.commands[command].params}
+    for name, default in defaults.items():
+        value = params[name]
+        value = getattr(value, "value", value)  # enums
+        assert value == default, f"mnistlr {command} --{name.replace('_', '-')}: {value!r} != {default!r}"

@@ -90,7 +90,7 @@ def sweep_command(
     epochs: o.EpochsOpt = 100,
     batch_size: o.BatchOpt = 256,
     patience: o.PatienceOpt = 3,
-    tol: o.TolOpt = 1e-4,
+    tol: o.TolOpt = 1e-3,
     max_iter: o.MaxIterOpt = 100,
     init: o.InitOpt = o.Init.zeros,
     preprocess: o.PreprocessOpt = o.Preprocess.scale,
