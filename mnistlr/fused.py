@@ -179,7 +179,7 @@ def _block_accumulate(x0, x1, x2, x3, S, G, gb, m):
 @njit(cache=True)
 def _loss_grad_rows(X, rows, start, end, WT, b, y, kind, want_grad, G, gb):
     """Σ ℓ and hits over rows[start:end], adding Σ ∂ℓ/∂Wᵀ into G (k, d) and Σ ∂ℓ/∂b into gb (k,)."""
-    S = np.empty((4, WT.shape[0]))
+    S = np.empty((4, WT.shape[0]), WT.dtype)   # residuals (and exp) in the weights' dtype
     loss_sum = 0.0
     n_correct = 0
     for i0 in range(start, end, 4):
