@@ -66,7 +66,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+                                          help="Print the version and exit.", metavar="")] = False,
 ) -> None:
     """Train, evaluate, tune and serve linear classifiers on MNIST-format image data."""
 
@@ -139,5 +139,5 @@ DatasetOpt = Annotated[str | None, typer.Option(
     "--dataset", "-d", help="A dataset name (see 'mnistlr fetch --list').",
     autocompletion=complete_dataset)]
 SeedOpt = Annotated[int, typer.Option("--seed", min=0, help="Seed for splits, shuffles and initialisation.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display on stderr.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display on stderr.", metavar="")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.", metavar="")]

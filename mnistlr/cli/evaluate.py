@@ -30,9 +30,9 @@ def evaluate_command(
         "--images", help="IDX images file (instead of --dataset).")] = None,
     labels: Annotated[Path | None, typer.Option("--labels", help="IDX labels file (with --images).")] = None,
     only_model_classes: Annotated[bool, typer.Option(
-        "--only-model-classes", help="Leave out images whose label is not one of the model's classes.")] = False,
+        "--only-model-classes", help="Leave out images whose label is not one of the model's classes.", metavar="")] = False,
     normalize: Annotated[bool, typer.Option(
-        "--normalize", help="Print the confusion matrix as shares of each true label, not counts.")] = False,
+        "--normalize", help="Print the confusion matrix as shares of each true label, not counts.", metavar="")] = False,
     top: Annotated[int, typer.Option("--top", min=0, max=100, help="How many confused pairs to list.")] = 5,
     plot: Annotated[Path | None, typer.Option(
         "--plot", help="Write confusion.png, roc.png, learning_curves.png and weights.png into this "

@@ -122,7 +122,7 @@ def fetch_command(
         metavar="DATASET", show_default=False, autocompletion=complete_dataset,
         help="Datasets to fetch (default: mnist); see --list.")] = None,
     list_: Annotated[bool, typer.Option(
-        "--list", "-l", help="List every dataset, whether it is present locally and where; fetch nothing.")] = False,
+        "--list", "-l", help="List every dataset, whether it is present locally and where; fetch nothing.", metavar="")] = False,
     mirror: Annotated[list[str] | None, typer.Option(
         "--mirror", metavar="URL", show_default=False,
         help="Base URL to fetch from (the file name is appended); repeatable; replaces the built-in mirrors.")] = None,
@@ -130,7 +130,7 @@ def fetch_command(
         "--source", metavar="DIR", file_okay=False,
         help="Import the .gz files from this local folder instead of downloading.")] = None,
     force: Annotated[bool, typer.Option(
-        "--force", help="Fetch again even when the files are present and verify.")] = False,
+        "--force", help="Fetch again even when the files are present and verify.", metavar="")] = False,
     timeout: Annotated[float, typer.Option(
         "--timeout", min=0.1, metavar="SECONDS", help="Network timeout per request.")] = 30.0,
     retries: Annotated[int, typer.Option(

@@ -21,7 +21,7 @@ def inspect_command(
     model: Annotated[Path, typer.Argument(
         help="A model file written by 'mnistlr train'.", metavar="MODEL", show_default=False)],
     weights: Annotated[bool, typer.Option(
-        "--weights", "-w", help="Draw each class's weight image (red: evidence for, blue: against).")] = False,
+        "--weights", "-w", help="Draw each class's weight image (red: evidence for, blue: against).", metavar="")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Show a saved model's card, and optionally its weight images.

@@ -98,7 +98,7 @@ def predict_command(
         "--format", "-f", help="Output format (default: told by the -o suffix .jsonl/.tsv, else csv).",
         show_default=False)] = None,
     proba: Annotated[bool, typer.Option(
-        "--proba", help="Add one probability column per class (p0 … p9).")] = False,
+        "--proba", help="Add one probability column per class (p0 … p9).", metavar="")] = False,
     top_k: Annotated[int | None, typer.Option(
         "--top-k", "-k", min=1, help="Add the K most probable labels with their probabilities.",
         show_default=False)] = None,

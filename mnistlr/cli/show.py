@@ -35,7 +35,7 @@ def show_command(
     model: Annotated[Path | None, typer.Option(
         "--model", "-m", help="A model file, for --errors (or to add its prediction to --index).")] = None,
     errors: Annotated[bool, typer.Option(
-        "--errors", help="Show the images the model misclassifies with the highest confidence.")] = False,
+        "--errors", help="Show the images the model misclassifies with the highest confidence.", metavar="")] = False,
     top: Annotated[int, typer.Option("--top", min=1, max=200, help="How many mistakes to show.")] = 10,
     per_class: Annotated[int, typer.Option(
         "--per-class", "-k", min=1, max=20, help="Example images per class (the default fits 80 columns).")] = 3,

@@ -45,7 +45,7 @@ JobsOpt = Annotated[int | None, typer.Option(
 BudgetOpt = Annotated[float | None, typer.Option(
     "--budget", help="Stop launching trials after this many seconds; report what finished.", rich_help_panel=_S)]
 RefitOpt = Annotated[bool, typer.Option(
-    "--refit", help="Train the best parameters on the whole training split and save to -o.", rich_help_panel=_S)]
+    "--refit", help="Train the best parameters on the whole training split and save to -o.", rich_help_panel=_S, metavar="")]
 OutputOpt = Annotated[Path | None, typer.Option(
     "--output", "-o", help="Where --refit writes the model (implies --refit).", rich_help_panel=_S)]
 ResultsOpt = Annotated[Path | None, typer.Option(
