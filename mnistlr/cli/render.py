@@ -330,6 +330,11 @@ def _history_rows(history: list[dict[str, Any]], kind: str) -> list[tuple[str, s
     return rows
 
 
+def _count(value: Any) -> str:
+    """A whole number with thousands separators, None as '—'."""
+    return "—" if value is None else f"{value:,}"
+
+
 def model_card_renderables(card: dict[str, Any]) -> list:
     """The model card as Rich tables: model, training, results, file."""
     from mnistlr.cli.tables import format_value
@@ -345,7 +350,7 @@ def model_card_renderables(card: dict[str, Any]) -> list:
     data = card["dataset"] or (card["train_files"] or {}).get("images") or "—"
     sha = card["data_sha256"]
     train_rows = [("data", str(data)), ("data sha256", f"{sha[:16]}…" if sha else "—"),
-                  ("images", f"{format_value(card['n_train'])} training, {format_value(card['n_val'])} hold-out"),
+                  ("images", f"{_count(card['n_train'])} training, {_count(card['n_val'])} hold-out"),
                   ("time", "—" if card["seconds"] is None else f"{card['seconds']:.2f} s"),
                   ("epochs", str(card["epochs"]) + (f" (best {card['best_epoch']})" if card["best_epoch"] else "")),
                   ("stop reason", format_value(card["stop_reason"]))]
@@ -353,7 +358,7 @@ def model_card_renderables(card: dict[str, Any]) -> list:
     history = _history_rows(card["history"], card["kind"]) or [
         ("history", f"{len(card['history'])} epoch(s) recorded" if card["history"] else "none recorded")]
     versions = ", ".join(f"{k} {v}" for k, v in card["versions"].items())
-    file_rows = [("path", card["path"]), ("size", format_value(card["file_bytes"]) + " bytes"),
+    file_rows = [("path", card["path"]), ("size", _count(card["file_bytes"]) + " bytes"),
                  ("format version", format_value(card["format_version"])),
                  ("created", format_value(card["created"])), ("versions", versions or "—")]
     return [_kv_table("Model", model_rows), _kv_table("Training", train_rows),
