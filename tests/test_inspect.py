@@ -35,7 +35,7 @@ def test_card_shows_what_the_model_is_and_how_it_was_trained(cli, softmax_path):
     model = load_model(softmax_path)
     out = result.out
     for text in ("softmax (gd)", "l2", "0.0010", "preprocessing", "scale", model.meta["data_sha256"][:16],
-                 "3600 training, 400 hold-out", model.meta["stop_reason"], "format version",
+                 "3,600 training, 400 hold-out", model.meta["stop_reason"], "format version",
                  "numpy", "train accuracy", "val accuracy"):
         assert text in out, text
     loss_line = next(line for line in out.splitlines() if "training loss" in line)
