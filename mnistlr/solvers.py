@@ -1,16 +1,16 @@
 """Solvers for linear classifiers: one entry per solver, each returning a `FitResult`.
 
-X is (n_samples, n_features) float32 (float64 also works), already preprocessed and
-C-contiguous, or the raw uint8 pixels with ``inputs=(scale, shift)`` (n_features,) each: the
-model inputs are then z = x·scale − shift, folded into the weights (no float copy of X); y is (n_samples,) int class indices 0..n_classes−1 (0/1 for a one-column
-``kind="ovr"`` model). The objective is the one in `mnistlr.losses`: mean cross-entropy
-+ (l2/2)‖W‖² + l1‖W‖₁, intercept not penalised.
+X is (n_samples, n_features) float32/float64 model inputs, C-contiguous, or raw uint8 pixels
+with ``inputs=(scale, shift)`` ((n_features,) each; model inputs z = x·scale − shift, folded
+into the weights: no float copy of X); y is (n_samples,) int class indices 0..n_classes−1 (0/1
+for a one-column ``kind="ovr"`` model). The objective is the one in `mnistlr.losses`: mean
+cross-entropy + (l2/2)‖W‖² + l1‖W‖₁, intercept not penalised.
 
 - ``fit_closed_ridge(X, y, n_classes, l2)`` — least squares on one-hot targets, closed form:
   W = (XcᵀXc + l2·I)⁻¹ XcᵀYc by Cholesky on centred data, b = ȳ − x̄W.
 - ``fit_lbfgs(X, y, kind, n_outputs, l2, tol, max_iter, ...)`` — scipy's L-BFGS-B (memory 50)
-  on the fused loss+gradient, in the variables (W, b' = b + z̄W) (same optimum, better conditioned); "converged" when the objective fell by less than tol (relative)
-  per iteration over the last 5 iterations, "max_iter" after max_iter iterations.
+  in the variables (W, b' = b + z̄W); "converged" when the objective fell by less than tol
+  (relative) per iteration over the last 5 iterations, "max_iter" after max_iter iterations.
 - ``fit_gd(X, y, kind, n_outputs, l2, l1, lr, anneal, epochs, patience, ...)`` — full-batch
   proximal gradient descent.
 - ``fit_sgd(..., batch_size, rng)`` — mini-batch proximal SGD, rows reshuffled every epoch
@@ -25,9 +25,9 @@ best weights; ``epochs`` caps the run. Without a hold-out they run all ``epochs`
 
 Every solver calls ``callback(record)`` after each epoch/iteration with the record it
 appends to ``history``: epoch, train_loss (mean cross-entropy without the penalty; ridge:
-mean squared error to the one-hot targets, also for val_loss), train_accuracy, val_loss, val_accuracy (None without a hold-out),
-grad_norm (‖∇ of the smooth objective‖₂), lr (None for lbfgs/closed), seconds (since the
-start of the fit). A loss that becomes inf/nan raises `TrainingError`.
+mean squared error to the one-hot targets, also for val_loss), train_accuracy, val_loss,
+val_accuracy (None without a hold-out), grad_norm (‖∇ of the smooth objective‖₂ in (W, b)),
+lr (None for lbfgs/closed), seconds (since the start of the fit). A loss that becomes inf/nan raises `TrainingError`.
 """
 
 from __future__ import annotations
@@ -135,24 +135,29 @@ def _check_finite(value: float, where: str, lr: float | None) -> None:
 # ---------------------------------------------------------------------------- ridge
 
 
-def _scores(X, W, b, inputs=None) -> np.ndarray:
-    """Scores z @ W + b (n, n_outputs) float32 of model inputs z = X, or x·scale − shift for inputs."""
+def _ridge_metrics(X, y, W, b, inputs=None) -> tuple[float, float]:
+    """(mean squared error against one-hot targets, accuracy of argmax) of scores z @ W + b."""
     W, b = np.asarray(W, np.float64), np.asarray(b, np.float64)
     if inputs is not None:
         # z·W + b = x·(scale⊙W) + (b − shift·W)
         W, b = inputs[0][:, None] * W, b - inputs[1] @ W
-    if X.dtype == np.uint8:
-        return kernels.scores_uint8(X, W, b)
-    return (X @ W.astype(X.dtype) + b.astype(X.dtype)).astype(np.float32)
-
-
-def _ridge_metrics(X, y, W, b, inputs=None) -> tuple[float, float]:
-    """(mean squared error against one-hot targets, accuracy of argmax) of scores z @ W + b."""
-    S = _scores(X, W, b, inputs)
+    S = kernels.scores_uint8(X, W, b) if X.dtype == np.uint8 else X @ W.astype(X.dtype) + b.astype(X.dtype)
     rows = np.arange(len(y))
     # (1/n) Σ_i ‖s_i − e_{y_i}‖² = (1/n) Σ_i (‖s_i‖² − 2 s_{i,y_i} + 1)
     mse = float(np.einsum("ij,ij->", S, S, dtype=np.float64) - 2.0 * S[rows, y].sum(dtype=np.float64)) / len(y) + 1.0
     return mse, float(np.mean(np.argmax(S, axis=1) == y))
+
+
+def _ridge_targets(y, n_classes: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """(one-hot targets Y (n, n_classes) float32, labels y (n,)) from labels or from one-hot Y."""
+    y = np.asarray(y)
+    if y.ndim == 2:
+        return y, np.argmax(y, axis=1)
+    y = np.asarray(y, dtype=np.int64)
+    n_classes = int(y.max()) + 1 if n_classes is None else n_classes
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        raise ValueError(f"labels must lie in 0..{n_classes - 1}")
+    return np.eye(n_classes, dtype=np.float32)[y], y
 
 
 def fit_closed_ridge(X, y, n_classes: int | None = None, l2: float = 1.0,
@@ -166,15 +171,7 @@ def fit_closed_ridge(X, y, n_classes: int | None = None, l2: float = 1.0,
     import scipy.linalg
 
     _check_schedule(l2, 0.0, 1.0, 1.0, 1, 1)
-    y = np.asarray(y)
-    if y.ndim == 2:
-        Y, y = y, np.argmax(y, axis=1)
-    else:
-        y = np.asarray(y, dtype=np.int64)
-        n_classes = int(y.max()) + 1 if n_classes is None else n_classes
-        if y.size and (y.min() < 0 or y.max() >= n_classes):
-            raise ValueError(f"labels must lie in 0..{n_classes - 1}")
-        Y = np.eye(n_classes, dtype=np.float32)[y]
+    Y, y = _ridge_targets(y, n_classes)
     X, y, X_val, y_val = _check_problem(X, y, "softmax", max(Y.shape[1], 2), X_val, y_val)
     recorder = _Recorder("softmax", X_val, y_val, callback,
                          evaluate=lambda *args: _ridge_metrics(*args, inputs=inputs))
@@ -242,28 +239,13 @@ def fit_lbfgs(X, y, kind: str, n_outputs: int, l2: float = 2e-4, tol: float = 1e
     if not (np.isfinite(tol) and tol >= 0):
         raise ValueError(f"tol must be finite and ≥ 0, got {tol}")
     X, y, X_val, y_val = _check_problem(X, y, kind, n_outputs, X_val, y_val)
-    n_features = X.shape[1]
-    W, b = _start(W0, b0, n_features, n_outputs)
+    W, b = _start(W0, b0, X.shape[1], n_outputs)
     recorder = _Recorder(kind, X_val, y_val, callback, inputs=inputs)
-    z_mean = _input_mean(X, inputs)
-    last: dict = {}
+    centred = _CentredObjective(X, y, kind, n_outputs, l2, inputs)
     values: list[float] = []
 
-    def weights(v):
-        W_v, b_v = unpack(v, n_features, n_outputs)
-        # b = b' − z̄W
-        return W_v, b_v - z_mean @ W_v
-
-    def fun(v):
-        obj = objective(X, y, *weights(v), kind, l2=l2, inputs=inputs)
-        last["w"], last["obj"] = v.copy(), obj
-        # chain rule: ∂f/∂W|_{b'} = ∇_W f − z̄ᵀ∇_b f;  ∂f/∂b' = ∇_b f
-        return obj.value, pack(obj.grad_W - np.outer(z_mean, obj.grad_b), obj.grad_b)
-
     def on_iteration(intermediate_result):
-        w = intermediate_result.x
-        W_k, b_k = weights(w)
-        obj = last["obj"] if np.array_equal(last["w"], w) else objective(X, y, W_k, b_k, kind, l2=l2, inputs=inputs)
+        obj, W_k, b_k = centred.at(intermediate_result.x)
         recorder.record(len(recorder.history) + 1, obj, W_k, b_k, None)
         values.append(obj.value)
         # converged when (f_{k−m} − f_k) / m ≤ tol·|f_k|
@@ -271,20 +253,42 @@ def fit_lbfgs(X, y, kind: str, n_outputs: int, l2: float = 2e-4, tol: float = 1e
             raise StopIteration
 
     with _blas_on_one_thread():
-        res = minimize(fun, pack(W, b + z_mean @ W), jac=True, method="L-BFGS-B", callback=on_iteration,
+        res = minimize(centred.fun, pack(W, b + centred.z_mean @ W), jac=True, method="L-BFGS-B", callback=on_iteration,
                        options={"maxiter": max_iter, "maxfun": 2 * max_iter + 20, "maxcor": LBFGS_MEMORY,
                                 "gtol": 1e-10, "ftol": 1e-15})
     _check_finite(float(res.fun), f"after {len(recorder.history)} L-BFGS iterations", None)
-    W, b = weights(res.x)
+    W, b = centred.weights(res.x)
     stop_reason = "max_iter" if res.status == 1 else "converged"
     return _result(W, b, recorder.history, stop_reason, None, len(recorder.history))
 
 
-def _input_mean(X, inputs) -> np.ndarray:
-    """Mean model input z̄ (n_features,) float64: mean of X, or x̄·scale − shift."""
-    x_mean = X.mean(axis=0, dtype=np.float64)
-    # z̄ = x̄·scale − shift
-    return x_mean if inputs is None else x_mean * inputs[0] - inputs[1]
+class _CentredObjective:
+    """The objective in the variables v = pack(W, b' = b + z̄W), for scipy; remembers the last evaluation."""
+
+    def __init__(self, X, y, kind: str, n_outputs: int, l2: float, inputs):
+        self.X, self.y, self.kind, self.n_outputs, self.l2, self.inputs = X, y, kind, n_outputs, l2, inputs
+        # z̄ = x̄ (·scale − shift for raw pixels)
+        x_mean = X.mean(axis=0, dtype=np.float64)
+        self.z_mean = x_mean if inputs is None else x_mean * inputs[0] - inputs[1]
+        self.last_v, self.last = None, None
+
+    def weights(self, v) -> tuple[np.ndarray, np.ndarray]:
+        W, b_centred = unpack(v, self.X.shape[1], self.n_outputs)
+        # b = b' − z̄W
+        return W, b_centred - self.z_mean @ W
+
+    def fun(self, v) -> tuple[float, np.ndarray]:
+        obj = objective(self.X, self.y, *self.weights(v), self.kind, l2=self.l2, inputs=self.inputs)
+        self.last_v, self.last = v.copy(), obj
+        # chain rule: ∂f/∂W|_{b'} = ∇_W f − z̄ᵀ∇_b f;  ∂f/∂b' = ∇_b f
+        return obj.value, pack(obj.grad_W - np.outer(self.z_mean, obj.grad_b), obj.grad_b)
+
+    def at(self, v):
+        """(Objective in (W, b), W, b) at v, reusing the last evaluation when it was at v."""
+        W, b = self.weights(v)
+        if self.last_v is not None and np.array_equal(self.last_v, v):
+            return self.last, W, b
+        return objective(self.X, self.y, W, b, self.kind, l2=self.l2, inputs=self.inputs), W, b
 
 
 # ---------------------------------------------------------------------------- gd / sgd
