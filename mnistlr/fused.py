@@ -99,15 +99,22 @@ def _accumulate4x1(x0, x1, x2, x3, R, c, G):
 
 
 @njit(cache=True)
-def _softmax_residual(S, r, yi):
-    """Row r of S (logits) becomes p − onehot(y); returns (loss ℓ, 1 if argmax = y)."""
-    k = S.shape[1]
+def _row_max(S, r):
+    """(max_c S[r, c], first c that reaches it)."""
     top = S[r, 0]
     arg = 0
-    for c in range(1, k):
+    for c in range(1, S.shape[1]):
         if S[r, c] > top:
             top = S[r, c]
             arg = c
+    return top, arg
+
+
+@njit(cache=True)
+def _softmax_residual(S, r, yi):
+    """Row r of S (logits) becomes p − onehot(y); returns (loss ℓ, 1 if argmax = y)."""
+    k = S.shape[1]
+    top, arg = _row_max(S, r)
     s_y = S[r, yi]
     total = 0.0
     for c in range(k):
@@ -128,12 +135,7 @@ def _ovr_residual(S, r, yi):
     """Row r of S (logits) becomes σ(s) − t with t_c = [y = c] (one output: t = y); returns (ℓ, hit)."""
     k = S.shape[1]
     loss = 0.0
-    top = S[r, 0]
-    arg = 0
-    for c in range(1, k):
-        if S[r, c] > top:
-            top = S[r, c]
-            arg = c
+    arg = _row_max(S, r)[1]
     hit = (1 if S[r, 0] > 0.0 else 0) == yi if k == 1 else arg == yi
     for c in range(k):
         s = S[r, c]
