@@ -166,7 +166,7 @@ def test_help_ends_with_examples(cli):
 @pytest.fixture(scope="module")
 def cluster():
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None,
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0",
                                   host="127.0.0.1", protocol="tcp") as local:
         yield local
 
