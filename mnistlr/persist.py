@@ -182,6 +182,9 @@ def _read_payload(path: Path) -> Any:
     except ModelFileError as exc:
         raise ModelFileError(f"{path}: {exc.message}", exc.hint) from None
     except Exception as exc:  # noqa: BLE001  any failure of a damaged stream; find_class ran nothing
+        if data[:1] == b"\x80":  # a pickle stream (protocol 2+) that breaks off or is corrupt
+            raise ModelFileError(f"{path}: damaged or truncated model file ({type(exc).__name__})",
+                                 "retrain the model or restore the file from a copy") from None
         raise ModelFileError(f"{path}: not a mnistlr model file ({type(exc).__name__})",
                              "give a file written by 'mnistlr train'") from None
 

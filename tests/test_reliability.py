@@ -60,6 +60,7 @@ def _write_models(d: Path, X, y) -> None:
     at = bytes(data).find(m28.W.tobytes()[4000:4016])
     data[at] ^= 0x40
     (d / "tampered.joblib").write_bytes(bytes(data))
+    (d / "truncated.joblib").write_bytes(bytes(data[: len(data) // 2]))
     joblib.dump({"magic": "mnistlr-model", "W": _RunsCode(str(d / "ran"))}, d / "evil.joblib")
     payload = model_to_dict(m28)
     payload["format_version"] = FORMAT_VERSION + 1
@@ -401,6 +402,7 @@ MODEL_CASES = [
     for kind, problem, fix in [
         ("notjoblib", r"not a mnistlr model file", r"written by 'mnistlr train'"),
         ("tampered", r"content hash does not match", r"retrain the model or restore"),
+        ("truncated", r"damaged or truncated model file", r"retrain the model or restore"),
         ("evil", r"refusing to load: the file asks for '(posix|os)\.mkdir'", r"nothing in it was run"),
         ("future", rf"format version {FORMAT_VERSION + 1} is not supported", r"retrain the model"),
     ]
