@@ -54,3 +54,9 @@ class MissingExtraError(MnistlrError):
             f"{purpose} needs the optional package '{module}'",
             f"install it with: pip install 'mnistlr[{extra}]'",
         )
+
+
+class OutputClosed(MnistlrError):
+    """The reader of the output went away (e.g. ``| head``): not an error, exit status 0."""
+
+    exit_code = 0

@@ -4,8 +4,11 @@ parse, -q exists where progress does, and NO_COLOR / piped output carries no esc
 from __future__ import annotations
 
 import io
+import os
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -151,3 +154,17 @@ def test_training_option_defaults_match_the_api(command):
         value = params[name]
         value = getattr(value, "value", value)  # enums
         assert value == default, f"mnistlr {command} --{name.replace('_', '-')}: {value!r} != {default!r}"
+
+
+def test_a_reader_that_goes_away_ends_every_command_quietly(cli, tmp_path):
+    """`mnistlr evaluate m | head -1` exits 0 without a word on stderr (Rich alone exits 1)."""
+    model = tmp_path / "m.joblib"
+    assert cli("train", "--dataset", "mnist-sample", "--per-class", "20", "-q", "-o", model).code == 0
+    env = dict(os.environ, NO_COLOR="1")
+    for args in (["evaluate", model], ["inspect", model, "--weights"], ["show", "mnist-sample"],
+                 ["fetch", "--list"]):
+        process = subprocess.Popen([sys.executable, "-m", "mnistlr", *map(str, args)],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        process.stdout.close()  # the reader is gone before the first result is written
+        stderr = process.stderr.read()
+        assert (process.wait(timeout=120), stderr) == (0, b""), args

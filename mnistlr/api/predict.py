@@ -25,7 +25,7 @@ from typing import IO, Any
 import numpy as np
 
 from mnistlr.atomic import atomic_write
-from mnistlr.errors import DataError, MnistlrError, UsageError
+from mnistlr.errors import DataError, MnistlrError, OutputClosed, UsageError  # noqa: F401  (OutputClosed: re-exported)
 from mnistlr.inputs import Source, open_inputs, total_count
 from mnistlr.models import LinearModel
 
@@ -36,12 +36,6 @@ SCORE_CHUNK = 2048
 PROBA_FORMAT = "%.6g"
 
 Progress = Callable[[int, "int | None"], None]
-
-
-class OutputClosed(MnistlrError):
-    """The reader of the output went away (e.g. ``| head``): not an error, exit status 0."""
-
-    exit_code = 0
 
 
 @dataclasses.dataclass

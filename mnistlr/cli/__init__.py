@@ -12,7 +12,7 @@ import sys
 import typer
 
 from mnistlr.cli.base import app as _typer_app
-from mnistlr.cli.base import print_error
+from mnistlr.cli.base import print_error, silence_stdout
 from mnistlr.errors import MnistlrError
 
 # Each command module registers itself on the shared Typer app when imported.
@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None, prog_name: str = "mnistlr") -> int:
         command = typer.main.get_command(_typer_app)
         result = command.main(args=argv, prog_name=prog_name, standalone_mode=False)
         return result if isinstance(result, int) else 0
+    except BrokenPipeError:  # the reader of stdout went away (`| head`): not an error
+        silence_stdout()
+        return 0
     except MnistlrError as exc:
         if exc.exit_code == 0:
             return 0

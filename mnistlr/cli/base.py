@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from mnistlr import __version__
+from mnistlr.errors import OutputClosed
 
 
 def reflow(text: str) -> str:
@@ -90,15 +91,33 @@ def print_error(message: str) -> None:
     sys.stderr.flush()
 
 
+def silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's flush at exit cannot fail on a closed pipe."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced stdout (tests)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
 def stdout_console():
     """A Rich console on stdout (results); plain when piped or NO_COLOR is set."""
     from rich.console import Console
+
+    class ResultConsole(Console):
+        def on_broken_pipe(self) -> None:
+            # the reader went away (`| head`): not an error, exit 0 (Rich's default exits 1)
+            self.quiet = True
+            silence_stdout()
+            raise OutputClosed("the reader of the output went away")
 
     # piped output: $COLUMNS if set, else 100 columns (Rich would pick 80)
     width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 100
     # NO_COLOR: no escape sequences at all (bold and italic too), not just no colour
     plain = {"color_system": None} if no_color_env() else {}
-    return Console(file=sys.stdout, highlight=False, soft_wrap=False, width=width, **plain)
+    return ResultConsole(file=sys.stdout, highlight=False, soft_wrap=False, width=width, **plain)
 
 
 def stderr_console():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -10,7 +9,14 @@ from typing import Annotated, Any
 
 import typer
 
-from mnistlr.cli.base import OutputFormat, QuietOpt, command, show_progress, stderr_console
+from mnistlr.cli.base import (
+    OutputFormat,
+    QuietOpt,
+    command,
+    show_progress,
+    silence_stdout,
+    stderr_console,
+)
 
 INPUT_HELP = ("IDX image files (raw or gzip), .npy/.npz arrays (uint8 0–255 or floats in [0, 1]), "
               "CSV files (one image per row; optional header and leading label column), image files "
@@ -46,17 +52,6 @@ class PredictProgress:
     def close(self) -> None:
         if self._progress is not None:
             self._progress.stop()
-
-
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null, so the interpreter's flush at exit cannot fail on a closed pipe."""
-    try:
-        fd = sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):  # replaced stdout (tests)
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, fd)
-    os.close(devnull)
 
 
 class _TextAdapter:
@@ -123,7 +118,7 @@ def predict_command(
                           top_k=top_k, batch_size=batch_size, stdout=_binary_stdout(),
                           callback=progress)
     except OutputClosed:
-        _silence_stdout()
+        silence_stdout()
         raise
     finally:
         progress.close()
