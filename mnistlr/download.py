@@ -284,8 +284,10 @@ class _Fetcher:
                         "source": where, "bytes": final.stat().st_size}
             failures.append(f"{where}: {failure}")
             self._event("fallback", spec.name, message=f"{where}: {failure}")
-        raise FetchError(f"could not fetch {self.spec.name}/{spec.name}: " + "; ".join(failures),
-                         "check the network, or give --mirror URL or --source DIR")
+        hint = ("every source offered a different file: give --mirror URL or --source DIR with the "
+                "official files" if all("checksum mismatch" in f for f in failures)
+                else "check the network, or give --mirror URL or --source DIR")
+        raise FetchError(f"could not fetch {self.spec.name}/{spec.name}: " + "; ".join(failures), hint)
 
 
 def fetch_dataset(spec: DatasetSpec, folder: Path, sources: Sequence[Source], *,

@@ -157,6 +157,7 @@ def test_all_mirrors_fail_lists_each(cli, server, tiny, tmp_path):
     assert line.startswith("mnistlr: error: ")
     assert "could not fetch tiny/train-images-idx3-ubyte.gz" in line
     assert line.count("HTTP 404") == 2 and "/gone/" in line and "/good/" in line
+    assert "check the network" in line
     assert entries(data_dir(tmp_path)) == []
 
 
@@ -166,6 +167,7 @@ def test_checksum_mismatch_leaves_nothing(cli, server, tiny, tmp_path):
     result = cli("fetch", "tiny", "--mirror", server.url("good/"))
     assert result.code == 1
     assert "checksum mismatch" in result.err
+    assert "with the official files" in result.err and "check the network" not in result.err
     assert entries(data_dir(tmp_path)) == []  # no file, no .part, no empty dataset folder
 
 
