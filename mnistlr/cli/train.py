@@ -17,7 +17,7 @@ from mnistlr.cli.base import DataDirOpt, DatasetOpt, JsonOpt, QuietOpt, SeedOpt,
     ("softmax regression on the bundled sample (no download needed)",
      "mnistlr train --dataset mnist-sample -o sample.joblib"),
     ("a binary 3-versus-8 logistic model with an L1 penalty, by gradient descent",
-     "mnistlr train -d mnist-sample -m logistic --classes 3,8 --solver gd --l1 1e-4 -o 3v8.joblib"),
+     "mnistlr train -d mnist-sample -m logistic --classes 3,8 --solver sgd --l1 1e-4 -o 3v8.joblib"),
     ("the first 20,000 MNIST training images, with scikit-learn's C=1",
      "mnistlr train --dataset mnist --train-limit 20000 --C 1 -o first20k.joblib"),
 )
