@@ -168,3 +168,12 @@ def test_a_reader_that_goes_away_ends_every_command_quietly(cli, tmp_path):
         process.stdout.close()  # the reader is gone before the first result is written
         stderr = process.stderr.read()
         assert (process.wait(timeout=120), stderr) == (0, b""), args
+
+
+def test_piped_tables_carry_no_trailing_spaces(cli, tmp_path):
+    model = tmp_path / "m.joblib"
+    assert cli("train", "--dataset", "mnist-sample", "--per-class", "20", "-q", "-o", model).code == 0
+    for args in (["evaluate", model], ["inspect", model], ["show", "mnist-sample"]):
+        result = cli(*args)
+        assert result.code == 0 and "accuracy" in result.out or "label" in result.out, args
+        assert [line for line in result.out.splitlines() if line.endswith(" ")] == [], args

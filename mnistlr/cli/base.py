@@ -102,6 +102,34 @@ def silence_stdout() -> None:
     os.close(devnull)
 
 
+class _TrimmedLines:
+    """A text stream that drops the spaces Rich pads table lines with, for files and pipes."""
+
+    def __init__(self, stream):
+        self.stream, self.pending = stream, ""
+
+    def write(self, text: str) -> int:
+        *lines, self.pending = (self.pending + text).split("\n")
+        if lines:
+            self.stream.write("".join(line.rstrip(" ") + "\n" for line in lines))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.write(self.pending)
+        self.pending = ""
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self.stream, "encoding", None) or "utf-8"
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+
 def stdout_console():
     """A Rich console on stdout (results); plain when piped or NO_COLOR is set."""
     from rich.console import Console
@@ -117,7 +145,8 @@ def stdout_console():
     width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 100
     # NO_COLOR: no escape sequences at all (bold and italic too), not just no colour
     plain = {"color_system": None} if no_color_env() else {}
-    return ResultConsole(file=sys.stdout, highlight=False, soft_wrap=False, width=width, **plain)
+    out = sys.stdout if sys.stdout.isatty() else _TrimmedLines(sys.stdout)
+    return ResultConsole(file=out, highlight=False, soft_wrap=False, width=width, **plain)
 
 
 def stderr_console():
