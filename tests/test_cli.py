@@ -175,5 +175,5 @@ def test_piped_tables_carry_no_trailing_spaces(cli, tmp_path):
     assert cli("train", "--dataset", "mnist-sample", "--per-class", "20", "-q", "-o", model).code == 0
     for args in (["evaluate", model], ["inspect", model], ["show", "mnist-sample"]):
         result = cli(*args)
-        assert result.code == 0 and "accuracy" in result.out or "label" in result.out, args
+        assert result.code == 0 and result.out.strip(), args
         assert [line for line in result.out.splitlines() if line.endswith(" ")] == [], args
