@@ -187,5 +187,7 @@ DatasetOpt = Annotated[str | None, typer.Option(
     "--dataset", "-d", help="A dataset name (see 'mnistlr fetch --list').",
     autocompletion=complete_dataset)]
 SeedOpt = Annotated[int, typer.Option("--seed", min=0, help="Seed for splits, shuffles and initialisation.")]
+ModelArg = Annotated[Path, typer.Argument(
+    help="A model file written by 'mnistlr train'.", metavar="MODEL", show_default=False)]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display on stderr.", metavar="")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.", metavar="")]

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from mnistlr.cli.base import DataDirOpt, DatasetOpt, JsonOpt, QuietOpt, Split, command
+from mnistlr.cli.base import DataDirOpt, DatasetOpt, JsonOpt, ModelArg, QuietOpt, Split, command
 
 
 @command(
@@ -21,8 +21,7 @@ from mnistlr.cli.base import DataDirOpt, DatasetOpt, JsonOpt, QuietOpt, Split, c
      "mnistlr evaluate sample.joblib --images t10k-images-idx3-ubyte.gz --labels t10k-labels-idx1-ubyte.gz"),
 )
 def evaluate_command(
-    model: Annotated[Path, typer.Argument(
-        help="A model file written by 'mnistlr train'.", metavar="MODEL", show_default=False)],
+    model: ModelArg,
     dataset: DatasetOpt = None,
     split: Annotated[Split | None, typer.Option(
         "--split", help="Which split of --dataset (default: test).")] = None,

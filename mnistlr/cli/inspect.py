@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from mnistlr.cli.base import JsonOpt, command
+from mnistlr.cli.base import JsonOpt, ModelArg, command
 
 
 @command(
@@ -18,8 +17,7 @@ from mnistlr.cli.base import JsonOpt, command
     ("the card as one JSON object", "mnistlr inspect sample.joblib --json"),
 )
 def inspect_command(
-    model: Annotated[Path, typer.Argument(
-        help="A model file written by 'mnistlr train'.", metavar="MODEL", show_default=False)],
+    model: ModelArg,
     weights: Annotated[bool, typer.Option(
         "--weights", "-w", help="Draw each class's weight image (red: evidence for, blue: against).", metavar="")] = False,
     json_out: JsonOpt = False,

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from mnistlr.cli.base import (
+    ModelArg,
     OutputFormat,
     QuietOpt,
     command,
@@ -82,8 +83,7 @@ def _binary_stdout() -> Any:
      "mnistlr predict sample.joblib digits/ photo.png --top-k 3 -o top3.jsonl"),
 )
 def predict_command(
-    model: Annotated[Path, typer.Argument(
-        help="A model file written by 'mnistlr train'.", metavar="MODEL", show_default=False)],
+    model: ModelArg,
     inputs: Annotated[list[str], typer.Argument(help=INPUT_HELP, metavar="INPUT",
                                                 show_default=False)],
     output: Annotated[Path | None, typer.Option(
