@@ -320,8 +320,19 @@ def test_list(cli, server, tiny, tmp_path):
     listing = {d["name"]: d for d in json.loads(cli("fetch", "--list", "--json").out)["datasets"]}
     assert listing["tiny"]["present"] is True
     assert listing["tiny"]["where"] == str(data_dir(tmp_path) / "tiny")
+    assert listing["tiny"]["failed"] == []
     table = cli("fetch", "--list").out
     assert "tiny" in table and "present" in table and "kmnist" in table and "missing" in table
+    assert "bad checksum" not in table
+
+
+def test_list_checks_files_copied_in_by_hand(cli, server, tiny, tmp_path):
+    assert cli("fetch", "tiny", "--mirror", server.url("good/")).code == 0
+    labels = data_dir(tmp_path) / "tiny" / "t10k-labels-idx1-ubyte.gz"
+    labels.write_bytes(labels.read_bytes()[:-4] + bytes(4))  # someone's different copy
+    listing = {d["name"]: d for d in json.loads(cli("fetch", "--list", "--json").out)["datasets"]}
+    assert listing["tiny"]["failed"] == ["t10k-labels-idx1-ubyte.gz"]
+    assert "bad checksum (1 of 4)" in cli("fetch", "--list").out
 
 
 def test_sample_needs_no_fetch(cli, server):

@@ -22,6 +22,8 @@ from mnistlr.cli.base import (
 def _status_text(status: dict) -> str:
     if status["bundled"]:
         return "bundled"
+    if status.get("failed"):
+        return f"bad checksum ({len(status['failed'])} of {len(status['files'])})"
     if status["present"]:
         return "present"
     if status["files_present"]:
@@ -37,8 +39,9 @@ def _print_list(statuses: list[dict], data_dir: Path) -> None:
 
     table = Table(title=f"datasets (data directory: {data_dir})", title_justify="left",
                   box=box.SIMPLE_HEAD)
-    for column in ("dataset", "status", "where"):
-        table.add_column(column, overflow="fold")
+    table.add_column("dataset", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("where", overflow="fold")
     table.add_column("description", overflow="fold", max_width=28)  # paths get the room
     for status in statuses:
         where = status["where"]
