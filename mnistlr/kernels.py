@@ -49,60 +49,8 @@ _set_numba_cache_dir()
 import numpy as np  # noqa: E402
 from numba import njit, prange  # noqa: E402
 
-__all__ = ["njit", "prange", "numba_cache_fallback", "softmax_rows", "sigmoid", "soft_threshold",
-           "scores_uint8", "centered_cross_products"]
-
-
-@njit(cache=True, parallel=True)
-def _softmax_rows(S, out):
-    n_samples, n_classes = S.shape
-    for i in prange(n_samples):
-        # p_ik = exp(s_ik − max_k s_ik) / Σ_k exp(s_ik − max_k s_ik)
-        top = S[i, 0]
-        for k in range(1, n_classes):
-            if S[i, k] > top:
-                top = S[i, k]
-        total = 0.0
-        for k in range(n_classes):
-            e = np.exp(S[i, k] - top)
-            out[i, k] = e
-            total += e
-        for k in range(n_classes):
-            out[i, k] = out[i, k] / total
-
-
-def softmax_rows(S: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of scores S (n_samples, n_classes); a new array of S's float dtype."""
-    S = np.ascontiguousarray(S)
-    if S.ndim != 2 or S.dtype not in (np.float32, np.float64):
-        raise ValueError(f"softmax_rows needs a 2-D float32/float64 array, got {S.dtype} {S.shape}")
-    out = np.empty_like(S)
-    _softmax_rows(S, out)
-    return out
-
-
-@njit(cache=True, parallel=True)
-def _sigmoid(S, out):
-    flat_in = S.ravel()
-    flat_out = out.ravel()
-    for i in prange(flat_in.size):
-        s = flat_in[i]
-        # σ(s) = 1/(1+e^−s), computed from e^−|s| so it never overflows
-        if s >= 0:
-            flat_out[i] = 1.0 / (1.0 + np.exp(-s))
-        else:
-            e = np.exp(s)
-            flat_out[i] = e / (1.0 + e)
-
-
-def sigmoid(S: np.ndarray) -> np.ndarray:
-    """Element-wise logistic function of S (any shape); a new array of S's float dtype."""
-    S = np.ascontiguousarray(S)
-    if S.dtype not in (np.float32, np.float64):
-        raise ValueError(f"sigmoid needs a float32/float64 array, got {S.dtype}")
-    out = np.empty_like(S)
-    _sigmoid(S, out)
-    return out
+__all__ = ["njit", "prange", "numba_cache_fallback", "soft_threshold", "scores_uint8",
+           "centered_cross_products"]
 
 
 # Row scores of raw uint8 pixels. Each row is summed by the same loop whatever the batch,

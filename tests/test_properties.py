@@ -182,27 +182,34 @@ def test_mutated_model_file_is_refused_or_unchanged(data, model_bytes, model8, s
     np.testing.assert_array_equal(loaded.classes, model8.classes)
 
 
-# ---------------------------------------------------------------- softmax and sigmoid
+# ---------------------------------------------------------------- probabilities from scores
 
-def _logits(dtype) -> st.SearchStrategy:
+def _logits(dtype, min_cols: int = 1, max_cols: int = 12) -> st.SearchStrategy:
     # ±1e30 fits float32 (max 3.4e38); infinities are excluded
     top = float(np.float32(1e30)) if dtype == np.float32 else 1e30
     width = 32 if dtype == np.float32 else 64
     values = st.one_of(st.floats(-top, top, width=width), st.sampled_from([-top, top, 0.0, -0.0]))
-    return hnp.arrays(dtype, hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=12),
-                      elements=values)
+    shapes = st.tuples(st.integers(1, 12), st.integers(min_cols, max_cols))
+    return hnp.arrays(dtype, shapes, elements=values)
+
+
+def _proba(kind: str, S: np.ndarray) -> np.ndarray:
+    """LinearModel.proba_from_scores (what predict_proba, evaluate and predict use) for scores S."""
+    n_outputs = S.shape[1]
+    classes = np.array([3, 8]) if n_outputs == 1 else np.arange(n_outputs)
+    model = LinearModel(kind, classes, (1, 1), Preprocessor.fit("scale", np.zeros((1, 1), np.uint8)),
+                        np.zeros((1, n_outputs), np.float32), np.zeros(n_outputs, np.float32))
+    return model.proba_from_scores(S)
 
 
 @NUMERIC
-@given(S=st.one_of(_logits(np.float32), _logits(np.float64)))
+@given(S=st.one_of(_logits(np.float32, min_cols=2), _logits(np.float64, min_cols=2)))
 def test_softmax_rows_are_distributions_at_extreme_logits(S):
-    from mnistlr.kernels import softmax_rows
-
-    P = softmax_rows(S)
-    assert P.dtype == S.dtype and P.shape == S.shape
+    P = _proba("softmax", S)
+    assert P.dtype == np.float32 and P.shape == S.shape
     assert np.isfinite(P).all()
     assert (P >= 0).all() and (P <= 1).all()
-    eps = np.finfo(S.dtype).eps
+    eps = np.finfo(np.float32).eps
     np.testing.assert_allclose(P.sum(axis=1), 1.0, rtol=0, atol=4 * eps * S.shape[1])
     # the largest logit keeps the largest probability
     rows = np.arange(len(S))
@@ -210,18 +217,15 @@ def test_softmax_rows_are_distributions_at_extreme_logits(S):
 
 
 @NUMERIC
-@given(S=st.one_of(_logits(np.float32), _logits(np.float64)))
+@given(S=st.one_of(_logits(np.float32, max_cols=1), _logits(np.float64, max_cols=1)))
 def test_sigmoid_is_in_unit_interval_and_monotone(S):
-    from mnistlr.kernels import sigmoid
-
-    P = sigmoid(S)
-    assert P.dtype == S.dtype and np.isfinite(P).all()
-    assert ((P >= 0) & (P <= 1)).all()
-    flat_s, flat_p = S.ravel(), P.ravel()
-    order = np.argsort(flat_s, kind="stable")
-    assert (np.diff(flat_p[order]) >= 0).all()
+    P = _proba("logistic", S)  # binary: columns 1 − σ(s), σ(s)
+    sigma = P[:, 1]
+    assert np.isfinite(P).all() and ((sigma >= 0) & (sigma <= 1)).all()
+    order = np.argsort(S[:, 0], kind="stable")
+    assert (np.diff(sigma[order]) >= 0).all()
     # σ(−s) = 1 − σ(s)
-    np.testing.assert_allclose(sigmoid(-S), 1 - P, atol=2 * np.finfo(S.dtype).eps)
+    np.testing.assert_allclose(_proba("logistic", -S)[:, 1], 1 - sigma, atol=2 * np.finfo(np.float32).eps)
 
 
 # ---------------------------------------------------------------- losses
