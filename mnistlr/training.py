@@ -204,13 +204,11 @@ def prepare(images, labels, options: TrainOptions) -> Prepared:
     n_val = _n_val(options, len(labels))
     train_idx, val_idx = stratified_split(labels, n_val, rng)
     flat = images.reshape(len(images), -1)
+    classes, shape = classes.astype(np.int64), (int(images.shape[1]), int(images.shape[2]))
     if not n_val:
         # nothing held out: the training part is all of it, no copy
-        return Prepared(flat, labels, None, None, classes.astype(np.int64),
-                        (int(images.shape[1]), int(images.shape[2])))
-    return Prepared(flat[train_idx], labels[train_idx], flat[val_idx] if n_val else None,
-                    labels[val_idx] if n_val else None, classes.astype(np.int64),
-                    (int(images.shape[1]), int(images.shape[2])))
+        return Prepared(flat, labels, None, None, classes, shape)
+    return Prepared(flat[train_idx], labels[train_idx], flat[val_idx], labels[val_idx], classes, shape)
 
 
 def _initial_weights(options: TrainOptions, n_features: int, n_outputs: int):
