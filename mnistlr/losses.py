@@ -48,6 +48,19 @@ def check_kind(kind: str) -> None:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
 
 
+def fold_inputs(W, b, inputs=None) -> tuple[np.ndarray, np.ndarray]:
+    """(W_x, b_x) acting on raw x for weights (W, b) acting on z = x·scale − shift, inputs = (scale, shift).
+
+    W (n_features, n_outputs), b (n_outputs,); returned as given when inputs is None, else float64.
+    """
+    if inputs is None:
+        return W, b
+    scale, shift = inputs
+    W64 = np.asarray(W, dtype=np.float64)
+    # z·W + b = x·(scale⊙W) + (b − shift·W)
+    return scale[:, None] * W64, np.asarray(b, dtype=np.float64) - shift @ W64
+
+
 def objective(X, y, W, b, kind: str, l2: float = 0.0, rows=None, grad: bool = True, inputs=None) -> Objective:
     """f(W, b) over X[rows] (all rows by default), and its gradient when grad is true.
 
@@ -58,12 +71,7 @@ def objective(X, y, W, b, kind: str, l2: float = 0.0, rows=None, grad: bool = Tr
     check_kind(kind)
     loss_fn = fused.softmax_cross_entropy if kind == "softmax" else fused.ovr_cross_entropy
     W64 = np.asarray(W, dtype=np.float64)
-    W_x, b_x = W64, b
-    if inputs is not None:
-        scale, shift = inputs
-        # z·W + b = x·(scale⊙W) + (b − shift·W)
-        W_x, b_x = scale[:, None] * W64, np.asarray(b, dtype=np.float64) - shift @ W64
-    part = loss_fn(X, y, W_x, b_x, rows=rows, grad=grad)
+    part = loss_fn(X, y, *fold_inputs(W64, b, inputs), rows=rows, grad=grad)
     n_rows = len(y) if rows is None else len(rows)
     # f = (1/n) Σ ℓ_i + (l2/2)‖W‖²
     loss = part.loss_sum / n_rows
@@ -72,6 +80,7 @@ def objective(X, y, W, b, kind: str, l2: float = 0.0, rows=None, grad: bool = Tr
         return Objective(value, loss, part.n_correct / n_rows, None, None)
     grad_W = part.grad_W
     if inputs is not None:
+        scale, shift = inputs
         # chain rule: ∂/∂W_j = scale_j·∂/∂W_x,j − shift_j·∂/∂b_x
         grad_W = scale[:, None] * grad_W - np.outer(shift, part.grad_b)
     # ∇_W f = (1/n) Σ z_iᵀ ∂ℓ_i/∂s + l2·W;  ∇_b f = (1/n) Σ ∂ℓ_i/∂s

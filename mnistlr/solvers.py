@@ -41,7 +41,7 @@ import numpy as np
 
 from mnistlr import kernels
 from mnistlr.errors import TrainingError
-from mnistlr.losses import Objective, check_kind, objective, pack, unpack
+from mnistlr.losses import Objective, check_kind, fold_inputs, objective, pack, unpack
 
 Callback = Callable[[dict], None] | None
 
@@ -137,10 +137,7 @@ def _check_finite(value: float, where: str, lr: float | None) -> None:
 
 def _ridge_metrics(X, y, W, b, inputs=None) -> tuple[float, float]:
     """(mean squared error against one-hot targets, accuracy of argmax) of scores z @ W + b."""
-    W, b = np.asarray(W, np.float64), np.asarray(b, np.float64)
-    if inputs is not None:
-        # z·W + b = x·(scale⊙W) + (b − shift·W)
-        W, b = inputs[0][:, None] * W, b - inputs[1] @ W
+    W, b = fold_inputs(np.asarray(W, np.float64), np.asarray(b, np.float64), inputs)
     S = kernels.scores_uint8(X, W, b) if X.dtype == np.uint8 else X @ W.astype(X.dtype) + b.astype(X.dtype)
     rows = np.arange(len(y))
     # (1/n) Σ_i ‖s_i − e_{y_i}‖² = (1/n) Σ_i (‖s_i‖² − 2 s_{i,y_i} + 1)
