@@ -63,7 +63,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/run.py --write
 
 completions: $(VENV)/.installed
-	$(BIN)/python -m mnistlr.completions completions
+	$(BIN)/python -m mnistlr.cli.completions completions
 
 fetch: $(VENV)/.installed
 	$(MNISTLR) fetch $(DATASET) --data-dir $(DATA_DIR)
@@ -85,7 +85,7 @@ L2_OPT  := $(if $(L2),--l2 $(L2))
 ifeq ($(DATASET),mnist-sample)
 # bundled with the package: nothing to fetch; predict on the sample's own test images
 DATA_FILES :=
-TEST_IMAGES := mnistlr/datasets/mnist-sample-t10k-images-idx3-ubyte.gz
+TEST_IMAGES := mnistlr/data/sample/mnist-sample-t10k-images-idx3-ubyte.gz
 else
 DATA_FILES  := $(addprefix $(DATA_DIR)/$(DATASET)/,train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz \
 	t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz)

@@ -47,7 +47,8 @@ class Contender:
 
 def mnistlr_contenders(models: tuple[str, ...] = ("softmax", "ridge")) -> list[Contender]:
     """mnistlr with default options: `fit_model(images, labels, TrainOptions(model=...))`."""
-    from mnistlr.training import TrainOptions, fit_model
+    from mnistlr.learn.fit import fit_model
+    from mnistlr.learn.options import TrainOptions
 
     def fitter(model: str):
         return lambda d: fit_model(d.X_train, d.y_train, TrainOptions(model=model))

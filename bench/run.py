@@ -72,7 +72,7 @@ def idx_files(folder: Path, train: str, test: str = "t10k") -> dict[str, Path]:
 
 
 def load(name: str, files: dict[str, Path]) -> Dataset:
-    from mnistlr.idx import read_images, read_labels
+    from mnistlr.io.idx import read_images, read_labels
 
     started = time.perf_counter()
     data = Dataset(name, read_images(files["train-images"]), read_labels(files["train-labels"]),
@@ -84,13 +84,13 @@ def load(name: str, files: dict[str, Path]) -> Dataset:
 
 def datasets(args: argparse.Namespace) -> list[tuple[Dataset, dict[str, Path]]]:
     """(data, its IDX files) for MNIST (head, or the bundled sample with --quick) and Fashion-MNIST."""
-    import mnistlr.datasets
+    import mnistlr.data.sample
 
     out = []
     if args.quick or not (args.mnist_dir / "train-head-images-idx3-ubyte.gz").is_file():
         if not args.quick:
             log(f"real MNIST files not found in {args.mnist_dir}; using the bundled mnist-sample")
-        folder = Path(mnistlr.datasets.__file__).parent
+        folder = Path(mnistlr.data.sample.__file__).parent
         files = idx_files(folder, "mnist-sample-train", "mnist-sample-t10k")
         out.append((load("mnist-sample", files), files))
     else:
@@ -149,7 +149,7 @@ def _timed(fn, *args) -> float:
 def section_kernel(data: Dataset) -> list[tuple[str, str]]:
     """One fused softmax loss+gradient pass over the training images vs this machine's float32 GEMM rate."""
     try:
-        from mnistlr.fused import softmax_cross_entropy
+        from mnistlr.learn.kernels.fused import softmax_cross_entropy
     except ImportError:
         return []
     # the raw uint8 pixels, as training reads them (1/255 folded into W)
@@ -212,7 +212,7 @@ def section_evaluate_api(model_path: Path, files: dict[str, Path]) -> float:
 def section_sweep(files: dict[str, Path]) -> dict[str, object]:
     """A 5-fold × 8-trial random search over l2 (softmax, defaults otherwise) through api.sweep."""
     from mnistlr.api.sweep import sweep
-    from mnistlr.training import TrainOptions
+    from mnistlr.learn.options import TrainOptions
 
     log("sweep: 8 trials × 5 folds")
     started = time.perf_counter()
@@ -235,7 +235,7 @@ def section_memory(files: dict[str, Path], work: Path) -> dict[str, float]:
 
 
 def run(args: argparse.Namespace) -> str:
-    from mnistlr.persist import save_model
+    from mnistlr.learn.persistence import save_model
 
     machine = report.machine_info()
     loaded = datasets(args)
@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     block = run(args)
     print(block)
     if args.write is not None:
-        from mnistlr.atomic import write_text_atomic
+        from mnistlr.io.atomic import write_text_atomic
 
         old = args.write.read_text() if args.write.exists() else ""
         write_text_atomic(args.write, splice(old, block))

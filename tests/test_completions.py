@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mnistlr.completions import FILES, completion_script
+from mnistlr.cli.completions import FILES, completion_script
 
 ROOT = Path(__file__).resolve().parents[1]
 

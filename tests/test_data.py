@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnistlr import data
 from mnistlr.cli.base import Split
-from mnistlr.data import (
+from mnistlr.data import registry
+from mnistlr.data.download import verify_file
+from mnistlr.data.registry import (
     DATASETS,
     DatasetSpec,
     FileSpec,
@@ -22,9 +23,8 @@ from mnistlr.data import (
     load_pair,
     resolve_data_dir,
 )
-from mnistlr.download import verify_file
 from mnistlr.errors import DataError, UsageError
-from mnistlr.idx import write_idx
+from mnistlr.io.idx import write_idx
 
 # From ../shared/data/README.md: SHA-256 of the decompressed payloads.
 SHARED_SHA256 = {
@@ -46,7 +46,7 @@ def make_dataset(folder, n_train=30, n_test=10, prefix=""):
         "test-images": rng.integers(0, 256, (n_test, 6, 5), dtype=np.uint8),
         "test-labels": rng.integers(0, 10, n_test, dtype=np.uint8),
     }
-    for key, f in data._files(prefix).items():
+    for key, f in registry._files(prefix).items():
         write_idx(folder / f.name, arrays[key])
     return arrays
 
@@ -54,7 +54,7 @@ def make_dataset(folder, n_train=30, n_test=10, prefix=""):
 @pytest.fixture
 def tiny(monkeypatch):
     """Register a dataset 'tiny' (no checksums) for the duration of a test."""
-    spec = DatasetSpec(name="tiny", description="test data", files=data._files(),
+    spec = DatasetSpec(name="tiny", description="test data", files=registry._files(),
                        mirrors=("http://127.0.0.1:9/",))
     monkeypatch.setitem(DATASETS, "tiny", spec)
     return spec
@@ -75,7 +75,7 @@ def test_resolve_data_dir_precedence(tmp_path, monkeypatch):
 def test_registry_is_complete():
     assert {"mnist", "fashion-mnist", "kmnist", "mnist-sample"} <= set(DATASETS)
     for spec in DATASETS.values():
-        assert set(spec.files) == set(data.FILE_KEYS)
+        assert set(spec.files) == set(registry.FILE_KEYS)
         assert len(spec.classes) == 10
         if spec.bundled:
             continue
@@ -191,7 +191,7 @@ def test_bundled_sample_files_are_the_reproducible_ones():
         "mnist-sample-t10k-images-idx3-ubyte.gz": "3e7ef079df9a1f6c13ce37f9b277cab02a00f7af3bb06a9be66675d5cf4081af",
         "mnist-sample-t10k-labels-idx1-ubyte.gz": "056eee3e5b0895191f5b0ab832f7932bb9663ab48fcb42aea33b0fceabb9c03e",
     }
-    folder = Path(data.__file__).parent / "datasets"
+    folder = Path(registry.__file__).parent / "sample"
     for name, sha in pinned.items():
         assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == sha, name
     assert "BSD" in (folder / "NOTICE").read_text() and "LeCun" in (folder / "NOTICE").read_text()

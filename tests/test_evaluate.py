@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from sklearn import metrics as sk
 
-from mnistlr.data import load_dataset, load_pair
-from mnistlr.persist import load_model, save_model
-from mnistlr.training import TrainOptions, fit_model
+from mnistlr.data.registry import load_dataset, load_pair
+from mnistlr.learn.fit import fit_model
+from mnistlr.learn.options import TrainOptions
+from mnistlr.learn.persistence import load_model, save_model
 
 JSON_KEYS = ("accuracy", "log_loss", "brier", "ece", "roc_auc_ovr_macro", "roc_auc_ovr_weighted",
              "precision_macro", "recall_macro", "f1_macro", "precision_weighted", "recall_weighted",
@@ -153,7 +154,7 @@ def test_missing_or_foreign_model_file_is_one_line(cli, tmp_path):
 
 
 def test_images_of_another_shape_are_refused(cli, tmp_path, softmax_path):
-    from mnistlr.idx import write_idx
+    from mnistlr.io.idx import write_idx
 
     write_idx(tmp_path / "i.gz", np.zeros((5, 14, 14), np.uint8))
     write_idx(tmp_path / "l.gz", np.zeros(5, np.uint8))
@@ -259,7 +260,7 @@ def test_top_zero_leaves_out_the_confused_pairs(cli, softmax_path):
 
 def test_model_without_training_meta_still_plots(cli, tmp_path):
     """A hand-built model (class-mean templates, no history, no class means) evaluates and plots."""
-    from mnistlr.models import LinearModel, Preprocessor
+    from mnistlr.learn.model import LinearModel, Preprocessor
 
     X, y = load_dataset("mnist-sample", "train")
     X2 = X.reshape(len(X), -1)

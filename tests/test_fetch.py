@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnistlr import data, download
 from mnistlr.api.fetch import fetch
-from mnistlr.data import DATASETS, DatasetSpec, FileSpec, load_dataset
+from mnistlr.data import download, registry
+from mnistlr.data.registry import DATASETS, DatasetSpec, FileSpec, load_dataset
 from mnistlr.errors import FetchError
-from mnistlr.idx import encode_idx
+from mnistlr.io.idx import encode_idx
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
@@ -104,7 +104,7 @@ def gz_files(n_train=40, n_test=12, seed=3) -> dict[str, bytes]:
         "test-images": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
         "test-labels": rng.integers(0, 10, n_test, dtype=np.uint8),
     }
-    names = data._files()
+    names = registry._files()
     return {names[k].name: gzip.compress(encode_idx(a), mtime=0) for k, a in arrays.items()}
 
 
@@ -115,7 +115,7 @@ def tiny(server, monkeypatch):
     for name, blob in files.items():
         server.files[f"/good/{name}"] = blob
     specs = {k: FileSpec(f.name, md5=hashlib.md5(files[f.name]).hexdigest())
-             for k, f in data._files().items()}
+             for k, f in registry._files().items()}
     spec = DatasetSpec(name="tiny", description="loopback test data", files=specs,
                        mirrors=(server.url("gone/"), server.url("good/")))
     monkeypatch.setitem(DATASETS, "tiny", spec)

@@ -9,9 +9,9 @@ import struct
 import numpy as np
 import pytest
 
-from mnistlr import idx
 from mnistlr.errors import DataError
-from mnistlr.idx import parse_idx, read_idx, read_images, read_labels, write_idx
+from mnistlr.io import idx
+from mnistlr.io.idx import parse_idx, read_idx, read_images, read_labels, write_idx
 
 DTYPES = [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64]
 SHAPES = [(7,), (3, 5), (4, 2, 3), (2, 3, 1, 4)]

@@ -7,16 +7,16 @@ import sys
 import numpy as np
 import pytest
 
-from mnistlr import images
 from mnistlr.errors import DataError, MissingExtraError
-from mnistlr.images import image_files_in, load_image, looks_like_image, read_image, to_mnist
+from mnistlr.io import images
+from mnistlr.io.images import image_files_in, load_image, looks_like_image, read_image, to_mnist
 
 Image = pytest.importorskip("PIL.Image")
 
 
 def sample_digits(n: int = 12) -> tuple[np.ndarray, np.ndarray]:
     """Real digits from the bundled sample: uint8 (n, 28, 28) and their labels."""
-    from mnistlr.data import load_dataset
+    from mnistlr.data.registry import load_dataset
 
     X, y = load_dataset("mnist-sample", "test")
     return X[:n], y[:n]

@@ -11,10 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mnistlr import inputs
 from mnistlr.errors import DataError, UsageError
-from mnistlr.idx import encode_idx, write_idx
-from mnistlr.inputs import check_pixels, open_inputs, sniff, total_count
+from mnistlr.io import inputs
+from mnistlr.io.idx import encode_idx, write_idx
+from mnistlr.io.inputs import open_inputs, sniff, total_count
+from mnistlr.io.readers import check_pixels
 
 SHAPE = (28, 28)
 
@@ -92,7 +93,7 @@ def test_idx_batches_equal_the_file(tmp_path, compress, batch_size):
 
 
 def test_idx_real_test_file(shared_mnist):
-    from mnistlr.idx import read_images
+    from mnistlr.io.idx import read_images
 
     path = shared_mnist / "t10k-images-idx3-ubyte.gz"
     assert np.array_equal(read_all(path, 4096), read_images(path))

@@ -9,9 +9,10 @@ import pytest
 from rich.console import Console
 
 from mnistlr.cli import render
-from mnistlr.data import load_dataset
-from mnistlr.persist import load_model, save_model
-from mnistlr.training import TrainOptions, fit_model
+from mnistlr.data.registry import load_dataset
+from mnistlr.learn.fit import fit_model
+from mnistlr.learn.options import TrainOptions
+from mnistlr.learn.persistence import load_model, save_model
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +174,7 @@ def test_help_ends_with_examples(cli):
 
 
 def test_card_of_a_model_without_training_meta(cli, tmp_path):
-    from mnistlr.models import LinearModel, Preprocessor
+    from mnistlr.learn.model import LinearModel, Preprocessor
 
     model = LinearModel("logistic", np.array([3, 8]), (28, 28), Preprocessor.fit("scale", np.zeros((2, 784))),
                         np.ones((784, 1), np.float32), np.zeros(1, np.float32))

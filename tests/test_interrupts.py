@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import mnistlr.atomic
-from mnistlr.idx import encode_idx, write_idx
+import mnistlr.io.atomic
+from mnistlr.io.idx import encode_idx, write_idx
 
 INTERRUPTED = ("mnistlr: error: interrupted; nothing partial was left behind "
                "(run the same command again to finish)")
@@ -42,9 +42,10 @@ PRECIOUS = b"precious: a failed run must leave this file alone\n"
 @pytest.fixture(scope="module")
 def material(tmp_path_factory):
     """A small model trained on the bundled digits, 8×8 IDX files and their model."""
-    from mnistlr.data import load_dataset
-    from mnistlr.persist import save_model
-    from mnistlr.training import TrainOptions, fit_model
+    from mnistlr.data.registry import load_dataset
+    from mnistlr.learn.fit import fit_model
+    from mnistlr.learn.options import TrainOptions
+    from mnistlr.learn.persistence import save_model
 
     d = tmp_path_factory.mktemp("material")
     X, y = load_dataset("mnist-sample", "train")
@@ -58,7 +59,7 @@ def material(tmp_path_factory):
 
 
 def _read8(d: Path):
-    from mnistlr.data import load_pair
+    from mnistlr.data.registry import load_pair
 
     return load_pair(d / "img8.gz", d / "lab8.gz")
 
@@ -81,24 +82,24 @@ def _tiny_dataset(folder: Path, n_train: int = 200, n_test: int = 50, seed: int 
 
 def _register_tiny(sums: dict) -> None:
     """Add the 'tiny' dataset (checked by payload SHA-256) to this process's registry."""
-    from mnistlr import data
+    from mnistlr.data import registry
 
     keys = {"train-images": "train-images-idx3-ubyte.gz", "train-labels": "train-labels-idx1-ubyte.gz",
             "test-images": "t10k-images-idx3-ubyte.gz", "test-labels": "t10k-labels-idx1-ubyte.gz"}
-    data.DATASETS["tiny"] = data.DatasetSpec(
+    registry.DATASETS["tiny"] = registry.DatasetSpec(
         name="tiny", description="random test digits",
-        files={k: data.FileSpec(name, None, sums[name]) for k, name in keys.items()})
+        files={k: registry.FileSpec(name, None, sums[name]) for k, name in keys.items()})
 
 
 @pytest.fixture
 def tiny(tmp_path):
     """The 'tiny' dataset registered in-process, its source folder, and its checksums."""
-    from mnistlr import data
+    from mnistlr.data import registry
 
     sums = _tiny_dataset(tmp_path / "source")
     _register_tiny(sums)
     yield tmp_path / "source", sums
-    data.DATASETS.pop("tiny", None)
+    registry.DATASETS.pop("tiny", None)
 
 
 # ---------------------------------------------------------------- every write is atomic
@@ -178,7 +179,7 @@ def test_train_sweep_predict_evaluate_and_fetch_write_atomically(material, tmp_p
 
 def _fail_while_writing(monkeypatch, after_bytes: int = 100) -> None:
     """Writes through atomic_write fail (EIO) once *after_bytes* have gone into a temp file."""
-    real = mnistlr.atomic.os.fdopen
+    real = mnistlr.io.atomic.os.fdopen
 
     class Failing:
         def __init__(self, handle):
@@ -199,7 +200,7 @@ def _fail_while_writing(monkeypatch, after_bytes: int = 100) -> None:
         def __exit__(self, *exc):
             return self._handle.__exit__(*exc)
 
-    class Os:  # the os module as mnistlr.atomic sees it, with a failing fdopen
+    class Os:  # the os module as mnistlr.io.atomic sees it, with a failing fdopen
         def __getattr__(self, name):
             return getattr(os, name)
 
@@ -207,7 +208,7 @@ def _fail_while_writing(monkeypatch, after_bytes: int = 100) -> None:
         def fdopen(*args, **kwargs):
             return Failing(real(*args, **kwargs))
 
-    monkeypatch.setattr(mnistlr.atomic, "os", Os())
+    monkeypatch.setattr(mnistlr.io.atomic, "os", Os())
 
 
 def _snapshot(root: Path) -> dict:
@@ -479,7 +480,7 @@ SOLVERS = [("softmax", "lbfgs"), ("softmax", "gd"), ("softmax", "sgd"), ("logist
 
 @pytest.fixture(scope="module")
 def digits():
-    from mnistlr.data import load_dataset
+    from mnistlr.data.registry import load_dataset
 
     return load_dataset("mnist-sample", "train")
 
@@ -489,7 +490,8 @@ def test_same_seed_same_weights(model, solver, digits):
     """Twice, and with 1 or 2 Numba threads (1,500 rows: the parallel kernels run)."""
     import numba
 
-    from mnistlr.training import TrainOptions, fit_model
+    from mnistlr.learn.fit import fit_model
+    from mnistlr.learn.options import TrainOptions
 
     options = TrainOptions(model=model, solver=solver, per_class=150, epochs=4, max_iter=15, seed=7,
                            init="normal" if solver != "closed" else "zeros")

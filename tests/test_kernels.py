@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import reference as ref
 
-from mnistlr import fused, kernels
+from mnistlr.learn.kernels import fused, prox, scoring, setup
+from mnistlr.learn.kernels.gram import centered_cross_products
 
 DTYPES = [np.float32, np.float64]
 # float32 logits and chunk sums: ~1e-6 relative; compare loosely. float64: tight.
@@ -121,13 +122,13 @@ def test_binary_ovr_needs_labels_0_1():
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_soft_threshold_matches_reference_with_exact_zeros(dtype):
     W = np.random.default_rng(2).normal(size=(20, 3)).astype(dtype)
-    got = kernels.soft_threshold(W, 0.5)
+    got = prox.soft_threshold(W, 0.5)
     assert got.dtype == dtype and got.shape == W.shape
     np.testing.assert_allclose(got, ref.soft_threshold(W, 0.5), rtol=1e-6)
     assert np.array_equal(got == 0, np.abs(W) <= 0.5)
-    np.testing.assert_array_equal(kernels.soft_threshold(W, 0.0), W)
+    np.testing.assert_array_equal(prox.soft_threshold(W, 0.0), W)
     with pytest.raises(ValueError):
-        kernels.soft_threshold(W, -1.0)
+        prox.soft_threshold(W, -1.0)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -135,7 +136,7 @@ def test_centered_cross_products_match_a_float64_computation(dtype):
     rng = np.random.default_rng(3)
     X = (rng.normal(size=(250, 7)) + 5).astype(dtype)
     Y = np.eye(3)[rng.integers(0, 3, 250)]
-    gram, cross, x_mean, y_mean = kernels.centered_cross_products(X, Y, block_rows=64)
+    gram, cross, x_mean, y_mean = centered_cross_products(X, Y, block_rows=64)
     Xc = X.astype(np.float64) - X.astype(np.float64).mean(axis=0)
     Yc = Y - Y.mean(axis=0)
     np.testing.assert_allclose(gram, Xc.T @ Xc, rtol=1e-10)
@@ -153,7 +154,7 @@ def test_centered_cross_products_of_uint8_are_exact(n_samples):
     X[::3, 2] = 0
     y = rng.integers(0, 3, n_samples)
     for Y in (np.eye(3, dtype=np.float32)[y], rng.normal(size=(n_samples, 2))):
-        gram, cross, x_mean, y_mean = kernels.centered_cross_products(X, Y)
+        gram, cross, x_mean, y_mean = centered_cross_products(X, Y)
         want = ref.centered_cross_products(X, Y)
         np.testing.assert_allclose(gram, want[0], rtol=1e-12, atol=1e-9 * np.abs(want[0]).max())
         np.testing.assert_allclose(cross, want[1], rtol=1e-12, atol=1e-9 * np.abs(want[1]).max())
@@ -167,13 +168,13 @@ def test_scores_uint8_match_reference_and_do_not_depend_on_the_batch(n_outputs):
     X = rng.integers(0, 256, size=(70, 33)).astype(np.uint8)
     W = rng.normal(scale=0.01, size=(33, n_outputs)).astype(np.float32)
     b = rng.normal(size=n_outputs).astype(np.float32)
-    S = kernels.scores_uint8(X, W, b)
+    S = scoring.scores_uint8(X, W, b)
     assert S.dtype == np.float32 and S.shape == (70, n_outputs)
     np.testing.assert_allclose(S, ref.scores(X, W, b), rtol=1e-5, atol=1e-5)
-    one_by_one = np.concatenate([kernels.scores_uint8(X[i:i + 1], W, b) for i in range(len(X))])
+    one_by_one = np.concatenate([scoring.scores_uint8(X[i:i + 1], W, b) for i in range(len(X))])
     np.testing.assert_array_equal(one_by_one, S)
     with pytest.raises(ValueError):
-        kernels.scores_uint8(X.astype(np.float32), W, b)
+        scoring.scores_uint8(X.astype(np.float32), W, b)
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
@@ -204,10 +205,10 @@ def test_fused_losses_of_raw_pixels_match_reference(dtype, kind, n_outputs):
     ({}, set(), "/tmp/mnistlr-numba-1000"),                      # read-only install and HOME
 ])
 def test_numba_cache_fallback_decision(env, writable, expected):
-    got = kernels.numba_cache_fallback(env, "/pkg/__pycache__", "/home/u", "/tmp", 1000,
+    got = setup.numba_cache_fallback(env, "/pkg/__pycache__", "/home/u", "/tmp", 1000,
                                        writable=lambda path: path in writable)
     assert got == expected
 
 
 def test_writable_looks_at_the_nearest_existing_folder(tmp_path):
-    assert kernels._writable(str(tmp_path / "not" / "yet"))
+    assert setup._writable(str(tmp_path / "not" / "yet"))

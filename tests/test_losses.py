@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import reference as ref
 
-from mnistlr import losses
+from mnistlr.learn import objective
 
 
 def problem(n_samples, n_features, n_outputs, seed=0, binary=False, dtype=np.float64):
@@ -26,7 +26,7 @@ CASES = [("softmax", 2), ("softmax", 3), ("softmax", 10), ("ovr", 1), ("ovr", 3)
 @pytest.mark.parametrize("l2", [0.0, 0.3])
 def test_objective_matches_reference(kind, n_outputs, l2, dtype):
     X, y, W, b = problem(45, 6, n_outputs, seed=n_outputs, binary=n_outputs == 1, dtype=dtype)
-    got = losses.objective(X, y, W, b, kind, l2=l2)
+    got = objective.objective(X, y, W, b, kind, l2=l2)
     rtol = 1e-10 if dtype == np.float64 else 1e-5
     np.testing.assert_allclose(got.value, ref.objective(X, y, W, b, kind, l2), rtol=rtol)
     np.testing.assert_allclose(got.loss, ref.objective(X, y, W, b, kind, 0.0), rtol=rtol)
@@ -37,24 +37,24 @@ def test_objective_matches_reference(kind, n_outputs, l2, dtype):
 @pytest.mark.parametrize("l2", [0.0, 0.3])
 def test_gradient_matches_central_differences(kind, n_outputs, l2):
     X, y, W, b = problem(30, 4, n_outputs, seed=10 + n_outputs, binary=n_outputs == 1)
-    w = losses.pack(W, b)
-    value, grad = losses.loss_gradient(w, X, y, kind, n_outputs, l2)
+    w = objective.pack(W, b)
+    value, grad = objective.loss_gradient(w, X, y, kind, n_outputs, l2)
     h = 1e-6
     numeric = np.empty_like(w)
     for i in range(w.size):
         step = np.zeros_like(w)
         step[i] = h
         # ∂f/∂w_i ≈ (f(w + h e_i) − f(w − h e_i)) / 2h
-        numeric[i] = (losses.loss_gradient(w + step, X, y, kind, n_outputs, l2)[0]
-                      - losses.loss_gradient(w - step, X, y, kind, n_outputs, l2)[0]) / (2 * h)
+        numeric[i] = (objective.loss_gradient(w + step, X, y, kind, n_outputs, l2)[0]
+                      - objective.loss_gradient(w - step, X, y, kind, n_outputs, l2)[0]) / (2 * h)
     np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
-    assert value == losses.objective(X, y, W, b, kind, l2=l2).value
+    assert value == objective.objective(X, y, W, b, kind, l2=l2).value
 
 
 def test_intercept_is_not_penalised():
     X, y, W, b = problem(20, 3, 4)
-    plain = losses.objective(X, y, W, b, "softmax", l2=0.0)
-    penalised = losses.objective(X, y, W, b, "softmax", l2=2.0)
+    plain = objective.objective(X, y, W, b, "softmax", l2=0.0)
+    penalised = objective.objective(X, y, W, b, "softmax", l2=2.0)
     np.testing.assert_allclose(penalised.value - plain.value, float(np.sum(W**2)))
     np.testing.assert_allclose(penalised.grad_b, plain.grad_b)
     np.testing.assert_allclose(penalised.grad_W - plain.grad_W, 2.0 * W)
@@ -63,8 +63,8 @@ def test_intercept_is_not_penalised():
 def test_rows_give_the_objective_of_the_batch():
     X, y, W, b = problem(40, 5, 3)
     rows = np.arange(0, 40, 3)
-    got = losses.objective(X, y, W, b, "softmax", l2=0.1, rows=rows)
-    want = losses.objective(X[rows], y[rows], W, b, "softmax", l2=0.1)
+    got = objective.objective(X, y, W, b, "softmax", l2=0.1, rows=rows)
+    want = objective.objective(X[rows], y[rows], W, b, "softmax", l2=0.1)
     np.testing.assert_allclose(got.value, want.value, rtol=1e-12)
     np.testing.assert_allclose(got.grad_W, want.grad_W, rtol=1e-12, atol=1e-14)
 
@@ -72,19 +72,19 @@ def test_rows_give_the_objective_of_the_batch():
 def test_pack_unpack_round_trip():
     W = np.arange(12.0).reshape(4, 3)
     b = np.array([-1.0, -2.0, -3.0])
-    w = losses.pack(W, b)
+    w = objective.pack(W, b)
     assert w.shape == (15,) and w.dtype == np.float64
-    W2, b2 = losses.unpack(w, 4, 3)
+    W2, b2 = objective.unpack(w, 4, 3)
     np.testing.assert_array_equal(W2, W)
     np.testing.assert_array_equal(b2, b)
     with pytest.raises(ValueError):
-        losses.unpack(w, 5, 3)
+        objective.unpack(w, 5, 3)
 
 
 def test_unknown_kind_is_rejected():
     X, y, W, b = problem(5, 2, 2)
     with pytest.raises(ValueError):
-        losses.objective(X, y, W, b, "hinge")
+        objective.objective(X, y, W, b, "hinge")
 
 
 def raw_problem(n_samples, n_features, n_outputs, seed, binary=False):
@@ -102,10 +102,10 @@ def raw_problem(n_samples, n_features, n_outputs, seed, binary=False):
 @pytest.mark.parametrize("kind,n_outputs", CASES)
 def test_raw_pixel_inputs_give_the_objective_of_the_transformed_inputs(kind, n_outputs):
     X, y, W, b, inputs = raw_problem(45, 6, n_outputs, seed=20 + n_outputs, binary=n_outputs == 1)
-    got = losses.objective(X, y, W, b, kind, l2=0.3, inputs=inputs)
+    got = objective.objective(X, y, W, b, kind, l2=0.3, inputs=inputs)
     Z = X * inputs[0] - inputs[1]
     np.testing.assert_allclose(got.value, ref.objective(Z, y, W, b, kind, 0.3), rtol=1e-5)
-    want = losses.objective(Z, y, W, b, kind, l2=0.3)
+    want = objective.objective(Z, y, W, b, kind, l2=0.3)
     np.testing.assert_allclose(got.grad_W, want.grad_W, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(got.grad_b, want.grad_b, rtol=1e-4, atol=1e-5)
 
@@ -116,9 +116,9 @@ def test_raw_pixel_gradient_matches_central_differences(kind, n_outputs):
     X = X.astype(np.float64)                      # float64 accumulation: differences need the precision
 
     def f(W_, b_):
-        return losses.objective(X, y, W_, b_, kind, l2=0.3, inputs=inputs).value
+        return objective.objective(X, y, W_, b_, kind, l2=0.3, inputs=inputs).value
 
-    got = losses.objective(X, y, W, b, kind, l2=0.3, inputs=inputs)
+    got = objective.objective(X, y, W, b, kind, l2=0.3, inputs=inputs)
     h = 1e-6
     for index in np.ndindex(W.shape):
         step = np.zeros_like(W)

@@ -1,4 +1,4 @@
-"""mnistlr.metrics against scikit-learn (the reference) and naive loops, on small synthetic data."""
+"""mnistlr.evaluation.metrics against scikit-learn (the reference) and naive loops, on small synthetic data."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn import metrics as sk
 
-from mnistlr import metrics
 from mnistlr.errors import DataError
+from mnistlr.evaluation import metrics
 
 
 def synthetic(n=3000, n_classes=10, seed=0, dtype=np.float32, decimals=1):

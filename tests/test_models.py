@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mnistlr.errors import DataError, UsageError
-from mnistlr.models import LinearModel, Preprocessor
+from mnistlr.learn.model import LinearModel, Preprocessor
 
 
 def make_model(kind: str, n_outputs: int, preprocess: str, rng) -> tuple[LinearModel, np.ndarray]:

@@ -10,8 +10,14 @@ import numpy as np
 import pytest
 
 from mnistlr.errors import ModelFileError
-from mnistlr.models import LinearModel, Preprocessor
-from mnistlr.persist import FORMAT_VERSION, content_hash, load_model, model_to_dict, save_model
+from mnistlr.learn.model import LinearModel, Preprocessor
+from mnistlr.learn.persistence import (
+    FORMAT_VERSION,
+    content_hash,
+    load_model,
+    model_to_dict,
+    save_model,
+)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""mnistlr.plots: each figure shows what it claims (checked on the Figure objects), files are atomic."""
+"""mnistlr.evaluation.figures: each figure shows what it claims (checked on the Figure objects), files are atomic."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from mnistlr import plots
 from mnistlr.errors import MissingExtraError
+from mnistlr.evaluation import figures
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -25,7 +25,7 @@ def _texts(fig) -> list[str]:
 
 def test_confusion_heatmap_is_row_normalised_with_counts_written():
     cm = np.array([[8, 2, 0], [1, 9, 0], [0, 5, 5]])
-    fig = plots.confusion_figure(cm, [3, 5, 8])
+    fig = figures.confusion_figure(cm, [3, 5, 8])
     ax = fig.axes[0]
     np.testing.assert_allclose(ax.images[0].get_array(), cm / cm.sum(axis=1, keepdims=True))
     assert sorted(t.get_text() for t in ax.texts) == sorted(str(v) for v in cm.ravel() if v)
@@ -36,7 +36,7 @@ def test_confusion_heatmap_is_row_normalised_with_counts_written():
 def test_roc_figure_has_one_curve_per_class_with_its_auc_in_the_legend():
     curves = [{"label": str(k), "fpr": np.array([0, 0.1, 1.0]), "tpr": np.array([0, 0.9, 1.0]),
                "auc": 0.9 + k / 100} for k in range(3)]
-    fig = plots.roc_figure(curves)
+    fig = figures.roc_figure(curves)
     full, zoom = fig.axes[:2]
     assert len([line for line in full.lines if line.get_label() != "chance (AUC 0.5)"]) == 3
     legend = [t.get_text() for t in zoom.get_legend().get_texts()]
@@ -47,7 +47,7 @@ def test_roc_figure_has_one_curve_per_class_with_its_auc_in_the_legend():
 def test_learning_curves_plot_the_history_for_both_parts():
     history = [{"epoch": e, "train_loss": 1 / e, "val_loss": 1.2 / e, "train_accuracy": 1 - 0.5 / e,
                 "val_accuracy": 1 - 0.6 / e} for e in range(1, 6)]
-    fig = plots.learning_curves_figure(history, best_epoch=4)
+    fig = figures.learning_curves_figure(history, best_epoch=4)
     loss_ax, acc_ax = fig.axes[:2]
     data = {line.get_label(): line.get_xydata() for line in loss_ax.lines}
     np.testing.assert_allclose(data["training"][:, 1], [1 / e for e in range(1, 6)])
@@ -57,7 +57,7 @@ def test_learning_curves_plot_the_history_for_both_parts():
 
 @pytest.mark.parametrize("history", [None, [], [{"epoch": 1, "train_loss": 0.3, "train_accuracy": 0.9}]])
 def test_learning_curves_say_so_when_there_is_no_history(history):
-    fig = plots.learning_curves_figure(history)
+    fig = figures.learning_curves_figure(history)
     text = " ".join(_texts(fig))
     assert "no learning curves" in text
     assert not any(ax.lines for ax in fig.axes)
@@ -69,7 +69,7 @@ def test_weights_figure_shows_each_weight_image_beside_its_class_mean():
     rng = np.random.default_rng(0)
     weights = [(str(k), rng.normal(size=(4, 4))) for k in range(3)]
     means = [(str(k), rng.uniform(0, 255, (4, 4))) for k in range(3)]
-    fig = plots.weights_figure(weights, means)
+    fig = figures.weights_figure(weights, means)
     shown = {ax.get_title(): ax.images[0] for ax in fig.axes if ax.images}
     vmax = max(np.abs(w).max() for _, w in weights)
     for k in range(3):
@@ -81,42 +81,42 @@ def test_weights_figure_shows_each_weight_image_beside_its_class_mean():
 
 
 def test_binary_weights_sit_between_the_two_class_means():
-    fig = plots.weights_figure([("8 vs 3", np.ones((4, 4)))], [("3", np.zeros((4, 4))), ("8", np.ones((4, 4)))])
+    fig = figures.weights_figure([("8 vs 3", np.ones((4, 4)))], [("3", np.zeros((4, 4))), ("8", np.ones((4, 4)))])
     titles = [ax.get_title() for ax in fig.axes if ax.images]
     assert titles == ["mean image 3", "weights 8 vs 3", "mean image 8"]
 
 
 def test_weights_figure_without_means_says_so():
-    fig = plots.weights_figure([("0", np.eye(3)), ("1", -np.eye(3))])
+    fig = figures.weights_figure([("0", np.eye(3)), ("1", -np.eye(3))])
     assert "no class means" in " ".join(_texts(fig))
 
 
 def test_write_figures_writes_four_pngs_and_creates_the_folder(tmp_path):
     out = tmp_path / "new" / "figs"
-    paths = plots.write_figures(
+    paths = figures.write_figures(
         out, confusion={"cm": np.eye(2, dtype=int), "labels": [0, 1]},
         roc={"curves": [{"label": "1", "fpr": np.array([0.0, 1.0]), "tpr": np.array([0.0, 1.0]), "auc": 0.5}]},
         learning_curves={"history": []}, weights={"weights": [("1 vs 0", np.eye(3))]})
-    assert sorted(paths) == sorted(plots.FIGURES)
+    assert sorted(paths) == sorted(figures.FIGURES)
     for name, path in paths.items():
         assert path == out / f"{name}.png" and path.read_bytes()[:8] == PNG
-    assert sorted(p.name for p in out.iterdir()) == sorted(f"{n}.png" for n in plots.FIGURES)
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{n}.png" for n in figures.FIGURES)
 
 
 def test_a_failed_save_leaves_nothing_behind(tmp_path, monkeypatch):
-    fig = plots.confusion_figure(np.eye(2, dtype=int), [0, 1])
+    fig = figures.confusion_figure(np.eye(2, dtype=int), [0, 1])
 
     def boom(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(fig, "savefig", boom)
     with pytest.raises(RuntimeError):
-        plots.save_figure(fig, tmp_path / "c.png")
+        figures.save_figure(fig, tmp_path / "c.png")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_missing_matplotlib_is_a_missing_extra_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(MissingExtraError) as info:
-        plots.require_matplotlib()
+        figures.require_matplotlib()
     assert "mnistlr[plot]" in str(info.value)

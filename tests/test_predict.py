@@ -17,16 +17,16 @@ import numpy as np
 import pytest
 
 from mnistlr.api.predict import OutputClosed, RowWriter, predict, predict_batches
-from mnistlr.idx import write_idx
-from mnistlr.inputs import open_inputs
-from mnistlr.models import LinearModel, Preprocessor
-from mnistlr.persist import save_model
+from mnistlr.io.idx import write_idx
+from mnistlr.io.inputs import open_inputs
+from mnistlr.learn.model import LinearModel, Preprocessor
+from mnistlr.learn.persistence import save_model
 
 
 @pytest.fixture(scope="session")
 def sample():
     """The bundled real digits: (train X, train y, test X, test y)."""
-    from mnistlr.data import load_dataset
+    from mnistlr.data.registry import load_dataset
 
     X, y = load_dataset("mnist-sample", "train")
     X_test, y_test = load_dataset("mnist-sample", "test")
@@ -36,7 +36,8 @@ def sample():
 @pytest.fixture(scope="session")
 def trained(sample, tmp_path_factory) -> tuple[LinearModel, Path]:
     """A softmax model trained on 2,500 real sample digits, and its file."""
-    from mnistlr.training import TrainOptions, fit_model
+    from mnistlr.learn.fit import fit_model
+    from mnistlr.learn.options import TrainOptions
 
     X, y, _, _ = sample
     model = fit_model(X[:2500], y[:2500], TrainOptions(model="softmax", max_iter=30, seed=0))
@@ -71,7 +72,7 @@ def run_cli(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
 # ---------------------------------------------------------------- real digits
 
 def test_real_test_set_labels_equal_model_predict(shared_mnist, trained, cli):
-    from mnistlr.idx import read_images
+    from mnistlr.io.idx import read_images
 
     model, path = trained
     images = shared_mnist / "t10k-images-idx3-ubyte.gz"
@@ -84,7 +85,7 @@ def test_real_test_set_labels_equal_model_predict(shared_mnist, trained, cli):
 
 
 def test_stdin_through_a_real_pipe_matches_the_file(shared_mnist, trained, tmp_path):
-    from mnistlr.idx import read_images
+    from mnistlr.io.idx import read_images
 
     model, path = trained
     X = read_images(shared_mnist / "t10k-images-idx3-ubyte.gz")[:3000]
@@ -405,7 +406,7 @@ STREAM_SCRIPT = textwrap.dedent("""
     import resource, sys
     import numpy as np
     from mnistlr.api.predict import predict
-    from mnistlr.models import LinearModel, Preprocessor
+    from mnistlr.learn.model import LinearModel, Preprocessor
 
     class Null:
         def write(self, data):

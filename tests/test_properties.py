@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from mnistlr.errors import DataError, MnistlrError, ModelFileError
-from mnistlr.idx import IDX_TYPES, encode_idx, parse_idx, read_idx, read_images, read_labels
-from mnistlr.models import LinearModel, Preprocessor
+from mnistlr.io.idx import IDX_TYPES, encode_idx, parse_idx, read_idx, read_images, read_labels
+from mnistlr.learn.model import LinearModel, Preprocessor
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 NUMERIC = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -156,7 +156,7 @@ def test_predict_on_malformed_input_raises_only_project_errors(data, stdin, mode
 
 @pytest.fixture(scope="module")
 def model_bytes(model8, tmp_path_factory) -> bytes:
-    from mnistlr.persist import save_model
+    from mnistlr.learn.persistence import save_model
 
     path = tmp_path_factory.mktemp("model") / "m.joblib"
     save_model(model8, path)
@@ -166,7 +166,7 @@ def model_bytes(model8, tmp_path_factory) -> bytes:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_mutated_model_file_is_refused_or_unchanged(data, model_bytes, model8, scratch):
-    from mnistlr.persist import load_model
+    from mnistlr.learn.persistence import load_model
 
     mutant = data.draw(mutated((model_bytes,)))
     path = scratch / "mutant.joblib"
@@ -251,7 +251,7 @@ def problems(draw, scale_max: float = 3.0):
 @NUMERIC
 @given(problem=problems(scale_max=1e4))
 def test_losses_are_finite_and_non_negative(problem):
-    from mnistlr.losses import objective
+    from mnistlr.learn.objective import objective
 
     X, y, W, b, kind, l2 = problem
     for dtype in (np.float64, np.float32):
@@ -265,7 +265,7 @@ def test_losses_are_finite_and_non_negative(problem):
 @NUMERIC
 @given(problem=problems())
 def test_gradient_matches_finite_differences(problem):
-    from mnistlr.losses import loss_gradient, pack
+    from mnistlr.learn.objective import loss_gradient, pack
 
     X, y, W, b, kind, l2 = problem
     w = pack(W, b)
@@ -317,9 +317,9 @@ def test_predict_does_not_depend_on_the_batch_size(case):
 @pytest.fixture(scope="module")
 def sample_model(tmp_path_factory):
     """A class-means softmax model on the bundled digits, its file, and 1,000 test images as IDX."""
-    from mnistlr.data import load_dataset
-    from mnistlr.idx import write_idx
-    from mnistlr.persist import save_model
+    from mnistlr.data.registry import load_dataset
+    from mnistlr.io.idx import write_idx
+    from mnistlr.learn.persistence import save_model
 
     X, y = load_dataset("mnist-sample", "train")
     X_test, _ = load_dataset("mnist-sample", "test")
@@ -347,8 +347,8 @@ def test_cli_predict_output_does_not_depend_on_the_batch_size(sample_model, cli)
 
 
 def test_cli_predict_matches_model_predict(sample_model, cli):
-    from mnistlr.idx import read_images
-    from mnistlr.persist import load_model
+    from mnistlr.io.idx import read_images
+    from mnistlr.learn.persistence import load_model
 
     model, images = sample_model
     result = cli("predict", model, images, "--batch-size", 333)

@@ -23,9 +23,9 @@ import joblib
 import numpy as np
 import pytest
 
-import mnistlr.atomic
-from mnistlr.idx import encode_idx, write_idx
-from mnistlr.persist import FORMAT_VERSION, content_hash, model_to_dict, save_model
+import mnistlr.io.atomic
+from mnistlr.io.idx import encode_idx, write_idx
+from mnistlr.learn.persistence import FORMAT_VERSION, content_hash, model_to_dict, save_model
 
 PRECIOUS = b"precious: a failed run must leave this file alone\n"
 # output files every case finds in its work folder, and must find unchanged
@@ -49,7 +49,8 @@ class _RunsCode:
 
 def _write_models(d: Path, X, y) -> None:
     """m28 (softmax, 10 digits, 28×28), m8 (logistic 0/1 on 8×8 files) and broken variants."""
-    from mnistlr.training import TrainOptions, fit_model
+    from mnistlr.learn.fit import fit_model
+    from mnistlr.learn.options import TrainOptions
 
     m28 = fit_model(X, y, TrainOptions(per_class=20, max_iter=20), dataset="mnist-sample")
     save_model(m28, d / "m28.joblib")
@@ -130,7 +131,7 @@ def _write_predict_inputs(d: Path) -> None:
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> Path:
     """A folder of good and bad inputs and model files, made once for the module."""
-    from mnistlr.data import load_dataset
+    from mnistlr.data.registry import load_dataset
 
     d = tmp_path_factory.mktemp("inputs")
     X, y = load_dataset("mnist-sample", "train")
@@ -177,7 +178,7 @@ def _enospc(monkeypatch) -> None:
     def full(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(mnistlr.atomic.os, "fsync", full)
+    monkeypatch.setattr(mnistlr.io.atomic.os, "fsync", full)
 
 
 def _unreadable(monkeypatch) -> None:
@@ -189,11 +190,11 @@ def _unreadable(monkeypatch) -> None:
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(file))
         return real_open(file, *args, **kwargs)
 
-    import mnistlr.idx
-    import mnistlr.inputs
+    import mnistlr.io.idx
+    import mnistlr.io.inputs
 
-    monkeypatch.setattr(mnistlr.idx, "open", guarded, raising=False)
-    monkeypatch.setattr(mnistlr.inputs, "open", guarded, raising=False)
+    monkeypatch.setattr(mnistlr.io.idx, "open", guarded, raising=False)
+    monkeypatch.setattr(mnistlr.io.inputs, "open", guarded, raising=False)
     real_read_bytes = Path.read_bytes
     monkeypatch.setattr(Path, "read_bytes", lambda self: (
         guarded(self) if self.name.startswith("unreadable") else real_read_bytes(self)))
@@ -517,7 +518,7 @@ def test_errors_are_one_line_in_a_real_process(inputs, tmp_path):
 def test_all_zero_images_with_two_classes_train(model, inputs, work, cli):
     """Blank images carry no signal: training must still finish, with the weights at zero and
     the intercept alone deciding (chance accuracy on balanced labels)."""
-    from mnistlr.persist import load_model
+    from mnistlr.learn.persistence import load_model
 
     out = work / "model.joblib"
     result = cli("train", "--train-images", inputs / "zeros.gz", "--train-labels", inputs / "lab8.gz",

@@ -1,4 +1,4 @@
-"""mnistlr.search and mnistlr.cv: parameter specs and sampling, stratified folds, scoring, ranking, budget waves."""
+"""mnistlr.tuning.spaces and mnistlr.tuning.cv: parameter specs and sampling, stratified folds, scoring, ranking, budget waves."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn import metrics as skm
 
-from mnistlr import cv, search
 from mnistlr.errors import UsageError
-from mnistlr.models import LinearModel, Preprocessor
-from mnistlr.training import TrainOptions
+from mnistlr.learn.model import LinearModel, Preprocessor
+from mnistlr.learn.options import TrainOptions
+from mnistlr.tuning import cv, spaces
 
 # ---------------------------------------------------------------- specs
 
@@ -32,7 +32,7 @@ from mnistlr.training import TrainOptions
     (" C = log:0.1:10 ", "log", (), 0.1, 10),
 ])
 def test_parse_param_forms(text, kind, values, low, high):
-    spec = search.parse_param(text)
+    spec = spaces.parse_param(text)
     assert (spec.kind, spec.values, spec.low, spec.high) == (kind, values, low, high)
     if spec.kind == "list" and spec.name == "epochs":
         assert all(isinstance(v, int) for v in spec.values)
@@ -57,19 +57,19 @@ def test_parse_param_forms(text, kind, values, low, high):
 ])
 def test_bad_specs_name_the_spec_and_the_forms(text, fragment):
     with pytest.raises(UsageError) as info:
-        search.parse_param(text)
+        spaces.parse_param(text)
     assert fragment in info.value.message and f"'{text}'" in info.value.message
     assert "NAME=log:LOW:HIGH" in info.value.hint
 
 
 def test_a_parameter_given_twice_is_refused():
     with pytest.raises(UsageError, match="more than once"):
-        search.parse_params(["l2=1e-3,1e-2", "l2=log:1e-5:1"])
+        spaces.parse_params(["l2=1e-3,1e-2", "l2=log:1e-5:1"])
 
 
 def test_grid_is_every_combination_in_order_and_ignores_n_iter():
-    specs = search.parse_params(["l2=1e-4,1e-2", "preprocess=scale,center,standardize"])
-    mode, cands = search.candidates(specs, n_iter=1, seed=0)
+    specs = spaces.parse_params(["l2=1e-4,1e-2", "preprocess=scale,center,standardize"])
+    mode, cands = spaces.candidates(specs, n_iter=1, seed=0)
     assert mode == "grid" and len(cands) == 6
     assert cands[0] == {"l2": 1e-4, "preprocess": "scale"}
     assert cands[-1] == {"l2": 1e-2, "preprocess": "standardize"}
@@ -77,16 +77,16 @@ def test_grid_is_every_combination_in_order_and_ignores_n_iter():
 
 
 def test_no_param_is_one_candidate_of_the_fixed_options():
-    assert search.candidates([], 10, 0) == ("grid", [{}])
+    assert spaces.candidates([], 10, 0) == ("grid", [{}])
 
 
 def test_random_draws_are_seeded_in_range_and_typed():
-    specs = search.parse_params(["l2=log:1e-6:1e-1", "lr=uniform:0.001:0.1", "batch_size=logint:16:512",
+    specs = spaces.parse_params(["l2=log:1e-6:1e-1", "lr=uniform:0.001:0.1", "batch_size=logint:16:512",
                                  "epochs=2:4", "init=zeros,normal"])
-    mode, a = search.candidates(specs, n_iter=200, seed=3)
+    mode, a = spaces.candidates(specs, n_iter=200, seed=3)
     assert mode == "random" and len(a) == 200
-    assert a == search.candidates(specs, 200, 3)[1]
-    assert a != search.candidates(specs, 200, 4)[1]
+    assert a == spaces.candidates(specs, 200, 3)[1]
+    assert a != spaces.candidates(specs, 200, 4)[1]
     l2 = np.array([c["l2"] for c in a])
     assert l2.min() >= 1e-6 and l2.max() <= 1e-1
     # log-uniform: the log-median sits near the middle of [log 1e-6, log 1e-1]
@@ -99,19 +99,19 @@ def test_random_draws_are_seeded_in_range_and_typed():
 
 def test_apply_params_c_and_l2_replace_each_other():
     base = TrainOptions(l2=1e-3)
-    assert search.apply_params(base, {"C": 2.0}).l2 is None
-    assert search.apply_params(TrainOptions(C=1.0), {"l2": 0.1}, seed=9) == TrainOptions(l2=0.1, seed=9)
+    assert spaces.apply_params(base, {"C": 2.0}).l2 is None
+    assert spaces.apply_params(TrainOptions(C=1.0), {"l2": 0.1}, seed=9) == TrainOptions(l2=0.1, seed=9)
 
 
 def test_check_candidates_names_the_bad_combination():
     with pytest.raises(UsageError, match="parameters l1=0.01") as info:
-        search.check_candidates(TrainOptions(), [{"l1": 0.0}, {"l1": 0.01}])
+        spaces.check_candidates(TrainOptions(), [{"l1": 0.0}, {"l1": 0.01}])
     assert "--solver gd" in info.value.hint
 
 
 def test_derive_seed_is_deterministic_and_distinct():
-    assert search.derive_seed(0, 3, 1) == search.derive_seed(0, 3, 1)
-    assert len({search.derive_seed(s, 3, f) for s in range(5) for f in range(5)}) == 25
+    assert spaces.derive_seed(0, 3, 1) == spaces.derive_seed(0, 3, 1)
+    assert len({spaces.derive_seed(s, 3, f) for s in range(5) for f in range(5)}) == 25
 
 
 # ---------------------------------------------------------------- stratified folds
@@ -122,7 +122,7 @@ def test_derive_seed_is_deterministic_and_distinct():
 def test_stratified_kfold_properties(counts, k, seed):
     y = np.repeat(np.arange(len(counts)), counts)
     y = np.random.default_rng(0).permutation(y)
-    folds = search.stratified_kfold(y, k, seed)
+    folds = spaces.stratified_kfold(y, k, seed)
     assert len(folds) == k
     tests = np.concatenate([te for _, te in folds])
     assert np.array_equal(np.sort(tests), np.arange(len(y)))           # a partition
@@ -133,24 +133,24 @@ def test_stratified_kfold_properties(counts, k, seed):
         assert not np.intersect1d(train, test).size
     per_class = np.array([np.bincount(y[te], minlength=len(counts)) for _, te in folds])
     assert (per_class.max(0) - per_class.min(0) <= 1).all()            # stratified
-    again = search.stratified_kfold(y, k, seed)
+    again = spaces.stratified_kfold(y, k, seed)
     assert all(np.array_equal(a[1], b[1]) for a, b in zip(folds, again, strict=True))
 
 
 def test_stratified_kfold_seed_changes_the_folds():
     y = np.repeat(np.arange(3), 20)
-    a = search.stratified_kfold(y, 4, 0)
-    b = search.stratified_kfold(y, 4, 1)
+    a = spaces.stratified_kfold(y, 4, 0)
+    b = spaces.stratified_kfold(y, 4, 1)
     assert any(not np.array_equal(x[1], z[1]) for x, z in zip(a, b, strict=True))
 
 
 def test_cv_larger_than_smallest_class_is_a_usage_error():
     y = np.array([0] * 10 + [1] * 3)
     with pytest.raises(UsageError, match=r"--cv 4 is more than the 3 image\(s\) of class 1"):
-        search.check_cv(y, 4)
+        spaces.check_cv(y, 4)
     with pytest.raises(UsageError, match="at least 2"):
-        search.check_cv(y, 1)
-    search.check_cv(y, 3)
+        spaces.check_cv(y, 1)
+    spaces.check_cv(y, 3)
 
 
 # ---------------------------------------------------------------- scoring
@@ -176,18 +176,18 @@ def test_scores_agree_with_scikit_learn(means_model):
     P = model.predict_proba(X)
     P64 = P.astype(np.float64) / P.astype(np.float64).sum(1, keepdims=True)
     y_hat = model.predict(X)
-    assert 0.5 < search.score(model, X, y, "accuracy") < 1.0
-    assert search.score(model, X, y, "accuracy") == pytest.approx(skm.accuracy_score(y, y_hat))
-    assert search.score(model, X, y, "f1_macro") == pytest.approx(skm.f1_score(y, y_hat, average="macro"))
-    assert search.score(model, X, y, "log_loss") == pytest.approx(
+    assert 0.5 < spaces.score(model, X, y, "accuracy") < 1.0
+    assert spaces.score(model, X, y, "accuracy") == pytest.approx(skm.accuracy_score(y, y_hat))
+    assert spaces.score(model, X, y, "f1_macro") == pytest.approx(skm.f1_score(y, y_hat, average="macro"))
+    assert spaces.score(model, X, y, "log_loss") == pytest.approx(
         skm.log_loss(y, P64, labels=[2, 3, 4]), rel=1e-5)
-    assert search.score(model, X, y, "roc_auc") == pytest.approx(
+    assert spaces.score(model, X, y, "roc_auc") == pytest.approx(
         skm.roc_auc_score(y, P, multi_class="ovr", average="macro", labels=[2, 3, 4]))
 
 
 def test_unknown_metric_is_refused():
     with pytest.raises(UsageError, match="'auc' is not one of accuracy"):
-        search.check_metric("auc")
+        spaces.check_metric("auc")
 
 
 # ---------------------------------------------------------------- trials and ranking
@@ -251,6 +251,6 @@ def test_the_first_wave_always_runs():
 
 
 def test_fixed_param_values_are_not_nan():
-    spec = search.parse_param("tol=log:1e-6:1e-2")
+    spec = spaces.parse_param("tol=log:1e-6:1e-2")
     rng = np.random.default_rng(0)
     assert all(math.isfinite(spec.sample(rng)) for _ in range(100))

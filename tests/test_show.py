@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from mnistlr.api.show import confident_errors, pick_examples, pixel_stats
-from mnistlr.data import DATASETS, load_dataset
-from mnistlr.idx import write_idx
-from mnistlr.models import LinearModel, Preprocessor
-from mnistlr.persist import save_model
+from mnistlr.data.registry import DATASETS, load_dataset
+from mnistlr.io.idx import write_idx
+from mnistlr.learn.model import LinearModel, Preprocessor
+from mnistlr.learn.persistence import save_model
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -324,8 +324,9 @@ def test_errors_with_12x10_model(cli, tmp_path):
 def test_errors_on_real_digits(cli, shared_mnist, tmp_path, monkeypatch):
     """A softmax model trained on the first 3,000 real training images; its confident
     mistakes on the 10,000 test images are what predict_proba says."""
-    from mnistlr.data import load_pair
-    from mnistlr.training import TrainOptions, fit_model
+    from mnistlr.data.registry import load_pair
+    from mnistlr.learn.fit import fit_model
+    from mnistlr.learn.options import TrainOptions
 
     X_train, y_train = load_pair(shared_mnist / "train-head-images-idx3-ubyte.gz",
                                  shared_mnist / "train-head-labels-idx1-ubyte.gz")

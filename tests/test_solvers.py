@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import reference as ref
 
-from mnistlr import losses, solvers
 from mnistlr.errors import TrainingError
+from mnistlr.learn import objective, solvers
 
 RECORD_KEYS = {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "grad_norm", "lr", "seconds"}
 
@@ -142,7 +142,7 @@ def test_gd_reaches_the_lbfgs_optimum():
     X, y = sampled_problem(200, 4, 3, seed=8)
     best = solvers.fit_lbfgs(X, y, "softmax", 3, l2=0.05, tol=0.0, max_iter=500)
     gd = solvers.fit_gd(X, y, "softmax", 3, l2=0.05, lr=1.0, anneal=1e9, epochs=1500)
-    f = [losses.objective(X, y, r.W, r.b, "softmax", l2=0.05).value for r in (best, gd)]
+    f = [objective.objective(X, y, r.W, r.b, "softmax", l2=0.05).value for r in (best, gd)]
     assert f[1] == pytest.approx(f[0], rel=1e-5)
     assert gd.stop_reason == "max_epochs" and gd.n_iter == 1500 and gd.best_epoch is None
 
@@ -215,7 +215,7 @@ def test_bad_arguments_are_rejected(bad):
 @pytest.mark.slow
 def test_lbfgs_defaults_reach_the_bar_on_real_digits(shared_mnist):
     """Softmax with the solver's defaults on the 22,699 head images (x/255): the issue's bar on t10k."""
-    from mnistlr.idx import read_images, read_labels
+    from mnistlr.io.idx import read_images, read_labels
 
     def load(prefix):
         images = read_images(shared_mnist / f"{prefix}-images-idx3-ubyte.gz")
@@ -225,7 +225,7 @@ def test_lbfgs_defaults_reach_the_bar_on_real_digits(shared_mnist):
     X, y = load("train-head")
     X_test, y_test = load("t10k")
     result = solvers.fit_lbfgs(X, y, "softmax", 10)
-    test = losses.objective(X_test, y_test, result.W, result.b, "softmax", grad=False)
+    test = objective.objective(X_test, y_test, result.W, result.b, "softmax", grad=False)
     assert result.stop_reason == "converged"
     assert test.accuracy >= 0.920 and test.loss <= 0.300
 
@@ -247,12 +247,12 @@ def test_lbfgs_on_raw_pixels_finds_the_optimum_of_the_transformed_inputs(kind, n
     raw = solvers.fit_lbfgs(X, y, kind, n_outputs, l2=1e-2, tol=0.0, max_iter=300, inputs=inputs)
     plain = solvers.fit_lbfgs(Z, y, kind, n_outputs, l2=1e-2, tol=0.0, max_iter=300)
     # same objective value at both solutions (float32 logits on the raw path), and nearly the same weights
-    value = [losses.objective(Z, y, r.W, r.b, kind, l2=1e-2).value for r in (raw, plain)]
+    value = [objective.objective(Z, y, r.W, r.b, kind, l2=1e-2).value for r in (raw, plain)]
     assert value[0] == pytest.approx(value[1], rel=1e-6)
     np.testing.assert_allclose(raw.W, plain.W, atol=1e-3)
     np.testing.assert_allclose(raw.b, plain.b, atol=1e-3)
     # the records report the objective's own gradient (W, b), not that of the centred variables
-    final = losses.objective(Z, y, raw.W, raw.b, kind, l2=1e-2)
+    final = objective.objective(Z, y, raw.W, raw.b, kind, l2=1e-2)
     assert raw.history[-1]["train_loss"] == pytest.approx(final.loss, rel=1e-5)
 
 

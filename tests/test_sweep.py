@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import mnistlr
-from mnistlr.data import load_dataset
-from mnistlr.persist import load_model
+from mnistlr.data.registry import load_dataset
+from mnistlr.learn.persistence import load_model
 
 # 20 images per class (200 in all) and short lbfgs runs keep every fit well under a second
 SMALL = ("--dataset", "mnist-sample", "--per-class", "20", "--max-iter", "20")
@@ -110,7 +110,7 @@ def test_refit_writes_a_model_that_evaluate_and_predict_accept(cli, tmp_path):
     evaluated = cli("evaluate", out, "--dataset", "mnist-sample", "--json")
     assert evaluated.code == 0, evaluated.err
     assert json.loads(evaluated.out)["accuracy"] > 0.6
-    sample = Path(mnistlr.__file__).parent / "datasets" / "mnist-sample-t10k-images-idx3-ubyte.gz"
+    sample = Path(mnistlr.__file__).parent / "data" / "sample" / "mnist-sample-t10k-images-idx3-ubyte.gz"
     predicted = cli("predict", out, sample)
     assert predicted.code == 0, predicted.err
     assert predicted.out.splitlines()[0] == "index,label" and len(predicted.out.splitlines()) == 1001

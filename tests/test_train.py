@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, log_loss
 
-from mnistlr.persist import load_model
-from mnistlr.training import TrainOptions, fit_model
+from mnistlr.learn.fit import fit_model
+from mnistlr.learn.options import TrainOptions
+from mnistlr.learn.persistence import load_model
 
 
 def test_train_json_summary_and_model_file(cli, tmp_path):
@@ -75,7 +76,7 @@ def test_missing_dataset_names_fetch_and_sample(cli, tmp_path):
 
 @pytest.fixture(scope="module")
 def real(shared_mnist):
-    from mnistlr.idx import read_images, read_labels
+    from mnistlr.io.idx import read_images, read_labels
 
     return (read_images(shared_mnist / "train-head-images-idx3-ubyte.gz"),
             read_labels(shared_mnist / "train-head-labels-idx1-ubyte.gz"),

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from mnistlr.errors import DataError, TrainingError, UsageError
-from mnistlr.training import TrainOptions, prepare, resolve_l2, stratified_split
+from mnistlr.learn.fit import prepare, stratified_split
+from mnistlr.learn.options import TrainOptions, resolve_l2
 
 
 def toy(n=120, n_classes=3, seed=0):

@@ -15,21 +15,21 @@ def load_eval_data(model, dataset: str | None, split: str | None, images: Path |
 
     Default: the test split of the dataset the model was trained on.
     """
-    from mnistlr import data
+    from mnistlr.data import registry
 
     if (images is None) != (labels is None):
         raise UsageError("--images and --labels go together", "give both files, or --dataset")
     if images is not None:
         if dataset is not None or split is not None:
             raise UsageError("--images/--labels and --dataset/--split both name the data", "give only one")
-        X, y = data.load_pair(images, labels)
+        X, y = registry.load_pair(images, labels)
         return X, y, {"images": str(images), "labels": str(labels)}
     name = dataset or model.meta.get("dataset")
     if name is None:
         raise UsageError("the model does not record a dataset name (it was trained on IDX files)",
                          "give --dataset NAME or --images PATH --labels PATH")
     split = split or "test"
-    X, y = data.load_dataset(name, split, data_dir)
+    X, y = registry.load_dataset(name, split, data_dir)
     return X, y, {"dataset": name, "split": split}
 
 
@@ -62,11 +62,11 @@ def evaluate(model_path: Path, *, dataset: str | None = None, split: str | None 
              top: int = 5) -> dict[str, Any]:
     """Score the model at *model_path*; returns the JSON-ready report (see `metrics.classification_report`),
     plus `model`, `data` and, with *plot_dir*, `figures` (name → path)."""
-    from mnistlr.metrics import classification_report
-    from mnistlr.persist import load_model
+    from mnistlr.evaluation.metrics import classification_report
+    from mnistlr.learn.persistence import load_model
 
     if plot_dir is not None:
-        from mnistlr.plots import check_directory, require_matplotlib
+        from mnistlr.evaluation.figures import check_directory, require_matplotlib
 
         require_matplotlib()
         check_directory(plot_dir)
@@ -85,7 +85,7 @@ def evaluate(model_path: Path, *, dataset: str | None = None, split: str | None 
 
 def roc_curves(y, P, classes) -> list[dict[str, Any]]:
     """One-vs-rest ROC curves [{label, fpr, tpr, auc}]; a binary model has the one curve of class 1."""
-    from mnistlr.metrics import binary_roc_auc, roc_curve
+    from mnistlr.evaluation.metrics import binary_roc_auc, roc_curve
 
     ks = [1] if len(classes) == 2 else range(len(classes))
     curves = []
@@ -100,12 +100,12 @@ def roc_curves(y, P, classes) -> list[dict[str, Any]]:
 
 def write_figures(model, report: dict[str, Any], y, P, directory: Path) -> dict[str, str]:
     """Write confusion.png, roc.png, learning_curves.png and weights.png into *directory*."""
-    from mnistlr import plots
     from mnistlr.api.inspect import mean_images, weight_images
+    from mnistlr.evaluation import figures
 
     binary = len(model.classes) == 2
     pair = f"{model.classes[1]} vs {model.classes[0]}"
-    written = plots.write_figures(
+    written = figures.write_figures(
         directory,
         confusion={"cm": report["confusion_matrix"], "labels": report["labels"]},
         roc={"curves": roc_curves(y, P, model.classes),

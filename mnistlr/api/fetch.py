@@ -6,8 +6,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from mnistlr.data import DATASETS, dataset_dir, dataset_status, get_spec
-from mnistlr.download import ProgressFn, Source, fetch_dataset, is_url, verify_file
+from mnistlr.data.download import ProgressFn, Source, fetch_dataset, is_url, verify_file
+from mnistlr.data.registry import DATASETS, dataset_dir, dataset_status, get_spec
 from mnistlr.errors import UsageError
 
 

@@ -94,7 +94,7 @@ def model_card(model, path: Path) -> dict[str, Any]:
 
 def inspect(model_path: Path, *, weights: bool = False) -> Inspection:
     """Load the model at *model_path*; its card, and its weight images when *weights*."""
-    from mnistlr.persist import load_model
+    from mnistlr.learn.persistence import load_model
 
     model = load_model(model_path)
     return Inspection(model_card(model, Path(model_path)), weight_images(model) if weights else None)

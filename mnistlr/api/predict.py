@@ -24,10 +24,11 @@ from typing import IO, Any
 
 import numpy as np
 
-from mnistlr.atomic import atomic_write
 from mnistlr.errors import DataError, MnistlrError, OutputClosed, UsageError  # noqa: F401  (OutputClosed: re-exported)
-from mnistlr.inputs import Source, open_inputs, total_count
-from mnistlr.models import LinearModel
+from mnistlr.io.atomic import atomic_write
+from mnistlr.io.inputs import open_inputs, total_count
+from mnistlr.io.readers import Source
+from mnistlr.learn.model import LinearModel
 
 FORMATS = ("csv", "tsv", "jsonl")
 DEFAULT_BATCH_SIZE = 8192
@@ -198,7 +199,7 @@ def predict(model: str | os.PathLike | LinearModel, inputs: Sequence[str | os.Pa
     each batch (total None when unknown). Raises OutputClosed when the reader of
     stdout goes away. Returns a summary: images, sources, output, format, seconds.
     """
-    from mnistlr.persist import load_model
+    from mnistlr.learn.persistence import load_model
 
     started = time.perf_counter()
     fmt = output_format(output, fmt)

@@ -51,13 +51,13 @@ class ShowResult:
 def load_source(dataset: str | None, split: str, images: Path | None, labels: Path | None,
                 data_dir: Path | None) -> tuple[Any, Any, dict[str, Any]]:
     """Images uint8 (n, rows, cols), labels (n,) and where they came from."""
-    from mnistlr import data
+    from mnistlr.data import registry
 
     if images is not None:
-        X, y = data.load_pair(images, labels)
+        X, y = registry.load_pair(images, labels)
         source = {"images": str(images), "labels": str(labels)}
     else:
-        X, y = data.load_dataset(dataset, split, data_dir)
+        X, y = registry.load_dataset(dataset, split, data_dir)
         source = {"dataset": dataset, "split": split}
     if len(X) == 0:
         raise DataError(f"{_where(source)} holds no images", "give a file with at least one image")
@@ -72,7 +72,7 @@ def _where(source: dict[str, Any]) -> str:
 
 def class_names(dataset: str | None) -> dict[int, str]:
     """Label → name for a registered dataset whose classes have names other than the digits."""
-    from mnistlr.data import get_spec
+    from mnistlr.data.registry import get_spec
 
     if dataset is None:
         return {}
@@ -255,7 +255,7 @@ def show(dataset: str | None = None, *, split: str | None = None, images: Path |
     """Run `mnistlr show`; see the module docstring for the modes. *split* defaults to test for
     errors and to train otherwise; with a model and no data named, the model's dataset is used.
     With *plot*, the same pictures are written as a PNG figure."""
-    from mnistlr.data import get_spec
+    from mnistlr.data.registry import get_spec
 
     _check_options(dataset, images, labels, split, index, model, errors)
     if plot is not None:
@@ -281,7 +281,7 @@ def show(dataset: str | None = None, *, split: str | None = None, images: Path |
 
 def write_figure(result: ShowResult, path: Path) -> Path:
     """The PNG of `--plot`: the same pictures as the terminal, with fuller titles."""
-    from mnistlr.plots_show import plot_image_columns, plot_image_grid
+    from mnistlr.evaluation.figures import plot_image_columns, plot_image_grid
 
     info = result.info
     where = _where(info["source"])
@@ -314,10 +314,10 @@ def _check_plot_path(path: Path) -> None:
     """Fail before any work when the figure cannot be written (no matplotlib, no folder)."""
     import errno
 
-    from mnistlr.atomic import describe_os_error
-    from mnistlr.plots_show import require_matplotlib
+    from mnistlr.evaluation.figures import require_matplotlib
+    from mnistlr.io.atomic import describe_os_error
 
-    require_matplotlib()
+    require_matplotlib("writing the 'show' figure (--plot)")
     if path.is_dir():
         raise describe_os_error(path, IsADirectoryError(errno.EISDIR, "is a directory"))
     if not path.parent.is_dir():
@@ -327,7 +327,7 @@ def _check_plot_path(path: Path) -> None:
 def _load_model(path: Path | None):
     if path is None:
         return None
-    from mnistlr.persist import load_model
+    from mnistlr.learn.persistence import load_model
 
     return load_model(path)
 

@@ -8,84 +8,11 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mnistlr.errors import MnistlrError, UsageError
-from mnistlr.training import TrainOptions
-
-if TYPE_CHECKING:
-    import numpy as np
-
-BACKENDS = ("local", "dask")
-
-
-def connect(scheduler: str):
-    """A Dask client for *scheduler* (tcp://HOST:PORT); MissingExtraError without distributed."""
-    try:
-        from distributed import Client
-    except ImportError:
-        from mnistlr.errors import MissingExtraError
-
-        raise MissingExtraError("distributed", "cluster", "--backend dask") from None
-    try:
-        return Client(scheduler, timeout="10s", set_as_default=False)
-    except (OSError, TimeoutError, ValueError, TypeError) as exc:
-        raise MnistlrError(f"cannot reach the Dask scheduler at {scheduler}: {exc}",
-                           "check --scheduler (e.g. tcp://10.0.0.5:8786) and that the scheduler is running"
-                           ) from None
-
-
-class Runner:
-    """Runs FoldTasks with joblib: local processes (loky) or a Dask cluster.
-
-    The images and labels are shipped to the workers once (loky memory-maps them;
-    Dask scatters them to every worker) and only task descriptions travel per fit.
-    """
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray, n_jobs: int | None = None,
-                 backend: str = "local", scheduler: str | None = None):
-        self.images, self.labels = images, labels
-        self.n_jobs, self.backend, self.scheduler = n_jobs, backend, scheduler
-        self.n_slots = 1
-        self.n_threads: int | None = 1
-        self._client = self._config = self._parallel = None
-
-    def __enter__(self) -> Runner:
-        import joblib
-
-        if self.backend == "dask":
-            self._client = connect(self.scheduler)
-            workers = sum(self._client.nthreads().values())
-            self.n_slots = self.n_jobs or max(1, workers)
-            self.n_threads = None  # each Dask worker divides its machine's cores itself
-            self._config = joblib.parallel_config(backend="dask", client=self._client,
-                                                  scatter=[self.images, self.labels])
-            self._config.__enter__()
-        else:
-            cores = joblib.cpu_count()
-            self.n_slots = self.n_jobs or cores
-            # workers × Numba threads ≤ cores
-            self.n_threads = max(1, cores // self.n_slots)
-        self._parallel = joblib.Parallel(n_jobs=self.n_slots, return_as="generator")
-        self._parallel.__enter__()
-        return self
-
-    def run(self, tasks: list):
-        """Results of *tasks*, yielded in task order as they finish."""
-        from joblib import delayed
-
-        from mnistlr.cv import run_fold
-
-        return self._parallel(delayed(run_fold)(self.images, self.labels, task, self.n_threads)
-                              for task in tasks)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._parallel is not None:
-            self._parallel.__exit__(*exc)
-        if self._config is not None:
-            self._config.__exit__(*exc)
-        if self._client is not None:
-            self._client.close()
+from mnistlr.learn.options import TrainOptions
+from mnistlr.tuning.runner import BACKENDS, Runner
 
 
 def _check_output_path(path: Path | None, option: str) -> None:
@@ -133,23 +60,23 @@ def sweep(options: TrainOptions, *, params: list[str] | tuple[str, ...] = (), n_
     results: also write every trial as CSV (JSON when the name ends in .json).
     callback(event): called per finished trial ({"stage": "trial", ...}) and outer fold.
     """
-    from mnistlr import search
     from mnistlr.api.train import load_training_data
-    from mnistlr.cv import SearchSetup, prepare_data
+    from mnistlr.tuning import spaces
+    from mnistlr.tuning.cv import SearchSetup, prepare_data
 
     options.validate()
     _check_run(n_iter, cv, nested, n_jobs, budget, backend, scheduler)
-    search.check_metric(metric)
-    specs = search.parse_params(list(params))
-    mode, candidates = search.candidates(specs, n_iter, options.seed)
-    search.check_candidates(options, candidates)
+    spaces.check_metric(metric)
+    specs = spaces.parse_params(list(params))
+    mode, candidates = spaces.candidates(specs, n_iter, options.seed)
+    spaces.check_candidates(options, candidates)
     _check_output_path(output, "--output")
     _check_output_path(results, "--results")
     images, labels = load_training_data(dataset, train_images, train_labels, data_dir)
     X, y, base = prepare_data(images, labels, options)
-    search.check_cv(y, cv)
+    spaces.check_cv(y, cv)
     setup = SearchSetup(base, candidates, cv, metric, options.seed)
-    report = {"mode": mode, "metric": metric, "greater_is_better": search.METRICS[metric],
+    report = {"mode": mode, "metric": metric, "greater_is_better": spaces.METRICS[metric],
               "cv": cv, "space": [s.describe() for s in specs], "n_candidates": len(candidates),
               "n_train": int(len(y)), "seed": options.seed, "backend": backend, "budget": budget}
     started = time.perf_counter()
@@ -169,7 +96,7 @@ def sweep(options: TrainOptions, *, params: list[str] | tuple[str, ...] = (), n_
 
 def _run(runner, setup, y, nested: int | None, refit: bool, deadline, callback) -> dict[str, Any]:
     """The searches: nested CV when asked; a plain CV search unless nested without a refit."""
-    from mnistlr.cv import cross_validate, nested_cross_validate
+    from mnistlr.tuning.cv import cross_validate, nested_cross_validate
 
     out: dict[str, Any] = {"nested": None, "trials": [], "best": None, "budget_stopped": False}
     if nested is not None:
@@ -192,13 +119,13 @@ def _run(runner, setup, y, nested: int | None, refit: bool, deadline, callback) 
 def _refit(images, labels, options: TrainOptions, report: dict[str, Any], output: Path,
            dataset: str | None, train_images: Path | None) -> dict[str, Any]:
     """Train on the whole training split with the best parameters; meta["sweep"] keeps the CV results."""
-    from mnistlr import search
-    from mnistlr.persist import save_model
-    from mnistlr.training import fit_model
+    from mnistlr.learn.fit import fit_model
+    from mnistlr.learn.persistence import save_model
+    from mnistlr.tuning import spaces
 
     best = report["best"]
     name = None if train_images is not None else (dataset or "mnist")
-    model = fit_model(images, labels, search.apply_params(options, best["params"]), dataset=name)
+    model = fit_model(images, labels, spaces.apply_params(options, best["params"]), dataset=name)
     model.meta["sweep"] = {key: report[key] for key in (
         "mode", "metric", "greater_is_better", "cv", "space", "n_candidates", "seed", "best",
         "trials", "nested", "budget_stopped")}
@@ -227,7 +154,7 @@ def _rows(report: dict[str, Any]) -> list[dict[str, Any]]:
 
 def write_results(report: dict[str, Any], path: Path) -> None:
     """Every trial as CSV (JSON when *path* ends in .json), written atomically."""
-    from mnistlr.atomic import write_text_atomic
+    from mnistlr.io.atomic import write_text_atomic
 
     if path.suffix.lower() == ".json":
         write_text_atomic(path, json.dumps(report, indent=2) + "\n")

@@ -7,21 +7,22 @@ from pathlib import Path
 from typing import Any
 
 from mnistlr.errors import UsageError
-from mnistlr.training import TrainOptions, fit_model
+from mnistlr.learn.fit import fit_model
+from mnistlr.learn.options import TrainOptions
 
 
 def load_training_data(dataset: str | None, train_images: Path | None, train_labels: Path | None,
                        data_dir: Path | None, split: str = "train"):
     """Images (n, rows, cols) uint8 and labels (n,) from a dataset name or explicit IDX files."""
-    from mnistlr import data
+    from mnistlr.data import registry
 
     if (train_images is None) != (train_labels is None):
         raise UsageError("--train-images and --train-labels go together", "give both files, or --dataset")
     if train_images is not None:
         if dataset is not None:
             raise UsageError("--dataset and --train-images both name the training data", "give only one")
-        return data.load_pair(train_images, train_labels)
-    return data.load_dataset(dataset or "mnist", split, data_dir)
+        return registry.load_pair(train_images, train_labels)
+    return registry.load_dataset(dataset or "mnist", split, data_dir)
 
 
 def train(options: TrainOptions, *, output: Path, dataset: str | None = None,
@@ -29,7 +30,7 @@ def train(options: TrainOptions, *, output: Path, dataset: str | None = None,
           data_dir: Path | None = None,
           callback: Callable[[dict], None] | None = None) -> dict[str, Any]:
     """Fit a model as *options* say and save it to *output*; returns the summary dict."""
-    from mnistlr.persist import save_model
+    from mnistlr.learn.persistence import save_model
 
     options.validate()
     images, labels = load_training_data(dataset, train_images, train_labels, data_dir)

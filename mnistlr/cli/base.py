@@ -175,7 +175,7 @@ class OutputFormat(str, enum.Enum):
 
 def complete_dataset(incomplete: str) -> list[str]:
     """Shell completion of dataset names (the registry is imported only when completing)."""
-    from mnistlr.data import DATASETS
+    from mnistlr.data.registry import DATASETS
 
     return [name for name in DATASETS if name.startswith(incomplete)]
 

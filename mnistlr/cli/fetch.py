@@ -152,7 +152,7 @@ def fetch_command(
     """
     from mnistlr.api.fetch import fetch, list_datasets
     from mnistlr.cli.base import stdout_console
-    from mnistlr.data import get_spec, resolve_data_dir
+    from mnistlr.data.registry import get_spec, resolve_data_dir
 
     names = list(datasets or [])
     for name in names:

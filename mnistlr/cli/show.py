@@ -156,7 +156,7 @@ def _print_overview(console, result) -> None:
 def _source_line(source: dict, overview: bool = False) -> str:
     if "dataset" not in source:
         return f"images {source['images']}, labels {source['labels']}"
-    from mnistlr.data import get_spec
+    from mnistlr.data.registry import get_spec
 
     if overview:
         return f"{source['dataset']}: {get_spec(source['dataset']).description}"

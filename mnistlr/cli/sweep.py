@@ -116,7 +116,7 @@ def sweep_command(
     """
     from mnistlr.api.sweep import sweep
     from mnistlr.errors import UsageError
-    from mnistlr.training import TrainOptions
+    from mnistlr.learn.options import TrainOptions
 
     if refit and output is None:
         raise UsageError("--refit needs -o PATH for the model", "e.g. --refit -o best.joblib")

@@ -59,7 +59,7 @@ def train_command(
     """
     from mnistlr.api.train import train
     from mnistlr.cli.progress import TrainingProgress
-    from mnistlr.training import TrainOptions
+    from mnistlr.learn.options import TrainOptions
 
     options = TrainOptions(
         model=model.value, solver=solver.value if solver else None, l2=l2, l1=l1, C=C, lr=lr,

@@ -4,7 +4,7 @@ A search fits every candidate (a dict of TrainOptions overrides) on the training
 part of each fold and scores it on the held-out part. This module holds what a
 search is made of: the --param specs and the candidates drawn from them, seeds
 derived from the base seed, stratified folds and the scoring metrics; running the
-fits (fold tasks, waves under a budget, trials, nested CV) is in `mnistlr.cv`.
+fits (fold tasks, waves under a budget, trials, nested CV) is in `mnistlr.tuning.cv`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from mnistlr.errors import UsageError
-from mnistlr.training import SOLVERS, TrainOptions
+from mnistlr.learn.options import SOLVERS, TrainOptions
 
 SCALE_PARAMS = ("l2", "l1", "C", "lr", "tol")
 FLOAT_PARAMS = ("l2", "l1", "C", "lr", "anneal", "tol")
@@ -206,7 +206,7 @@ def stratified_kfold(y: np.ndarray, n_splits: int, seed: int) -> list[tuple[np.n
 
 def score(model, X: np.ndarray, y: np.ndarray, metric: str) -> float:
     """*metric* of *model* on raw images X (n, ...) with labels y (n,)."""
-    from mnistlr import metrics
+    from mnistlr.evaluation import metrics
 
     idx = metrics.label_indices(y, model.classes)
     if metric == "accuracy":

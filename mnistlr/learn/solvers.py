@@ -3,7 +3,7 @@
 X is (n_samples, n_features) float32/float64 model inputs, C-contiguous, or raw uint8 pixels
 with ``inputs=(scale, shift)`` ((n_features,) each; model inputs z = x·scale − shift, folded
 into the weights: no float copy of X); y is (n_samples,) int class indices 0..n_classes−1 (0/1
-for a one-column ``kind="ovr"`` model). The objective is the one in `mnistlr.losses`: mean
+for a one-column ``kind="ovr"`` model). The objective is the one in `mnistlr.learn.objective`: mean
 cross-entropy + (l2/2)‖W‖² + l1‖W‖₁, intercept not penalised.
 
 - ``fit_closed_ridge(X, y, n_classes, l2)`` — least squares on one-hot targets, closed form:
@@ -39,9 +39,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from mnistlr import kernels
 from mnistlr.errors import TrainingError
-from mnistlr.losses import Objective, check_kind, fold_inputs, objective, pack, unpack
+from mnistlr.learn.kernels import prox, scoring
+from mnistlr.learn.kernels.gram import centered_cross_products
+from mnistlr.learn.objective import Objective, check_kind, fold_inputs, objective, pack, unpack
 
 Callback = Callable[[dict], None] | None
 
@@ -138,7 +139,7 @@ def _check_finite(value: float, where: str, lr: float | None) -> None:
 def _ridge_metrics(X, y, W, b, inputs=None) -> tuple[float, float]:
     """(mean squared error against one-hot targets, accuracy of argmax) of scores z @ W + b."""
     W, b = fold_inputs(np.asarray(W, np.float64), np.asarray(b, np.float64), inputs)
-    S = kernels.scores_uint8(X, W, b) if X.dtype == np.uint8 else X @ W.astype(X.dtype) + b.astype(X.dtype)
+    S = scoring.scores_uint8(X, W, b) if X.dtype == np.uint8 else X @ W.astype(X.dtype) + b.astype(X.dtype)
     rows = np.arange(len(y))
     # (1/n) Σ_i ‖s_i − e_{y_i}‖² = (1/n) Σ_i (‖s_i‖² − 2 s_{i,y_i} + 1)
     mse = float(np.einsum("ij,ij->", S, S, dtype=np.float64) - 2.0 * S[rows, y].sum(dtype=np.float64)) / len(y) + 1.0
@@ -172,7 +173,7 @@ def fit_closed_ridge(X, y, n_classes: int | None = None, l2: float = 1.0,
     X, y, X_val, y_val = _check_problem(X, y, "softmax", max(Y.shape[1], 2), X_val, y_val)
     recorder = _Recorder("softmax", X_val, y_val, callback,
                          evaluate=lambda *args: _ridge_metrics(*args, inputs=inputs))
-    gram, cross, x_mean, y_mean = kernels.centered_cross_products(X, Y)
+    gram, cross, x_mean, y_mean = centered_cross_products(X, Y)
     if inputs is not None:
         # z = x·scale − shift: Gram_z = D Gram_x D, cross_z = D cross_x (D = diag(scale)), z̄ = x̄·scale − shift
         scale, shift = inputs
@@ -318,7 +319,7 @@ def _prox_step(W, b, grad_W, grad_b, eta: float, l1: float):
     """One proximal gradient step: W ← S_{η·l1}(W − η∇_W f), b ← b − η∇_b f (b is not penalised)."""
     W = W - eta * grad_W
     if l1 > 0:
-        W = kernels.soft_threshold(W, eta * l1)
+        W = prox.soft_threshold(W, eta * l1)
     return W, b - eta * grad_b
 
 

@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mnistlr.kernels import njit, prange  # kernels sets up Numba's cache folder first
+from mnistlr.learn.kernels.setup import njit, prange  # kernels sets up Numba's cache folder first
 
 _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}   # no nnan/ninf: divergence must stay visible
 _MAX_CHUNKS = 16

@@ -3,7 +3,7 @@
 Work is cut into fold fits (`FoldTask`s) run by a runner (`mnistlr.api.sweep.Runner`:
 joblib, loky or Dask) in waves, so a time budget can stop it between waves; each
 candidate's fold scores become a `Trial`, and trials are ranked by the search metric.
-Every seed derives from the base seed and the fold index (`mnistlr.search.derive_seed`),
+Every seed derives from the base seed and the fold index (`mnistlr.tuning.spaces.derive_seed`),
 so the numbers never depend on how many workers ran them.
 """
 
@@ -18,8 +18,15 @@ from typing import Any
 import numpy as np
 
 from mnistlr.errors import MnistlrError, TrainingError
-from mnistlr.search import METRICS, apply_params, check_cv, derive_seed, score, stratified_kfold
-from mnistlr.training import TrainOptions
+from mnistlr.learn.options import TrainOptions
+from mnistlr.tuning.spaces import (
+    METRICS,
+    apply_params,
+    check_cv,
+    derive_seed,
+    score,
+    stratified_kfold,
+)
 
 # ---------------------------------------------------------------- fold tasks
 
@@ -36,7 +43,7 @@ class FoldTask:
 
 def _set_numba_threads(n_threads: int | None) -> None:
     """Numba threads for this worker: given, or the machine's cores ÷ this Dask worker's threads."""
-    import numba
+    from mnistlr.learn.kernels.setup import set_num_threads
 
     if n_threads is None:
         import joblib
@@ -47,13 +54,13 @@ def _set_numba_threads(n_threads: int | None) -> None:
             n_threads = max(1, joblib.cpu_count() // get_worker().state.nthreads)
         except (ImportError, ValueError, AttributeError):
             n_threads = 1
-    numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
+    set_num_threads(n_threads)
 
 
 def run_fold(images: np.ndarray, labels: np.ndarray, task: FoldTask,
              n_threads: int | None) -> dict[str, Any]:
     """Worker body: fit and score one fold; a training failure is returned, not raised."""
-    from mnistlr.training import fit_model
+    from mnistlr.learn.fit import fit_model
 
     _set_numba_threads(n_threads)
     started = time.perf_counter()
@@ -154,7 +161,7 @@ def prepare_data(images, labels, base: TrainOptions) -> tuple[np.ndarray, np.nda
     Returns images (n, rows, cols), labels (n,) and the options with the subsetting cleared.
     """
     from mnistlr.errors import DataError
-    from mnistlr.training import subset
+    from mnistlr.learn.fit import subset
 
     images, labels = np.asarray(images), np.asarray(labels)
     if images.ndim != 3 or len(images) != len(labels):

@@ -1,6 +1,6 @@
 """Shell completion scripts for bash, zsh and fish, generated from the Typer app.
 
-`python -m mnistlr.completions DIR` writes them; they call back `mnistlr` with
+`python -m mnistlr.cli.completions DIR` writes them; they call back `mnistlr` with
 `_MNISTLR_COMPLETE` set, so subcommands, options, choices and file arguments are
 always completed from the installed version.
 """
@@ -24,7 +24,7 @@ def completion_script(shell: str) -> str:
 
 def write_all(directory: Path) -> list[Path]:
     """Write every shell's script into *directory*; returns the paths."""
-    from mnistlr.atomic import write_text_atomic
+    from mnistlr.io.atomic import write_text_atomic
 
     directory.mkdir(parents=True, exist_ok=True)
     written = []

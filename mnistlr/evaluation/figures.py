@@ -8,13 +8,14 @@ and returns a Figure; `write_figures` saves all four into a folder.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mnistlr.atomic import atomic_write
 from mnistlr.errors import MissingExtraError, MnistlrError
+from mnistlr.io.atomic import atomic_write
 
 FIGURES = ("confusion", "roc", "learning_curves", "weights")  # file names: NAME.png
 DPI = 110
@@ -219,7 +220,7 @@ def write_figures(directory: str | Path, *, confusion: dict[str, Any], roc: dict
                   learning_curves: dict[str, Any], weights: dict[str, Any]) -> dict[str, Path]:
     """Draw the four figures (each dict holds its `*_figure` arguments) into *directory*,
     creating it if needed; returns name → path of confusion, roc, learning_curves, weights."""
-    from mnistlr.atomic import describe_os_error
+    from mnistlr.io.atomic import describe_os_error
 
     require_matplotlib()
     directory = check_directory(directory)
@@ -232,3 +233,69 @@ def write_figures(directory: str | Path, *, confusion: dict[str, Any], roc: dict
               "weights": (weights_figure, weights)}
     return {name: save_figure(make(**kwargs), directory / f"{name}.png")
             for name, (make, kwargs) in makers.items()}
+
+
+# The PNG figure of `show --plot`: example images in one column per class (`plot_image_columns`),
+# or a model's mistakes or one image drawn large (`plot_image_grid`); every image under its title.
+CELL = 1.5           # inches per image cell (width); a title adds a little height
+MAX_COLS = 5         # plot_image_grid (the errors) wraps after this many images
+
+
+def _draw(ax, image, title: str, fontsize: int) -> None:
+    """One image (raw 0–255, ink dark) in *ax* under *title*, in a light frame, no ticks."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.imshow(np.asarray(image), cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
+    ax.set_title(title, fontsize=fontsize)
+    for spine in ax.spines.values():
+        spine.set_color("0.8")
+
+
+def _title_lines(titles) -> int:
+    return max((t.count("\n") + 1 for t in titles), default=0)
+
+
+def plot_image_grid(images: Sequence, titles: Sequence[str], path: str | Path, title: str, *,
+                    large: bool = False) -> Path:
+    """Draw images (rows, cols) raw 0–255, each under its title, MAX_COLS to a row; save a PNG.
+
+    Ink is dark on white (grey scale 0–255, as in `evaluate`'s mean images); each image keeps
+    its aspect ratio. *large*: one image drawn big (the `--index` view). No images: an empty
+    figure with just the *title*.
+    """
+    n_cols = max(1, min(len(images), MAX_COLS))
+    n_rows = max(1, -(-len(images) // MAX_COLS))
+    cell = 4.0 if large else CELL
+    height = (cell + 0.16 * _title_lines(titles)) * n_rows + 0.2 * (title.count("\n") + 1) + 0.3
+    fig = new_figure(max(cell * n_cols + 0.2, 3.2), height)
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i < len(images):
+            _draw(ax, images[i], titles[i], 11 if large else 8)
+        else:
+            ax.set_axis_off()
+    fig.suptitle(title, fontsize=10)
+    return save_figure(fig, path)
+
+
+def plot_image_columns(columns: Sequence[tuple[str, Sequence, Sequence[str]]], path: str | Path,
+                       title: str) -> Path:
+    """Draw one column of images per heading [(heading, [img], [title])] (e.g. examples of
+    each class, the label on top) and save a PNG."""
+    n_cols = max(1, len(columns))
+    n_rows = max(1, max((len(imgs) for _, imgs, _ in columns), default=1))
+    n_lines = _title_lines([t for _, _, ts in columns for t in ts])
+    height = (CELL * 0.9 + 0.16 * n_lines) * n_rows + 0.55 + 0.2 * (title.count("\n") + 1)
+    fig = new_figure(max(CELL * 0.9 * n_cols + 0.2, 3.2), height)
+    subfigures = np.atleast_1d(fig.subfigures(1, n_cols))
+    for sub, (heading, images, titles) in zip(subfigures, columns, strict=True):
+        sub.suptitle(heading, fontsize=11, fontweight="bold")
+        axes = np.atleast_1d(sub.subplots(n_rows, 1, squeeze=False)[:, 0])
+        for r, ax in enumerate(axes):
+            if r < len(images):
+                _draw(ax, images[r], titles[r], 8)
+            else:
+                ax.set_axis_off()
+    fig.suptitle(title, fontsize=10)
+    return save_figure(fig, path)
+

@@ -24,9 +24,9 @@ import numpy as np
 from joblib import numpy_pickle
 
 from mnistlr import __version__
-from mnistlr.atomic import atomic_write
 from mnistlr.errors import ModelFileError
-from mnistlr.models import KINDS, LinearModel, Preprocessor
+from mnistlr.io.atomic import atomic_write
+from mnistlr.learn.model import KINDS, LinearModel, Preprocessor
 
 FORMAT_VERSION = 1
 MAGIC = "mnistlr-model"

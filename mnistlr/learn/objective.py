@@ -14,7 +14,7 @@ with the intercept b not penalised, where ℓ is
 `objective` evaluates f (and its gradient) from (W, b); `loss_gradient` is the same on
 one packed float64 vector w = [W.ravel() (row-major), b], the form scipy's L-BFGS-B wants
 (as scikit-learn's ``_linear_loss.py`` does). The heavy lifting is one fused pass over X
-in `mnistlr.fused`.
+in `mnistlr.learn.kernels.fused`.
 
 ``inputs=(scale, shift)`` lets X be the raw pixels (uint8, no float copy) of model inputs
 z = x·scale − shift (per feature): the kernel then sees the folded weights
@@ -27,7 +27,7 @@ import dataclasses
 
 import numpy as np
 
-from mnistlr import fused
+from mnistlr.learn.kernels import fused
 
 KINDS = ("softmax", "ovr")
 

@@ -2,7 +2,7 @@
 files (IDX, .npy, .npz member), CSV rows and image files, the header parsers
 (`idx_header`, `npy_header`, `csv_layout`), the byte-stream helpers they use and the
 pixel check (`check_pixels`); each source streams its images one batch at a time into
-fresh buffers. Which reader a file gets is decided in `mnistlr.inputs`.
+fresh buffers. Which reader a file gets is decided in `mnistlr.io.inputs`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import IO, Any, NamedTuple
 
 import numpy as np
 
-from mnistlr import images
 from mnistlr.errors import DataError
-from mnistlr.idx import IDX_TYPES
+from mnistlr.io import images
+from mnistlr.io.idx import IDX_TYPES
 
 HEAD_BYTES = 1 << 16  # enough for any header, and a CSV line of 784 long floats
 PIXELS_HINT = "pixels must be integers 0–255 (e.g. uint8) or floats in [0, 1]"

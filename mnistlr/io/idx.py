@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mnistlr.atomic import atomic_write
 from mnistlr.errors import DataError, MnistlrError
+from mnistlr.io.atomic import atomic_write
 
 GZIP_MAGIC = b"\x1f\x8b"
 CACHE_DIR = ".cache"

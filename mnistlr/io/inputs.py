@@ -8,7 +8,7 @@ Recognised inputs (``open_inputs``):
 - CSV (comma, tab, semicolon or blank separated; optional header line; an optional
   leading label column, recognised by rows holding rows·cols + 1 values, as in the
   Kaggle "digit recognizer" files), raw or gzip;
-- image files (PNG, JPEG, ...; see `mnistlr.images`) and folders of image files;
+- image files (PNG, JPEG, ...; see `mnistlr.io.images`) and folders of image files;
 - ``-``: standard input (IDX, npy or CSV, raw or gzip; or one image).
 
 Pixel values: integer arrays hold raw pixels 0–255; float arrays hold values in
@@ -21,7 +21,7 @@ Everything streams: array files are read one batch at a time into fresh buffers
 (never loaded whole), gzip files are decompressed incrementally, CSV is parsed a
 batch of lines at a time, so memory stays flat however large the input.
 Each batch is a `Batch` of raw pixels, uint8 or float32 0–255. This module detects and opens
-the inputs; the readers themselves live in `mnistlr.readers`.
+the inputs; the readers themselves live in `mnistlr.io.readers`.
 """
 
 from __future__ import annotations
@@ -40,21 +40,18 @@ from typing import IO, Any
 
 import numpy as np
 
-from mnistlr import images
 from mnistlr.errors import DataError, UsageError
-from mnistlr.idx import IDX_TYPES
-from mnistlr.readers import (  # noqa: F401  (re-exported: their old home)
+from mnistlr.io import images
+from mnistlr.io.idx import IDX_TYPES
+from mnistlr.io.readers import (
     HEAD_BYTES,
-    PIXELS_HINT,
     ArraySource,
-    Batch,
     CsvSource,
     ImageFiles,
     Reopen,
     Source,
     _peek,
     _read_full,
-    check_pixels,
     csv_layout,
     idx_header,
     npy_header,

@@ -136,7 +136,7 @@ class LinearModel:
         X = self.flatten_inputs(X)
         W_raw, b_raw = self.effective_weights()
         if X.dtype == np.uint8:
-            from mnistlr.kernels import scores_uint8
+            from mnistlr.learn.kernels.scoring import scores_uint8
 
             return scores_uint8(X, W_raw, b_raw)
         if self._effective64 is None:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mnistlr import __version__
-from mnistlr.data import FILE_KEYS, DatasetSpec, FileSpec
+from mnistlr.data.registry import FILE_KEYS, DatasetSpec, FileSpec
 from mnistlr.errors import FetchError
 
 CHUNK = 1 << 16

@@ -1,0 +1,1 @@
+"""Evaluation: metrics that agree with scikit-learn, and figures."""

@@ -1,0 +1,1 @@
+"""File formats: atomic writes, IDX, image files and the readers of prediction inputs (no learning)."""

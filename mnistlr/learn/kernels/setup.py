@@ -1,0 +1,57 @@
+"""Numba set-up: the cache-folder fallback, then `njit` and `prange` for every kernel module.
+
+Kernel modules take `njit` and `prange` from here, so the fallback runs before Numba compiles.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def _writable(path: str) -> bool:
+    """True when *path*, or the nearest folder above it that exists, can be written to."""
+    while path and not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return os.access(path, os.W_OK)
+
+
+def numba_cache_fallback(env, package_cache: str, home: str, tmpdir: str, uid: int, writable=_writable) -> str | None:
+    """The NUMBA_CACHE_DIR to set, or None to leave Numba's own choice alone.
+
+    Numba caches next to the module (package_cache, i.e. mnistlr/__pycache__) or else in
+    $XDG_CACHE_HOME (default ~/.cache); with neither writable `@njit(cache=True)` fails at
+    import. Then (and when env sets no NUMBA_CACHE_DIR) use tmpdir/mnistlr-numba-<uid>.
+    """
+    if env.get("NUMBA_CACHE_DIR"):
+        return None
+    user_cache = env.get("XDG_CACHE_HOME") or os.path.join(home, ".cache")
+    if writable(package_cache) or writable(user_cache):
+        return None
+    return os.path.join(tmpdir, f"mnistlr-numba-{uid}")
+
+
+def _set_numba_cache_dir() -> None:
+    import tempfile
+
+    getuid = getattr(os, "getuid", None)
+    chosen = numba_cache_fallback(os.environ, os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__"),
+                                  os.path.expanduser("~"), tempfile.gettempdir(), getuid() if getuid else 0)
+    if chosen is not None:
+        os.environ["NUMBA_CACHE_DIR"] = chosen
+
+
+_set_numba_cache_dir()
+
+from numba import njit, prange  # noqa: E402
+
+__all__ = ["njit", "prange", "numba_cache_fallback", "set_num_threads"]
+
+
+def set_num_threads(n_threads: int) -> None:
+    """Let Numba's parallel kernels use *n_threads* threads (clipped to 1..NUMBA_NUM_THREADS)."""
+    import numba
+
+    numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))

@@ -1,0 +1,1 @@
+"""Tuning: search spaces, stratified cross-validation and the trial runner."""
