@@ -154,6 +154,20 @@ def test_training_option_defaults_match_the_api(command):
         value = params[name]
         value = getattr(value, "value", value)  # enums
         assert value == default, f"mnistlr {command} --{name.replace('_', '-')}: {value!r} != {default!r}"
+    # exactly one option per field: no flag of the command is defined twice
+    flags = [flag for p in group.commands[command].params for flag in p.opts]
+    assert len(flags) == len(set(flags)), sorted(f for f in flags if flags.count(f) > 1)
+
+
+def test_training_options_come_from_one_definition():
+    """Every TrainOptions field has exactly one CLI option, in cli.options.OPTIONS or SHARED."""
+    import dataclasses
+
+    from mnistlr.cli import options as o
+    from mnistlr.learn.options import TrainOptions
+
+    fields = [f.name for f in dataclasses.fields(TrainOptions)]
+    assert sorted([*o.OPTIONS, *o.SHARED]) == sorted(fields)
 
 
 def test_a_reader_that_goes_away_ends_every_command_quietly(cli, tmp_path):

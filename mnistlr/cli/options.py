@@ -1,36 +1,40 @@
-"""Training and data options shared by `train` and `sweep` (Annotated types and enums)."""
+"""Training and data options shared by `train` and `sweep`: one definition, derived from TrainOptions.
+
+`training_options` adds one Typer option per `TrainOptions` field to a command (defaults taken
+from the dataclass) and hands the command a validated-on-use `TrainOptions` as `options`.
+Adding a training option: a field in `mnistlr.learn.options`, its solver, and one line in OPTIONS.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import functools
+import inspect
+import typing
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-
-class ModelKind(str, enum.Enum):
-    softmax = "softmax"
-    logistic = "logistic"
-    ridge = "ridge"
+from mnistlr.learn.options import INITS, MODELS, PREPROCESSING, SOLVERS, TrainOptions
 
 
-class Solver(str, enum.Enum):
-    lbfgs = "lbfgs"
-    gd = "gd"
-    sgd = "sgd"
-    closed = "closed"
+def _choices(name: str, values: tuple[str, ...]) -> type[enum.Enum]:
+    """A str Enum of *values* (Typer's choice type), named *name*."""
+    return enum.Enum(name, {v: v for v in values}, type=str)
 
 
-class Init(str, enum.Enum):
-    zeros = "zeros"
-    normal = "normal"
+ModelKind = _choices("ModelKind", MODELS)
 
 
-class Preprocess(str, enum.Enum):
-    scale = "scale"
-    standardize = "standardize"
-    center = "center"
+Solver = _choices("Solver", SOLVERS)
+
+
+Init = _choices("Init", INITS)
+
+
+Preprocess = _choices("Preprocess", PREPROCESSING)
 
 
 def parse_classes(value: str | None) -> list[int] | None:
@@ -88,3 +92,46 @@ ValSizeOpt = Annotated[int | None, typer.Option(
 ValFractionOpt = Annotated[float | None, typer.Option(
     "--val-fraction", min=0, max=1, help="Hold out this share of the training images "
     "(default: 0.1 for gd/sgd, none otherwise).", rich_help_panel=_D)]
+
+# TrainOptions field → its option (the command's parameter has the field's name and default).
+OPTIONS = {
+    "model": ModelOpt, "solver": SolverOpt, "l2": L2Opt, "l1": L1Opt, "C": COpt, "lr": LrOpt,
+    "anneal": AnnealOpt, "epochs": EpochsOpt, "batch_size": BatchOpt, "patience": PatienceOpt,
+    "tol": TolOpt, "max_iter": MaxIterOpt, "init": InitOpt, "preprocess": PreprocessOpt,
+    "classes": ClassesOpt, "train_limit": TrainLimitOpt, "per_class": PerClassOpt,
+    "val_size": ValSizeOpt, "val_fraction": ValFractionOpt,
+}
+# Options given by each command itself (shared with other commands), passed on to TrainOptions.
+SHARED = ("seed",)
+
+
+def _cli_default(field: dataclasses.Field, annotation) -> object:
+    """The field's default as the option's type holds it (an Enum member for choices)."""
+    kind = annotation.__origin__ if hasattr(annotation, "__origin__") else annotation
+    if isinstance(kind, type) and issubclass(kind, enum.Enum) and field.default is not None:
+        return kind(field.default)
+    return field.default
+
+
+def training_options(func):
+    """Give *func* one option per TrainOptions field; it receives them as `options: TrainOptions`."""
+    fields = {f.name: f for f in dataclasses.fields(TrainOptions)}
+    hints = typing.get_type_hints(func, include_extras=True)
+    own = [p.replace(annotation=hints[name]) for name, p in inspect.signature(func).parameters.items()
+           if name != "options"]
+    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
+                               default=_cli_default(fields[name], annotation))
+             for name, annotation in OPTIONS.items()]
+
+    @functools.wraps(func)
+    def command(**kwargs):
+        values = {name: kwargs.pop(name) for name in OPTIONS}
+        values = {k: v.value if isinstance(v, enum.Enum) else v for k, v in values.items()}
+        values["classes"] = parse_classes(values["classes"])
+        values |= {name: kwargs[name] for name in SHARED if name in kwargs}
+        return func(options=TrainOptions(**values), **kwargs)
+
+    del command.__wrapped__   # Typer must read the new signature, not the wrapped one
+    command.__signature__ = inspect.Signature(own + added)
+    command.__annotations__ = {p.name: p.annotation for p in own + added}
+    return command

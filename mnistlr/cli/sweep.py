@@ -11,6 +11,7 @@ import typer
 
 from mnistlr.cli import options as o
 from mnistlr.cli.base import DataDirOpt, DatasetOpt, JsonOpt, QuietOpt, SeedOpt, command
+from mnistlr.learn.options import TrainOptions
 
 _S = "Search"
 
@@ -67,6 +68,7 @@ SchedulerOpt = Annotated[str | None, typer.Option(
     ("SGD learning rates for at most 2 minutes; refit the best on all the data and save it",
      "mnistlr sweep -d mnist-sample --solver sgd --param lr=log:0.05:1 --budget 120 -o best.joblib"),
 )
+@o.training_options
 def sweep_command(
     param: ParamOpt = None,
     n_iter: NIterOpt = 10,
@@ -80,32 +82,14 @@ def sweep_command(
     results: ResultsOpt = None,
     backend: BackendOpt = Backend.local,
     scheduler: SchedulerOpt = None,
-    model: o.ModelOpt = o.ModelKind.softmax,
-    solver: o.SolverOpt = None,
-    l2: o.L2Opt = None,
-    l1: o.L1Opt = 0.0,
-    C: o.COpt = None,
-    lr: o.LrOpt = 0.5,
-    anneal: o.AnnealOpt = 10.0,
-    epochs: o.EpochsOpt = 100,
-    batch_size: o.BatchOpt = 256,
-    patience: o.PatienceOpt = 3,
-    tol: o.TolOpt = 1e-3,
-    max_iter: o.MaxIterOpt = 100,
-    init: o.InitOpt = o.Init.zeros,
-    preprocess: o.PreprocessOpt = o.Preprocess.scale,
     dataset: DatasetOpt = None,
     train_images: o.TrainImagesOpt = None,
     train_labels: o.TrainLabelsOpt = None,
-    classes: o.ClassesOpt = None,
-    train_limit: o.TrainLimitOpt = None,
-    per_class: o.PerClassOpt = None,
-    val_size: o.ValSizeOpt = None,
-    val_fraction: o.ValFractionOpt = None,
     data_dir: DataDirOpt = None,
     seed: SeedOpt = 0,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
+    options: TrainOptions = None,
 ) -> None:
     """Tune training options by cross-validated random or grid search.
 
@@ -116,16 +100,9 @@ def sweep_command(
     """
     from mnistlr.api.sweep import sweep
     from mnistlr.errors import UsageError
-    from mnistlr.learn.options import TrainOptions
 
     if refit and output is None:
         raise UsageError("--refit needs -o PATH for the model", "e.g. --refit -o best.joblib")
-    options = TrainOptions(
-        model=model.value, solver=solver.value if solver else None, l2=l2, l1=l1, C=C, lr=lr,
-        anneal=anneal, epochs=epochs, batch_size=batch_size, patience=patience, tol=tol,
-        max_iter=max_iter, init=init.value, preprocess=preprocess.value,
-        classes=o.parse_classes(classes), train_limit=train_limit, per_class=per_class,
-        val_size=val_size, val_fraction=val_fraction, seed=seed)
     with LiveTrials(quiet) as live:
         report = sweep(options, params=param or [], n_iter=n_iter, cv=cv, nested=nested,
                        metric=metric.value, n_jobs=jobs, budget=budget, backend=backend.value,

@@ -13,9 +13,7 @@ from typing import Any
 import numpy as np
 
 from mnistlr.errors import DataError, UsageError
-
-KINDS = ("ridge", "logistic", "softmax")
-PREPROCESS_KINDS = ("scale", "standardize", "center")
+from mnistlr.learn.options import PREPROCESSING
 
 
 @dataclasses.dataclass
@@ -32,8 +30,8 @@ class Preprocessor:
     @classmethod
     def fit(cls, kind: str, X: np.ndarray) -> Preprocessor:
         """Fit on training pixels X (n_samples, n_features), values 0–255."""
-        if kind not in PREPROCESS_KINDS:
-            raise UsageError(f"unknown preprocessing '{kind}'", f"use one of {', '.join(PREPROCESS_KINDS)}")
+        if kind not in PREPROCESSING:
+            raise UsageError(f"unknown preprocessing '{kind}'", f"use one of {', '.join(PREPROCESSING)}")
         n_features = X.shape[1]
         mean = np.zeros(n_features, np.float32)
         std = np.ones(n_features, np.float32)

@@ -10,6 +10,8 @@ from mnistlr.errors import UsageError
 
 MODELS = ("softmax", "logistic", "ridge")
 SOLVERS = ("lbfgs", "gd", "sgd", "closed")
+INITS = ("zeros", "normal")
+PREPROCESSING = ("scale", "standardize", "center")
 DEFAULT_SOLVER = {"softmax": "lbfgs", "logistic": "lbfgs", "ridge": "closed"}
 
 
@@ -81,8 +83,8 @@ class TrainOptions:
         if self.classes is not None:
             if len(set(self.classes)) < 2:
                 raise UsageError("--classes needs at least two distinct labels", "e.g. --classes 3,8")
-        _check_choice("--init", self.init, ("zeros", "normal"))
-        _check_choice("--preprocess", self.preprocess, ("scale", "standardize", "center"))
+        _check_choice("--init", self.init, INITS)
+        _check_choice("--preprocess", self.preprocess, PREPROCESSING)
 
 
 def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:

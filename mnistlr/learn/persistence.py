@@ -26,7 +26,8 @@ from joblib import numpy_pickle
 from mnistlr import __version__
 from mnistlr.errors import ModelFileError
 from mnistlr.io.atomic import atomic_write
-from mnistlr.learn.model import KINDS, LinearModel, Preprocessor
+from mnistlr.learn.model import LinearModel, Preprocessor
+from mnistlr.learn.options import MODELS
 
 FORMAT_VERSION = 1
 MAGIC = "mnistlr-model"
@@ -214,7 +215,7 @@ def _model_from_payload(path: Path, p: dict[str, Any]) -> LinearModel:
     try:
         W, b, classes = p["W"], p["b"], p["classes"]
         rows, cols = (int(d) for d in p["image_shape"])
-        ok = (p["kind"] in KINDS and W.ndim == 2 and W.shape[0] == rows * cols
+        ok = (p["kind"] in MODELS and W.ndim == 2 and W.shape[0] == rows * cols
               and b.shape == (W.shape[1],) and classes.ndim == 1
               and W.shape[1] in (1, len(classes)) and np.isfinite(W).all())
         preprocessor = Preprocessor.from_dict(p["preprocessing"])

@@ -17,13 +17,12 @@ from typing import Any
 import numpy as np
 
 from mnistlr.errors import UsageError
-from mnistlr.learn.options import SOLVERS, TrainOptions
+from mnistlr.learn.options import INITS, PREPROCESSING, SOLVERS, TrainOptions
 
 SCALE_PARAMS = ("l2", "l1", "C", "lr", "tol")
 FLOAT_PARAMS = ("l2", "l1", "C", "lr", "anneal", "tol")
 INT_PARAMS = ("epochs", "batch_size", "patience", "max_iter")
-CHOICE_PARAMS = {"solver": SOLVERS, "init": ("zeros", "normal"),
-                 "preprocess": ("scale", "standardize", "center")}
+CHOICE_PARAMS = {"solver": SOLVERS, "init": INITS, "preprocess": PREPROCESSING}
 SEARCHABLE = FLOAT_PARAMS + INT_PARAMS + tuple(CHOICE_PARAMS)
 FIXED_PARAMS = ("model", "classes", "train_limit", "per_class", "val_size", "val_fraction", "seed")
 SPEC_FORMS = ("NAME=log:LOW:HIGH, NAME=uniform:LOW:HIGH, NAME=int:LOW:HIGH, NAME=logint:LOW:HIGH, "
