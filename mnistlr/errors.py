@@ -60,3 +60,9 @@ class OutputClosed(MnistlrError):
     """The reader of the output went away (e.g. ``| head``): not an error, exit status 0."""
 
     exit_code = 0
+
+
+class Interrupted(MnistlrError):
+    """Ctrl-C: raised from the SIGINT handler so every layer can clean up (exit status 130)."""
+
+    exit_code = 130

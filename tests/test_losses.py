@@ -30,25 +30,40 @@ def test_objective_matches_reference(kind, n_outputs, l2, dtype):
     rtol = 1e-10 if dtype == np.float64 else 1e-5
     np.testing.assert_allclose(got.value, ref.objective(X, y, W, b, kind, l2), rtol=rtol)
     np.testing.assert_allclose(got.loss, ref.objective(X, y, W, b, kind, 0.0), rtol=rtol)
-    assert 0.0 <= got.accuracy <= 1.0
+    S = X.astype(np.float64) @ W + b
+    predicted = (S[:, 0] > 0).astype(int) if n_outputs == 1 else S.argmax(axis=1)
+    assert got.accuracy == np.mean(predicted == y)
 
 
-@pytest.mark.parametrize("kind,n_outputs", CASES)
-@pytest.mark.parametrize("l2", [0.0, 0.3])
-def test_gradient_matches_central_differences(kind, n_outputs, l2):
-    X, y, W, b = problem(30, 4, n_outputs, seed=10 + n_outputs, binary=n_outputs == 1)
-    w = objective.pack(W, b)
-    value, grad = objective.loss_gradient(w, X, y, kind, n_outputs, l2)
-    h = 1e-6
+def central_differences(fun, w, h=1e-6):
+    """∂f/∂w_i ≈ (f(w + h e_i) − f(w − h e_i)) / 2h for every i."""
     numeric = np.empty_like(w)
     for i in range(w.size):
         step = np.zeros_like(w)
         step[i] = h
-        # ∂f/∂w_i ≈ (f(w + h e_i) − f(w − h e_i)) / 2h
-        numeric[i] = (objective.loss_gradient(w + step, X, y, kind, n_outputs, l2)[0]
-                      - objective.loss_gradient(w - step, X, y, kind, n_outputs, l2)[0]) / (2 * h)
-    np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
-    assert value == objective.objective(X, y, W, b, kind, l2=l2).value
+        numeric[i] = (fun(w + step)[0] - fun(w - step)[0]) / (2 * h)
+    return numeric
+
+
+@pytest.mark.parametrize("kind,n_outputs", CASES)
+@pytest.mark.parametrize("l2", [0.0, 0.3])
+@pytest.mark.parametrize("pixels", [False, True])
+def test_lbfgs_objective_gradient_matches_central_differences(kind, n_outputs, l2, pixels):
+    """The function L-BFGS minimises (centred variables; raw uint8 pixels with the affine folded in)."""
+    from mnistlr.learn.solvers import CentredObjective
+
+    X, y, W, b = problem(30, 4, n_outputs, seed=10 + n_outputs, binary=n_outputs == 1)
+    affine = None
+    if pixels:
+        rng = np.random.default_rng(n_outputs)
+        X = rng.integers(0, 256, size=X.shape).astype(np.float64)   # pixel values; float64 for the differences
+        affine = (np.full(4, 1 / 255), rng.uniform(0, 0.5, 4))
+    centred = CentredObjective(X, y, kind, n_outputs, l2, affine)
+    v = objective.pack(W, b)
+    value, grad = centred.fun(v)
+    np.testing.assert_allclose(grad, central_differences(centred.fun, v), rtol=1e-6, atol=1e-8)
+    W_v, b_v = centred.weights(v)
+    assert value == objective.objective(X, y, W_v, b_v, kind, l2=l2, affine=affine).value
 
 
 def test_intercept_is_not_penalised():
@@ -101,9 +116,9 @@ def raw_problem(n_samples, n_features, n_outputs, seed, binary=False):
 
 @pytest.mark.parametrize("kind,n_outputs", CASES)
 def test_raw_pixel_inputs_give_the_objective_of_the_transformed_inputs(kind, n_outputs):
-    X, y, W, b, inputs = raw_problem(45, 6, n_outputs, seed=20 + n_outputs, binary=n_outputs == 1)
-    got = objective.objective(X, y, W, b, kind, l2=0.3, inputs=inputs)
-    Z = X * inputs[0] - inputs[1]
+    X, y, W, b, affine = raw_problem(45, 6, n_outputs, seed=20 + n_outputs, binary=n_outputs == 1)
+    got = objective.objective(X, y, W, b, kind, l2=0.3, affine=affine)
+    Z = X * affine[0] - affine[1]
     np.testing.assert_allclose(got.value, ref.objective(Z, y, W, b, kind, 0.3), rtol=1e-5)
     want = objective.objective(Z, y, W, b, kind, l2=0.3)
     np.testing.assert_allclose(got.grad_W, want.grad_W, rtol=1e-4, atol=1e-5)
@@ -112,13 +127,13 @@ def test_raw_pixel_inputs_give_the_objective_of_the_transformed_inputs(kind, n_o
 
 @pytest.mark.parametrize("kind,n_outputs", [("softmax", 3), ("ovr", 1)])
 def test_raw_pixel_gradient_matches_central_differences(kind, n_outputs):
-    X, y, W, b, inputs = raw_problem(30, 4, n_outputs, seed=40 + n_outputs, binary=n_outputs == 1)
+    X, y, W, b, affine = raw_problem(30, 4, n_outputs, seed=40 + n_outputs, binary=n_outputs == 1)
     X = X.astype(np.float64)                      # float64 accumulation: differences need the precision
 
     def f(W_, b_):
-        return objective.objective(X, y, W_, b_, kind, l2=0.3, inputs=inputs).value
+        return objective.objective(X, y, W_, b_, kind, l2=0.3, affine=affine).value
 
-    got = objective.objective(X, y, W, b, kind, l2=0.3, inputs=inputs)
+    got = objective.objective(X, y, W, b, kind, l2=0.3, affine=affine)
     h = 1e-6
     for index in np.ndindex(W.shape):
         step = np.zeros_like(W)

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnistlr.api.predict import OutputClosed, RowWriter, predict, predict_batches
+from mnistlr.api.predict import RowWriter, predict, predict_batches
+from mnistlr.errors import OutputClosed
 from mnistlr.io.idx import write_idx
 from mnistlr.io.inputs import open_inputs
 from mnistlr.learn.model import LinearModel, Preprocessor

@@ -242,9 +242,9 @@ def raw_pixels(n_samples, n_features, n_classes, seed):
 
 @pytest.mark.parametrize("kind,n_outputs", [("softmax", 3), ("ovr", 1)])
 def test_lbfgs_on_raw_pixels_finds_the_optimum_of_the_transformed_inputs(kind, n_outputs):
-    X, y, inputs = raw_pixels(300, 8, 3 if n_outputs == 3 else 2, seed=50)
-    Z = X * inputs[0] - inputs[1]
-    raw = solvers.fit_lbfgs(X, y, kind, n_outputs, l2=1e-2, tol=0.0, max_iter=300, inputs=inputs)
+    X, y, affine = raw_pixels(300, 8, 3 if n_outputs == 3 else 2, seed=50)
+    Z = X * affine[0] - affine[1]
+    raw = solvers.fit_lbfgs(X, y, kind, n_outputs, l2=1e-2, tol=0.0, max_iter=300, affine=affine)
     plain = solvers.fit_lbfgs(Z, y, kind, n_outputs, l2=1e-2, tol=0.0, max_iter=300)
     # same objective value at both solutions (float32 logits on the raw path), and nearly the same weights
     value = [objective.objective(Z, y, r.W, r.b, kind, l2=1e-2).value for r in (raw, plain)]
@@ -257,9 +257,9 @@ def test_lbfgs_on_raw_pixels_finds_the_optimum_of_the_transformed_inputs(kind, n
 
 
 def test_closed_ridge_on_raw_pixels_matches_the_transformed_inputs():
-    X, y, inputs = raw_pixels(400, 7, 4, seed=51)
-    Z = X * inputs[0] - inputs[1]
-    raw = solvers.fit_closed_ridge(X, y, n_classes=4, l2=0.5, inputs=inputs)
+    X, y, affine = raw_pixels(400, 7, 4, seed=51)
+    Z = X * affine[0] - affine[1]
+    raw = solvers.fit_closed_ridge(X, y, n_classes=4, l2=0.5, affine=affine)
     plain = solvers.fit_closed_ridge(Z, y, n_classes=4, l2=0.5)
     np.testing.assert_allclose(raw.W, plain.W, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(raw.b, plain.b, rtol=1e-5, atol=1e-6)
@@ -268,12 +268,12 @@ def test_closed_ridge_on_raw_pixels_matches_the_transformed_inputs():
 
 @pytest.mark.parametrize("solver", ["gd", "sgd"])
 def test_gd_and_sgd_on_raw_pixels_follow_the_transformed_inputs(solver):
-    X, y, inputs = raw_pixels(300, 6, 3, seed=52)
-    Z = X * inputs[0] - inputs[1]
+    X, y, affine = raw_pixels(300, 6, 3, seed=52)
+    Z = X * affine[0] - affine[1]
     fit = solvers.fit_gd if solver == "gd" else solvers.fit_sgd
     args = dict(kind="softmax", n_outputs=3, l2=1e-3, lr=0.5, epochs=5)
     extra = {} if solver == "gd" else dict(batch_size=64)
-    raw = fit(X, y, inputs=inputs, **args, **extra, **({} if solver == "gd" else dict(rng=np.random.default_rng(1))))
+    raw = fit(X, y, affine=affine, **args, **extra, **({} if solver == "gd" else dict(rng=np.random.default_rng(1))))
     plain = fit(Z, y, **args, **extra, **({} if solver == "gd" else dict(rng=np.random.default_rng(1))))
     np.testing.assert_allclose(raw.W, plain.W, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(raw.b, plain.b, rtol=1e-4, atol=1e-5)

@@ -24,7 +24,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from mnistlr.errors import DataError, MnistlrError, OutputClosed, UsageError  # noqa: F401  (OutputClosed: re-exported)
+from mnistlr.errors import DataError, MnistlrError, OutputClosed, UsageError
 from mnistlr.io.atomic import atomic_write
 from mnistlr.io.inputs import open_inputs, total_count
 from mnistlr.io.readers import Source

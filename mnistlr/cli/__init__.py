@@ -11,25 +11,21 @@ import sys
 
 import typer
 
+from mnistlr.cli import evaluate, fetch, inspect, predict, show, sweep, train
 from mnistlr.cli.base import app as _typer_app
-from mnistlr.cli.base import print_error, silence_stdout
-from mnistlr.errors import MnistlrError
+from mnistlr.cli.base import print_error, register, silence_stdout
+from mnistlr.errors import Interrupted, MnistlrError
 
-# Each command module registers itself on the shared Typer app when imported.
-from mnistlr.cli import (  # noqa: E402,F401  isort: skip
-    fetch, train, evaluate, predict, sweep, inspect, show,
-)
+# The commands, in the order --help lists them.
+COMMANDS = (fetch.fetch_command, train.train_command, evaluate.evaluate_command,
+            predict.predict_command, sweep.sweep_command, inspect.inspect_command, show.show_command)
+for _command in COMMANDS:
+    register(_command)
 
 
 # Typer may vendor its own click: find the exception classes through its public names.
 _ClickUsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 _ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
-
-
-class Interrupted(MnistlrError):
-    """Ctrl-C: raised from the SIGINT handler so every layer can clean up."""
-
-    exit_code = 130
 
 
 def _on_sigint(signum, frame):

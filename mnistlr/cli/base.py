@@ -50,12 +50,21 @@ app = typer.Typer(
 
 
 def command(name: str, *example_pairs: tuple[str, str]):
-    """Register a command: its docstring (reflowed) is the help, *example_pairs* end it."""
+    """Mark *func* as the command *name*: its docstring (reflowed) is the help, *example_pairs* end it.
 
-    def register(func):
-        return app.command(name, help=reflow(func.__doc__ or ""), epilog=examples(*example_pairs))(func)
+    Nothing is registered here; `mnistlr.cli` adds each marked command to `app` with `register`.
+    """
 
-    return register
+    def mark(func):
+        func.command_name, func.command_epilog = name, examples(*example_pairs)
+        return func
+
+    return mark
+
+
+def register(func) -> None:
+    """Add a function marked by `command` to the Typer app."""
+    app.command(func.command_name, help=reflow(func.__doc__ or ""), epilog=func.command_epilog)(func)
 
 
 def _version(value: bool) -> None:

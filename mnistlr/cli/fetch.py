@@ -14,8 +14,6 @@ from mnistlr.cli.base import (
     QuietOpt,
     command,
     complete_dataset,
-    show_progress,
-    stderr_console,
 )
 
 
@@ -49,58 +47,6 @@ def _print_list(statuses: list[dict], data_dir: Path) -> None:
             where += f" (will import {status['local_source']})"
         table.add_row(status["name"], _status_text(status), where, status["description"])
     stdout_console().print(table)
-
-
-class _Reporter:
-    """Turns api progress events into a Rich progress display or plain lines on stderr."""
-
-    def __init__(self, quiet: bool):
-        self.quiet = quiet
-        self.console = stderr_console()
-        self.bar = None
-        self.tasks: dict[str, int] = {}
-        if show_progress(quiet):
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-                TransferSpeedColumn,
-            )
-
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                                TransferSpeedColumn(), TimeRemainingColumn(),
-                                console=self.console, transient=False)
-
-    def __enter__(self):
-        if self.bar is not None:
-            self.bar.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-    def _say(self, text: str) -> None:
-        if not self.quiet:
-            (self.bar.console if self.bar else self.console).print(text, markup=False, soft_wrap=True)
-
-    def __call__(self, event) -> None:
-        label = f"{event.dataset}/{event.file}"
-        if event.kind == "advance" and self.bar is not None:
-            if label not in self.tasks:
-                short = label.removesuffix(".gz").removesuffix("-ubyte")
-                self.tasks[label] = self.bar.add_task(short, total=event.total)
-            self.bar.update(self.tasks[label], completed=event.done, total=event.total)
-        elif event.kind == "start" and self.bar is None:
-            self._say(f"{label}: from {event.message}")
-        elif event.kind == "done" and self.bar is None:
-            self._say(f"{label}: verified ({event.done:,} bytes)")
-        elif event.kind == "skip":
-            self._say(f"{label}: {event.message}")
-        elif event.kind in ("retry", "fallback"):
-            self._say(f"{label}: {event.message}")
 
 
 def _summary(result: dict) -> str:
@@ -165,7 +111,9 @@ def fetch_command(
         else:
             _print_list(statuses, resolve_data_dir(data_dir))
         return
-    with _Reporter(quiet) as reporter:
+    from mnistlr.cli.progress import FetchProgress
+
+    with FetchProgress(quiet) as reporter:
         results = fetch(names or ["mnist"], data_dir, mirrors=mirror, source=source, force=force,
                         timeout=timeout, retries=retries, progress=reporter)
     if json_:

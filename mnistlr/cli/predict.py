@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,7 +13,6 @@ from mnistlr.cli.base import (
     OutputFormat,
     QuietOpt,
     command,
-    show_progress,
     silence_stdout,
     stderr_console,
 )
@@ -22,37 +20,6 @@ from mnistlr.cli.base import (
 INPUT_HELP = ("IDX image files (raw or gzip), .npy/.npz arrays (uint8 0–255 or floats in [0, 1]), "
               "CSV files (one image per row; optional header and leading label column), image files "
               "or folders of them (PNG, JPEG, ...; converted like MNIST), or '-' for standard input.")
-# Progress appears on a terminal once a run has taken this long (large inputs only).
-PROGRESS_AFTER_SECONDS = 0.5
-
-
-class PredictProgress:
-    """callback(done, total) showing images done on stderr, once the run is not instant."""
-
-    def __init__(self, quiet: bool, to_terminal: bool = False):
-        # not while the rows themselves scroll past on the same terminal
-        self.enabled = show_progress(quiet) and not to_terminal
-        self.started = time.perf_counter()
-        self._progress: Any = None
-        self._task: Any = None
-
-    def __call__(self, done: int, total: int | None) -> None:
-        if not self.enabled:
-            return
-        if self._progress is None:
-            if time.perf_counter() - self.started < PROGRESS_AFTER_SECONDS:
-                return
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-            self._progress = Progress("predicting", BarColumn(), MofNCompleteColumn(),
-                                      TimeElapsedColumn(), console=stderr_console(), transient=True)
-            self._progress.start()
-            self._task = self._progress.add_task("predicting", total=total)
-        self._progress.update(self._task, completed=done)
-
-    def close(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
 
 
 class _TextAdapter:
@@ -108,20 +75,20 @@ def predict_command(
     --top-k K adds top1,p_top1,... Output is streamed batch by batch, so it works
     on inputs of any size and with '| head'.
     """
-    from mnistlr.api.predict import OutputClosed, predict
+    from mnistlr.api.predict import predict
+    from mnistlr.cli.progress import PredictProgress
+    from mnistlr.errors import OutputClosed
 
     output = None if output == Path("-") else output  # "-o -": standard output
-    progress = PredictProgress(quiet, to_terminal=output is None and sys.stdout.isatty())
     try:
         sys.stdout.flush()
-        summary = predict(model, inputs, output=output, fmt=fmt.value if fmt else None, proba=proba,
-                          top_k=top_k, batch_size=batch_size, stdout=_binary_stdout(),
-                          callback=progress)
+        with PredictProgress(quiet, to_terminal=output is None and sys.stdout.isatty()) as progress:
+            summary = predict(model, inputs, output=output, fmt=fmt.value if fmt else None,
+                              proba=proba, top_k=top_k, batch_size=batch_size,
+                              stdout=_binary_stdout(), callback=progress)
     except OutputClosed:
         silence_stdout()
         raise
-    finally:
-        progress.close()
     if output is not None and not quiet:
         stderr_console().print(f"wrote {summary['images']:,} predictions to {output}",
                                highlight=False, soft_wrap=True)

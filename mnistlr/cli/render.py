@@ -100,9 +100,6 @@ def image_lines(img, *, diverging: bool = False, color: bool = True, vmax: float
     return text
 
 
-draw_image = image_lines  # the name other commands (show) may import
-
-
 def crop_box(images: Sequence[np.ndarray], threshold: float = 0.0) -> tuple[slice, slice]:
     """The rows and columns, common to all *images*, outside which every |value| ≤ threshold."""
     stack = np.abs(np.stack([np.asarray(i, np.float64) for i in images]))

@@ -73,12 +73,6 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb",
         raise
 
 
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write *data* to *path* atomically."""
-    with atomic_write(path, "wb") as handle:
-        handle.write(data)
-
-
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write *text* (UTF-8) to *path* atomically."""
     with atomic_write(path, "w") as handle:

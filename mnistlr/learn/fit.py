@@ -122,20 +122,20 @@ def _initial_weights(options: TrainOptions, n_features: int, n_outputs: int):
     return np.zeros((n_features, n_outputs), np.float32)
 
 
-def _run_solver(options: TrainOptions, X, y, X_val, y_val, n_classes: int, l2: float, callback, inputs=None):
-    """Dispatch to the solver; returns a solvers.FitResult. X: raw pixels, inputs: (scale, shift)."""
+def _run_solver(options: TrainOptions, X, y, X_val, y_val, n_classes: int, l2: float, callback, affine=None):
+    """Dispatch to the solver; returns a solvers.FitResult. X: raw pixels, affine: (scale, shift)."""
     import numpy as np
 
     from mnistlr.learn import solvers
 
     solver = options.resolved_solver()
     if solver == "closed":
-        return solvers.fit_closed_ridge(X, y, n_classes=n_classes, l2=l2, inputs=inputs)
+        return solvers.fit_closed_ridge(X, y, n_classes=n_classes, l2=l2, affine=affine)
     kind = "softmax" if options.model == "softmax" else "ovr"
     n_outputs = 1 if (kind == "ovr" and n_classes == 2) else n_classes
     W0 = _initial_weights(options, X.shape[1], n_outputs)
     common = dict(kind=kind, n_outputs=n_outputs, l2=l2, W0=W0, b0=None,
-                  X_val=X_val, y_val=y_val, callback=callback, inputs=inputs)
+                  X_val=X_val, y_val=y_val, callback=callback, affine=affine)
     if solver == "lbfgs":
         return solvers.fit_lbfgs(X, y, tol=options.tol, max_iter=options.max_iter, **common)
     schedule = dict(l1=options.l1, lr=options.lr, anneal=options.anneal,

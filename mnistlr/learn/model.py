@@ -16,6 +16,20 @@ from mnistlr.errors import DataError, UsageError
 from mnistlr.learn.options import PREPROCESSING
 
 
+def fold_affine(W, b, affine=None) -> tuple[np.ndarray, np.ndarray]:
+    """(W_x, b_x) acting on raw x for weights (W, b) acting on z = x·scale − shift, affine = (scale, shift).
+
+    W (n_features, n_outputs), b (n_outputs,); returned as given when affine is None, else float64.
+    The one place the preprocessing is folded into weights (scoring, objectives, metrics).
+    """
+    if affine is None:
+        return W, b
+    scale, shift = affine
+    W64 = np.asarray(W, dtype=np.float64)
+    # z·W + b = x·(scale⊙W) + (b − shift·W)
+    return scale[:, None] * W64, np.asarray(b, dtype=np.float64) - shift @ W64
+
+
 @dataclasses.dataclass
 class Preprocessor:
     """x ↦ (x/255 − mean)/std per pixel; mean = 0 and std = 1 for plain scaling.
@@ -103,11 +117,8 @@ class LinearModel:
     def effective_weights(self) -> tuple[np.ndarray, np.ndarray]:
         """Weights acting on raw pixels: (W_raw (n_features, n_outputs) float32, b_raw)."""
         if self._effective is None:
-            p = self.preprocessor
-            W64 = self.W.astype(np.float64)
             # W_raw = W / (255σ);  b_raw = b − (μ/σ)·W
-            W_raw = W64 / (255.0 * p.std.astype(np.float64))[:, None]
-            b_raw = self.b.astype(np.float64) - (p.mean / p.std).astype(np.float64) @ W64
+            W_raw, b_raw = fold_affine(self.W, self.b, self.preprocessor.affine())
             self._effective = (np.ascontiguousarray(W_raw, np.float32), b_raw.astype(np.float32))
         return self._effective
 
@@ -127,7 +138,7 @@ class LinearModel:
         """Raw scores (n, n_outputs) float32 for raw pixels X.
 
         The same scores for a row whatever the batch it comes in: uint8 pixels go through
-        `kernels.scores_uint8` (each row summed by the same loop; 3 M images/s); other dtypes
+        `kernels.scoring.scores_uint8` (each row summed by the same loop; 3 M images/s); other dtypes
         are accumulated in float64, where the different summation orders of BLAS for one row
         (gemv) and a block (gemm) vanish in the rounding to float32.
         """

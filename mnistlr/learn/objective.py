@@ -11,14 +11,15 @@ with the intercept b not penalised, where ℓ is
   one column (binary logistic regression) with y in {0, 1}, or one column per class
   (one-vs-rest) with target [y = c] in column c.
 
-`objective` evaluates f (and its gradient) from (W, b); `loss_gradient` is the same on
-one packed float64 vector w = [W.ravel() (row-major), b], the form scipy's L-BFGS-B wants
-(as scikit-learn's ``_linear_loss.py`` does). The heavy lifting is one fused pass over X
-in `mnistlr.learn.kernels.fused`.
+`objective` evaluates f (and its gradient) from (W, b); `pack`/`unpack` turn (W, b) into one
+float64 vector w = [W.ravel() (row-major), b], the form scipy's L-BFGS-B wants (as
+scikit-learn's ``_linear_loss.py`` does). The heavy lifting is one fused pass over X in
+`mnistlr.learn.kernels.fused`.
 
-``inputs=(scale, shift)`` lets X be the raw pixels (uint8, no float copy) of model inputs
+``affine=(scale, shift)`` lets X be the raw pixels (uint8, no float copy) of model affine
 z = x·scale − shift (per feature): the kernel then sees the folded weights
-W_x = scale⊙W, b_x = b − shift·W, and the chain rule maps its gradient back to (W, b).
+W_x = scale⊙W, b_x = b − shift·W (`model.fold_affine`), and the chain rule maps its gradient
+back to (W, b).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import dataclasses
 import numpy as np
 
 from mnistlr.learn.kernels import fused
+from mnistlr.learn.model import fold_affine
 
 KINDS = ("softmax", "ovr")
 
@@ -48,30 +50,17 @@ def check_kind(kind: str) -> None:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
 
 
-def fold_inputs(W, b, inputs=None) -> tuple[np.ndarray, np.ndarray]:
-    """(W_x, b_x) acting on raw x for weights (W, b) acting on z = x·scale − shift, inputs = (scale, shift).
-
-    W (n_features, n_outputs), b (n_outputs,); returned as given when inputs is None, else float64.
-    """
-    if inputs is None:
-        return W, b
-    scale, shift = inputs
-    W64 = np.asarray(W, dtype=np.float64)
-    # z·W + b = x·(scale⊙W) + (b − shift·W)
-    return scale[:, None] * W64, np.asarray(b, dtype=np.float64) - shift @ W64
-
-
-def objective(X, y, W, b, kind: str, l2: float = 0.0, rows=None, grad: bool = True, inputs=None) -> Objective:
+def objective(X, y, W, b, kind: str, l2: float = 0.0, rows=None, grad: bool = True, affine=None) -> Objective:
     """f(W, b) over X[rows] (all rows by default), and its gradient when grad is true.
 
     X (n_samples, n_features) uint8/float32/float64; y (n_samples,) int; W (n_features, n_outputs);
     b (n_outputs,); rows: optional (m,) int indices (a mini-batch without copying X);
-    inputs: optional (scale, shift), each (n_features,): the model sees z = x·scale − shift.
+    affine: optional (scale, shift), each (n_features,): the model sees z = x·scale − shift.
     """
     check_kind(kind)
     loss_fn = fused.softmax_cross_entropy if kind == "softmax" else fused.ovr_cross_entropy
     W64 = np.asarray(W, dtype=np.float64)
-    part = loss_fn(X, y, *fold_inputs(W64, b, inputs), rows=rows, grad=grad)
+    part = loss_fn(X, y, *fold_affine(W64, b, affine), rows=rows, grad=grad)
     n_rows = len(y) if rows is None else len(rows)
     # f = (1/n) Σ ℓ_i + (l2/2)‖W‖²
     loss = part.loss_sum / n_rows
@@ -79,8 +68,8 @@ def objective(X, y, W, b, kind: str, l2: float = 0.0, rows=None, grad: bool = Tr
     if not grad:
         return Objective(value, loss, part.n_correct / n_rows, None, None)
     grad_W = part.grad_W
-    if inputs is not None:
-        scale, shift = inputs
+    if affine is not None:
+        scale, shift = affine
         # chain rule: ∂/∂W_j = scale_j·∂/∂W_x,j − shift_j·∂/∂b_x
         grad_W = scale[:, None] * grad_W - np.outer(shift, part.grad_b)
     # ∇_W f = (1/n) Σ z_iᵀ ∂ℓ_i/∂s + l2·W;  ∇_b f = (1/n) Σ ∂ℓ_i/∂s
@@ -99,15 +88,3 @@ def unpack(w: np.ndarray, n_features: int, n_outputs: int) -> tuple[np.ndarray, 
     if w.shape != (n_features * n_outputs + n_outputs,):
         raise ValueError(f"packed weights must have {n_features * n_outputs + n_outputs} entries, got {w.shape}")
     return w[: n_features * n_outputs].reshape(n_features, n_outputs), w[n_features * n_outputs:]
-
-
-def loss_gradient(w: np.ndarray, X, y, kind: str, n_outputs: int, l2: float,
-                  rows=None) -> tuple[float, np.ndarray]:
-    """(f, ∇f) at the packed weights w, for scipy.optimize.minimize(..., jac=True).
-
-    w (n_features·n_outputs + n_outputs,) float64; returns a float and a float64
-    gradient of w's shape. X, y, kind, l2, rows as in `objective`.
-    """
-    W, b = unpack(np.asarray(w, dtype=np.float64), X.shape[1], n_outputs)
-    result = objective(X, y, W, b, kind, l2=l2, rows=rows)
-    return result.value, pack(result.grad_W, result.grad_b)

@@ -1,7 +1,7 @@
 """Solvers for linear classifiers: one entry per solver, each returning a `FitResult`.
 
 X is (n_samples, n_features) float32/float64 model inputs, C-contiguous, or raw uint8 pixels
-with ``inputs=(scale, shift)`` ((n_features,) each; model inputs z = x·scale − shift, folded
+with ``affine=(scale, shift)`` ((n_features,) each; model inputs z = x·scale − shift, folded
 into the weights: no float copy of X); y is (n_samples,) int class indices 0..n_classes−1 (0/1
 for a one-column ``kind="ovr"`` model). The objective is the one in `mnistlr.learn.objective`: mean
 cross-entropy + (l2/2)‖W‖² + l1‖W‖₁, intercept not penalised.
@@ -42,7 +42,8 @@ import numpy as np
 from mnistlr.errors import TrainingError
 from mnistlr.learn.kernels import prox, scoring
 from mnistlr.learn.kernels.gram import centered_cross_products
-from mnistlr.learn.objective import Objective, check_kind, fold_inputs, objective, pack, unpack
+from mnistlr.learn.model import fold_affine
+from mnistlr.learn.objective import Objective, check_kind, objective, pack, unpack
 
 Callback = Callable[[dict], None] | None
 
@@ -60,15 +61,15 @@ class FitResult:
 class _Recorder:
     """Builds history records (evaluating the hold-out) and hands them to the callback."""
 
-    def __init__(self, kind: str, X_val, y_val, callback: Callback, evaluate=None, inputs=None):
-        self.kind, self.X_val, self.y_val, self.callback, self.inputs = kind, X_val, y_val, callback, inputs
+    def __init__(self, kind: str, X_val, y_val, callback: Callback, evaluate=None, affine=None):
+        self.kind, self.X_val, self.y_val, self.callback, self.affine = kind, X_val, y_val, callback, affine
         # evaluate(X, y, W, b) -> (loss, accuracy) on the hold-out
         self.evaluate = evaluate or self._evaluate
         self.started = time.perf_counter()
         self.history: list[dict] = []
 
     def _evaluate(self, X, y, W, b) -> tuple[float, float]:
-        val = objective(X, y, W, b, self.kind, grad=False, inputs=self.inputs)
+        val = objective(X, y, W, b, self.kind, grad=False, affine=self.affine)
         return val.loss, val.accuracy
 
     def record(self, epoch: int, train: Objective, W, b, lr: float | None) -> dict:
@@ -136,9 +137,9 @@ def _check_finite(value: float, where: str, lr: float | None) -> None:
 # ---------------------------------------------------------------------------- ridge
 
 
-def _ridge_metrics(X, y, W, b, inputs=None) -> tuple[float, float]:
+def _ridge_metrics(X, y, W, b, affine=None) -> tuple[float, float]:
     """(mean squared error against one-hot targets, accuracy of argmax) of scores z @ W + b."""
-    W, b = fold_inputs(np.asarray(W, np.float64), np.asarray(b, np.float64), inputs)
+    W, b = fold_affine(np.asarray(W, np.float64), np.asarray(b, np.float64), affine)
     S = scoring.scores_uint8(X, W, b) if X.dtype == np.uint8 else X @ W.astype(X.dtype) + b.astype(X.dtype)
     rows = np.arange(len(y))
     # (1/n) Σ_i ‖s_i − e_{y_i}‖² = (1/n) Σ_i (‖s_i‖² − 2 s_{i,y_i} + 1)
@@ -159,7 +160,7 @@ def _ridge_targets(y, n_classes: int | None) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fit_closed_ridge(X, y, n_classes: int | None = None, l2: float = 1.0,
-                     X_val=None, y_val=None, callback: Callback = None, inputs=None) -> FitResult:
+                     X_val=None, y_val=None, callback: Callback = None, affine=None) -> FitResult:
     """Ridge regression on one-hot targets in closed form; predicts argmax of X @ W + b.
 
     X (n_samples, n_features); y (n_samples,) int in 0..n_classes−1 (n_classes defaults to
@@ -172,11 +173,11 @@ def fit_closed_ridge(X, y, n_classes: int | None = None, l2: float = 1.0,
     Y, y = _ridge_targets(y, n_classes)
     X, y, X_val, y_val = _check_problem(X, y, "softmax", max(Y.shape[1], 2), X_val, y_val)
     recorder = _Recorder("softmax", X_val, y_val, callback,
-                         evaluate=lambda *args: _ridge_metrics(*args, inputs=inputs))
+                         evaluate=lambda *args: _ridge_metrics(*args, affine=affine))
     gram, cross, x_mean, y_mean = centered_cross_products(X, Y)
-    if inputs is not None:
+    if affine is not None:
         # z = x·scale − shift: Gram_z = D Gram_x D, cross_z = D cross_x (D = diag(scale)), z̄ = x̄·scale − shift
-        scale, shift = inputs
+        scale, shift = affine
         gram, cross, x_mean = gram * np.outer(scale, scale), cross * scale[:, None], x_mean * scale - shift
     gram[np.diag_indices_from(gram)] += l2
     try:
@@ -190,7 +191,7 @@ def fit_closed_ridge(X, y, n_classes: int | None = None, l2: float = 1.0,
         raise TrainingError("the ridge solution is not finite", "use a larger --l2")
     # b = ȳ − x̄W
     b = y_mean - x_mean @ W
-    mse, accuracy = _ridge_metrics(X, y, W, b, inputs)
+    mse, accuracy = _ridge_metrics(X, y, W, b, affine)
     # ∇ of ½‖XcW − Yc‖² + (γ/2)‖W‖² = (XcᵀXc + γI)W − XcᵀYc
     grad_W = gram @ W - cross
     recorder.record(1, Objective(mse, mse, accuracy, grad_W, np.zeros_like(b)), W, b, None)
@@ -219,7 +220,7 @@ def _blas_on_one_thread():
 
 
 def fit_lbfgs(X, y, kind: str, n_outputs: int, l2: float = 2e-4, tol: float = 1e-3, max_iter: int = 100,
-              W0=None, b0=None, X_val=None, y_val=None, callback: Callback = None, inputs=None) -> FitResult:
+              W0=None, b0=None, X_val=None, y_val=None, callback: Callback = None, affine=None) -> FitResult:
     """Minimise the smooth objective (no l1) with scipy's L-BFGS-B; one history record per iteration.
 
     X (n_samples, n_features); y (n_samples,) int; kind "softmax" | "ovr"; n_outputs columns
@@ -238,8 +239,8 @@ def fit_lbfgs(X, y, kind: str, n_outputs: int, l2: float = 2e-4, tol: float = 1e
         raise ValueError(f"tol must be finite and ≥ 0, got {tol}")
     X, y, X_val, y_val = _check_problem(X, y, kind, n_outputs, X_val, y_val)
     W, b = _start(W0, b0, X.shape[1], n_outputs)
-    recorder = _Recorder(kind, X_val, y_val, callback, inputs=inputs)
-    centred = _CentredObjective(X, y, kind, n_outputs, l2, inputs)
+    recorder = _Recorder(kind, X_val, y_val, callback, affine=affine)
+    centred = CentredObjective(X, y, kind, n_outputs, l2, affine)
     values: list[float] = []
 
     def on_iteration(intermediate_result):
@@ -260,14 +261,14 @@ def fit_lbfgs(X, y, kind: str, n_outputs: int, l2: float = 2e-4, tol: float = 1e
     return _result(W, b, recorder.history, stop_reason, None, len(recorder.history))
 
 
-class _CentredObjective:
+class CentredObjective:
     """The objective in the variables v = pack(W, b' = b + z̄W), for scipy; remembers the last evaluation."""
 
-    def __init__(self, X, y, kind: str, n_outputs: int, l2: float, inputs):
-        self.X, self.y, self.kind, self.n_outputs, self.l2, self.inputs = X, y, kind, n_outputs, l2, inputs
+    def __init__(self, X, y, kind: str, n_outputs: int, l2: float, affine):
+        self.X, self.y, self.kind, self.n_outputs, self.l2, self.affine = X, y, kind, n_outputs, l2, affine
         # z̄ = x̄ (·scale − shift for raw pixels)
         x_mean = X.mean(axis=0, dtype=np.float64)
-        self.z_mean = x_mean if inputs is None else x_mean * inputs[0] - inputs[1]
+        self.z_mean = x_mean if affine is None else x_mean * affine[0] - affine[1]
         self.last_v, self.last = None, None
 
     def weights(self, v) -> tuple[np.ndarray, np.ndarray]:
@@ -276,7 +277,7 @@ class _CentredObjective:
         return W, b_centred - self.z_mean @ W
 
     def fun(self, v) -> tuple[float, np.ndarray]:
-        obj = objective(self.X, self.y, *self.weights(v), self.kind, l2=self.l2, inputs=self.inputs)
+        obj = objective(self.X, self.y, *self.weights(v), self.kind, l2=self.l2, affine=self.affine)
         self.last_v, self.last = v.copy(), obj
         # chain rule: ∂f/∂W|_{b'} = ∇_W f − z̄ᵀ∇_b f;  ∂f/∂b' = ∇_b f
         return obj.value, pack(obj.grad_W - np.outer(self.z_mean, obj.grad_b), obj.grad_b)
@@ -286,7 +287,7 @@ class _CentredObjective:
         W, b = self.weights(v)
         if self.last_v is not None and np.array_equal(self.last_v, v):
             return self.last, W, b
-        return objective(self.X, self.y, W, b, self.kind, l2=self.l2, inputs=self.inputs), W, b
+        return objective(self.X, self.y, W, b, self.kind, l2=self.l2, affine=self.affine), W, b
 
 
 # ---------------------------------------------------------------------------- gd / sgd
@@ -336,13 +337,13 @@ def _check_schedule(l2, l1, lr, anneal, epochs, patience, batch_size=1) -> None:
 
 
 def _descend(X, y, kind, n_outputs, l2, l1, lr, anneal, epochs, patience, W0, b0, X_val, y_val,
-             callback, run_epoch, inputs=None) -> FitResult:
+             callback, run_epoch, affine=None) -> FitResult:
     """The epoch loop shared by gd and sgd: schedule, records, divergence check, early stopping."""
     X, y, X_val, y_val = _check_problem(X, y, kind, n_outputs, X_val, y_val)
     W, b = _start(W0, b0, X.shape[1], n_outputs)
-    recorder = _Recorder(kind, X_val, y_val, callback, inputs=inputs)
+    recorder = _Recorder(kind, X_val, y_val, callback, affine=affine)
     best = _BestEpoch(patience)
-    state = objective(X, y, W, b, kind, l2=l2, inputs=inputs)
+    state = objective(X, y, W, b, kind, l2=l2, affine=affine)
     _check_finite(state.value, "at the initial weights", lr)
     stop_reason, epoch = "max_epochs", 0
     with _blas_on_one_thread():
@@ -361,22 +362,22 @@ def _descend(X, y, kind, n_outputs, l2, l1, lr, anneal, epochs, patience, W0, b0
 
 def fit_gd(X, y, kind: str, n_outputs: int, l2: float = 2e-4, l1: float = 0.0, lr: float = 0.5,
            anneal: float = 10.0, epochs: int = 100, patience: int = 3, X_val=None, y_val=None,
-           W0=None, b0=None, callback: Callback = None, inputs=None) -> FitResult:
+           W0=None, b0=None, callback: Callback = None, affine=None) -> FitResult:
     """Full-batch proximal gradient descent: one step per epoch (see the module docstring)."""
     _check_schedule(l2, l1, lr, anneal, epochs, patience)
 
     def run_epoch(X, y, W, b, state, eta):
         W, b = _prox_step(W, b, state.grad_W, state.grad_b, eta, l1)
-        return W, b, objective(X, y, W, b, kind, l2=l2, inputs=inputs)
+        return W, b, objective(X, y, W, b, kind, l2=l2, affine=affine)
 
     return _descend(X, y, kind, n_outputs, l2, l1, lr, anneal, epochs, patience, W0, b0,
-                    X_val, y_val, callback, run_epoch, inputs)
+                    X_val, y_val, callback, run_epoch, affine)
 
 
 def fit_sgd(X, y, kind: str, n_outputs: int, l2: float = 2e-4, l1: float = 0.0, lr: float = 0.5,
             anneal: float = 10.0, epochs: int = 100, patience: int = 3, batch_size: int = 256,
             rng: np.random.Generator | None = None, X_val=None, y_val=None, W0=None, b0=None,
-            callback: Callback = None, inputs=None) -> FitResult:
+            callback: Callback = None, affine=None) -> FitResult:
     """Mini-batch proximal SGD: rows reshuffled with ``rng`` every epoch, one step per batch.
 
     rng defaults to numpy.random.default_rng(0). Batches index X in place (no copies);
@@ -388,10 +389,10 @@ def fit_sgd(X, y, kind: str, n_outputs: int, l2: float = 2e-4, l1: float = 0.0, 
     def run_epoch(X, y, W, b, state, eta):
         order = rng.permutation(len(X))
         for start in range(0, len(X), batch_size):
-            batch = objective(X, y, W, b, kind, l2=l2, rows=order[start:start + batch_size], inputs=inputs)
+            batch = objective(X, y, W, b, kind, l2=l2, rows=order[start:start + batch_size], affine=affine)
             _check_finite(batch.value, "in a mini-batch", lr)
             W, b = _prox_step(W, b, batch.grad_W, batch.grad_b, eta, l1)
-        return W, b, objective(X, y, W, b, kind, l2=l2, inputs=inputs)
+        return W, b, objective(X, y, W, b, kind, l2=l2, affine=affine)
 
     return _descend(X, y, kind, n_outputs, l2, l1, lr, anneal, epochs, patience, W0, b0,
-                    X_val, y_val, callback, run_epoch, inputs)
+                    X_val, y_val, callback, run_epoch, affine)
