@@ -3,9 +3,29 @@
 Every expected failure is an ``MnistlrError``; the CLI maps it, in one place,
 to a single line on stderr and an exit status (1, or 2 for usage errors).
 The message names the problem; ``hint`` names the fix.
+
+Messages from the core name an option in backticks, as `l2` or `solver=gd`: Python shows it as
+the keyword (l2, solver=gd), the command line as the flag (--l2, --solver gd), so one message
+reads right from both.
 """
 
 from __future__ import annotations
+
+import re
+
+_OPTION = re.compile(r"`([A-Za-z][A-Za-z0-9_]*)(?:=([^`]*))?`")
+
+
+def spell_options(text: str, flags: bool) -> str:
+    """Each `name` / `name=value` in *text* as a flag (--name value) or a keyword (name=value)."""
+    def spell(match: re.Match) -> str:
+        name, value = match.group(1), match.group(2)
+        if not flags:
+            return name if value is None else f"{name}={value}"
+        flag = "--" + name.replace("_", "-")
+        return flag if value is None else f"{flag} {value}"
+
+    return _OPTION.sub(spell, text)
 
 
 class MnistlrError(Exception):
@@ -19,9 +39,14 @@ class MnistlrError(Exception):
         self.hint = hint
 
     def __str__(self) -> str:
-        if self.hint:
-            return f"{self.message} ({self.hint})"
-        return self.message
+        return spell_options(self._text(), flags=False)
+
+    def for_command_line(self) -> str:
+        """The one line the CLI prints: options spelled as flags."""
+        return spell_options(self._text(), flags=True)
+
+    def _text(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
 
 
 class UsageError(MnistlrError):

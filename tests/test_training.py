@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
 
 from mnistlr.errors import DataError, TrainingError, UsageError
-from mnistlr.learn.fit import prepare, stratified_split
+from mnistlr.learn.fit import data_sha256, fit_model, prepare, stratified_split
 from mnistlr.learn.options import TrainOptions, resolve_l2
 
 
@@ -34,8 +35,22 @@ def toy(n=120, n_classes=3, seed=0):
     (TrainOptions(val_fraction=1.5), "between 0 and 1"),
 ])
 def test_bad_options_are_usage_errors(options, message):
-    with pytest.raises(UsageError, match=message):
+    with pytest.raises(UsageError) as info:
         options.validate()
+    assert message in info.value.for_command_line()
+
+
+@pytest.mark.parametrize(("options", "python", "command_line"), [
+    (TrainOptions(l2=-1.0), "l2 must be a finite number ≥ 0", "--l2 must be a finite number ≥ 0"),
+    (TrainOptions(batch_size=0, solver="sgd"), "batch_size must be at least 1", "--batch-size must be at least 1"),
+    (TrainOptions(solver="closed"), "(use solver=lbfgs, gd or sgd)", "(use --solver lbfgs, gd or sgd)"),
+])
+def test_messages_name_options_as_python_keywords_and_as_flags(options, python, command_line):
+    """One message: str() spells the keyword (for Python callers), the CLI the flag."""
+    with pytest.raises(UsageError) as info:
+        options.validate()
+    assert python in str(info.value) and "--" not in str(info.value)
+    assert command_line in info.value.for_command_line()
 
 
 def test_c_is_converted_as_scikit_learn_defines_it():
@@ -73,8 +88,9 @@ def test_gd_holds_out_a_tenth_by_default_lbfgs_none():
 
 def test_val_size_larger_than_data_is_a_usage_error():
     images, labels = toy()
-    with pytest.raises(UsageError, match="--val-size 500 leaves no training data"):
+    with pytest.raises(UsageError, match="val_size=500 leaves no training data") as info:
         prepare(images, labels, TrainOptions(val_size=500))
+    assert "--val-size 500 leaves no training data" in info.value.for_command_line()
 
 
 def test_unknown_classes_are_named():
@@ -89,3 +105,29 @@ def test_single_class_and_mismatched_counts():
         prepare(images, np.zeros_like(labels), TrainOptions())
     with pytest.raises(DataError, match="120 training images but 119 labels"):
         prepare(images, labels[:-1], TrainOptions())
+
+
+def test_data_sha256_sees_bytes_and_shape():
+    X = np.arange(24, dtype=np.uint8).reshape(4, 6)
+    y = np.arange(4, dtype=np.uint8)
+    base = data_sha256(X, y)
+    assert re.fullmatch(r"[0-9a-f]{64}", base)
+    assert data_sha256(X.copy(), y.copy()) == base
+    assert data_sha256(X.reshape(4, 3, 2), y) != base
+    X2 = X.copy()
+    X2[0, 0] = 1
+    assert data_sha256(X2, y) != base
+    assert data_sha256(X, y[::-1].copy()) != base
+
+
+def test_the_model_records_the_hash_of_the_training_part_it_used():
+    """Hold-out images are not training data: two fits that train on the same part share the hash."""
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, size=(60, 4, 4), dtype=np.uint8)
+    labels = np.repeat(np.arange(3), 20)
+    options = TrainOptions(max_iter=3, val_size=6, seed=1)
+    model = fit_model(images, labels, options)
+    data = prepare(images, labels, options)
+    assert model.meta["data_sha256"] == data_sha256(data.X_train, data.y_train)
+    other = fit_model(images, labels, TrainOptions(max_iter=3, val_size=6, seed=2))
+    assert other.meta["data_sha256"] != model.meta["data_sha256"]   # another split, other data

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mnistlr.errors import DataError, UsageError
+from mnistlr.io.json_values import json_ready
 
 
 def load_eval_data(model, dataset: str | None, split: str | None, images: Path | None,
@@ -127,20 +128,3 @@ def _no_curves_note(model) -> str | None:
     if len(history) < 2:
         return f"no learning curves: this model records {len(history)} training step(s)"
     return None
-
-
-def json_ready(value: Any) -> Any:
-    """NaN/inf → None and NumPy values → Python, recursively (strict JSON)."""
-    import numpy as np
-
-    if isinstance(value, dict):
-        return {k: json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_ready(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return json_ready(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

@@ -68,7 +68,7 @@ def _hyperparameters(params: dict[str, Any]) -> dict[str, Any]:
 
 def model_card(model, path: Path) -> dict[str, Any]:
     """The JSON-ready card of *model* loaded from *path*."""
-    from mnistlr.api.evaluate import json_ready
+    from mnistlr.io.json_values import json_ready
 
     meta, params = model.meta, model.params
     history = meta.get("history") or []

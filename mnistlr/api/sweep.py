@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mnistlr.errors import MnistlrError, UsageError
+from mnistlr.io.json_values import json_ready
 from mnistlr.learn.options import TrainOptions
 from mnistlr.tuning.runner import BACKENDS, Runner
 
@@ -89,6 +90,7 @@ def sweep(options: TrainOptions, *, params: list[str] | tuple[str, ...] = (), n_
     if output is not None:
         report["refit"] = _refit(images, labels, options, report, output, dataset, train_images)
     report["results"] = None if results is None else str(results)
+    report = json_ready(report)
     if results is not None:
         write_results(report, Path(results))
     return report

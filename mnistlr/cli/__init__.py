@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None, prog_name: str = "mnistlr") -> int:
     except MnistlrError as exc:
         if exc.exit_code == 0:
             return 0
-        print_error(str(exc))
+        print_error(exc.for_command_line())
         return exc.exit_code
     except _ClickUsageError as exc:
         where = f"mnistlr {exc.ctx.info_name}" if exc.ctx and exc.ctx.parent else "mnistlr"

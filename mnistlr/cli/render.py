@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from mnistlr.cli.tables import format_value
+
 GREY_RAMP = " .:-=+*#%@"          # plain-text ink density, light → dark
 POSITIVE_RAMP = ":+*#"            # plain-text diverging: |w| levels 1..4 of a positive weight
 NEGATIVE_RAMP = ".-~="            # ... of a negative weight (kept lighter than the positive set)
@@ -182,10 +184,6 @@ def weight_legend(vmax: float, color: bool, pair: tuple[str, str] | None = None)
 
 # ---- evaluation report -------------------------------------------------------------------
 
-def _f(value: Any, digits: int = 4) -> str:
-    return "—" if value is None else f"{value:.{digits}f}"
-
-
 def summary_table(report: dict[str, Any]):
     """Headline metrics of an evaluation report."""
     from rich import box
@@ -201,11 +199,11 @@ def summary_table(report: dict[str, Any]):
             ("samples", f"{report['n_samples']:,}" + (f" ({data['left_out']:,} of other classes left out)"
                                                       if data.get("left_out") else "")),
             ("accuracy", f"{report['accuracy']:.4f}  ({report['accuracy']:.2%})"),
-            ("log-loss", _f(report["log_loss"])), ("Brier score", _f(report["brier"])),
-            ("ECE (15 bins)", _f(report["ece"])),
-            ("ROC AUC (one-vs-rest)", f"macro {_f(report['roc_auc_ovr_macro'])}  "
-                                      f"weighted {_f(report['roc_auc_ovr_weighted'])}"),
-            ("F1", f"macro {_f(report['f1_macro'])}  weighted {_f(report['f1_weighted'])}")]
+            ("log-loss", format_value(report["log_loss"])), ("Brier score", format_value(report["brier"])),
+            ("ECE (15 bins)", format_value(report["ece"])),
+            ("ROC AUC (one-vs-rest)", f"macro {format_value(report['roc_auc_ovr_macro'])}  "
+                                      f"weighted {format_value(report['roc_auc_ovr_weighted'])}"),
+            ("F1", f"macro {format_value(report['f1_macro'])}  weighted {format_value(report['f1_weighted'])}")]
     for key, value in rows:
         table.add_row(key, value)
     return table
@@ -221,14 +219,14 @@ def class_report_table(report: dict[str, Any]):
     for name in ("precision", "recall", "f1-score", "ROC AUC", "support"):
         table.add_column(name, justify="right")
     for row in report["per_class"]:
-        table.add_row(str(row["label"]), _f(row["precision"]), _f(row["recall"]), _f(row["f1"]),
-                      _f(row["roc_auc"]), str(row["support"]))
+        table.add_row(str(row["label"]), format_value(row["precision"]), format_value(row["recall"]), format_value(row["f1"]),
+                      format_value(row["roc_auc"]), str(row["support"]))
     n = f"{report['n_samples']}"
     table.add_section()
-    table.add_row("accuracy", "", "", _f(report["accuracy"]), "", n)
+    table.add_row("accuracy", "", "", format_value(report["accuracy"]), "", n)
     for avg in ("macro", "weighted"):
-        table.add_row(f"{avg} avg", _f(report[f"precision_{avg}"]), _f(report[f"recall_{avg}"]),
-                      _f(report[f"f1_{avg}"]), _f(report[f"roc_auc_ovr_{avg}"]), n)
+        table.add_row(f"{avg} avg", format_value(report[f"precision_{avg}"]), format_value(report[f"recall_{avg}"]),
+                      format_value(report[f"f1_{avg}"]), format_value(report[f"roc_auc_ovr_{avg}"]), n)
     return table
 
 
@@ -334,7 +332,6 @@ def _count(value: Any) -> str:
 
 def model_card_renderables(card: dict[str, Any]) -> list:
     """The model card as Rich tables: model, training, results, file."""
-    from mnistlr.cli.tables import format_value
 
     w = card["weights"]
     model_rows = [("kind", card["kind"] + (f" ({card['solver']})" if card["solver"] else "")),

@@ -11,6 +11,7 @@ import typer
 
 from mnistlr.cli import options as o
 from mnistlr.cli.base import DataDirOpt, DatasetOpt, JsonOpt, QuietOpt, SeedOpt, command
+from mnistlr.cli.tables import format_value
 from mnistlr.learn.options import TrainOptions
 
 _S = "Search"
@@ -113,24 +114,15 @@ def sweep_command(
         if report["budget_stopped"]:
             typer.echo(f"mnistlr: the --budget of {budget:g} s ended the search after "
                        f"{report['n_completed']} finished trial(s)", err=True)
-        typer.echo(json.dumps(report, default=float))
+        typer.echo(json.dumps(report))
     else:
         render(report)
 
 
 # ---------------------------------------------------------------- rendering
 
-def fmt(value: Any) -> str:
-    """Numbers to 4 significant digits, None as '—'."""
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
 def fmt_params(params: dict[str, Any]) -> str:
-    return " ".join(f"{k}={fmt(v)}" for k, v in params.items()) or "(fixed options)"
+    return " ".join(f"{k}={format_value(v)}" for k, v in params.items()) or "(fixed options)"
 
 
 def trials_table(trials: list[dict[str, Any]], title: str, caption: str | None = None):
@@ -145,8 +137,8 @@ def trials_table(trials: list[dict[str, Any]], title: str, caption: str | None =
         table.add_column(column, justify="left" if column == "fold scores" else "right")
     for t in trials:
         folds = " ".join(f"{s:.4f}" for s in t["fold_scores"]) if t["error"] is None else f"failed: {t['error']}"
-        table.add_row(fmt(t["rank"]), str(t["trial"]), *(fmt(t["params"].get(n)) for n in names), folds,
-                      fmt(t["mean"]), fmt(t["std"]), f"{t['seconds']:.2f}")
+        table.add_row(format_value(t["rank"]), str(t["trial"]), *(format_value(t["params"].get(n)) for n in names), folds,
+                      format_value(t["mean"]), format_value(t["std"]), f"{t['seconds']:.2f}")
     return table
 
 
@@ -160,7 +152,7 @@ def nested_table(nested: dict[str, Any], metric: str):
         table.add_column(column, justify="left" if column == "parameters" else "right")
     for f in nested["folds"]:
         table.add_row(str(f["outer_fold"]), str(f["trial"]), fmt_params(f["params"]),
-                      f"{fmt(f['inner_mean'])} ± {fmt(f['inner_std'])}", fmt(f["outer_score"]))
+                      f"{format_value(f['inner_mean'])} ± {format_value(f['inner_std'])}", format_value(f["outer_score"]))
     return table
 
 
@@ -179,7 +171,7 @@ def render(report: dict[str, Any]) -> None:
         n = report["nested"]
         print_stdout(nested_table(n, metric))
         agree = n["agreement"]
-        lines.append(f"outer {metric}: {fmt(n['mean'])} ± {fmt(n['std'])} over {len(n['outer_scores'])} folds")
+        lines.append(f"outer {metric}: {format_value(n['mean'])} ± {format_value(n['std'])} over {len(n['outer_scores'])} folds")
         if agree["count"] > 1 or agree["of"] == 1:
             lines.append(f"{agree['count']} of {agree['of']} outer folds chose trial {agree['trial']} "
                          f"({fmt_params(agree['params'])})")
@@ -190,7 +182,7 @@ def render(report: dict[str, Any]) -> None:
         print_stdout(trials_table(report["trials"], title, caption))
         best = report["best"]
         lines.append(f"best: trial {best['trial']} ({fmt_params(best['params'])}): "
-                     f"{metric} {fmt(best['mean'])} ± {fmt(best['std'])}")
+                     f"{metric} {format_value(best['mean'])} ± {format_value(best['std'])}")
     if report["refit"]:
         lines.append(f"refitted on {report['n_train']} images and saved to {report['refit']['output']}")
     if report["results"]:
@@ -229,9 +221,9 @@ class LiveTrials:
         for r in self.rows[-self.shown:]:
             scores = " ".join(f"{s:.4f}" for s in r.get("fold_scores", []))
             if r["stage"] == "outer":
-                scores = f"outer score {fmt(r['outer_score'])}"
-            table.add_row(fmt(r.get("outer_fold")), str(r["trial"]), fmt_params(r["params"]), scores,
-                          fmt(r.get("mean")), f"{r['seconds']:.2f}")
+                scores = f"outer score {format_value(r['outer_score'])}"
+            table.add_row(format_value(r.get("outer_fold")), str(r["trial"]), fmt_params(r["params"]), scores,
+                          format_value(r.get("mean")), f"{r['seconds']:.2f}")
         return table
 
     def update(self, event: dict[str, Any]) -> None:

@@ -7,7 +7,6 @@ A dataset is four IDX files (train/test images/labels) in ``DATA_DIR/NAME/``;
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 from importlib import resources
 from pathlib import Path
@@ -230,13 +229,3 @@ def dataset_status(name: str, data_dir: str | os.PathLike | None = None) -> dict
         "local_source": local[0] if local else None,
         "files": files,
     }
-
-
-def data_sha256(images: np.ndarray, labels: np.ndarray) -> str:
-    """Hex SHA-256 over both arrays' dtypes, shapes and bytes (identifies training data)."""
-    digest = hashlib.sha256()
-    for array in (images, labels):
-        array = np.ascontiguousarray(array)
-        digest.update(f"{array.dtype.str}{array.shape};".encode())
-        digest.update(memoryview(array).cast("B"))
-    return digest.hexdigest()

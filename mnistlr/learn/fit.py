@@ -61,7 +61,7 @@ def subset(images, labels, options: TrainOptions, rng) -> tuple[Any, Any]:
         present = set(np.unique(labels).tolist())
         missing = sorted(set(options.classes) - present)
         if missing:
-            raise UsageError(f"--classes: label(s) {', '.join(map(str, missing))} do not occur in the training data",
+            raise UsageError(f"`classes`: label(s) {', '.join(map(str, missing))} do not occur in the training data",
                              f"choose among {', '.join(map(str, sorted(present)))}")
         keep = np.isin(labels, options.classes)
         images, labels = images[keep], labels[keep]
@@ -79,7 +79,7 @@ def _n_val(options: TrainOptions, n_samples: int) -> int:
         fraction = DEFAULT_VAL_FRACTION
     n_val = options.val_size if options.val_size is not None else round((fraction or 0) * n_samples)
     if n_val >= n_samples:
-        raise UsageError(f"--val-size {n_val} leaves no training data ({n_samples} images after subsetting)",
+        raise UsageError(f"`val_size={n_val}` leaves no training data ({n_samples} images after subsetting)",
                          f"give a hold-out smaller than {n_samples}")
     return int(n_val)
 
@@ -228,21 +228,23 @@ def final_metrics(model, data: Prepared) -> dict[str, float | None]:
     """Accuracy and log-loss of *model* on the training and hold-out parts."""
     import numpy as np
 
+    from mnistlr.evaluation.metrics import log_loss
+
     def score(X, y):
         if X is None:
             return None, None
         idx = np.searchsorted(model.classes, y)
-        n_correct, log_p = 0, np.empty(len(idx))
+        n_correct, loss_sum = 0, 0.0
         # blocks of rows (16,384: the scoring kernel runs on both cores from there): a float32 copy
         # of all of X would be the peak of the whole run
         for start in range(0, len(idx), METRICS_BLOCK):
             rows = slice(start, start + METRICS_BLOCK)
             P = model.predict_proba(X[rows])
             n_correct += int((P.argmax(1) == idx[rows]).sum())
-            # probabilities clipped as scikit-learn does
-            log_p[rows] = np.log(np.clip(P[np.arange(len(P)), idx[rows]].astype(np.float64), 1e-15, 1.0))
+            # Σ_block −log p_{i,y_i} = n_block · (mean cross-entropy of the block)
+            loss_sum += log_loss(idx[rows], P) * len(P)
         # accuracy; mean cross-entropy −(1/n)Σ log p_{i,y_i}
-        return n_correct / len(idx), float(-log_p.mean())
+        return n_correct / len(idx), loss_sum / len(idx)
 
     train_accuracy, train_loss = score(data.X_train, data.y_train)
     val_accuracy, val_loss = score(data.X_val, data.y_val)
