@@ -50,6 +50,7 @@ test: $(VENV)/.installed-dev
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q tests/test_layers.py
 
 # Fashion-MNIST (60,000/10,000) is benchmarked when Debian's package is installed.
 FASHION_DIR := /usr/share/datasets/fashion-mnist

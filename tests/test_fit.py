@@ -1,4 +1,4 @@
-"""Training orchestration: option checks, subsetting, stratified hold-out, C conversion."""
+"""mnistlr.learn.fit: option checks, subsetting, stratified hold-out, C conversion, the data hash."""
 
 from __future__ import annotations
 

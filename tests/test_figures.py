@@ -1,4 +1,4 @@
-"""mnistlr.evaluation.figures: each figure shows what it claims (checked on the Figure objects), files are atomic."""
+"""mnistlr.evaluation.figures: each figure shows what it claims (checked on the Figure objects), atomic files."""
 
 from __future__ import annotations
 
