@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from mnistlr.errors import MnistlrError
@@ -26,6 +30,24 @@ def connect(scheduler: str):
         raise MnistlrError(f"cannot reach the Dask scheduler at {scheduler}: {exc}",
                            "check --scheduler (e.g. tcp://10.0.0.5:8786) and that the scheduler is running"
                            ) from None
+
+
+@contextlib.contextmanager
+def _spawning_ignores_ctrl_c() -> Iterator[None]:
+    """Worker processes started in this block inherit SIGINT ignored (Python then keeps it so).
+
+    Ctrl-C reaches the whole process group; a worker still importing would print a
+    KeyboardInterrupt traceback. Ignoring it there leaves the interrupt to this process, which
+    stops the workers when it unwinds.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class Runner:
@@ -60,7 +82,8 @@ class Runner:
             # workers × Numba threads ≤ cores
             self.n_threads = max(1, cores // self.n_slots)
         self._parallel = joblib.Parallel(n_jobs=self.n_slots, return_as="generator")
-        self._parallel.__enter__()
+        with _spawning_ignores_ctrl_c():
+            self._parallel.__enter__()
         return self
 
     def run(self, tasks: list):
@@ -69,8 +92,9 @@ class Runner:
 
         from mnistlr.tuning.cv import run_fold
 
-        return self._parallel(delayed(run_fold)(self.images, self.labels, task, self.n_threads)
-                              for task in tasks)
+        with _spawning_ignores_ctrl_c():   # the first tasks are dispatched (workers spawned) here
+            return self._parallel(delayed(run_fold)(self.images, self.labels, task, self.n_threads)
+                                  for task in tasks)
 
     def __exit__(self, *exc: Any) -> None:
         if self._parallel is not None:
