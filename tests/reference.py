@@ -96,3 +96,50 @@ def centered_cross_products(X, Y):
     X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
     Xc, Yc = X - X.mean(axis=0), Y - Y.mean(axis=0)
     return Xc.T @ Xc, Xc.T @ Yc, X.mean(axis=0), Y.mean(axis=0)
+
+
+def deskew_image(image):
+    """Moment-based deskewing by scipy.ndimage.affine_transform (bilinear, zero outside), rounded to uint8.
+
+    Output pixel (r, c) samples the input at (r + r̄ − r₀, c + α(r − r₀) + c̄ − c₀): the shear
+    α = cov(r, c)/var(r) about the centre of mass, which moves to the centre (r₀, c₀).
+    """
+    from scipy import ndimage
+
+    img = np.asarray(image, dtype=np.float64)
+    rows, cols = img.shape
+    if img.sum() == 0:
+        return np.asarray(image).copy()
+    r, c = np.mgrid[:rows, :cols]
+    total = img.sum()
+    r_mean, c_mean = (r * img).sum() / total, (c * img).sum() / total
+    var_r = ((r - r_mean) ** 2 * img).sum()
+    alpha = ((r - r_mean) * (c - c_mean) * img).sum() / var_r if var_r > 0 else 0.0
+    r0, c0 = (rows - 1) / 2, (cols - 1) / 2
+    matrix = np.array([[1.0, 0.0], [alpha, 1.0]])
+    offset = np.array([r_mean - r0, c_mean - c0 - alpha * r0])
+    out = ndimage.affine_transform(img, matrix, offset=offset, order=1, mode="grid-constant", cval=0.0)
+    return np.clip(np.floor(out + 0.5), 0, 255).astype(np.uint8)
+
+
+def random_fourier_features(X, W, b, unit):
+    """cos((X·unit)W + b)·√(2/D) in float64, row by row."""
+    W, b = np.asarray(W, np.float64), np.asarray(b, np.float64)
+    return np.array([np.cos((np.asarray(x, np.float64) * unit) @ W + b) for x in X]) * np.sqrt(2.0 / W.shape[1])
+
+
+def pca_components(X, k):
+    """(mean, top-k principal directions (d, k), their variances) of X by SVD, float64."""
+    X = np.asarray(X, np.float64)
+    mean = X.mean(axis=0)
+    _, s, Vt = np.linalg.svd(X - mean, full_matrices=False)
+    return mean, Vt[:k].T, s[:k] ** 2 / len(X)
+
+
+def pairwise_products(Z):
+    """[z, z_i·z_j for i ≤ j] of each row, by two loops."""
+    rows = []
+    for z in np.asarray(Z, np.float64):
+        quad = [z[i] * z[j] for i in range(len(z)) for j in range(i, len(z))]
+        rows.append(np.concatenate([z, quad]))
+    return np.array(rows)

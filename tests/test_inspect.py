@@ -53,7 +53,7 @@ def test_card_json_summarises_arrays(cli, softmax_path):
     assert card["hyperparameters"]["l2"] == pytest.approx(1e-3) and card["hyperparameters"]["lr"] == 0.5
     assert card["weights"]["shape"] == [784, 10]
     assert card["weights"]["max_abs"] == pytest.approx(float(np.abs(model.W).max()))
-    assert card["n_train"] == 3600 and card["n_val"] == 400 and card["format_version"] == 1
+    assert card["n_train"] == 3600 and card["n_val"] == 400 and card["format_version"] == 2
     assert len(card["history"]) == len(model.meta["history"])
     assert "class_means" not in json.dumps(card) and len(result.out) < 20_000  # no big arrays
 

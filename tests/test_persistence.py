@@ -95,7 +95,7 @@ def test_other_format_version_is_refused(model, tmp_path):
     payload["format_version"] = FORMAT_VERSION + 1
     payload["sha256"] = content_hash(payload)
     joblib.dump(payload, tmp_path / "future.joblib")
-    with pytest.raises(ModelFileError, match="format version 2 is not supported"):
+    with pytest.raises(ModelFileError, match=f"format version {FORMAT_VERSION + 1} is not supported"):
         load_model(tmp_path / "future.joblib")
 
 

@@ -101,7 +101,7 @@ def roc_curves(y, P, classes) -> list[dict[str, Any]]:
 
 def write_figures(model, report: dict[str, Any], y, P, directory: Path) -> dict[str, str]:
     """Write confusion.png, roc.png, learning_curves.png and weights.png into *directory*."""
-    from mnistlr.api.inspect import mean_images, weight_images
+    from mnistlr.api.inspect import mean_images, weight_images, weight_note
     from mnistlr.evaluation import figures
 
     binary = len(model.classes) == 2
@@ -116,7 +116,7 @@ def write_figures(model, report: dict[str, Any], y, P, directory: Path) -> dict[
                          "note": _no_curves_note(model),
                          "loss_name": "mean squared error" if model.kind == "ridge" else "cross-entropy",
                          "step_name": "iteration" if model.params.get("solver") == "lbfgs" else "epoch"},
-        weights={"weights": weight_images(model), "means": mean_images(model)})
+        weights={"weights": weight_images(model), "means": mean_images(model), "note": weight_note(model)})
     return {name: str(path) for name, path in written.items()}
 
 

@@ -28,13 +28,30 @@ class Inspection:
 def weight_images(model) -> list[tuple[str, Any]]:
     """Each output's weight column reshaped to the image: [(title, (rows, cols) float32)].
 
-    A binary model has one image, titled "c₁ vs c₀" (positive weights favour c₁).
+    A binary model has one image, titled "c₁ vs c₀" (positive weights favour c₁). A feature
+    model's weights are mapped back to the pixels where its features allow; [] where they do
+    not (`weight_note` says why).
     """
     W = model.W
+    if model.features is not None:
+        from mnistlr.learn.features import pixel_weights
+
+        W, _ = pixel_weights(model.features, model.effective_weights()[0])
+        if W is None:
+            return []
     classes = model.classes.tolist()
     if W.shape[1] == 1:
         return [(f"{classes[1]} vs {classes[0]}", W[:, 0].reshape(model.image_shape))]
     return [(str(c), W[:, k].reshape(model.image_shape)) for k, c in enumerate(classes)]
+
+
+def weight_note(model) -> str | None:
+    """What a feature model's weight images show, or why there are none (None for a pixel model)."""
+    if model.features is None:
+        return None
+    from mnistlr.learn.features import pixel_weights
+
+    return pixel_weights(model.features, model.effective_weights()[0])[1]
 
 
 def mean_images(model) -> list[tuple[str, Any]] | None:
@@ -45,7 +62,7 @@ def mean_images(model) -> list[tuple[str, Any]] | None:
     if means is None:
         return None
     means = np.asarray(means)
-    if means.shape != (model.n_classes, model.n_features):
+    if means.shape != (model.n_classes, model.image_shape[0] * model.image_shape[1]):
         return None
     return [(str(c), means[k].reshape(model.image_shape)) for k, c in enumerate(model.classes.tolist())]
 
@@ -79,6 +96,9 @@ def model_card(model, path: Path) -> dict[str, Any]:
         "n_features": model.n_features, "n_outputs": int(model.W.shape[1]),
         "hyperparameters": _hyperparameters(params),
         "preprocessing": model.preprocessor.kind,
+        "features": None if model.features is None else {
+            "spec": model.features.spec, "steps": model.features.describe(), "n_features": model.n_features},
+        "weights_note": weight_note(model),
         "dataset": meta.get("dataset"), "train_files": meta.get("train_files"),
         "data_sha256": meta.get("data_sha256"), "n_train": meta.get("n_train"), "n_val": meta.get("n_val"),
         "seconds": meta.get("seconds"), "epochs": len(history), "n_iter": meta.get("n_iter"),

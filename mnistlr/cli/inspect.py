@@ -41,6 +41,9 @@ def inspect_command(
         console.print(renderable)
     if result.weights:
         _print_weights(console, result.weights)
+    if weights and result.card.get("weights_note"):
+        note = result.card["weights_note"]
+        console.print(f"Weight images {note}" if result.weights else note[0].upper() + note[1:])
 
 
 def _print_weights(console, images: list) -> None:

@@ -77,6 +77,10 @@ InitOpt = Annotated[Init, typer.Option("--init", help="Initial weights.", rich_h
 PreprocessOpt = Annotated[Preprocess, typer.Option(
     "--preprocess", help="Pixel preprocessing, fitted on the training part and stored in the model.",
     rich_help_panel=_T)]
+FeaturesOpt = Annotated[str | None, typer.Option(
+    "--features", help="Feature pipeline before the model, fitted on the training part and stored in it: "
+    "comma-separated deskew, pca:K, poly2 (after pca), rff:D[:gamma] (last), e.g. deskew,pca:50,rff:5000.",
+    rich_help_panel=_T)]
 TrainImagesOpt = Annotated[Path | None, typer.Option(
     "--train-images", help="IDX images file (instead of --dataset).", rich_help_panel=_D)]
 TrainLabelsOpt = Annotated[Path | None, typer.Option(
@@ -98,7 +102,7 @@ OPTIONS = {
     "model": ModelOpt, "solver": SolverOpt, "l2": L2Opt, "l1": L1Opt, "C": COpt, "lr": LrOpt,
     "anneal": AnnealOpt, "epochs": EpochsOpt, "batch_size": BatchOpt, "patience": PatienceOpt,
     "tol": TolOpt, "max_iter": MaxIterOpt, "init": InitOpt, "preprocess": PreprocessOpt,
-    "classes": ClassesOpt, "train_limit": TrainLimitOpt, "per_class": PerClassOpt,
+    "features": FeaturesOpt, "classes": ClassesOpt, "train_limit": TrainLimitOpt, "per_class": PerClassOpt,
     "val_size": ValSizeOpt, "val_fraction": ValFractionOpt,
 }
 # Options given by each command itself (shared with other commands), passed on to TrainOptions.

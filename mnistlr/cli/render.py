@@ -340,6 +340,9 @@ def model_card_renderables(card: dict[str, Any]) -> list:
                   ("weights", f"{w['shape'][0]}×{w['shape'][1]}, |w| ≤ {w['max_abs']:.3g}, "
                               f"‖W‖ = {w['l2_norm']:.3g}, {w['zero_fraction']:.1%} zero"),
                   ("preprocessing", card["preprocessing"])]
+    if card.get("features"):
+        model_rows.insert(3, ("features", " → ".join(card["features"]["steps"])
+                              + f" → {card['features']['n_features']:,} inputs"))
     model_rows += [(k.replace("_", " "), format_value(v)) for k, v in card["hyperparameters"].items()]
     data = card["dataset"] or (card["train_files"] or {}).get("images") or "—"
     sha = card["data_sha256"]

@@ -150,7 +150,6 @@ def learning_curves_figure(history: list[dict[str, Any]] | None, *, best_epoch: 
 
 def _no_curves_figure(history: list[dict[str, Any]], note: str, loss_name: str):
     """A figure that says why there are no curves, with the final training figures if any."""
-    fig = new_figure(8, 2.6)
     lines = [note]
     if history:
         last = history[-1]
@@ -158,10 +157,7 @@ def _no_curves_figure(history: list[dict[str, Any]], note: str, loss_name: str):
                           ("val_loss", "hold-out loss"), ("val_accuracy", "hold-out accuracy")):
             if isinstance(last.get(key), (int, float)):
                 lines.append(f"{name}: {last[key]:.4f}")
-    fig.text(0.5, 0.5, "\n".join(lines), ha="center", va="center", fontsize=12, linespacing=1.6,
-             bbox={"boxstyle": "round,pad=0.8", "facecolor": "lightyellow", "edgecolor": "grey"})
-    fig.suptitle("Learning curves", fontsize=11)
-    return fig
+    return _note_figure(lines, "Learning curves")
 
 
 def _weight_layout(n_weights: int, n_means: int) -> tuple[int, int, list, list]:
@@ -180,11 +176,15 @@ def _weight_layout(n_weights: int, n_means: int) -> tuple[int, int, list, list]:
     return n_rows, n_cols, weights_at, means_at
 
 
-def weights_figure(weights: list[tuple[str, np.ndarray]], means: list[tuple[str, np.ndarray]] | None = None):
+def weights_figure(weights: list[tuple[str, np.ndarray]], means: list[tuple[str, np.ndarray]] | None = None,
+                   note: str | None = None):
     """Each class's weight image (blue–white–red, ±max|w|) beside its mean training image.
 
-    weights: [(title, (rows, cols))]; means: [(title, (rows, cols) raw pixels 0–255)] or None.
+    weights: [(title, (rows, cols))]; means: [(title, (rows, cols) raw pixels 0–255)] or None;
+    note: what a feature model's weight images show, or (with no weights) why there are none.
     """
+    if not weights:
+        return _note_figure([note or "no weight images for this model"], "Weight images")
     means = means or []
     n_rows, n_cols, weights_at, means_at = _weight_layout(len(weights), len(means))
     fig = new_figure(1.7 * n_cols + 1.6, 1.75 * n_rows + 1.4)
@@ -202,8 +202,20 @@ def weights_figure(weights: list[tuple[str, np.ndarray]], means: list[tuple[str,
         axes[r, c].set_title(f"mean image {title}", fontsize=9)
     suffix = ("mean images: ink 0–255, dark = more ink" if means
               else "no class means stored in this model")
-    fig.suptitle(f"Weight image of each class beside its mean training image\n"
+    where = f" ({note})" if note else ""
+    fig.suptitle(f"Weight image of each class{where} beside its mean training image\n"
                  f"weights scaled to ±max|w| = {vmax:.3g}; {suffix}", fontsize=10)
+    return fig
+
+
+def _note_figure(lines: list[str], title: str):
+    """A figure holding one boxed note (a figure that cannot be drawn, and why), long lines wrapped."""
+    import textwrap
+
+    fig = new_figure(8, 2.6)
+    fig.text(0.5, 0.5, "\n".join(textwrap.fill(line, 72) for line in lines), ha="center", va="center", fontsize=12, linespacing=1.6,
+             bbox={"boxstyle": "round,pad=0.8", "facecolor": "lightyellow", "edgecolor": "grey"})
+    fig.suptitle(title, fontsize=11)
     return fig
 
 

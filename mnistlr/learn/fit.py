@@ -174,17 +174,18 @@ def fit_model(images, labels, options: TrainOptions, callback=None, dataset: str
     options.validate()
     data = prepare(images, labels, options)
     started = time.perf_counter()
-    preprocessor = Preprocessor.fit(options.preprocess, data.X_train)
-    # the solvers read the raw pixels and fold the preprocessing into the weights: no float copy
-    X, X_val = _pixels(data.X_train), _pixels(data.X_val)
+    features, X, X_val = _features(options, data)
+    unit = 255.0 if features is None or features.pixels_out else 1.0
+    preprocessor = Preprocessor.fit(options.preprocess, X, unit=unit)
+    # the solvers read the raw pixels (or features) and fold the preprocessing into the weights
+    X, X_val = _pixels(X), _pixels(X_val)
     y = np.searchsorted(data.classes, data.y_train)
     y_val = np.searchsorted(data.classes, data.y_val) if data.y_val is not None else None
     l2 = resolve_l2(options, len(y))
     result = _run_solver(options, X, y, X_val, y_val, len(data.classes), l2, callback, preprocessor.affine())
-    del X, X_val
     params = options.to_dict() | {"solver": options.resolved_solver(), "l2": l2}
     model = LinearModel(options.model, data.classes, data.image_shape, preprocessor,
-                        result.W, result.b, params=params)
+                        result.W, result.b, params=params, features=features)
     model.meta = {
         "dataset": dataset, "n_train": int(len(y)), "n_val": int(0 if y_val is None else len(y_val)),
         "seed": options.seed, "history": result.history, "stop_reason": result.stop_reason,
@@ -192,9 +193,20 @@ def fit_model(images, labels, options: TrainOptions, callback=None, dataset: str
         "seconds": time.perf_counter() - started,
         "data_sha256": data_sha256(data.X_train, data.y_train),
         "class_means": class_means(data.X_train, y, len(data.classes)),
-        "metrics": final_metrics(model, data),
+        "metrics": final_metrics(model, data, (X, X_val) if features is not None else None),
     }
     return model
+
+
+def _features(options: TrainOptions, data: Prepared):
+    """(fitted FeaturePipeline or None, training inputs, hold-out inputs): features fitted on the training part."""
+    if options.features is None:
+        return None, data.X_train, data.X_val
+    from mnistlr.learn.features import FeaturePipeline
+
+    pipeline = FeaturePipeline.from_spec(options.features, data.image_shape)
+    X = pipeline.fit_transform(data.X_train, options.seed)
+    return pipeline, X, None if data.X_val is None else pipeline.transform(data.X_val)
 
 
 def _pixels(X):
@@ -224,13 +236,17 @@ def data_sha256(X, y) -> str:
 METRICS_BLOCK = 16384
 
 
-def final_metrics(model, data: Prepared) -> dict[str, float | None]:
-    """Accuracy and log-loss of *model* on the training and hold-out parts."""
+def final_metrics(model, data: Prepared, inputs=None) -> dict[str, float | None]:
+    """Accuracy and log-loss of *model* on the training and hold-out parts.
+
+    inputs: optional (training, hold-out) model inputs already computed (a feature model's
+    features), scored directly instead of recomputing them from the pixels.
+    """
     import numpy as np
 
     from mnistlr.evaluation.metrics import log_loss
 
-    def score(X, y):
+    def score(X, y, given=None):
         if X is None:
             return None, None
         idx = np.searchsorted(model.classes, y)
@@ -239,14 +255,18 @@ def final_metrics(model, data: Prepared) -> dict[str, float | None]:
         # of all of X would be the peak of the whole run
         for start in range(0, len(idx), METRICS_BLOCK):
             rows = slice(start, start + METRICS_BLOCK)
-            P = model.predict_proba(X[rows])
+            if given is None:
+                P = model.predict_proba(X[rows])
+            else:
+                P = model.proba_from_scores(model.scores_of_inputs(given[rows]))
             n_correct += int((P.argmax(1) == idx[rows]).sum())
             # Σ_block −log p_{i,y_i} = n_block · (mean cross-entropy of the block)
             loss_sum += log_loss(idx[rows], P) * len(P)
         # accuracy; mean cross-entropy −(1/n)Σ log p_{i,y_i}
         return n_correct / len(idx), loss_sum / len(idx)
 
-    train_accuracy, train_loss = score(data.X_train, data.y_train)
-    val_accuracy, val_loss = score(data.X_val, data.y_val)
+    given = inputs or (None, None)
+    train_accuracy, train_loss = score(data.X_train, data.y_train, given[0])
+    val_accuracy, val_loss = score(data.X_val, data.y_val, given[1])
     return {"train_accuracy": train_accuracy, "train_loss": train_loss,
             "val_accuracy": val_accuracy, "val_loss": val_loss}

@@ -3,6 +3,8 @@
 A model consumes raw pixels (0–255, uint8 or float) shaped (n, rows, cols) or
 (n, rows·cols). Preprocessing is folded into effective weights, so scoring reads
 the raw pixels once: s = ((x/255 − μ)/σ)W + b = x·(W/(255σ)) + (b − (μ/σ)W).
+A model with a feature pipeline (`mnistlr.learn.features`) scores its features instead,
+computed a block of rows at a time.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from mnistlr.errors import DataError, UsageError
+from mnistlr.learn.features import BLOCK_ROWS, FeaturePipeline
 from mnistlr.learn.options import PREPROCESSING
 
 
@@ -42,20 +45,24 @@ class Preprocessor:
     std: np.ndarray
 
     @classmethod
-    def fit(cls, kind: str, X: np.ndarray) -> Preprocessor:
-        """Fit on training pixels X (n_samples, n_features), values 0–255."""
+    def fit(cls, kind: str, X: np.ndarray, unit: float = 255.0) -> Preprocessor:
+        """Fit on training inputs X (n_samples, n_features): pixels 0–255 (unit 255), or features (unit 1).
+
+        mean and std are kept in units of x/255, so features (unit 1) get z = (x − 255μ)/(255σ).
+        """
         if kind not in PREPROCESSING:
             raise UsageError(f"unknown preprocessing '{kind}'", f"use one of {', '.join(PREPROCESSING)}")
         n_features = X.shape[1]
         mean = np.zeros(n_features, np.float32)
-        std = np.ones(n_features, np.float32)
+        # plain scaling: z = x/unit, i.e. σ = unit/255
+        std = np.full(n_features, unit / 255.0, np.float32)
         if kind in ("center", "standardize"):
             # μ_j = mean_i x_ij / 255, accumulated in float64
             mean = (X.mean(axis=0, dtype=np.float64) / 255.0).astype(np.float32)
         if kind == "standardize":
-            # σ_j = std_i x_ij / 255; constant pixels (σ = 0) keep σ = 1
+            # σ_j = std_i x_ij / 255; constant inputs (σ ≈ 0 relative to the unit) keep σ = unit/255
             sd = X.std(axis=0, dtype=np.float64) / 255.0
-            std = np.where(sd > 1e-8, sd, 1.0).astype(np.float32)
+            std = np.where(sd > 1e-8 * unit / 255.0, sd, unit / 255.0).astype(np.float32)
         return cls(kind, mean, std)
 
     def transform(self, X: np.ndarray) -> np.ndarray:
@@ -91,6 +98,7 @@ class LinearModel:
     inputs; n_outputs is 1 for a binary logistic model, else n_classes.
     classes: (n_classes,) int64 labels; image_shape: (rows, cols).
     params: hyperparameters; meta: seed, data hash, history, metrics, versions, ...
+    features: the fitted feature pipeline (None: W acts on the pixels themselves).
     """
 
     kind: str
@@ -101,6 +109,7 @@ class LinearModel:
     b: np.ndarray
     params: dict[str, Any] = dataclasses.field(default_factory=dict)
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+    features: FeaturePipeline | None = None
 
     def __post_init__(self) -> None:
         self._effective: tuple[np.ndarray, np.ndarray] | None = None
@@ -135,14 +144,24 @@ class LinearModel:
                         "give images of the shape the model was trained on")
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
-        """Raw scores (n, n_outputs) float32 for raw pixels X.
+        """Raw scores (n, n_outputs) float32 for raw pixels X (through the feature pipeline if any)."""
+        X = self.flatten_inputs(X)
+        if self.features is None:
+            return self.scores_of_inputs(X)
+        S = np.empty((len(X), self.W.shape[1]), np.float32)
+        for start in range(0, len(X), BLOCK_ROWS):
+            rows = slice(start, start + BLOCK_ROWS)
+            S[rows] = self.scores_of_inputs(self.features.transform(X[rows]))
+        return S
+
+    def scores_of_inputs(self, X: np.ndarray) -> np.ndarray:
+        """Scores (n, n_outputs) float32 of the model's inputs X (n, n_features): pixels, or features.
 
         The same scores for a row whatever the batch it comes in: uint8 pixels go through
         `kernels.scoring.scores_uint8` (each row summed by the same loop; 3 M images/s); other dtypes
         are accumulated in float64, where the different summation orders of BLAS for one row
         (gemv) and a block (gemm) vanish in the rounding to float32.
         """
-        X = self.flatten_inputs(X)
         W_raw, b_raw = self.effective_weights()
         if X.dtype == np.uint8:
             from mnistlr.learn.kernels.scoring import scores_uint8

@@ -33,6 +33,7 @@ class TrainOptions:
     max_iter: int = 100                # lbfgs
     init: str = "zeros"                # zeros | normal
     preprocess: str = "scale"          # scale | standardize | center
+    features: str | None = None        # feature pipeline before the model, e.g. "deskew,pca:50,rff:5000"
     classes: list[int] | None = None   # keep only these labels
     train_limit: int | None = None     # keep the first N images
     per_class: int | None = None       # seeded stratified subsample of N per class
@@ -83,6 +84,10 @@ class TrainOptions:
                 raise UsageError("`classes` needs at least two distinct labels", "e.g. `classes=3,8`")
         _check_choice("init", self.init, INITS)
         _check_choice("preprocess", self.preprocess, PREPROCESSING)
+        if self.features is not None:
+            from mnistlr.learn.features import parse
+
+            parse(self.features)
 
 
 def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:

@@ -26,10 +26,15 @@ from joblib import numpy_pickle
 from mnistlr import __version__
 from mnistlr.errors import ModelFileError
 from mnistlr.io.atomic import atomic_write
+from mnistlr.learn.features import FeaturePipeline
 from mnistlr.learn.model import LinearModel, Preprocessor
 from mnistlr.learn.options import MODELS
 
-FORMAT_VERSION = 1
+# Version 2 adds "features" (the fitted feature pipeline, or None); version 1 files (no
+# features) still load. An mnistlr that reads only version 1 refuses version 2 files instead
+# of scoring pixels without their features.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MAGIC = "mnistlr-model"
 
 
@@ -147,6 +152,7 @@ def model_to_dict(model: LinearModel) -> dict[str, Any]:
         "preprocessing": model.preprocessor.to_dict(),
         "W": np.ascontiguousarray(model.W, np.float32),
         "b": np.ascontiguousarray(model.b, np.float32),
+        "features": None if model.features is None else to_plain(model.features.to_dict()),
         "params": to_plain(model.params),
         "meta": to_plain(model.meta),
         "versions": library_versions(),
@@ -197,9 +203,10 @@ def load_model(path: str | Path) -> LinearModel:
     if not isinstance(payload, dict) or payload.get("magic") != MAGIC:
         raise ModelFileError(f"{path}: not a mnistlr model file", "give a file written by 'mnistlr train'")
     version = payload.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise ModelFileError(
-            f"{path}: model format version {version!r} is not supported (this mnistlr reads version {FORMAT_VERSION})",
+            f"{path}: model format version {version!r} is not supported "
+            f"(this mnistlr reads versions {', '.join(map(str, READABLE_VERSIONS))})",
             "retrain the model with this version of mnistlr")
     try:
         intact = payload.get("sha256") == content_hash(payload)
@@ -215,7 +222,9 @@ def _model_from_payload(path: Path, p: dict[str, Any]) -> LinearModel:
     try:
         W, b, classes = p["W"], p["b"], p["classes"]
         rows, cols = (int(d) for d in p["image_shape"])
-        ok = (p["kind"] in MODELS and W.ndim == 2 and W.shape[0] == rows * cols
+        features = _features_from_payload(p, (rows, cols))
+        n_inputs = rows * cols if features is None else features.n_out
+        ok = (p["kind"] in MODELS and W.ndim == 2 and W.shape[0] == n_inputs
               and b.shape == (W.shape[1],) and classes.ndim == 1
               and W.shape[1] in (1, len(classes)) and np.isfinite(W).all())
         preprocessor = Preprocessor.from_dict(p["preprocessing"])
@@ -231,4 +240,14 @@ def _model_from_payload(path: Path, p: dict[str, Any]) -> LinearModel:
     meta["format_version"] = p["format_version"]
     return LinearModel(kind=p["kind"], classes=classes.astype(np.int64), image_shape=(rows, cols),
                        preprocessor=preprocessor, W=np.ascontiguousarray(W, np.float32),
-                       b=np.ascontiguousarray(b, np.float32), params=params, meta=meta)
+                       b=np.ascontiguousarray(b, np.float32), params=params, meta=meta, features=features)
+
+
+def _features_from_payload(p: dict[str, Any], image_shape: tuple[int, int]) -> FeaturePipeline | None:
+    """The fitted feature pipeline of the payload, or None; ValueError if inconsistent."""
+    if p["format_version"] == 1 or p["features"] is None:
+        return None
+    features = FeaturePipeline.from_dict(p["features"])
+    if features.image_shape != image_shape:
+        raise ValueError("the feature pipeline's image shape is not the model's")
+    return features
