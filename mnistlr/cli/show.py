@@ -69,7 +69,7 @@ def show_command(
     if result.figure and not quiet:
         from mnistlr.cli.base import stderr_console
 
-        stderr_console().print(f"wrote {result.figure}", markup=False)
+        typer.echo(f"wrote {result.figure}", err=True)  # plain: a path must not be wrapped
 
 
 # ---- layout --------------------------------------------------------------------------------
