@@ -195,9 +195,14 @@ def _unreadable(monkeypatch) -> None:
 
     monkeypatch.setattr(mnistlr.io.idx, "open", guarded, raising=False)
     monkeypatch.setattr(mnistlr.io.inputs, "open", guarded, raising=False)
-    real_read_bytes = Path.read_bytes
-    monkeypatch.setattr(Path, "read_bytes", lambda self: (
-        guarded(self) if self.name.startswith("unreadable") else real_read_bytes(self)))
+    real_os_open = os.open
+
+    def guarded_os_open(file, *args, **kwargs):
+        if Path(str(file)).name.startswith("unreadable"):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(file))
+        return real_os_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", guarded_os_open)
 
 
 def _empty_stdin(monkeypatch) -> None:

@@ -80,7 +80,8 @@ def evaluate(model_path: Path, *, dataset: str | None = None, split: str | None 
               "data": source | {"left_out": n_out}}
     report |= classification_report(y, P, model.classes, y_pred=y_pred, top=top)
     if plot_dir is not None:
-        report["figures"] = write_figures(model, report, y, P, Path(plot_dir))
+        read = [model_path] + ([images, labels] if images is not None else [])
+        report["figures"] = write_figures(model, report, y, P, Path(plot_dir), read)
     return json_ready(report)
 
 
@@ -99,7 +100,8 @@ def roc_curves(y, P, classes) -> list[dict[str, Any]]:
     return curves
 
 
-def write_figures(model, report: dict[str, Any], y, P, directory: Path) -> dict[str, str]:
+def write_figures(model, report: dict[str, Any], y, P, directory: Path,
+                  inputs: list[Path] | tuple = ()) -> dict[str, str]:
     """Write confusion.png, roc.png, learning_curves.png and weights.png into *directory*."""
     from mnistlr.api.inspect import mean_images, weight_images, weight_note
     from mnistlr.evaluation import figures
@@ -116,7 +118,8 @@ def write_figures(model, report: dict[str, Any], y, P, directory: Path) -> dict[
                          "note": _no_curves_note(model),
                          "loss_name": "mean squared error" if model.kind == "ridge" else "cross-entropy",
                          "step_name": "iteration" if model.params.get("solver") == "lbfgs" else "epoch"},
-        weights={"weights": weight_images(model), "means": mean_images(model), "note": weight_note(model)})
+        weights={"weights": weight_images(model), "means": mean_images(model), "note": weight_note(model)},
+        inputs=inputs)
     return {name: str(path) for name, path in written.items()}
 
 

@@ -25,7 +25,7 @@ from typing import IO, Any
 import numpy as np
 
 from mnistlr.errors import DataError, MnistlrError, OutputClosed, UsageError
-from mnistlr.io.atomic import atomic_write
+from mnistlr.io.atomic import atomic_write, check_output
 from mnistlr.io.inputs import open_inputs, total_count
 from mnistlr.io.readers import Source
 from mnistlr.learn.model import LinearModel
@@ -203,6 +203,9 @@ def predict(model: str | os.PathLike | LinearModel, inputs: Sequence[str | os.Pa
 
     started = time.perf_counter()
     fmt = output_format(output, fmt)
+    read = [p for p in [model, *inputs] if not isinstance(p, LinearModel) and str(p) != "-"]
+    if output is not None:
+        check_output(output, read)
     if not isinstance(model, LinearModel):
         model = load_model(model)
     sources = open_inputs(inputs, model.image_shape, stdin=stdin)
@@ -212,7 +215,7 @@ def predict(model: str | os.PathLike | LinearModel, inputs: Sequence[str | os.Pa
     results = predict_batches(model, sources, batch_size, proba, top_k)
     total = total_count(sources)
     if output is not None:
-        with atomic_write(output, "wb") as handle:
+        with atomic_write(output, "wb", inputs=read) as handle:
             n_images = _write(handle, writer, results, callback, total)
     else:
         stream = stdout if stdout is not None else sys.stdout.buffer

@@ -16,11 +16,14 @@ from mnistlr.learn.options import TrainOptions
 from mnistlr.tuning.runner import BACKENDS, Runner
 
 
-def _check_output_path(path: Path | None, option: str) -> None:
+def _check_output_path(path: Path | None, option: str, inputs: list[Path]) -> None:
     """Fail before the search, not after it, when *path* cannot be written."""
+    from mnistlr.io.atomic import check_output
+
     if path is None:
         return
     path = Path(path)
+    check_output(path, inputs)
     if path.is_dir():
         raise UsageError(f"{option} {path}: is a directory", "give a file name")
     if not path.parent.is_dir():
@@ -61,7 +64,7 @@ def sweep(options: TrainOptions, *, params: list[str] | tuple[str, ...] = (), n_
     results: also write every trial as CSV (JSON when the name ends in .json).
     callback(event): called per finished trial ({"stage": "trial", ...}) and outer fold.
     """
-    from mnistlr.api.train import load_training_data
+    from mnistlr.api.train import load_training_data, training_inputs
     from mnistlr.tuning import spaces
     from mnistlr.tuning.cv import SearchSetup, prepare_data
 
@@ -71,8 +74,9 @@ def sweep(options: TrainOptions, *, params: list[str] | tuple[str, ...] = (), n_
     specs = spaces.parse_params(list(params))
     mode, candidates = spaces.candidates(specs, n_iter, options.seed)
     spaces.check_candidates(options, candidates)
-    _check_output_path(output, "--output")
-    _check_output_path(results, "--results")
+    inputs = training_inputs(dataset, train_images, train_labels, data_dir)
+    _check_output_path(output, "--output", inputs)
+    _check_output_path(results, "--results", inputs + ([Path(output)] if output is not None else []))
     images, labels = load_training_data(dataset, train_images, train_labels, data_dir)
     X, y, base = prepare_data(images, labels, options)
     spaces.check_cv(y, cv)
@@ -88,11 +92,11 @@ def sweep(options: TrainOptions, *, params: list[str] | tuple[str, ...] = (), n_
     report["seconds"] = time.perf_counter() - started
     report["refit"] = None
     if output is not None:
-        report["refit"] = _refit(images, labels, options, report, output, dataset, train_images)
+        report["refit"] = _refit(images, labels, options, report, output, dataset, train_images, inputs)
     report["results"] = None if results is None else str(results)
     report = json_ready(report)
     if results is not None:
-        write_results(report, Path(results))
+        write_results(report, Path(results), inputs)
     return report
 
 
@@ -119,7 +123,7 @@ def _run(runner, setup, y, nested: int | None, refit: bool, deadline, callback) 
 
 
 def _refit(images, labels, options: TrainOptions, report: dict[str, Any], output: Path,
-           dataset: str | None, train_images: Path | None) -> dict[str, Any]:
+           dataset: str | None, train_images: Path | None, inputs: list[Path]) -> dict[str, Any]:
     """Train on the whole training split with the best parameters; meta["sweep"] keeps the CV results."""
     from mnistlr.learn.fit import fit_model
     from mnistlr.learn.persistence import save_model
@@ -131,7 +135,7 @@ def _refit(images, labels, options: TrainOptions, report: dict[str, Any], output
     model.meta["sweep"] = {key: report[key] for key in (
         "mode", "metric", "greater_is_better", "cv", "space", "n_candidates", "seed", "best",
         "trials", "nested", "budget_stopped")}
-    save_model(model, output)
+    save_model(model, output, inputs=inputs)
     return {"output": str(output), "params": best["params"],
             "train_accuracy": model.meta["metrics"]["train_accuracy"]}
 
@@ -154,12 +158,12 @@ def _rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def write_results(report: dict[str, Any], path: Path) -> None:
+def write_results(report: dict[str, Any], path: Path, inputs: list[Path] | tuple = ()) -> None:
     """Every trial as CSV (JSON when *path* ends in .json), written atomically."""
     from mnistlr.io.atomic import write_text_atomic
 
     if path.suffix.lower() == ".json":
-        write_text_atomic(path, json.dumps(report, indent=2) + "\n")
+        write_text_atomic(path, json.dumps(report, indent=2) + "\n", inputs=inputs)
         return
     rows = _rows(report)
     columns = list(dict.fromkeys(key for row in rows for key in row))
@@ -167,4 +171,4 @@ def write_results(report: dict[str, Any], path: Path) -> None:
     writer = csv.DictWriter(buffer, columns, restval="", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    write_text_atomic(path, buffer.getvalue())
+    write_text_atomic(path, buffer.getvalue(), inputs=inputs)

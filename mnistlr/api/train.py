@@ -25,20 +25,33 @@ def load_training_data(dataset: str | None, train_images: Path | None, train_lab
     return registry.load_dataset(dataset or "mnist", split, data_dir)
 
 
+def training_inputs(dataset: str | None, train_images: Path | None, train_labels: Path | None,
+                    data_dir: Path | None) -> list[Path]:
+    """The files training reads (an output must never be one of them)."""
+    from mnistlr.data import registry
+
+    if train_images is not None or train_labels is not None:
+        return [p for p in (train_images, train_labels) if p is not None]
+    return registry.dataset_files(dataset or "mnist", None, data_dir)
+
+
 def train(options: TrainOptions, *, output: Path, dataset: str | None = None,
           train_images: Path | None = None, train_labels: Path | None = None,
           data_dir: Path | None = None,
           callback: Callable[[dict], None] | None = None) -> dict[str, Any]:
     """Fit a model as *options* say and save it to *output*; returns the summary dict."""
+    from mnistlr.io.atomic import check_output
     from mnistlr.learn.persistence import save_model
 
     options.validate()
+    inputs = training_inputs(dataset, train_images, train_labels, data_dir)
+    check_output(output, inputs)
     images, labels = load_training_data(dataset, train_images, train_labels, data_dir)
     name = None if train_images is not None else (dataset or "mnist")
     model = fit_model(images, labels, options, callback=callback, dataset=name)
     if train_images is not None:
         model.meta["train_files"] = {"images": str(train_images), "labels": str(train_labels)}
-    save_model(model, output)
+    save_model(model, output, inputs=inputs)
     return summary(model, output)
 
 

@@ -148,6 +148,16 @@ def dataset_dir(name: str, data_dir: str | os.PathLike | None = None) -> Path:
     return resolve_data_dir(data_dir) / name
 
 
+def dataset_files(name: str, split: str | None = None, data_dir: str | os.PathLike | None = None,
+                  ) -> list[Path]:
+    """The images and labels files of *split* (default: both splits) of dataset *name*."""
+    spec = get_spec(name)
+    folder = (Path(str(resources.files("mnistlr.data.sample"))) if spec.bundled
+              else dataset_dir(name, data_dir))
+    return [folder / spec.file(s, kind).name for s in ([split] if split else SPLITS)
+            for kind in ("images", "labels")]
+
+
 def load_pair(images_path: str | os.PathLike, labels_path: str | os.PathLike,
               cache: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Read an images file and its labels file: uint8 (n, rows, cols) and (n,).

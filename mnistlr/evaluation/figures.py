@@ -7,6 +7,8 @@ and returns a Figure; `write_figures` saves all four into a folder.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,11 +42,18 @@ def new_figure(width: float, height: float):
     return fig
 
 
-def save_figure(fig, path: str | Path) -> Path:
+def png_bytes(fig) -> bytes:
+    """*fig* as the bytes of a PNG file."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+def save_figure(fig, path: str | Path, inputs: Sequence[str | Path] = ()) -> Path:
     """Write *fig* as PNG to *path* atomically; returns the path."""
     path = Path(path)
-    with atomic_write(path, "wb") as handle:
-        fig.savefig(handle, format="png", dpi=DPI)
+    with atomic_write(path, "wb", inputs=inputs) as handle:
+        handle.write(png_bytes(fig))
     return path
 
 
@@ -229,13 +238,16 @@ def check_directory(directory: str | Path) -> Path:
 
 
 def write_figures(directory: str | Path, *, confusion: dict[str, Any], roc: dict[str, Any],
-                  learning_curves: dict[str, Any], weights: dict[str, Any]) -> dict[str, Path]:
+                  learning_curves: dict[str, Any], weights: dict[str, Any],
+                  inputs: Sequence[str | Path] = ()) -> dict[str, Path]:
     """Draw the four figures (each dict holds its `*_figure` arguments) into *directory*,
-    creating it if needed; returns name → path of confusion, roc, learning_curves, weights."""
-    from mnistlr.io.atomic import describe_os_error
+    creating it if needed; returns name → path of confusion, roc, learning_curves, weights.
+    All four are written or none (a full disk leaves the folder as it was)."""
+    from mnistlr.io.atomic import describe_os_error, write_files_atomic
 
     require_matplotlib()
     directory = check_directory(directory)
+    created = [p for p in (directory, *directory.parents) if not p.exists()]  # deepest first
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -243,8 +255,16 @@ def write_figures(directory: str | Path, *, confusion: dict[str, Any], roc: dict
     makers = {"confusion": (confusion_figure, confusion), "roc": (roc_figure, roc),
               "learning_curves": (learning_curves_figure, learning_curves),
               "weights": (weights_figure, weights)}
-    return {name: save_figure(make(**kwargs), directory / f"{name}.png")
-            for name, (make, kwargs) in makers.items()}
+    paths = {name: directory / f"{name}.png" for name in makers}
+    try:
+        write_files_atomic({paths[name]: png_bytes(make(**kwargs))
+                            for name, (make, kwargs) in makers.items()}, inputs=inputs)
+    except BaseException:
+        for folder in created:  # the folders this call made, if still empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+    return paths
 
 
 # The PNG figure of `show --plot`: example images in one column per class (`plot_image_columns`),

@@ -1,34 +1,33 @@
 """Model files: joblib pickles of plain data only, loaded by a restricted unpickler.
 
 A model file holds one dict of NumPy arrays, numbers, strings, lists and dicts
-(see `model_to_dict`) plus a SHA-256 over its content. Loading allows only the
-three globals joblib needs for numeric arrays; anything else (a foreign or
-code-running pickle) is refused before it is called, and a content hash that
-does not match (a tampered file) is refused too.
+(see `model_to_dict`) plus a SHA-256 over its content. Loading reads it through
+`mnistlr.learn.unpickle` (plain numeric arrays and containers only; nothing in the
+file is ever called), refuses a content hash that does not match (a tampered file),
+and then checks every field's type, shape, dtype and finiteness, since the hash has
+no key and anyone can write a file that verifies.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import io
-import pickle
 import platform
-import zlib
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import joblib
 import numpy as np
-from joblib import numpy_pickle
 
 from mnistlr import __version__
 from mnistlr.errors import ModelFileError
 from mnistlr.io.atomic import atomic_write
 from mnistlr.learn.features import FeaturePipeline
 from mnistlr.learn.model import LinearModel, Preprocessor
-from mnistlr.learn.options import MODELS
+from mnistlr.learn.options import MODELS, PREPROCESSING
+from mnistlr.learn.unpickle import read_payload
 
 # Version 2 adds "features" (the fitted feature pipeline, or None); version 1 files (no
 # features) still load. An mnistlr that reads only version 1 refuses version 2 files instead
@@ -36,61 +35,8 @@ from mnistlr.learn.options import MODELS
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 MAGIC = "mnistlr-model"
-
-
-def _safe_dtype(*args: Any) -> np.dtype:
-    """np.dtype for numeric and string arrays only: object arrays would run pickle."""
-    # numpy pickles a dtype as dtype(str, False, True); anything else is not from numpy
-    if len(args) != 3 or not isinstance(args[0], str) or not all(isinstance(a, bool) for a in args[1:]):
-        raise ModelFileError("model file holds a malformed array type", "it was damaged or tampered with")
-    dtype = np.dtype(*args)
-    if dtype.hasobject:
-        raise ModelFileError("model file holds Python objects, not plain data", "refusing to load it")
-    return dtype
-
-
-_ALLOWED_GLOBALS = {
-    ("joblib.numpy_pickle", "NumpyArrayWrapper"): numpy_pickle.NumpyArrayWrapper,
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): _safe_dtype,
-}
-
-
-def _rebuilt_dtype(dtype: np.dtype, state: Any) -> np.dtype:
-    """The dtype a BUILD opcode asks for, made without numpy's dtype.__setstate__.
-
-    A crafted state can crash the interpreter inside __setstate__, so only the states
-    numpy itself writes for plain dtypes are accepted (differing at most in byte order).
-    """
-    endian = state[1] if isinstance(state, tuple) and len(state) == 8 else None
-    if endian in ("<", ">") and dtype.itemsize > 1:
-        dtype = dtype.newbyteorder(endian)
-    if endian is None or dtype.__reduce__()[2] != state:
-        raise ModelFileError("model file holds a malformed array type", "it was damaged or tampered with")
-    return dtype
-
-
-class _RestrictedUnpickler(numpy_pickle.NumpyUnpickler):
-    """joblib's unpickler, allowed to build numeric arrays and plain containers only."""
-
-    dispatch = dict(numpy_pickle.NumpyUnpickler.dispatch)
-
-    def load_build(self) -> None:
-        if len(self.stack) >= 2 and isinstance(self.stack[-2], np.dtype):
-            state = self.stack.pop()
-            self.stack[-1] = _rebuilt_dtype(self.stack[-1], state)
-            return
-        numpy_pickle.NumpyUnpickler.load_build(self)
-
-    dispatch[pickle.BUILD[0]] = load_build
-
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return _ALLOWED_GLOBALS[(module, name)]
-        except KeyError:
-            raise ModelFileError(
-                f"refusing to load: the file asks for '{module}.{name}', which a mnistlr model never holds",
-                "it is not a mnistlr model, or it was tampered with; nothing in it was run") from None
+MAX_DEPTH = 12       # nesting of params and meta (a sweep's trials sit 4 levels deep)
+MAX_SIDE = 1 << 16   # image rows and columns
 
 
 def to_plain(value: Any) -> Any:
@@ -162,44 +108,18 @@ def model_to_dict(model: LinearModel) -> dict[str, Any]:
     return payload
 
 
-def save_model(model: LinearModel, path: str | Path) -> dict[str, Any]:
-    """Write *model* to *path* atomically; returns the saved payload."""
+def save_model(model: LinearModel, path: str | Path, inputs: Sequence[str | Path] = ()) -> dict[str, Any]:
+    """Write *model* to *path* atomically (never over one of *inputs*); returns the saved payload."""
     payload = model_to_dict(model)
-    with atomic_write(path, "wb") as handle:
+    with atomic_write(path, "wb", inputs=inputs) as handle:
         joblib.dump(payload, handle)
     return payload
-
-
-def _read_payload(path: Path) -> Any:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: no such model file", "train one with 'mnistlr train -o PATH'") from None
-    except IsADirectoryError:
-        raise ModelFileError(f"{path}: is a directory, not a model file", "give the .joblib file") from None
-    except PermissionError:
-        raise ModelFileError(f"{path}: permission denied", "check the file's permissions") from None
-    if data[:2] == b"\x1f\x8b":  # joblib's gzip compression
-        try:
-            data = zlib.decompress(data, 16 + zlib.MAX_WBITS)
-        except zlib.error:
-            raise ModelFileError(f"{path}: corrupt compressed model file", "train the model again") from None
-    try:
-        return _RestrictedUnpickler(str(path), io.BytesIO(data), False).load()
-    except ModelFileError as exc:
-        raise ModelFileError(f"{path}: {exc.message}", exc.hint) from None
-    except Exception as exc:  # noqa: BLE001  any failure of a damaged stream; find_class ran nothing
-        if data[:1] == b"\x80":  # a pickle stream (protocol 2+) that breaks off or is corrupt
-            raise ModelFileError(f"{path}: damaged or truncated model file ({type(exc).__name__})",
-                                 "retrain the model or restore the file from a copy") from None
-        raise ModelFileError(f"{path}: not a mnistlr model file ({type(exc).__name__})",
-                             "give a file written by 'mnistlr train'") from None
 
 
 def load_model(path: str | Path) -> LinearModel:
     """Load a model written by `save_model`, refusing anything else."""
     path = Path(path)
-    payload = _read_payload(path)
+    payload = read_payload(path)
     if not isinstance(payload, dict) or payload.get("magic") != MAGIC:
         raise ModelFileError(f"{path}: not a mnistlr model file", "give a file written by 'mnistlr train'")
     version = payload.get("format_version")
@@ -218,36 +138,124 @@ def load_model(path: str | Path) -> LinearModel:
     return _model_from_payload(path, payload)
 
 
-def _model_from_payload(path: Path, p: dict[str, Any]) -> LinearModel:
-    try:
-        W, b, classes = p["W"], p["b"], p["classes"]
-        rows, cols = (int(d) for d in p["image_shape"])
-        features = _features_from_payload(p, (rows, cols))
-        n_inputs = rows * cols if features is None else features.n_out
-        ok = (p["kind"] in MODELS and W.ndim == 2 and W.shape[0] == n_inputs
-              and b.shape == (W.shape[1],) and classes.ndim == 1
-              and W.shape[1] in (1, len(classes)) and np.isfinite(W).all())
-        preprocessor = Preprocessor.from_dict(p["preprocessing"])
-        ok = ok and preprocessor.mean.shape == (W.shape[0],) == preprocessor.std.shape
-        meta, params = dict(p["meta"]), dict(p["params"])
-    except Exception:  # noqa: BLE001  a crafted payload of the wrong types
-        ok = False
+class _Bad(Exception):
+    """One field of a payload is impossible (the message says which and why)."""
+
+
+def _require(ok: bool, what: str) -> None:
     if not ok:
-        raise ModelFileError(f"{path}: model file is inconsistent (weights, classes or shape)",
-                             "retrain the model")
+        raise _Bad(what)
+
+
+def _real_array(value: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """*value* as a finite float32 array of *shape*, or _Bad naming *name*."""
+    _require(isinstance(value, np.ndarray), f"{name} is {type(value).__name__}, not an array")
+    _require(value.dtype.kind in "fiu", f"{name} holds {value.dtype} values, not real numbers")
+    _require(value.shape == shape, f"{name} has shape {value.shape}, expected {shape}")
+    with np.errstate(over="ignore"):
+        as32 = np.ascontiguousarray(value, np.float32)
+    _require(bool(np.isfinite(as32).all()), f"{name} holds NaN or infinite values")
+    return as32
+
+
+def _plain(value: Any, name: str, depth: int = 0) -> None:
+    """Refuse anything but None, bool, numbers, str, lists, str-keyed dicts and numeric arrays."""
+    _require(depth <= MAX_DEPTH, f"{name} is nested more than {MAX_DEPTH} levels deep")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _require(isinstance(key, str), f"{name} has a key of type {type(key).__name__}")
+            _plain(item, f"{name}.{key}", depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _plain(item, f"{name}[]", depth + 1)
+    else:
+        _require(value is None or isinstance(value, (bool, int, float, str, np.ndarray)),
+                 f"{name} is of type {type(value).__name__}")
+
+
+def _check_meta(meta: Any) -> None:
+    """The meta fields the commands read have the types they expect."""
+    _require(isinstance(meta, dict), "meta is not a dict")
+    _plain(meta, "meta")
+    history = meta.get("history")
+    _require(history is None or (isinstance(history, list) and all(isinstance(r, dict) for r in history)),
+             "meta.history is not a list of records")
+    for record in history or []:
+        _require(all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+                     for v in record.values()), "meta.history holds a record of non-numbers")
+    for key in ("metrics", "train_files", "versions", "sweep"):
+        _require(meta.get(key) is None or isinstance(meta[key], dict), f"meta.{key} is not a dict")
+    for key in ("best_epoch", "n_train", "n_val", "n_iter", "seed"):
+        value = meta.get(key)
+        _require(value is None or (type(value) is int and value >= 0), f"meta.{key} is not a count")
+    for key in ("dataset", "stop_reason", "data_sha256"):
+        _require(meta.get(key) is None or isinstance(meta[key], str), f"meta.{key} is not text")
+
+
+def _classes(value: Any) -> np.ndarray:
+    _require(isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind in "iu",
+             "classes is not a 1-D array of integer labels")
+    _require(len(value) >= 2, f"it holds {len(value)} class{'es' if len(value) != 1 else ''}, "
+             "a classifier needs at least 2")
+    _require(len(np.unique(value)) == len(value), "classes holds the same label twice")
+    return value.astype(np.int64)
+
+
+def _image_shape(value: Any) -> tuple[int, int]:
+    _require(isinstance(value, (list, tuple)) and len(value) == 2
+             and all(type(d) is int for d in value), "image_shape is not two whole numbers")
+    rows, cols = value
+    _require(1 <= rows <= MAX_SIDE and 1 <= cols <= MAX_SIDE,
+             f"image shape {rows}×{cols} is not two sizes from 1 to {MAX_SIDE:,}")
+    return rows, cols
+
+
+def _preprocessor(value: Any, n_features: int) -> Preprocessor:
+    _require(isinstance(value, dict) and value.get("kind") in PREPROCESSING,
+             "preprocessing is not one of " + ", ".join(PREPROCESSING))
+    mean = _real_array(value.get("mean"), "preprocessing mean", (n_features,))
+    std = _real_array(value.get("std"), "preprocessing std", (n_features,))
+    _require(bool((std > 0).all()), "preprocessing std holds a value ≤ 0")
+    return Preprocessor(value["kind"], mean, std)
+
+
+def _model_from_payload(path: Path, p: dict[str, Any]) -> LinearModel:
+    """The LinearModel of payload *p*, every field checked (a payload's hash has no key, so
+    anyone can write one that verifies); an impossible field is a one-line ModelFileError."""
+    try:
+        _require(p.get("kind") in MODELS, f"kind {p.get('kind')!r} is not one of {', '.join(MODELS)}")
+        classes = _classes(p.get("classes"))
+        rows, cols = _image_shape(p.get("image_shape"))
+        W = p.get("W")
+        _require(isinstance(W, np.ndarray) and W.ndim == 2, "W is not a 2-D array")
+        outputs = (1, 2) if p["kind"] == "logistic" and len(classes) == 2 else (len(classes),)
+        _require(W.shape[1] in outputs, f"W has {W.shape[1]} column(s) for {len(classes)} classes")
+        features = _features(p, (rows, cols))
+        n_inputs = rows * cols if features is None else features.n_out
+        W = _real_array(W, "W", (n_inputs, W.shape[1]))
+        b = _real_array(p.get("b"), "b", (W.shape[1],))
+        preprocessor = _preprocessor(p.get("preprocessing"), n_inputs)
+        _require(isinstance(p.get("params"), dict), "params is not a dict")
+        _plain(p["params"], "params")
+        _check_meta(p.get("meta"))
+    except _Bad as exc:
+        raise ModelFileError(f"{path}: impossible model contents: {exc}",
+                             "the file was damaged or crafted; retrain the model") from None
+    meta, params = dict(p["meta"]), dict(p["params"])
     meta.setdefault("created", p.get("created"))
     meta.setdefault("versions", p.get("versions"))
     meta["format_version"] = p["format_version"]
-    return LinearModel(kind=p["kind"], classes=classes.astype(np.int64), image_shape=(rows, cols),
-                       preprocessor=preprocessor, W=np.ascontiguousarray(W, np.float32),
-                       b=np.ascontiguousarray(b, np.float32), params=params, meta=meta, features=features)
+    return LinearModel(kind=p["kind"], classes=classes, image_shape=(rows, cols),
+                       preprocessor=preprocessor, W=W, b=b, params=params, meta=meta, features=features)
 
 
-def _features_from_payload(p: dict[str, Any], image_shape: tuple[int, int]) -> FeaturePipeline | None:
-    """The fitted feature pipeline of the payload, or None; ValueError if inconsistent."""
-    if p["format_version"] == 1 or p["features"] is None:
+def _features(p: dict[str, Any], image_shape: tuple[int, int]) -> FeaturePipeline | None:
+    """The fitted feature pipeline of the payload, or None."""
+    if p["format_version"] == 1 or p.get("features") is None:
         return None
-    features = FeaturePipeline.from_dict(p["features"])
-    if features.image_shape != image_shape:
-        raise ValueError("the feature pipeline's image shape is not the model's")
+    try:
+        features = FeaturePipeline.from_dict(p["features"])
+    except Exception as exc:  # noqa: BLE001  from_dict raises ValueError, a crafted dict anything
+        raise _Bad(f"features do not add up ({exc})") from None
+    _require(features.image_shape == image_shape, "the feature pipeline's image shape is not the model's")
     return features
