@@ -67,8 +67,6 @@ def show_command(
         {"overview": _print_overview, "image": _print_image, "errors": _print_errors}[result.mode](
             console, result)
     if result.figure and not quiet:
-        from mnistlr.cli.base import stderr_console
-
         typer.echo(f"wrote {result.figure}", err=True)  # plain: a path must not be wrapped
 
 
