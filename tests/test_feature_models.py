@@ -52,9 +52,10 @@ def test_scores_of_a_row_do_not_depend_on_its_batch(models, sample, key):
 
 def test_predictions_are_the_linear_model_on_the_features(models, sample):
     model, X_test = models["deskew,pca:20,rff:300"], sample[2]
-    F = model.features.transform(X_test.reshape(len(X_test), -1)).astype(np.float64)
-    # s = f·W + b (scaling preprocessing of features: z = f)
-    expected = F @ model.W.astype(np.float64) + model.b
+    F = model.features.transform(X_test.reshape(len(X_test), -1))
+    # s = z·W + b with z = f/√(2/D): plain scaling of rff features
+    np.testing.assert_allclose(model.preprocessor.transform(F), F / np.sqrt(2 / 300), rtol=1e-5)
+    expected = model.preprocessor.transform(F).astype(np.float64) @ model.W.astype(np.float64) + model.b
     np.testing.assert_allclose(model.decision_function(X_test), expected, rtol=1e-5, atol=1e-5)
 
 

@@ -188,3 +188,26 @@ def test_dask_backend_on_a_local_cluster(cli, cluster, monkeypatch):
     assert scattered[0] == [(200, 28, 28), (200,)]          # the data went out once, up front
     assert len(scattered) == 1
     assert scores(report) == scores(run_json(cli, *args, "-j", "1"))
+
+
+def test_sweep_over_feature_pipelines_and_a_gamma_range(cli, tmp_path):
+    report = run_json(cli, "--param", "features=deskew,rff:200:log:0.005:0.05|pca:int:8:16",
+                      "--param", "l2=log:1e-5:1e-3", "--n-iter", "3", "--cv", "2", "-o", tmp_path / "best.joblib")
+    assert report["mode"] == "random" and len(report["trials"]) == 3
+    assert report["space"][0] == "features=deskew,rff:200:log:0.005:0.05|pca:int:8:16"
+    for trial in report["trials"]:
+        spec = trial["params"]["features"]
+        if spec.startswith("deskew"):
+            gamma = float(spec.split(":")[-1])
+            assert spec.startswith("deskew,rff:200:") and 0.005 <= gamma <= 0.05
+        else:
+            assert 8 <= int(spec.split(":")[1]) <= 16
+    best = load_model(tmp_path / "best.joblib")
+    assert best.features.spec == report["best"]["params"]["features"]
+    grid = run_json(cli, "--param", "features=deskew|deskew,pca:10", "--cv", "2")
+    assert grid["mode"] == "grid" and {t["params"]["features"] for t in grid["trials"]} == {"deskew", "deskew,pca:10"}
+
+
+def test_sweep_refuses_a_bad_pipeline_before_any_fit(cli):
+    result = cli("sweep", *SMALL, "--param", "features=deskew|rff:log:1:2", "--cv", "2")
+    assert result.code == 2 and "rff" in result.err and "integer" in result.err

@@ -24,6 +24,8 @@ import numpy as np
 from mnistlr.errors import UsageError
 
 NAMES = ("deskew", "pca", "poly2", "rff")
+# The type of each step's numeric arguments (pca:K, rff:D:gamma), for sweep ranges.
+ARGUMENT_KINDS = {"deskew": (), "pca": (int,), "poly2": (), "rff": (int, float)}
 SPEC_EXAMPLE = "deskew,pca:50,rff:5000"
 # Rows pushed through the pipeline at a time (a 5,000-feature block is 40 MB of float32).
 BLOCK_ROWS = 2048
@@ -102,6 +104,10 @@ class FeatureStep:
 
     name = ""
     pixels_out = False   # True when the output is still pixels 0–255 (uint8)
+
+    def unit(self) -> float:
+        """The output's natural scale: plain scaling (--preprocess scale) divides by it."""
+        return 255.0 if self.pixels_out else 1.0
 
     def spec(self) -> str:
         return self.name
@@ -227,6 +233,10 @@ class RFF(FeatureStep):
     def n_out(self, n_in: int) -> int:
         return self.n_components
 
+    def unit(self) -> float:
+        # φ_k ∈ [−√(2/D), √(2/D)]: scaling by √(2/D) gives cos(xW + b) ∈ [−1, 1]
+        return float(np.sqrt(2.0 / self.n_components))
+
     def fit(self, X, pixels, rng, image_shape):
         if self.gamma is None:
             self.gamma = median_gamma(X, PIXEL_SCALE if pixels else 1.0, rng)
@@ -288,6 +298,11 @@ class FeaturePipeline:
     def pixels_out(self) -> bool:
         """True when the output is still pixels 0–255 (a pipeline of deskew alone)."""
         return all(step.pixels_out for step in self.steps)
+
+    @property
+    def unit(self) -> float:
+        """The scale of the output (255 for pixels, √(2/D) for rff, 1 for PCA components)."""
+        return self.steps[-1].unit()
 
     @property
     def n_out(self) -> int:

@@ -175,8 +175,7 @@ def fit_model(images, labels, options: TrainOptions, callback=None, dataset: str
     data = prepare(images, labels, options)
     started = time.perf_counter()
     features, X, X_val = _features(options, data)
-    unit = 255.0 if features is None or features.pixels_out else 1.0
-    preprocessor = Preprocessor.fit(options.preprocess, X, unit=unit)
+    preprocessor = Preprocessor.fit(options.preprocess, X, unit=255.0 if features is None else features.unit)
     # the solvers read the raw pixels (or features) and fold the preprocessing into the weights
     X, X_val = _pixels(X), _pixels(X_val)
     y = np.searchsorted(data.classes, data.y_train)

@@ -23,10 +23,13 @@ SCALE_PARAMS = ("l2", "l1", "C", "lr", "tol")
 FLOAT_PARAMS = ("l2", "l1", "C", "lr", "anneal", "tol")
 INT_PARAMS = ("epochs", "batch_size", "patience", "max_iter")
 CHOICE_PARAMS = {"solver": SOLVERS, "init": INITS, "preprocess": PREPROCESSING}
-SEARCHABLE = FLOAT_PARAMS + INT_PARAMS + tuple(CHOICE_PARAMS)
+SEARCHABLE = FLOAT_PARAMS + INT_PARAMS + tuple(CHOICE_PARAMS) + ("features",)
 FIXED_PARAMS = ("model", "classes", "train_limit", "per_class", "val_size", "val_fraction", "seed")
 SPEC_FORMS = ("NAME=log:LOW:HIGH, NAME=uniform:LOW:HIGH, NAME=int:LOW:HIGH, NAME=logint:LOW:HIGH, "
-              "NAME=LOW:HIGH or NAME=V1,V2,...; e.g. --param l2=log:1e-6:1e-1")
+              "NAME=LOW:HIGH or NAME=V1,V2,...; e.g. --param l2=log:1e-6:1e-1; "
+              "features=PIPELINE|PIPELINE... where a step's number may be a range, "
+              "e.g. features=deskew,rff:4000:log:0.005:0.05")
+RANGE_KINDS = ("log", "uniform", "int", "logint")
 # metric name → True when a higher score is better
 METRICS = {"accuracy": True, "log_loss": False, "f1_macro": True, "roc_auc": True}
 
@@ -38,12 +41,15 @@ class ParamSpec:
     """One searched parameter: a list of values, or a range sampled as `kind` says."""
 
     name: str
-    kind: str                      # list | log | uniform | int | logint
-    values: tuple = ()
+    kind: str                      # list | log | uniform | int | logint | pipelines
+    values: tuple = ()             # pipelines: templates ((step name, (argument, ...)), ...)
     low: float = 0.0
     high: float = 0.0
 
     def sample(self, rng: np.random.Generator) -> Any:
+        if self.kind == "pipelines":
+            template = self.values[int(rng.integers(len(self.values)))]
+            return _fill(template, rng)
         if self.kind == "list":
             return self.values[int(rng.integers(len(self.values)))]
         if self.kind == "uniform":
@@ -58,8 +64,11 @@ class ParamSpec:
         return int(min(max(round(draw), self.low), self.high))
 
     def describe(self) -> str:
+        if self.kind == "pipelines":
+            return f"{self.name}={'|'.join(_template_text(t) for t in self.values)}"
         if self.kind == "list":
-            return f"{self.name}={','.join(map(str, self.values))}"
+            separator = "|" if self.name == "features" else ","
+            return f"{self.name}={separator.join(map(str, self.values))}"
         return f"{self.name}={self.kind}:{self.low:g}:{self.high:g}"
 
 
@@ -88,6 +97,8 @@ def parse_param(text: str) -> ParamSpec:
         raise _bad_spec(text, f"'{name}' shapes the data or the run and is fixed for every trial; pass it as {flag}")
     if name not in SEARCHABLE:
         raise _bad_spec(text, f"'{name}' is not a searchable training option; use one of {', '.join(SEARCHABLE)}")
+    if name == "features":
+        return _features_spec(text, spec)
     if name in CHOICE_PARAMS:
         values = tuple(v.strip() for v in spec.split(","))
         bad = [v for v in values if v not in CHOICE_PARAMS[name]]
@@ -122,6 +133,54 @@ def _range_spec(text: str, name: str, kind: str, bounds: list[str], integer: boo
     if low < 0:
         raise _bad_spec(text, "values must be ≥ 0")
     return ParamSpec(name, kind, (), low, high)
+
+
+# ---------------------------------------------------------------- feature pipelines
+
+
+def _features_spec(text: str, spec: str) -> ParamSpec:
+    """features=PIPELINE|PIPELINE...: a list (a grid) of pipelines, or templates with ranges to draw."""
+    from mnistlr.learn.features import ARGUMENT_KINDS
+
+    templates = []
+    for pipeline in spec.split("|"):
+        steps = []
+        for part in pipeline.split(","):
+            name, *tokens = part.strip().split(":")
+            kinds, args = ARGUMENT_KINDS.get(name, ()), []
+            while tokens:
+                integer = len(args) < len(kinds) and kinds[len(args)] is int
+                if tokens[0] in RANGE_KINDS:
+                    args.append(_range_spec(text, f"{name}", tokens[0], tokens[1:3], integer))
+                    tokens = tokens[3:]
+                else:
+                    args.append(tokens.pop(0))
+            steps.append((name, tuple(args)))
+        templates.append(tuple(steps))
+    if all(isinstance(a, str) for t in templates for _, args in t for a in args):
+        return ParamSpec("features", "list", tuple(dict.fromkeys(_template_text(t) for t in templates)))
+    return ParamSpec("features", "pipelines", tuple(templates))
+
+
+def _template_text(template: tuple, values: list | None = None) -> str:
+    """The pipeline text of a template, its ranges written out (or replaced by *values* in order)."""
+    values = list(values) if values is not None else None
+    parts = []
+    for name, args in template:
+        shown = []
+        for arg in args:
+            if isinstance(arg, ParamSpec):
+                shown.append(f"{values.pop(0):.6g}" if values is not None else f"{arg.kind}:{arg.low:g}:{arg.high:g}")
+            else:
+                shown.append(arg)
+        parts.append(":".join([name, *shown]))
+    return ",".join(parts)
+
+
+def _fill(template: tuple, rng: np.random.Generator) -> str:
+    """A concrete pipeline from a template: each range replaced by a seeded draw."""
+    draws = [arg.sample(rng) for _, args in template for arg in args if isinstance(arg, ParamSpec)]
+    return _template_text(template, draws)
 
 
 def parse_params(texts: list[str]) -> list[ParamSpec]:
