@@ -73,6 +73,34 @@ def sklearn_contenders() -> list[Contender]:
     ]
 
 
+# The penalty rows (issue 15): pure L1 at l1 = 1e-4 on the mean loss, i.e. scikit-learn's C = 1/(l1·n)
+# on its summed loss; and the penalty chosen automatically, by mnistlr's path or by LogisticRegressionCV.
+L1 = 1e-4
+
+
+def penalty_contenders(peers: bool = True) -> list[Contender]:
+    """mnistlr `--l1 1e-4 --l2 0` vs saga at the same penalty, `--l2 auto` vs LogisticRegressionCV(Cs=10, cv=3)."""
+    from mnistlr.learn.fit import fit_model
+    from mnistlr.learn.options import TrainOptions
+
+    out = [Contender("mnistlr softmax --l1 1e-4 --l2 0", "l1", True,
+                     lambda d: fit_model(d.X_train, d.y_train, TrainOptions(l1=L1, l2=0.0))),
+           Contender("mnistlr softmax --l2 auto", "auto-l2", True,
+                     lambda d: fit_model(d.X_train, d.y_train, TrainOptions(l2="auto")))]
+    if not peers:
+        return out
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+
+    return out + [
+        Contender('LogisticRegression(penalty="l1", solver="saga")', "l1", False,
+                  # sklearn: C·Σ CE + ‖W‖₁ ≡ mean CE + l1‖W‖₁ with C = 1/(l1·n)
+                  lambda d: LogisticRegression(penalty="l1", solver="saga", C=1.0 / (L1 * len(d.y_train)),
+                                               random_state=0).fit(d.X64, d.y_train)),
+        Contender("LogisticRegressionCV(Cs=10, cv=3)", "auto-l2", False,
+                  lambda d: LogisticRegressionCV(Cs=10, cv=3).fit(d.X64, d.y_train)),
+    ]
+
+
 class _Inputs:
     """What a fit function sees: uint8 images for mnistlr, X64 = x/255 float64 for scikit-learn."""
 
@@ -148,11 +176,18 @@ def warm_up(data: Dataset, contenders: list[Contender], n: int = 500) -> None:
 
 
 def _note(contender: Contender, model: Any) -> str:
-    """Iterations run, when the fitted model says."""
+    """Iterations run, when the fitted model says; the share of exact zeros of an L1 fit; a chosen penalty."""
     if contender.is_mnistlr:
         n_iter = model.meta.get("n_iter")
-        return f"{n_iter} it" if model.params.get("solver") != "closed" and n_iter else ""
-    n_iter = getattr(model, "n_iter_", None)
-    if n_iter is None:
-        return ""
-    return f"{int(np.max(n_iter))} it"
+        notes = [f"{n_iter} it" if model.params.get("solver") != "closed" and n_iter else ""]
+        weights = model.W
+    else:
+        n_iter = getattr(model, "n_iter_", None)
+        notes = ["" if n_iter is None else f"{int(np.max(n_iter))} it"]
+        weights = getattr(model, "coef_", None)
+    if contender.family == "l1" and weights is not None:
+        notes.append(f"{float(np.mean(np.asarray(weights) == 0)):.0%} zero")
+    if contender.family == "auto-l2":
+        # mnistlr's chosen l2 (on the mean loss), scikit-learn's chosen C (l2 = 1/(C·n))
+        notes.append(f"l2 {model.params['l2']:.2g}" if contender.is_mnistlr else f"C {float(model.C_[0]):.3g}")
+    return ", ".join(n for n in notes if n)

@@ -24,7 +24,7 @@ sys.path.insert(0, str(HERE))
 import numpy as np  # noqa: E402
 import procs  # noqa: E402
 import report  # noqa: E402
-from fits import Dataset, contest, mnistlr_contenders, sklearn_contenders  # noqa: E402
+from fits import Dataset, contest, mnistlr_contenders, penalty_contenders, sklearn_contenders  # noqa: E402
 
 REPO = HERE.parent
 MNIST_DIR = REPO.parent / "shared" / "data" / "mnist"
@@ -46,6 +46,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-kernel", action="store_true", help="skip the loss+gradient pass vs GEMM peak figures")
     p.add_argument("--no-cli", action="store_true", help="skip the CLI process timings")
     p.add_argument("--no-sweep", action="store_true", help="skip the 5-fold × 8-trial sweep")
+    p.add_argument("--no-penalties", action="store_true",
+                   help="skip the L1 (vs saga) and --l2 auto (vs LogisticRegressionCV) rows")
     p.add_argument("--no-memory", action="store_true", help="skip peak memory of training on 60,000 images")
     p.add_argument("--repeat", type=int, default=3, help="rounds of fits; best time kept (default 3)")
     p.add_argument("--repeat-under", type=float, default=20.0,
@@ -110,6 +112,8 @@ def datasets(args: argparse.Namespace) -> list[tuple[Dataset, dict[str, Path]]]:
 
 def section_fits(args, loaded) -> tuple[list[report.FitResult], dict]:
     contenders = mnistlr_contenders() + ([] if args.no_peers else sklearn_contenders())
+    if not args.no_penalties:
+        contenders += penalty_contenders(peers=not args.no_peers)
     results, models = [], {}
     for data, _ in loaded:
         log(f"fitting on {data.name} ({args.repeat} round(s), interleaved)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -56,7 +57,7 @@ def test_binary_model_on_two_classes(cli, tmp_path):
     assert json.loads(result.out)["train_accuracy"] > 0.9
 
 
-@pytest.mark.parametrize("args", [("--l2", "nan"), ("--l2", "-1"), ("--solver", "lbfgs", "--l1", "0.01"),
+@pytest.mark.parametrize("args", [("--l2", "nan"), ("--l2", "-1"), ("--model", "ridge", "--l1", "0.01"),
                                   ("--classes", "3"), ("--model", "perceptron"), ("--epochs", "0")])
 def test_bad_options_exit_2_with_one_line(cli, tmp_path, args):
     out = tmp_path / "m.joblib"
@@ -64,6 +65,36 @@ def test_bad_options_exit_2_with_one_line(cli, tmp_path, args):
     assert result.code == 2
     assert len(result.err.strip().splitlines()) == 1 and "Traceback" not in result.err
     assert not out.exists()
+
+
+def test_an_oversized_learning_rate_is_one_line_exit_1_and_no_file(cli, tmp_path):
+    out = tmp_path / "m.joblib"
+    result = cli("train", "-d", "mnist-sample", "--solver", "gd", "--lr", "1e12", "-q", "-o", out)
+    assert result.code == 1 and not out.exists() and result.out == ""
+    (line,) = result.err.strip().splitlines()
+    assert line.startswith("mnistlr: error: training diverged at epoch ") and "the estimated safe step, or --lr auto" in line
+
+
+@pytest.mark.parametrize("value,code", [("auto", 0), ("AUTO", 0), ("0.25", 0), ("fast", 2), ("-1", 2)])
+def test_lr_takes_a_number_or_auto(cli, tmp_path, value, code):
+    result = cli("train", "-d", "mnist-sample", "--solver", "gd", "--epochs", "2", "--lr", value, "-q", "--json",
+                 "-o", tmp_path / "m.joblib")
+    assert result.code == code, result.err
+    if code == 2:
+        assert len(result.err.strip().splitlines()) == 1 and "--lr" in result.err
+
+
+def test_track_test_records_the_test_split_and_needs_files_beside_train_images(cli, tmp_path):
+    out = tmp_path / "m.joblib"
+    result = cli("train", "-d", "mnist-sample", "--solver", "gd", "--epochs", "3", "--track-test", "-q", "-o", out)
+    assert result.code == 0, result.err
+    history = load_model(out).meta["history"]
+    assert len(history) == 3 and all(0 < r["test_accuracy"] <= 1 and r["test_loss"] > 0 for r in history)
+    result = cli("train", "--train-images", tmp_path / "x.gz", "--train-labels", tmp_path / "y.gz",
+                 "--track-test", "-o", tmp_path / "n.joblib")
+    assert result.code == 2 and "--test-images" in result.err and not (tmp_path / "n.joblib").exists()
+    help_words = " ".join(re.sub("[│╭╮╰╯─]", " ", cli("train", "--help").out).split())
+    assert "for the learning curves only: never used for stopping or selection" in help_words
 
 
 def test_missing_dataset_names_fetch_and_sample(cli, tmp_path):
@@ -105,6 +136,12 @@ def test_ridge_reaches_the_bar(real):
     assert accuracy_score(y_test, model.predict(X_test)) >= 0.850
 
 
+def test_gd_defaults_reach_the_bar(real):
+    X, y, X_test, y_test = real
+    model = fit_model(X, y, TrainOptions(solver="gd"))
+    assert accuracy_score(y_test, model.predict(X_test)) >= 0.915
+
+
 def test_gd_with_l1_is_accurate_and_sparse(real):
     X, y, X_test, y_test = real
     # A constant rate (T very large) suits full-batch GD: one step per epoch.
@@ -116,7 +153,7 @@ def test_gd_with_l1_is_accurate_and_sparse(real):
 
 def test_early_stopping_restores_the_best_epoch(real):
     X, y, X_test, y_test = real
-    model = fit_model(X[:3000], y[:3000], TrainOptions(solver="sgd", lr=5.0, anneal=1e6, epochs=40,
+    model = fit_model(X[:3000], y[:3000], TrainOptions(solver="sgd", lr=2.0, anneal=1e6, epochs=40,
                                                        patience=2, val_size=500, batch_size=32))
     history, meta = model.meta["history"], model.meta
     val = [h["val_accuracy"] for h in history]

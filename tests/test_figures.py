@@ -120,3 +120,41 @@ def test_missing_matplotlib_is_a_missing_extra_error(monkeypatch):
     with pytest.raises(MissingExtraError) as info:
         figures.require_matplotlib()
     assert "mnistlr[plot]" in str(info.value)
+
+
+def test_learning_curves_draw_the_test_part_the_learning_rate_and_a_log_axis_for_a_spike():
+    history = [{"epoch": e, "train_loss": 50.0 if e == 1 else 1 / e, "val_loss": 1.2 / e, "test_loss": 1.3 / e,
+                "train_accuracy": 1 - 0.5 / e, "val_accuracy": 1 - 0.6 / e, "test_accuracy": 1 - 0.7 / e,
+                "lr": 0.5 / (1 + (e - 1) / 2)} for e in range(1, 6)]
+    fig = figures.learning_curves_figure(history)
+    loss_ax, acc_ax, lr_ax = fig.axes[:3]
+    accuracy = {line.get_label(): line.get_xydata()[:, 1] for line in acc_ax.lines}
+    np.testing.assert_allclose(accuracy["test"], [100 * (1 - 0.7 / e) for e in range(1, 6)])
+    assert {"training", "hold-out", "test"} <= set(accuracy)
+    assert loss_ax.get_yscale() == "log"                       # 50 → 0.2: the spike would flatten the rest
+    np.testing.assert_allclose(lr_ax.lines[0].get_xydata()[:, 1], [r["lr"] for r in history])
+    assert "never used for stopping or selection" in " ".join(_texts(fig))
+    calm = figures.learning_curves_figure([r | {"train_loss": 1 / r["epoch"], "lr": None} for r in history])
+    assert calm.axes[0].get_yscale() == "linear" and len([ax for ax in calm.axes if ax.lines]) == 2
+
+
+def test_weights_figure_shows_exact_zeros_in_their_own_colour():
+    import matplotlib.colors
+
+    w = np.array([[0.0, 0.5], [-0.5, 0.0]])
+    fig = figures.weights_figure([("0", w), ("1", -w)])
+    image = next(ax.images[0] for ax in fig.axes if ax.images)
+    np.testing.assert_array_equal(np.ma.getmaskarray(image.get_array()), w == 0)
+    assert image.get_cmap().get_bad() == pytest.approx(matplotlib.colors.to_rgba(figures.ZERO_COLOUR))
+    assert "yellow: exactly 0 (50%)" in " ".join(_texts(fig))
+
+
+def test_path_figure_marks_the_chosen_penalty():
+    points = [{"l2": l2, "val_log_loss": loss, "val_accuracy": acc}
+              for l2, loss, acc in ((1e-1, 0.6, 0.88), (1e-2, 0.4, 0.91), (1e-3, 0.45, 0.90))]
+    fig = figures.path_figure({"points": points, "chosen": 1, "metric": "log_loss", "n_fit": 90, "n_val": 10})
+    loss_ax, acc_ax = fig.axes[:2]
+    assert loss_ax.get_xscale() == "log"
+    np.testing.assert_allclose(loss_ax.lines[0].get_xydata(), [[1e-1, 0.6], [1e-2, 0.4], [1e-3, 0.45]])
+    np.testing.assert_allclose(acc_ax.lines[1].get_xydata(), [[1e-2, 91.0]])
+    assert "chosen l2 = 0.01" in [t.get_text() for t in loss_ax.get_legend().get_texts()]

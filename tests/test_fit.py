@@ -27,7 +27,11 @@ def toy(n=120, n_classes=3, seed=0):
     (TrainOptions(lr=math.inf, solver="gd"), "--lr must be a finite number"),
     (TrainOptions(epochs=0, solver="gd"), "--epochs must be at least 1"),
     (TrainOptions(batch_size=0, solver="sgd"), "--batch-size must be at least 1"),
-    (TrainOptions(l1=1e-3), "lbfgs cannot do L1"),
+    (TrainOptions(model="ridge", l1=1e-3), "--l1 does not apply to ridge"),
+    (TrainOptions(l2="auto", solver="sgd"), "--l2 auto runs a path"),
+    (TrainOptions(C="auto", l2=1e-3), "give only one"),
+    (TrainOptions(l2="strong"), "--l2 must be a finite number"),
+    (TrainOptions(l2="auto", path_metric="f1"), "--path-metric 'f1' is not one of"),
     (TrainOptions(model="ridge", solver="gd"), "closed form"),
     (TrainOptions(solver="closed"), "ridge only"),
     (TrainOptions(l2=1e-3, C=1.0), "give only one"),
@@ -131,3 +135,51 @@ def test_the_model_records_the_hash_of_the_training_part_it_used():
     assert model.meta["data_sha256"] == data_sha256(data.X_train, data.y_train)
     other = fit_model(images, labels, TrainOptions(max_iter=3, val_size=6, seed=2))
     assert other.meta["data_sha256"] != model.meta["data_sha256"]   # another split, other data
+
+
+@pytest.mark.parametrize("options", [TrainOptions(solver="gd", epochs=8, val_size=60),
+                                     TrainOptions(max_iter=8), TrainOptions(model="ridge"),
+                                     TrainOptions(l2="auto", max_iter=8)])
+def test_a_tracked_test_set_is_recorded_and_changes_nothing(options):
+    from mnistlr.data.registry import load_dataset
+
+    X, y = load_dataset("mnist-sample", "train")
+    X_test, y_test = load_dataset("mnist-sample", "test")
+    X, y = X[:600], y[:600]
+    plain = fit_model(X, y, options)
+    tracked = fit_model(X, y, options, test=(X_test, y_test))
+    np.testing.assert_array_equal(plain.W, tracked.W)      # never used for stopping or selection
+    history = tracked.meta["history"]
+    assert all({"test_loss", "test_accuracy"} <= set(r) for r in history)
+    assert not any("test_loss" in r for r in plain.meta["history"])
+    assert [r["train_loss"] for r in history] == [r["train_loss"] for r in plain.meta["history"]]
+    if options.resolved_solver() != "gd":          # gd returns its best epoch, not the last
+        assert history[-1]["test_accuracy"] == pytest.approx(float(np.mean(tracked.predict(X_test) == y_test)))
+
+
+def test_a_test_set_of_another_shape_is_a_data_error():
+    images, y = toy()
+    with pytest.raises(DataError, match="test images"):
+        fit_model(images, y, TrainOptions(max_iter=3), test=(np.zeros((5, 3, 3), np.uint8), np.zeros(5, int)))
+
+
+@pytest.mark.parametrize("solver", ["gd", "sgd", "lbfgs"])
+def test_sum_loss_scale_converts_lr_l2_l1_to_the_mean_objective(solver):
+    images, y = toy(n=150)
+    extra = {} if solver == "lbfgs" else {"epochs": 4, "val_size": 30}
+    # the course's Σ ℓ + λ‖W‖² + λ₁‖W‖₁ with step η; 120 training images after the hold-out
+    n_train = 150 - extra.get("val_size", 0)
+    lam, lam1, eta = 0.001, 0.002, 0.004
+    lr = None if solver == "lbfgs" else eta
+    summed = fit_model(images, y, TrainOptions(solver=solver, loss_scale="sum", l2=lam, l1=lam1, lr=lr, **extra))
+    rows = 256 if solver == "sgd" else n_train                 # sgd: the mini-batch's sum (batch_size 256)
+    mean = fit_model(images, y, TrainOptions(solver=solver, l2=2 * lam / n_train, l1=lam1 / n_train,
+                                             lr=None if lr is None else eta * rows, **extra))
+    np.testing.assert_array_equal(summed.W, mean.W)
+    assert summed.params["l2"] == pytest.approx(2 * lam / n_train)
+    assert summed.params["given"] == {"lr": lr, "l2": lam, "l1": lam1} and "given" not in mean.params
+
+
+def test_sum_loss_scale_refuses_C():
+    with pytest.raises(UsageError, match="loss_scale=sum"):
+        TrainOptions(loss_scale="sum", C=1.0).validate()

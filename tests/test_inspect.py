@@ -50,7 +50,7 @@ def test_card_json_summarises_arrays(cli, softmax_path):
     card = json.loads(result.out)
     model = load_model(softmax_path)
     assert card["kind"] == "softmax" and card["solver"] == "gd" and card["classes"] == list(range(10))
-    assert card["hyperparameters"]["l2"] == pytest.approx(1e-3) and card["hyperparameters"]["lr"] == 0.5
+    assert card["hyperparameters"]["l2"] == pytest.approx(1e-3) and card["hyperparameters"]["lr"] == "auto"
     assert card["weights"]["shape"] == [784, 10]
     assert card["weights"]["max_abs"] == pytest.approx(float(np.abs(model.W).max()))
     assert card["n_train"] == 3600 and card["n_val"] == 400 and card["format_version"] == 2

@@ -66,6 +66,29 @@ def test_lbfgs_objective_gradient_matches_central_differences(kind, n_outputs, l
     assert value == objective.objective(X, y, W_v, b_v, kind, l2=l2, affine=affine).value
 
 
+@pytest.mark.parametrize("kind,n_outputs", [("softmax", 3), ("ovr", 1)])
+@pytest.mark.parametrize("l2", [0.0, 0.3])
+def test_split_l1_objective_gradient_matches_central_differences(kind, n_outputs, l2):
+    """L-BFGS-B's L1 objective on v = [W⁺, W⁻, b'], W = W⁺ − W⁻: f(W, b) + l1·Σ(W⁺ + W⁻)."""
+    from mnistlr.learn.solvers import CentredObjective
+
+    X, y, W, b = problem(30, 4, n_outputs, seed=20 + n_outputs, binary=n_outputs == 1)
+    rng = np.random.default_rng(n_outputs)
+    X = rng.integers(0, 256, size=X.shape).astype(np.float64)
+    affine = (np.full(4, 1 / 255), rng.uniform(0, 0.5, 4))
+    split = CentredObjective(X, y, kind, n_outputs, l2, affine, l1=0.03)
+    v = np.concatenate([rng.uniform(0, 1, 8 * n_outputs), b])          # W⁺, W⁻ ≥ 0, then b'
+    value, grad = split.fun(v)
+    np.testing.assert_allclose(grad, central_differences(split.fun, v), rtol=1e-6, atol=1e-8)
+    W_v, b_v = split.weights(v)
+    np.testing.assert_allclose(W_v, (v[:4 * n_outputs] - v[4 * n_outputs:8 * n_outputs]).reshape(4, n_outputs))
+    expected = objective.objective(X, y, W_v, b_v, kind, l2=l2, affine=affine).value + 0.03 * v[:8 * n_outputs].sum()
+    assert value == pytest.approx(expected, rel=1e-12)
+    # start() splits weights into their positive and negative parts, and weights() undoes it
+    np.testing.assert_allclose(split.weights(split.start(W, b))[0], W)
+    np.testing.assert_allclose(split.weights(split.start(W, b))[1], b)
+
+
 def test_intercept_is_not_penalised():
     X, y, W, b = problem(20, 3, 4)
     plain = objective.objective(X, y, W, b, "softmax", l2=0.0)

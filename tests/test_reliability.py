@@ -343,8 +343,12 @@ OPTION_CASES = [
          r"label\(s\) 42 do not occur", r"choose among 0, 1"),
     Case("train-val-size-too-large", f"train {SAMPLE} --val-size 500 -o {{w}}/model.joblib", 2,
          r"--val-size 500 leaves no training data \(50 images", r"smaller than 50"),
-    Case("train-l1-with-lbfgs", f"train {SAMPLE} --l1 1e-4 -o {{w}}/model.joblib", 2,
-         r"lbfgs cannot do L1", r"--solver gd or --solver sgd"),
+    Case("train-l1-with-ridge", f"train {SAMPLE} -m ridge --l1 1e-4 -o {{w}}/model.joblib", 2,
+         r"--l1 does not apply to ridge", r"--model softmax or logistic"),
+    Case("train-l2-auto-with-gd", f"train {SAMPLE} --solver gd --l2 auto -o {{w}}/model.joblib", 2,
+         r"--l2 auto runs a path of L-BFGS fits", r"drop --solver"),
+    Case("train-l2-word", f"train {SAMPLE} --l2 strong -o {{w}}/model.joblib", 2,
+         r"--l2.*'strong' is neither a number nor auto", USAGE_HINT),
     Case("train-closed-for-softmax", f"train {SAMPLE} --solver closed -o {{w}}/model.joblib", 2,
          r"closed is for ridge only", r"use --solver lbfgs"),
     Case("train-unknown-model", f"train {SAMPLE} --model tree -o {{w}}/model.joblib", 2,
@@ -369,8 +373,8 @@ OPTION_CASES = [
          r"'nan' is not a finite number", r"accepted forms"),
     Case("sweep-cv-larger-than-class", f"sweep {SAMPLE} --param l2=1e-3,1e-2 --cv 6", 2,
          r"--cv 6 is more than the 5 image\(s\) of class", r"use --cv 5 or fewer"),
-    Case("sweep-l1-with-lbfgs", f"sweep {SAMPLE} --param l1=1e-4,1e-3 --cv 2", 2,
-         r"lbfgs cannot do L1", r"--solver gd or --solver sgd"),
+    Case("sweep-l1-with-ridge", f"sweep {SAMPLE} -m ridge --param l1=1e-4,1e-3 --cv 2", 2,
+         r"--l1 does not apply to ridge", r"--model softmax or logistic"),
     Case("sweep-refit-without-output", f"sweep {SAMPLE} --param l2=1e-3,1e-2 --cv 2 --refit", 2,
          r"--refit needs -o PATH", r"--refit -o best\.joblib"),
     Case("sweep-dask-without-scheduler", f"sweep {SAMPLE} --param l2=1e-3,1e-2 --cv 2 --backend dask", 2,
@@ -459,9 +463,9 @@ TRAINING_DATA_CASES = [
          "--param l2=1e-3,1e-2 --cv 2 --results {w}/results.csv", 1, r"single class",
          r"check --classes and the labels file"),
     Case("train-lr-diverges", f"train {SAMPLE} --solver gd --lr 1e30 -o {{w}}/model.joblib", 1,
-         r"training diverged.*the loss became (nan|inf)", r"use a smaller --lr"),
+         r"training diverged at epoch \d+: loss [\d.]+ → (nan|inf)", r"use --lr ≤ \S+, the estimated safe step"),
     Case("train-sgd-lr-diverges", f"train {SAMPLE} --solver sgd --batch-size 8 --lr 1e30 "
-         "-o {w}/model.joblib", 1, r"training diverged", r"use a smaller --lr"),
+         "-o {w}/model.joblib", 1, r"training diverged", r"use --lr ≤ \S+, the estimated safe step"),
 ]
 
 CATALOGUE = IDX_CASES + FILE_CASES + OPTION_CASES + MODEL_CASES + PREDICT_INPUT_CASES + TRAINING_DATA_CASES

@@ -8,7 +8,7 @@ import pytest
 import reference as ref
 
 from mnistlr.errors import TrainingError
-from mnistlr.learn import objective, solvers
+from mnistlr.learn import descent, objective, solvers
 
 RECORD_KEYS = {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "grad_norm", "lr", "seconds"}
 
@@ -127,7 +127,7 @@ def sparse_problem(seed=4):
 def test_l1_gives_exact_zeros(solver):
     X, y = sparse_problem()
     extra = {"batch_size": 32, "rng": np.random.default_rng(0)} if solver == "sgd" else {}
-    fit = getattr(solvers, f"fit_{solver}")
+    fit = getattr(descent, f"fit_{solver}")
     sparse = fit(X, y, "softmax", 3, l2=0.0, l1=0.05, lr=0.5, epochs=60, **extra)
     extra = {"batch_size": 32, "rng": np.random.default_rng(0)} if solver == "sgd" else {}
     dense = fit(X, y, "softmax", 3, l2=0.0, l1=0.0, lr=0.5, epochs=60, **extra)
@@ -141,7 +141,7 @@ def test_l1_gives_exact_zeros(solver):
 def test_gd_reaches_the_lbfgs_optimum():
     X, y = sampled_problem(200, 4, 3, seed=8)
     best = solvers.fit_lbfgs(X, y, "softmax", 3, l2=0.05, tol=0.0, max_iter=500)
-    gd = solvers.fit_gd(X, y, "softmax", 3, l2=0.05, lr=1.0, anneal=1e9, epochs=1500)
+    gd = descent.fit_gd(X, y, "softmax", 3, l2=0.05, lr=1.0, anneal=1e9, epochs=1500)
     f = [objective.objective(X, y, r.W, r.b, "softmax", l2=0.05).value for r in (best, gd)]
     assert f[1] == pytest.approx(f[0], rel=1e-5)
     assert gd.stop_reason == "max_epochs" and gd.n_iter == 1500 and gd.best_epoch is None
@@ -153,7 +153,7 @@ def test_early_stopping_restores_the_best_epoch(solver):
 
     def run(epochs):
         extra = {"batch_size": 16, "rng": np.random.default_rng(5)} if solver == "sgd" else {}
-        return getattr(solvers, f"fit_{solver}")(X, y, "softmax", 2, l2=0.0, lr=0.5, anneal=1000.0, epochs=epochs,
+        return getattr(descent, f"fit_{solver}")(X, y, "softmax", 2, l2=0.0, lr=0.5, anneal=1000.0, epochs=epochs,
                                                   patience=6, X_val=X_val, y_val=y_val, **extra)
 
     result = run(200)
@@ -172,7 +172,7 @@ def test_sgd_same_seed_same_weights():
     X, y = sampled_problem(300, 5, 3, dtype=np.float32)
 
     def run(seed):
-        return solvers.fit_sgd(X, y, "softmax", 3, l2=1e-3, l1=1e-3, lr=0.3, epochs=5, batch_size=20,
+        return descent.fit_sgd(X, y, "softmax", 3, l2=1e-3, l1=1e-3, lr=0.3, epochs=5, batch_size=20,
                                rng=np.random.default_rng(seed))
 
     first, second, other = run(11), run(11), run(12)
@@ -187,15 +187,15 @@ def test_divergence_is_a_training_error_naming_lr(solver):
     X, y = sampled_problem(100, 4, 3, dtype=np.float32)
     with pytest.raises(TrainingError) as caught:
         # W ← (1 − η·l2)W − η∇: |1 − η·l2| = 99 grows W geometrically until the loss overflows
-        getattr(solvers, f"fit_{solver}")(X, y, "softmax", 3, l2=1.0, lr=100.0, anneal=1e9, epochs=500)
-    assert "--lr" in caught.value.hint and "diverged" in caught.value.message
+        getattr(descent, f"fit_{solver}")(X, y, "softmax", 3, l2=1.0, lr=100.0, anneal=1e9, epochs=500)
+    assert "--lr" in caught.value.for_command_line() and "diverged" in caught.value.message
 
 
 @pytest.mark.parametrize("solver", ["gd", "sgd"])
 def test_records_and_schedule(solver):
     X, y = sampled_problem(120, 3, 3, dtype=np.float32)
     seen = []
-    result = getattr(solvers, f"fit_{solver}")(X, y, "ovr", 3, lr=0.2, anneal=2.0, epochs=4,
+    result = getattr(descent, f"fit_{solver}")(X, y, "ovr", 3, lr=0.2, anneal=2.0, epochs=4,
                                                X_val=X[:30], y_val=y[:30], patience=100, callback=seen.append)
     assert seen == result.history and len(seen) == 4 and result.stop_reason == "max_epochs"
     assert all(set(r) == RECORD_KEYS for r in seen)
@@ -209,7 +209,7 @@ def test_bad_arguments_are_rejected(bad):
     X, y = sampled_problem(30, 3, 3)
     args = dict(kind="softmax", n_outputs=3, X_val=X[:5], y_val=y[:5]) | bad
     with pytest.raises(ValueError):
-        solvers.fit_gd(X, y, epochs=2, **args)
+        descent.fit_gd(X, y, epochs=2, **args)
 
 
 @pytest.mark.slow
@@ -270,10 +270,44 @@ def test_closed_ridge_on_raw_pixels_matches_the_transformed_inputs():
 def test_gd_and_sgd_on_raw_pixels_follow_the_transformed_inputs(solver):
     X, y, affine = raw_pixels(300, 6, 3, seed=52)
     Z = X * affine[0] - affine[1]
-    fit = solvers.fit_gd if solver == "gd" else solvers.fit_sgd
+    fit = descent.fit_gd if solver == "gd" else descent.fit_sgd
     args = dict(kind="softmax", n_outputs=3, l2=1e-3, lr=0.5, epochs=5)
     extra = {} if solver == "gd" else dict(batch_size=64)
     raw = fit(X, y, affine=affine, **args, **extra, **({} if solver == "gd" else dict(rng=np.random.default_rng(1))))
     plain = fit(Z, y, **args, **extra, **({} if solver == "gd" else dict(rng=np.random.default_rng(1))))
     np.testing.assert_allclose(raw.W, plain.W, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(raw.b, plain.b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("l2", [0.0, 0.01])
+def test_lbfgs_l1_reaches_the_proximal_gradient_optimum_with_exact_zeros(l2):
+    X, y = sparse_problem()
+    X = X.astype(np.float64)
+    lbfgs = solvers.fit_lbfgs(X, y, "softmax", 3, l2=l2, l1=0.05, tol=0.0, max_iter=2000)
+    prox_gd = descent.fit_gd(X, y, "softmax", 3, l2=l2, l1=0.05, lr=0.5, anneal=1e9, epochs=3000)
+
+    def f(r):     # f + l1‖W‖₁
+        return objective.objective(X, y, r.W, r.b, "softmax", l2=l2).value + 0.05 * np.abs(r.W.astype(np.float64)).sum()
+
+    assert f(lbfgs) == pytest.approx(f(prox_gd), rel=1e-5)
+    assert np.count_nonzero(lbfgs.W[3:] == 0) >= 7 and np.count_nonzero(lbfgs.W == 0) < lbfgs.W.size
+    np.testing.assert_array_equal(lbfgs.W == 0, prox_gd.W == 0)
+    np.testing.assert_allclose(lbfgs.W, prox_gd.W, atol=1e-3)
+
+
+@pytest.mark.parametrize("kind,n_classes", [("softmax", 3), ("ovr", 3), ("ovr", 2)])
+def test_ridge_start_turns_the_ridge_scores_into_the_best_scaled_logits(kind, n_classes):
+    X, y = sampled_problem(300, 5, n_classes, seed=60 + n_classes)
+    n_outputs = 1 if n_classes == 2 else n_classes
+    W, b = solvers.ridge_start(X, y, kind, n_outputs)
+    ridge = solvers.fit_closed_ridge(X, y, n_classes=n_classes, l2=solvers.RIDGE_START_L2)
+    scores = X @ ridge.W.astype(np.float64) + ridge.b
+    logits = X @ W + b
+    # the logits are a positive multiple of the (centred / differenced) ridge scores
+    base = {"softmax": scores, "ovr": scores[:, 1:] - scores[:, :1] if n_outputs == 1 else scores - 0.5}[kind]
+    alpha = float(np.sum(logits * base) / np.sum(base * base))
+    assert alpha > 0
+    np.testing.assert_allclose(logits, alpha * base, rtol=1e-4, atol=1e-4)
+    # α is the best scale: scaling it up or down raises the training loss
+    f = [objective.objective(X, y, s * W, s * b, kind).loss for s in (0.8, 1.0, 1.25)]
+    assert f[1] < f[0] and f[1] < f[2]

@@ -102,8 +102,8 @@ def test_apply_params_c_and_l2_replace_each_other():
 
 def test_check_candidates_names_the_bad_combination():
     with pytest.raises(UsageError, match="parameters l1=0.01") as info:
-        spaces.check_candidates(TrainOptions(), [{"l1": 0.0}, {"l1": 0.01}])
-    assert "--solver gd" in info.value.for_command_line()
+        spaces.check_candidates(TrainOptions(model="ridge"), [{"l1": 0.0}, {"l1": 0.01}])
+    assert "--model softmax or logistic" in info.value.for_command_line()
 
 
 def test_derive_seed_is_deterministic_and_distinct():

@@ -138,7 +138,7 @@ def test_results_as_json_by_extension(cli, tmp_path):
     (("--scheduler", "tcp://127.0.0.1:8786"), "--scheduler is for --backend dask"),
     (("--metric", "auc"), "auc"),
     (("--budget", "0"), "--budget must be a positive"),
-    (("--param", "l1=0.1,0.2"), "--l1 needs a proximal solver"),
+    (("-m", "ridge", "--param", "l1=0.1,0.2"), "--l1 does not apply to ridge"),
     (("--nested", "1"), "nested"),
 ])
 def test_bad_input_exits_2_with_one_line(cli, tmp_path, args, fragment):

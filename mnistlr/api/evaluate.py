@@ -102,7 +102,7 @@ def roc_curves(y, P, classes) -> list[dict[str, Any]]:
 
 def write_figures(model, report: dict[str, Any], y, P, directory: Path,
                   inputs: list[Path] | tuple = ()) -> dict[str, str]:
-    """Write confusion.png, roc.png, learning_curves.png and weights.png into *directory*."""
+    """Write confusion.png, roc.png, learning_curves.png, weights.png (and l2_path.png) into *directory*."""
     from mnistlr.api.inspect import mean_images, weight_images, weight_note
     from mnistlr.evaluation import figures
 
@@ -119,6 +119,7 @@ def write_figures(model, report: dict[str, Any], y, P, directory: Path,
                          "loss_name": "mean squared error" if model.kind == "ridge" else "cross-entropy",
                          "step_name": "iteration" if model.params.get("solver") == "lbfgs" else "epoch"},
         weights={"weights": weight_images(model), "means": mean_images(model), "note": weight_note(model)},
+        path={"path": model.meta["l2_path"]} if model.meta.get("l2_path") else None,
         inputs=inputs)
     return {name: str(path) for name, path in written.items()}
 

@@ -77,10 +77,15 @@ def weight_summary(W) -> dict[str, Any]:
             "zero_fraction": float((W == 0).mean())}
 
 
+# TrainOptions fields whose None means "auto" (chosen by the solver), shown as such.
+_AUTO_PARAMS = ("lr",)
+
+
 def _hyperparameters(params: dict[str, Any]) -> dict[str, Any]:
     solver = params.get("solver")
     keys = _ALWAYS_PARAMS + _SOLVER_PARAMS.get(solver, tuple(params))
-    return {k: params[k] for k in keys if k in params and params[k] is not None}
+    shown = {k: "auto" if k in _AUTO_PARAMS and params.get(k, 0) is None else params.get(k) for k in keys}
+    return {k: v for k, v in shown.items() if k in params and v is not None}
 
 
 def model_card(model, path: Path) -> dict[str, Any]:
@@ -103,6 +108,7 @@ def model_card(model, path: Path) -> dict[str, Any]:
         "data_sha256": meta.get("data_sha256"), "n_train": meta.get("n_train"), "n_val": meta.get("n_val"),
         "seconds": meta.get("seconds"), "epochs": len(history), "n_iter": meta.get("n_iter"),
         "stop_reason": meta.get("stop_reason"), "best_epoch": meta.get("best_epoch"),
+        "l2_path": meta.get("l2_path"),
         "metrics": meta.get("metrics") or {},
         "history": [{k: v for k, v in r.items()} for r in history],
         "weights": weight_summary(model.W),

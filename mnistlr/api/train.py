@@ -35,20 +35,50 @@ def training_inputs(dataset: str | None, train_images: Path | None, train_labels
     return registry.dataset_files(dataset or "mnist", None, data_dir)
 
 
+def load_test_data(dataset: str | None, train_images: Path | None, track_test: bool,
+                   test_images: Path | None, test_labels: Path | None, data_dir: Path | None):
+    """The test images and labels whose curves the history records, or None (see `train`)."""
+    from mnistlr.data import registry
+
+    check_test_options(train_images, track_test, test_images, test_labels)
+    if test_images is not None:
+        return registry.load_pair(test_images, test_labels)
+    return registry.load_dataset(dataset or "mnist", "test", data_dir) if track_test else None
+
+
+def check_test_options(train_images: Path | None, track_test: bool, test_images: Path | None,
+                       test_labels: Path | None) -> None:
+    """UsageError for a test-set combination that cannot work (before any data is read)."""
+    if (test_images is None) != (test_labels is None):
+        raise UsageError("`test_images` and `test_labels` go together", "give both files")
+    if track_test and test_images is None and train_images is not None:
+        raise UsageError("`track_test` takes the test split of `dataset`; the training data are files",
+                         "give `test_images` and `test_labels`")
+
+
 def train(options: TrainOptions, *, output: Path, dataset: str | None = None,
           train_images: Path | None = None, train_labels: Path | None = None,
-          data_dir: Path | None = None,
+          data_dir: Path | None = None, track_test: bool = False,
+          test_images: Path | None = None, test_labels: Path | None = None,
           callback: Callable[[dict], None] | None = None) -> dict[str, Any]:
-    """Fit a model as *options* say and save it to *output*; returns the summary dict."""
+    """Fit a model as *options* say and save it to *output*; returns the summary dict.
+
+    track_test (the dataset's test split) or test_images/test_labels: every history record also
+    carries test_loss and test_accuracy, for the learning curves only (never used for stopping
+    or selection).
+    """
     from mnistlr.io.atomic import check_output
     from mnistlr.learn.persistence import save_model
 
     options.validate()
-    inputs = training_inputs(dataset, train_images, train_labels, data_dir)
+    check_test_options(train_images, track_test, test_images, test_labels)
+    inputs = list(training_inputs(dataset, train_images, train_labels, data_dir))
+    inputs += [p for p in (test_images, test_labels) if p is not None]
     check_output(output, inputs)
     images, labels = load_training_data(dataset, train_images, train_labels, data_dir)
+    test = load_test_data(dataset, train_images, track_test, test_images, test_labels, data_dir)
     name = None if train_images is not None else (dataset or "mnist")
-    model = fit_model(images, labels, options, callback=callback, dataset=name)
+    model = fit_model(images, labels, options, callback=callback, dataset=name, test=test)
     if train_images is not None:
         model.meta["train_files"] = {"images": str(train_images), "labels": str(train_labels)}
     save_model(model, output, inputs=inputs)
@@ -67,4 +97,4 @@ def summary(model, output: Path | None) -> dict[str, Any]:
         "train_loss": metrics["train_loss"], "val_loss": metrics["val_loss"],
         "epochs": len(history), "best_epoch": meta["best_epoch"], "stop_reason": meta["stop_reason"],
         "seconds": round(meta["seconds"], 4), "output": None if output is None else str(output),
-    }
+    } | ({"l2_path": meta["l2_path"]} if meta.get("l2_path") else {})

@@ -34,8 +34,8 @@ def evaluate_command(
         "--normalize", help="Print the confusion matrix as shares of each true label, not counts.", metavar="")] = False,
     top: Annotated[int, typer.Option("--top", min=0, max=100, help="How many confused pairs to list.")] = 5,
     plot: Annotated[Path | None, typer.Option(
-        "--plot", help="Write confusion.png, roc.png, learning_curves.png and weights.png into this "
-        "folder (needs the 'plot' extra).")] = None,
+        "--plot", help="Write confusion.png, roc.png, learning_curves.png and weights.png (and l2_path.png "
+        "for an --l2 auto model) into this folder (needs the 'plot' extra).")] = None,
     data_dir: DataDirOpt = None,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,

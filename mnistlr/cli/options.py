@@ -17,7 +17,16 @@ from typing import Annotated
 
 import typer
 
-from mnistlr.learn.options import INITS, MODELS, PREPROCESSING, SOLVERS, TrainOptions
+from mnistlr.learn.options import (
+    AUTO,
+    INITS,
+    LOSS_SCALES,
+    MODELS,
+    PATH_METRICS,
+    PREPROCESSING,
+    SOLVERS,
+    TrainOptions,
+)
 
 
 def _choices(name: str, values: tuple[str, ...]) -> type[enum.Enum]:
@@ -37,6 +46,31 @@ Init = _choices("Init", INITS)
 Preprocess = _choices("Preprocess", PREPROCESSING)
 
 
+PathMetric = _choices("PathMetric", PATH_METRICS)
+
+
+LossScale = _choices("LossScale", LOSS_SCALES)
+
+
+def parse_number_or_auto(option: str, auto: str | None = None):
+    """A parser for an option taking a number or 'auto' (→ *auto*)."""
+
+    def parse(value: str | None) -> float | str | None:
+        if value is None:
+            return None
+        if value.strip().lower() == "auto":
+            return auto
+        try:
+            number = float(value)
+        except ValueError:
+            raise typer.BadParameter(f"'{value}' is neither a number nor auto", param_hint=f"'{option}'") from None
+        if number < 0:
+            raise typer.BadParameter(f"{value} is not in the range x>=0.", param_hint=f"'{option}'")
+        return number
+
+    return parse
+
+
 def parse_classes(value: str | None) -> list[int] | None:
     """'3,8' → [3, 8]."""
     if value is None:
@@ -54,16 +88,30 @@ def parse_classes(value: str | None) -> list[int] | None:
 
 _T = "Training"
 _D = "Data"
+DATA_PANEL = _D
 ModelOpt = Annotated[ModelKind, typer.Option("--model", "-m", help="Model to train.", rich_help_panel=_T)]
 SolverOpt = Annotated[Solver | None, typer.Option(
     "--solver", help="Solver (default: closed for ridge, lbfgs otherwise).", rich_help_panel=_T)]
-L2Opt = Annotated[float | None, typer.Option(
-    "--l2", min=0, help="L2 penalty: (l2/2)·‖W‖² on the mean loss; γ for ridge. (default: softmax 2e-4, logistic 1e-4, ridge 1.0)",
+L2Opt = Annotated[str | None, typer.Option(
+    "--l2", help="L2 penalty: (l2/2)·‖W‖² on the mean loss; γ for ridge. (default: softmax 2e-4, logistic 1e-4, "
+    "ridge 1.0). auto: chosen on a warm-started path of 16 values, 1e-1 → 1e-6, scored on a stratified hold-out "
+    "(--val-fraction, default 0.1; --path-metric), then refitted on all the training images.",
     rich_help_panel=_T)]
-L1Opt = Annotated[float, typer.Option("--l1", min=0, help="L1 penalty l1·‖W‖₁ (gd/sgd only).", rich_help_panel=_T)]
-COpt = Annotated[float | None, typer.Option(
-    "--C", "-C", min=0, help="scikit-learn's inverse penalty; converted as l2 = 1/(C·n_train).", rich_help_panel=_T)]
-LrOpt = Annotated[float, typer.Option("--lr", min=0, help="Initial learning rate η₀ (gd/sgd).", rich_help_panel=_T)]
+L1Opt = Annotated[float, typer.Option(
+    "--l1", min=0, help="L1 penalty l1·‖W‖₁ (exact zeros; lbfgs by split variables, gd/sgd by a prox step).",
+    rich_help_panel=_T)]
+COpt = Annotated[str | None, typer.Option(
+    "--C", "-C", help="scikit-learn's inverse penalty; converted as l2 = 1/(C·n_train); auto as for --l2.",
+    rich_help_panel=_T)]
+LossScaleOpt = Annotated[LossScale, typer.Option(
+    "--loss-scale", help="sum: --lr, --l2 and --l1 as course write-ups give them, for Σ loss + λ‖W‖² + λ₁‖W‖₁ "
+    "(converted: l2 = 2λ/n, l1 = λ₁/n, lr = n·η for gd, batch-size·η for sgd).", rich_help_panel=_T)]
+PathMetricOpt = Annotated[PathMetric, typer.Option(
+    "--path-metric", help="The hold-out score that picks --l2 auto's penalty (log_loss: lower is better).",
+    rich_help_panel=_T)]
+LrOpt = Annotated[str | None, typer.Option(
+    "--lr", help="Initial learning rate η₀ (gd/sgd), or auto (the default): gd searches a safe step each epoch "
+    "(backtracking), sgd takes 0.5.", rich_help_panel=_T, show_default="auto")]
 AnnealOpt = Annotated[float, typer.Option(
     "--anneal", min=0, help="T in the annealed rate η(t)=η₀/(1+t/T), t in epochs (gd/sgd).", rich_help_panel=_T)]
 EpochsOpt = Annotated[int, typer.Option("--epochs", min=1, help="Most epochs (gd/sgd).", rich_help_panel=_T)]
@@ -104,7 +152,11 @@ OPTIONS = {
     "tol": TolOpt, "max_iter": MaxIterOpt, "init": InitOpt, "preprocess": PreprocessOpt,
     "features": FeaturesOpt, "classes": ClassesOpt, "train_limit": TrainLimitOpt, "per_class": PerClassOpt,
     "val_size": ValSizeOpt, "val_fraction": ValFractionOpt,
+    "path_metric": PathMetricOpt, "loss_scale": LossScaleOpt,
 }
+# Fields whose command-line text is parsed before it reaches TrainOptions.
+PARSERS = {"classes": parse_classes, "lr": parse_number_or_auto("--lr"),
+           "l2": parse_number_or_auto("--l2", AUTO), "C": parse_number_or_auto("--C", AUTO)}
 # Options given by each command itself (shared with other commands), passed on to TrainOptions.
 SHARED = ("seed",)
 
@@ -131,7 +183,7 @@ def training_options(func):
     def command(**kwargs):
         values = {name: kwargs.pop(name) for name in OPTIONS}
         values = {k: v.value if isinstance(v, enum.Enum) else v for k, v in values.items()}
-        values["classes"] = parse_classes(values["classes"])
+        values |= {name: parse(values[name]) for name, parse in PARSERS.items()}
         values |= {name: kwargs[name] for name in SHARED if name in kwargs}
         return func(options=TrainOptions(**values), **kwargs)
 

@@ -325,6 +325,17 @@ def _history_rows(history: list[dict[str, Any]], kind: str) -> list[tuple[str, s
     return rows
 
 
+def l2_path_text(path: dict[str, Any]) -> str:
+    """--l2 auto's path, one line per penalty: l2, hold-out log-loss and accuracy, the choice marked."""
+    lines = [f"{len(path['points'])} fits on {path['n_fit']:,} images, scored on {path['n_val']:,} "
+             f"by {path['metric'].replace('_', '-')}:"]
+    for k, point in enumerate(path["points"]):
+        mark = "  ← chosen" if k == path["chosen"] else ""
+        lines.append(f"{point['l2']:8.2g}  log-loss {point['val_log_loss']:.4f}  "
+                     f"accuracy {point['val_accuracy']:.4f}{mark}")
+    return "\n".join(lines)
+
+
 def _count(value: Any) -> str:
     """A whole number with thousands separators, None as '—'."""
     return "—" if value is None else f"{value:,}"
@@ -351,6 +362,8 @@ def model_card_renderables(card: dict[str, Any]) -> list:
                   ("time", "—" if card["seconds"] is None else f"{card['seconds']:.2f} s"),
                   ("epochs", str(card["epochs"]) + (f" (best {card['best_epoch']})" if card["best_epoch"] else "")),
                   ("stop reason", format_value(card["stop_reason"]))]
+    if card.get("l2_path"):
+        train_rows.append(("l2 path", l2_path_text(card["l2_path"])))
     results = [(k.replace("_", " "), format_value(v)) for k, v in card["metrics"].items()]
     history = _history_rows(card["history"], card["kind"]) or [
         ("history", f"{len(card['history'])} epoch(s) recorded" if card["history"] else "none recorded")]

@@ -30,6 +30,14 @@ def train_command(
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the model.")] = Path(
         "model.joblib"),
     data_dir: DataDirOpt = None,
+    track_test: Annotated[bool, typer.Option(
+        "--track-test", help="Record test loss and accuracy in every history record (the dataset's test split), "
+        "for the learning curves only: never used for stopping or selection.", rich_help_panel=o.DATA_PANEL)] = False,
+    test_images: Annotated[Path | None, typer.Option(
+        "--test-images", help="IDX test images to record as --track-test does (with --test-labels).",
+        rich_help_panel=o.DATA_PANEL)] = None,
+    test_labels: Annotated[Path | None, typer.Option(
+        "--test-labels", help="IDX labels of --test-images.", rich_help_panel=o.DATA_PANEL)] = None,
     seed: SeedOpt = 0,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
@@ -46,10 +54,14 @@ def train_command(
 
     with TrainingProgress(quiet) as progress:
         result = train(options, output=output, dataset=dataset, train_images=train_images,
-                       train_labels=train_labels, data_dir=data_dir, callback=progress.update)
+                       train_labels=train_labels, data_dir=data_dir, track_test=track_test,
+                       test_images=test_images, test_labels=test_labels, callback=progress.update)
     if json_out:
         typer.echo(json.dumps(result))
     else:
+        from mnistlr.cli.render import l2_path_text
         from mnistlr.cli.tables import key_value_table, print_stdout
 
+        if "l2_path" in result:
+            result = result | {"l2_path": l2_path_text(result["l2_path"])}
         print_stdout(key_value_table(result, title="Training summary"))

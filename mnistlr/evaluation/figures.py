@@ -1,4 +1,5 @@
-"""PNG figures for `evaluate --plot`: confusion matrix, ROC curves, learning curves, weight images.
+"""PNG figures for `evaluate --plot`: confusion matrix, ROC curves, learning curves, weight images
+(and the regularisation path of an --l2 auto model).
 
 Needs the `plot` extra (matplotlib). Figures are drawn on matplotlib's Agg canvas (no display,
 no pyplot global state) and saved atomically. Each `*_figure` function takes plain arrays
@@ -128,32 +129,79 @@ def _series(history: list[dict[str, Any]], key: str) -> tuple[np.ndarray, np.nda
     return np.asarray(epochs, float), np.asarray(values, float)
 
 
+# the loss axis turns logarithmic when the losses drawn span more than this ratio (an early spike)
+LOG_LOSS_RATIO = 10.0
+PARTS = (("train", "-", "training"), ("val", "--", "hold-out"), ("test", ":", "test"))
+
+
 def learning_curves_figure(history: list[dict[str, Any]] | None, *, best_epoch: int | None = None,
                            note: str | None = None, loss_name: str = "cross-entropy",
-                           step_name: str = "epoch"):
-    """Loss and accuracy per epoch for the training and hold-out parts.
+                           step_name: str = "epoch", log_loss: bool | None = None):
+    """Loss and accuracy (in percent) per epoch for the training, hold-out and test parts, and the
+    learning rate when the records carry one (gd/sgd).
 
-    With fewer than two records (or a *note*, e.g. for a closed-form fit) the figure
-    says so in a box instead of drawing curves.
+    log_loss: a logarithmic loss axis; None chooses it when the losses span more than
+    LOG_LOSS_RATIO. With fewer than two records (or a *note*, e.g. for a closed-form fit) the
+    figure says so in a box instead of drawing curves.
     """
     history = history or []
     if note is not None or len(history) < 2:
         return _no_curves_figure(history, note or "no learning curves: this model records "
                           f"{len(history)} training step{'s' if len(history) != 1 else ''}", loss_name)
-    fig = new_figure(11, 4.5)
-    loss_ax, acc_ax = fig.subplots(1, 2)
-    for ax, metric, name in ((loss_ax, "loss", f"loss ({loss_name})"), (acc_ax, "accuracy", "accuracy")):
-        for part, style, label in (("train", "-", "training"), ("val", "--", "hold-out")):
-            steps, values = _series(history, f"{part}_{metric}")
+    steps, rates = _series(history, "lr")
+    fig = new_figure(16 if len(rates) else 11, 4.5)
+    axes = fig.subplots(1, 3 if len(rates) else 2)
+    loss_ax, acc_ax = axes[0], axes[1]
+    for ax, metric, name in ((loss_ax, "loss", f"loss ({loss_name})"), (acc_ax, "accuracy", "percent correct")):
+        for part, style, label in PARTS:
+            part_steps, values = _series(history, f"{part}_{metric}")
             if len(values):
-                ax.plot(steps, values, style, marker="o" if len(values) < 30 else None, ms=3, label=label)
+                values = 100 * values if metric == "accuracy" else values
+                ax.plot(part_steps, values, style, marker="o" if len(values) < 30 else None, ms=3, label=label)
         if best_epoch is not None:
             ax.axvline(best_epoch, color="grey", ls=":", lw=1, label=f"best {step_name} ({best_epoch})")
         ax.set(xlabel=step_name, ylabel=name, title=f"{name} per {step_name}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+    losses = np.concatenate([_series(history, f"{part}_loss")[1] for part, _, _ in PARTS])
+    if log_loss or (log_loss is None and losses.min() > 0 and losses.max() > LOG_LOSS_RATIO * losses.min()):
+        loss_ax.set_yscale("log")
+        loss_ax.set_title(f"{loss_ax.get_title()} (log scale)")
+    if len(rates):
+        axes[2].plot(steps, rates, "-", marker="o" if len(rates) < 30 else None, ms=3, color="tab:purple")
+        axes[2].set(xlabel=step_name, ylabel="learning rate η", title=f"learning rate per {step_name}")
+        axes[2].grid(alpha=0.3)
+    notes = []
     if not _series(history, "val_loss")[1].size:
-        fig.suptitle("training part only: the model was trained without a hold-out", fontsize=9)
+        notes.append("training part only: the model was trained without a hold-out")
+    if _series(history, "test_loss")[1].size:
+        notes.append("test curves are for the picture only: never used for stopping or selection")
+    if notes:
+        fig.suptitle("; ".join(notes), fontsize=9)
+    return fig
+
+
+def path_figure(path: dict[str, Any]):
+    """--l2 auto's regularisation path: hold-out log-loss and accuracy against l2 (log axis), the choice marked.
+
+    path: {points: [{l2, val_log_loss, val_accuracy}], chosen: index, metric, n_fit, n_val}.
+    """
+    points = path["points"]
+    l2 = np.array([p["l2"] for p in points])
+    fig = new_figure(11, 4.2)
+    for ax, key, name in zip(fig.subplots(1, 2), ("val_log_loss", "val_accuracy"),
+                             ("hold-out log-loss", "hold-out percent correct"), strict=True):
+        values = np.array([p[key] for p in points]) * (100 if key == "val_accuracy" else 1)
+        ax.plot(l2, values, "-o", ms=4)
+        chosen = path["chosen"]
+        ax.plot(l2[chosen], values[chosen], "*", ms=14, color="tab:red", label=f"chosen l2 = {l2[chosen]:.3g}")
+        ax.set_xscale("log")
+        ax.invert_xaxis()     # strongest penalty first, as the path was fitted
+        ax.set(xlabel="l2 (strong → weak)", ylabel=name, title=f"{name} along the path")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"--l2 auto: {len(points)} warm-started fits on {path['n_fit']:,} images, scored on "
+                 f"{path['n_val']:,} held out by {path['metric'].replace('_', '-')}", fontsize=10)
     return fig
 
 
@@ -185,6 +233,9 @@ def _weight_layout(n_weights: int, n_means: int) -> tuple[int, int, list, list]:
     return n_rows, n_cols, weights_at, means_at
 
 
+ZERO_COLOUR, ZERO_NAME = "#f2d24b", "yellow"
+
+
 def weights_figure(weights: list[tuple[str, np.ndarray]], means: list[tuple[str, np.ndarray]] | None = None,
                    note: str | None = None):
     """Each class's weight image (blue–white–red, ±max|w|) beside its mean training image.
@@ -200,12 +251,19 @@ def weights_figure(weights: list[tuple[str, np.ndarray]], means: list[tuple[str,
     axes = fig.subplots(n_rows, n_cols, squeeze=False)
     for ax in axes.flat:
         ax.set_axis_off()
+    from matplotlib import colormaps
+
     vmax = max(float(np.abs(w).max()) for _, w in weights) or 1.0
+    # exact zeros (masked) in a colour of their own, so an L1 model's sparsity shows
+    cmap = colormaps["RdBu_r"].with_extremes(bad=ZERO_COLOUR)
+    n_zero = sum(int(np.count_nonzero(np.asarray(w) == 0)) for _, w in weights)
     for (title, w), (r, c) in zip(weights, weights_at, strict=True):
-        shown = axes[r, c].imshow(w, cmap="RdBu_r", vmin=-vmax, vmax=vmax)
+        shown = axes[r, c].imshow(np.ma.masked_equal(np.asarray(w, np.float64), 0.0), cmap=cmap,
+                                  vmin=-vmax, vmax=vmax)
         axes[r, c].set_title(f"weights {title}", fontsize=9)
+    zeros = f"; {ZERO_NAME}: exactly 0 ({n_zero / sum(np.size(w) for _, w in weights):.0%})" if n_zero else ""
     fig.colorbar(shown, ax=axes.ravel().tolist(), location="bottom", shrink=0.5, aspect=40, pad=0.02,
-                 label="weight (red: evidence for the class, blue: against)")
+                 label=f"weight (red: evidence for the class, blue: against{zeros})")
     for (title, m), (r, c) in zip(means, means_at, strict=True):
         axes[r, c].imshow(m, cmap="gray_r", vmin=0, vmax=255)
         axes[r, c].set_title(f"mean image {title}", fontsize=9)
@@ -239,10 +297,11 @@ def check_directory(directory: str | Path) -> Path:
 
 def write_figures(directory: str | Path, *, confusion: dict[str, Any], roc: dict[str, Any],
                   learning_curves: dict[str, Any], weights: dict[str, Any],
-                  inputs: Sequence[str | Path] = ()) -> dict[str, Path]:
+                  path: dict[str, Any] | None = None, inputs: Sequence[str | Path] = ()) -> dict[str, Path]:
     """Draw the four figures (each dict holds its `*_figure` arguments) into *directory*,
-    creating it if needed; returns name → path of confusion, roc, learning_curves, weights.
-    All four are written or none (a full disk leaves the folder as it was)."""
+    creating it if needed; returns name → path of confusion, roc, learning_curves, weights, and
+    l2_path with *path* (the arguments of `path_figure`, for an --l2 auto model).
+    All are written or none (a full disk leaves the folder as it was)."""
     from mnistlr.io.atomic import describe_os_error, write_files_atomic
 
     require_matplotlib()
@@ -255,6 +314,8 @@ def write_figures(directory: str | Path, *, confusion: dict[str, Any], roc: dict
     makers = {"confusion": (confusion_figure, confusion), "roc": (roc_figure, roc),
               "learning_curves": (learning_curves_figure, learning_curves),
               "weights": (weights_figure, weights)}
+    if path is not None:
+        makers["l2_path"] = (path_figure, path)
     paths = {name: directory / f"{name}.png" for name in makers}
     try:
         write_files_atomic({paths[name]: png_bytes(make(**kwargs))

@@ -12,7 +12,7 @@ import dataclasses
 from typing import Any
 
 from mnistlr.errors import UsageError
-from mnistlr.learn.options import DEFAULT_VAL_FRACTION, TrainOptions, resolve_l2
+from mnistlr.learn.options import DEFAULT_VAL_FRACTION, TrainOptions, on_mean_scale, resolve_l2
 
 
 @dataclasses.dataclass
@@ -75,7 +75,8 @@ def subset(images, labels, options: TrainOptions, rng) -> tuple[Any, Any]:
 
 def _n_val(options: TrainOptions, n_samples: int) -> int:
     fraction = options.val_fraction
-    if options.val_size is None and fraction is None and options.resolved_solver() in ("gd", "sgd"):
+    needs_val = options.resolved_solver() in ("gd", "sgd") or options.auto_l2()
+    if options.val_size is None and fraction is None and needs_val:
         fraction = DEFAULT_VAL_FRACTION
     n_val = options.val_size if options.val_size is not None else round((fraction or 0) * n_samples)
     if n_val >= n_samples:
@@ -122,28 +123,32 @@ def _initial_weights(options: TrainOptions, n_features: int, n_outputs: int):
     return np.zeros((n_features, n_outputs), np.float32)
 
 
-def _run_solver(options: TrainOptions, X, y, X_val, y_val, n_classes: int, l2: float, callback, affine=None):
-    """Dispatch to the solver; returns a solvers.FitResult. X: raw pixels, affine: (scale, shift)."""
+def _run_solver(options: TrainOptions, X, y, X_val, y_val, n_classes: int, l2: float, callback, affine=None,
+                start=None, track=None):
+    """Dispatch to the solver; returns a solvers.FitResult. X: raw pixels, affine: (scale, shift);
+    start: (W0, b0) to warm-start from instead of --init; track: (X_test, y_test) for the records."""
     import numpy as np
 
-    from mnistlr.learn import solvers
+    from mnistlr.learn import descent, solvers
 
     solver = options.resolved_solver()
     if solver == "closed":
-        return solvers.fit_closed_ridge(X, y, n_classes=n_classes, l2=l2, affine=affine)
+        return solvers.fit_closed_ridge(X, y, n_classes=n_classes, l2=l2, affine=affine, track=track)
     kind = "softmax" if options.model == "softmax" else "ovr"
     n_outputs = 1 if (kind == "ovr" and n_classes == 2) else n_classes
-    W0 = _initial_weights(options, X.shape[1], n_outputs)
-    common = dict(kind=kind, n_outputs=n_outputs, l2=l2, W0=W0, b0=None,
-                  X_val=X_val, y_val=y_val, callback=callback, affine=affine)
+    if start is None and options.init == "ridge":
+        start = solvers.ridge_start(X, y, kind, n_outputs, affine)
+    W0, b0 = (_initial_weights(options, X.shape[1], n_outputs), None) if start is None else start
+    common = dict(kind=kind, n_outputs=n_outputs, l2=l2, W0=W0, b0=b0,
+                  X_val=X_val, y_val=y_val, callback=callback, affine=affine, track=track)
     if solver == "lbfgs":
-        return solvers.fit_lbfgs(X, y, tol=options.tol, max_iter=options.max_iter, **common)
+        return solvers.fit_lbfgs(X, y, tol=options.tol, max_iter=options.max_iter, l1=options.l1, **common)
     schedule = dict(l1=options.l1, lr=options.lr, anneal=options.anneal,
                     epochs=options.epochs, patience=options.patience)
     if solver == "gd":
-        return solvers.fit_gd(X, y, **schedule, **common)
+        return descent.fit_gd(X, y, **schedule, **common)
     rng = np.random.default_rng([options.seed, 2])
-    return solvers.fit_sgd(X, y, batch_size=options.batch_size, rng=rng, **schedule, **common)
+    return descent.fit_sgd(X, y, batch_size=options.batch_size, rng=rng, **schedule, **common)
 
 
 def class_means(X, y_index, n_classes: int):
@@ -160,10 +165,12 @@ def class_means(X, y_index, n_classes: int):
     return means
 
 
-def fit_model(images, labels, options: TrainOptions, callback=None, dataset: str | None = None):
+def fit_model(images, labels, options: TrainOptions, callback=None, dataset: str | None = None, test=None):
     """Fit a LinearModel on raw images (n, rows, cols) uint8 and labels (n,).
 
     callback(record: dict) is called after each epoch/iteration with the history record.
+    test: (images, labels) of a test set whose loss and accuracy every record also carries
+    (test_loss, test_accuracy) — for learning curves only, never for stopping or selection.
     """
     import time
 
@@ -180,9 +187,23 @@ def fit_model(images, labels, options: TrainOptions, callback=None, dataset: str
     X, X_val = _pixels(X), _pixels(X_val)
     y = np.searchsorted(data.classes, data.y_train)
     y_val = np.searchsorted(data.classes, data.y_val) if data.y_val is not None else None
-    l2 = resolve_l2(options, len(y))
-    result = _run_solver(options, X, y, X_val, y_val, len(data.classes), l2, callback, preprocessor.affine())
+    given, options = options, on_mean_scale(options, len(y))
+    track, path = _track(test, data, features), None
+    if options.auto_l2():
+        fitted = _fit_on_path(options, data, (X, y, X_val, y_val), features, preprocessor, callback, track)
+        result, l2, path, data, X = fitted
+        X_val, y, y_val = None, np.searchsorted(data.classes, data.y_train), None
+    else:
+        l2 = resolve_l2(options, len(y))
+        result = _run_solver(options, X, y, X_val, y_val, len(data.classes), l2, callback, preprocessor.affine(),
+                             track=track)
     params = options.to_dict() | {"solver": options.resolved_solver(), "l2": l2}
+    if options.C is not None:
+        # C = 1/(l2·n_train), also when chosen on the path
+        params["C"] = 1.0 / (l2 * len(y))
+    if given.loss_scale == "sum":
+        # lr, l2, l1 as given (summed loss); params hold the mean-loss values trained with
+        params["given"] = {"lr": given.lr, "l2": given.l2, "l1": given.l1}
     model = LinearModel(options.model, data.classes, data.image_shape, preprocessor,
                         result.W, result.b, params=params, features=features)
     model.meta = {
@@ -194,6 +215,8 @@ def fit_model(images, labels, options: TrainOptions, callback=None, dataset: str
         "class_means": class_means(data.X_train, y, len(data.classes)),
         "metrics": final_metrics(model, data, (X, X_val) if features is not None else None),
     }
+    if path is not None:
+        model.meta["l2_path"] = path
     return model
 
 
@@ -206,6 +229,59 @@ def _features(options: TrainOptions, data: Prepared):
     pipeline = FeaturePipeline.from_spec(options.features, data.image_shape)
     X = pipeline.fit_transform(data.X_train, options.seed)
     return pipeline, X, None if data.X_val is None else pipeline.transform(data.X_val)
+
+
+def _track(test, data: Prepared, features=None):
+    """(X_test (m, n_features) model inputs before preprocessing, y_test (m,) class indices) of the test
+    images whose label is one of the model's classes, or None without a test set."""
+    import numpy as np
+
+    from mnistlr.errors import DataError
+
+    if test is None:
+        return None
+    images, labels = np.asarray(test[0]), np.asarray(test[1])
+    if images.ndim != 3 or tuple(images.shape[1:]) != data.image_shape or len(images) != len(labels):
+        raise DataError(f"the test images ({'×'.join(map(str, images.shape))}, {len(labels)} labels) do not "
+                        f"match the training images ({data.image_shape[0]}×{data.image_shape[1]})",
+                        "give the test split of the same dataset")
+    keep = np.isin(labels, data.classes)
+    if not keep.any():
+        raise DataError("no test image has one of the model's classes", "give the test split of the same dataset")
+    X = images[keep].reshape(int(keep.sum()), -1)
+    return _pixels(X if features is None else features.transform(X)), np.searchsorted(data.classes, labels[keep])
+
+
+def _fit_on_path(options: TrainOptions, data: Prepared, inputs, features, preprocessor, callback, track=None):
+    """--l2 auto: the path on the training part scored on the hold-out, then the chosen l2 refitted
+    on both (warm-started). inputs: (X, y, X_val, y_val) as the solvers read them. Returns
+    (FitResult, l2, path {points, chosen, metric, n_fit, n_val}, Prepared of all, X of all)."""
+    import numpy as np
+
+    from mnistlr.learn.model import LinearModel
+    from mnistlr.learn.path import run_path
+
+    X, y, X_val, y_val = inputs
+    n_classes, affine = len(data.classes), preprocessor.affine()
+
+    def fit(l2, W0, b0):
+        start = None if W0 is None else (W0, b0)
+        return _run_solver(options, X, y, None, None, n_classes, l2, callback, affine, start=start)
+
+    def score(W, b):
+        model = LinearModel(options.model, data.classes, data.image_shape, preprocessor, W, b, features=features)
+        return accuracy_and_log_loss(model, data.X_val, data.y_val, X_val if features is not None else None)
+
+    points, best, best_fit = run_path(fit, score, metric=options.path_metric)
+    l2 = points[best]["l2"]
+    both = Prepared(np.concatenate([data.X_train, data.X_val]), np.concatenate([data.y_train, data.y_val]),
+                    None, None, data.classes, data.image_shape)
+    X_all = np.concatenate([X, X_val])
+    result = _run_solver(options, X_all, np.concatenate([y, y_val]), None, None, n_classes, l2, callback, affine,
+                         start=(best_fit.W, best_fit.b), track=track)
+    path = {"points": points, "chosen": best, "metric": options.path_metric,
+            "n_fit": len(data.y_train), "n_val": len(data.y_val)}
+    return result, l2, path, both, X_all
 
 
 def _pixels(X):
@@ -235,37 +311,42 @@ def data_sha256(X, y) -> str:
 METRICS_BLOCK = 16384
 
 
+def accuracy_and_log_loss(model, X, y, inputs=None) -> tuple[float | None, float | None]:
+    """(accuracy, log-loss) of *model* on raw pixels X (n, n_features) with labels y (n,); Nones for X None.
+
+    inputs: the model inputs of X already computed (a feature model's features), scored directly.
+    """
+    import numpy as np
+
+    from mnistlr.evaluation.metrics import log_loss
+
+    if X is None:
+        return None, None
+    idx = np.searchsorted(model.classes, y)
+    n_correct, loss_sum = 0, 0.0
+    # blocks of rows (16,384: the scoring kernel runs on both cores from there): a float32 copy
+    # of all of X would be the peak of the whole run
+    for start in range(0, len(idx), METRICS_BLOCK):
+        rows = slice(start, start + METRICS_BLOCK)
+        if inputs is None:
+            P = model.predict_proba(X[rows])
+        else:
+            P = model.proba_from_scores(model.scores_of_inputs(inputs[rows]))
+        n_correct += int((P.argmax(1) == idx[rows]).sum())
+        # Σ_block −log p_{i,y_i} = n_block · (mean cross-entropy of the block)
+        loss_sum += log_loss(idx[rows], P) * len(P)
+    # accuracy; mean cross-entropy −(1/n)Σ log p_{i,y_i}
+    return n_correct / len(idx), loss_sum / len(idx)
+
+
 def final_metrics(model, data: Prepared, inputs=None) -> dict[str, float | None]:
     """Accuracy and log-loss of *model* on the training and hold-out parts.
 
     inputs: optional (training, hold-out) model inputs already computed (a feature model's
     features), scored directly instead of recomputing them from the pixels.
     """
-    import numpy as np
-
-    from mnistlr.evaluation.metrics import log_loss
-
-    def score(X, y, given=None):
-        if X is None:
-            return None, None
-        idx = np.searchsorted(model.classes, y)
-        n_correct, loss_sum = 0, 0.0
-        # blocks of rows (16,384: the scoring kernel runs on both cores from there): a float32 copy
-        # of all of X would be the peak of the whole run
-        for start in range(0, len(idx), METRICS_BLOCK):
-            rows = slice(start, start + METRICS_BLOCK)
-            if given is None:
-                P = model.predict_proba(X[rows])
-            else:
-                P = model.proba_from_scores(model.scores_of_inputs(given[rows]))
-            n_correct += int((P.argmax(1) == idx[rows]).sum())
-            # Σ_block −log p_{i,y_i} = n_block · (mean cross-entropy of the block)
-            loss_sum += log_loss(idx[rows], P) * len(P)
-        # accuracy; mean cross-entropy −(1/n)Σ log p_{i,y_i}
-        return n_correct / len(idx), loss_sum / len(idx)
-
     given = inputs or (None, None)
-    train_accuracy, train_loss = score(data.X_train, data.y_train, given[0])
-    val_accuracy, val_loss = score(data.X_val, data.y_val, given[1])
+    train_accuracy, train_loss = accuracy_and_log_loss(model, data.X_train, data.y_train, given[0])
+    val_accuracy, val_loss = accuracy_and_log_loss(model, data.X_val, data.y_val, given[1])
     return {"train_accuracy": train_accuracy, "train_loss": train_loss,
             "val_accuracy": val_accuracy, "val_loss": val_loss}

@@ -10,9 +10,12 @@ from mnistlr.errors import UsageError
 
 MODELS = ("softmax", "logistic", "ridge")
 SOLVERS = ("lbfgs", "gd", "sgd", "closed")
-INITS = ("zeros", "normal")
+INITS = ("zeros", "normal", "ridge")
 PREPROCESSING = ("scale", "standardize", "center")
 DEFAULT_SOLVER = {"softmax": "lbfgs", "logistic": "lbfgs", "ridge": "closed"}
+PATH_METRICS = ("log_loss", "accuracy")
+LOSS_SCALES = ("mean", "sum")
+AUTO = "auto"
 
 
 @dataclasses.dataclass
@@ -21,10 +24,10 @@ class TrainOptions:
 
     model: str = "softmax"
     solver: str | None = None          # None: DEFAULT_SOLVER[model]
-    l2: float | None = None            # None: the model's default (see default_l2)
+    l2: float | str | None = None      # None: the model's default (see DEFAULT_L2); "auto": chosen on a path
     l1: float = 0.0
-    C: float | None = None             # scikit-learn's C: l2 = 1/(C·n_train)
-    lr: float = 0.5                    # η₀ for gd/sgd
+    C: float | str | None = None       # scikit-learn's C: l2 = 1/(C·n_train); "auto" as for l2
+    lr: float | None = None            # η₀ for gd/sgd; None ("auto"): gd searches its step, sgd takes 0.5
     anneal: float = 10.0               # T in η(t) = η₀/(1 + t/T), t in epochs
     epochs: int = 100                  # cap for gd/sgd
     batch_size: int = 256              # sgd
@@ -39,6 +42,8 @@ class TrainOptions:
     per_class: int | None = None       # seeded stratified subsample of N per class
     val_size: int | None = None        # hold-out images (stratified, seeded)
     val_fraction: float | None = None
+    path_metric: str = "log_loss"      # --l2 auto: the hold-out score that picks the penalty
+    loss_scale: str = "mean"           # sum: lr, l2, l1 as course write-ups give them (Σ ℓ + λ‖W‖² + λ₁‖W‖₁)
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -46,6 +51,10 @@ class TrainOptions:
 
     def resolved_solver(self) -> str:
         return self.solver or DEFAULT_SOLVER[self.model]
+
+    def auto_l2(self) -> bool:
+        """True when the L2 penalty is to be chosen on a regularisation path (--l2 auto / --C auto)."""
+        return AUTO in (self.l2, self.C)
 
     def validate(self) -> None:
         """Raise UsageError for any bad value or combination (before touching data)."""
@@ -57,23 +66,39 @@ class TrainOptions:
                              "use `solver=lbfgs`, gd or sgd")
         if self.model == "ridge" and solver != "closed":
             raise UsageError("ridge is solved in closed form", "drop `solver` or use `solver=closed`")
+        self._check_numbers()
+        if self.l2 is not None and self.C is not None:
+            raise UsageError("`l2` and `C` both set the L2 penalty", "give only one of them")
+        if self.auto_l2() and solver != "lbfgs":
+            raise UsageError(f"`{'l2' if self.l2 == AUTO else 'C'}=auto` runs a path of L-BFGS fits, not {solver}",
+                             "drop `solver`, or give a number")
+        _check_choice("path_metric", self.path_metric, PATH_METRICS)
+        _check_choice("loss_scale", self.loss_scale, LOSS_SCALES)
+        if self.loss_scale == "sum" and self.C is not None:
+            raise UsageError("`C` is scikit-learn's inverse penalty on the summed loss already; "
+                             "`loss_scale=sum` takes `l2` as λ in Σ ℓ + λ‖W‖²", "give `l2` or drop `loss_scale`")
+        for name in ("epochs", "batch_size", "max_iter", "patience"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"`{name}` must be at least 1, got {getattr(self, name)}",
+                                 "give a positive whole number")
+        if self.l1 > 0 and solver == "closed":
+            raise UsageError("`l1` does not apply to ridge's closed form",
+                             "use `model=softmax` or logistic with `l1`")
+        self._check_data_options()
+
+    def _check_numbers(self) -> None:
         for name in ("l2", "l1", "C", "lr", "anneal", "tol", "val_fraction"):
             value = getattr(self, name)
-            if value is not None and (not math.isfinite(value) or value < 0):
+            if name in ("l2", "C") and value == AUTO:
+                continue
+            if isinstance(value, str) or (value is not None and (not math.isfinite(value) or value < 0)):
                 raise UsageError(f"`{name}` must be a finite number ≥ 0, got {value}",
                                  "give a non-negative value")
         for name in ("lr", "anneal", "C", "tol"):
             if getattr(self, name) == 0:
                 raise UsageError(f"`{name}` must be > 0", "give a positive value")
-        if self.l2 is not None and self.C is not None:
-            raise UsageError("`l2` and `C` both set the L2 penalty", "give only one of them")
-        for name in ("epochs", "batch_size", "max_iter", "patience"):
-            if getattr(self, name) < 1:
-                raise UsageError(f"`{name}` must be at least 1, got {getattr(self, name)}",
-                                 "give a positive whole number")
-        if self.l1 > 0 and solver not in ("gd", "sgd"):
-            raise UsageError(f"`l1` needs a proximal solver; {solver} cannot do L1",
-                             "use `solver=gd` or `solver=sgd` with `l1`")
+
+    def _check_data_options(self) -> None:
         if self.val_fraction is not None and not 0 < self.val_fraction < 1:
             raise UsageError(f"`val_fraction` must be between 0 and 1, got {self.val_fraction}",
                              "e.g. `val_fraction=0.1`")
@@ -104,8 +129,25 @@ DEFAULT_L2 = {"softmax": 2e-4, "logistic": 1e-4, "ridge": 1.0}
 DEFAULT_VAL_FRACTION = 0.1
 
 
+def on_mean_scale(options: TrainOptions, n_train: int) -> TrainOptions:
+    """*options* with lr, l2 and l1 given on the summed loss (`loss_scale="sum"`) turned into this
+    objective's mean-loss values; unchanged for "mean". Defaults (None, auto) stay as they are.
+
+    Σ ℓ + λ‖W‖² + λ₁‖W‖₁ = n·[(1/n) Σ ℓ + (l2/2)‖W‖² + l1‖W‖₁] with l2 = 2λ/n and l1 = λ₁/n; a step η
+    on the sum's gradient is a step n·η on the mean's (gd), batch_size·η on a mini-batch's (sgd).
+    """
+    if options.loss_scale == "mean":
+        return options
+    rows = options.batch_size if options.resolved_solver() == "sgd" else n_train
+    numeric = isinstance(options.l2, (int, float))
+    return dataclasses.replace(options, l2=2.0 * options.l2 / n_train if numeric else options.l2,
+                               l1=options.l1 / n_train, lr=None if options.lr is None else options.lr * rows)
+
+
 def resolve_l2(options: TrainOptions, n_train: int) -> float:
     """The L2 penalty: --l2, or scikit-learn's C converted as l2 = 1/(C·n_train), or the default."""
+    if options.auto_l2():
+        raise ValueError("--l2 auto / --C auto: the penalty comes from the path (mnistlr.learn.path)")
     if options.C is not None:
         # sklearn minimises C·Σ CE + ½‖W‖²; dividing by C·n gives mean CE + (l2/2)‖W‖² with l2 = 1/(C·n)
         return 1.0 / (options.C * n_train)

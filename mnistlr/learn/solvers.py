@@ -11,17 +11,7 @@ cross-entropy + (l2/2)‖W‖² + l1‖W‖₁, intercept not penalised.
 - ``fit_lbfgs(X, y, kind, n_outputs, l2, tol, max_iter, ...)`` — scipy's L-BFGS-B (memory 50)
   in the variables (W, b' = b + z̄W); "converged" when the objective fell by less than tol
   (relative) per iteration over the last 5 iterations, "max_iter" after max_iter iterations.
-- ``fit_gd(X, y, kind, n_outputs, l2, l1, lr, anneal, epochs, patience, ...)`` — full-batch
-  proximal gradient descent.
-- ``fit_sgd(..., batch_size, rng)`` — mini-batch proximal SGD, rows reshuffled every epoch
-  with ``rng``.
-
-gd/sgd use the step η(t) = lr/(1 + t/anneal), t = 0, 1, ... the epoch, and the l1 prox
-(soft-threshold by η·l1) after every step, so weights become exactly zero. With a hold-out
-(X_val, y_val) they keep the weights of the best epoch (highest hold-out accuracy, ties to
-the lower hold-out loss), stop after ``patience`` epochs without improvement and return the
-best weights; ``epochs`` caps the run. Without a hold-out they run all ``epochs``
-("max_epochs", best_epoch None).
+- gd and sgd live in `mnistlr.learn.descent`, on the helpers here (Recorder, check_problem, ...).
 
 Every solver calls ``callback(record)`` after each epoch/iteration with the record it
 appends to ``history``: epoch, train_loss (mean cross-entropy without the penalty; ridge:
@@ -40,7 +30,7 @@ from collections.abc import Callable
 import numpy as np
 
 from mnistlr.errors import TrainingError
-from mnistlr.learn.kernels import prox, scoring
+from mnistlr.learn.kernels import scoring
 from mnistlr.learn.kernels.gram import centered_cross_products
 from mnistlr.learn.model import fold_affine
 from mnistlr.learn.objective import Objective, check_kind, objective, pack, unpack
@@ -58,11 +48,14 @@ class FitResult:
     n_iter: int            # epochs or iterations run
 
 
-class _Recorder:
-    """Builds history records (evaluating the hold-out) and hands them to the callback."""
+class Recorder:
+    """Builds history records (evaluating the hold-out, and the test set when tracked) and hands them
+    to the callback. track: (X_test, y_test) scored into test_loss/test_accuracy for the learning
+    curves only: no solver reads them."""
 
-    def __init__(self, kind: str, X_val, y_val, callback: Callback, evaluate=None, affine=None):
+    def __init__(self, kind: str, X_val, y_val, callback: Callback, evaluate=None, affine=None, track=None):
         self.kind, self.X_val, self.y_val, self.callback, self.affine = kind, X_val, y_val, callback, affine
+        self.track = track
         # evaluate(X, y, W, b) -> (loss, accuracy) on the hold-out
         self.evaluate = evaluate or self._evaluate
         self.started = time.perf_counter()
@@ -87,13 +80,15 @@ class _Recorder:
             "lr": lr,
             "seconds": time.perf_counter() - self.started,
         }
+        if self.track is not None:
+            rec["test_loss"], rec["test_accuracy"] = self.evaluate(*self.track, W, b)
         self.history.append(rec)
         if self.callback is not None:
             self.callback(rec)
         return rec
 
 
-def _check_problem(X, y, kind: str, n_outputs: int, X_val, y_val):
+def check_problem(X, y, kind: str, n_outputs: int, X_val, y_val):
     """Coerce X to C order (no copy when it already is) and y to int64; check shapes and labels."""
     check_kind(kind)
     X = np.ascontiguousarray(X)
@@ -114,7 +109,7 @@ def _check_problem(X, y, kind: str, n_outputs: int, X_val, y_val):
     return X, y, X_val, y_val
 
 
-def _start(W0, b0, n_features: int, n_outputs: int) -> tuple[np.ndarray, np.ndarray]:
+def start_weights(W0, b0, n_features: int, n_outputs: int) -> tuple[np.ndarray, np.ndarray]:
     """Float64 working copies of the initial weights (zeros when not given)."""
     W = np.zeros((n_features, n_outputs)) if W0 is None else np.array(W0, dtype=np.float64)
     b = np.zeros(n_outputs) if b0 is None else np.array(b0, dtype=np.float64).reshape(-1)
@@ -123,15 +118,34 @@ def _start(W0, b0, n_features: int, n_outputs: int) -> tuple[np.ndarray, np.ndar
     return W, b
 
 
-def _result(W, b, history, stop_reason, best_epoch, n_iter) -> FitResult:
+def input_mean(X, affine=None) -> np.ndarray:
+    """z̄ (n_features,) float64, the mean model input: x̄, or x̄·scale − shift for raw pixels."""
+    x_mean = X.mean(axis=0, dtype=np.float64)
+    return x_mean if affine is None else x_mean * affine[0] - affine[1]
+
+
+def make_result(W, b, history, stop_reason, best_epoch, n_iter) -> FitResult:
     return FitResult(np.ascontiguousarray(W, dtype=np.float32), np.ascontiguousarray(b, dtype=np.float32),
                      history, stop_reason, best_epoch, n_iter)
 
 
-def _check_finite(value: float, where: str, lr: float | None) -> None:
+def check_finite(value: float, where: str, lr: float | None) -> None:
     if not np.isfinite(value):
         hint = f"use a smaller --lr than {lr:g}" if lr is not None else "use a larger --l2 or check the data"
         raise TrainingError(f"training diverged {where}: the loss became {value}", hint)
+
+
+def check_schedule(l2, l1, lr, anneal, epochs, patience, batch_size=1) -> None:
+    """ValueError unless the penalties are finite and ≥ 0, lr (None: auto) and anneal > 0, the counts ≥ 1."""
+    for name, value in (("l2", l2), ("l1", l1)):
+        if not (np.isfinite(value) and value >= 0):
+            raise ValueError(f"{name} must be finite and ≥ 0, got {value}")
+    for name, value in (("lr", 1.0 if lr is None else lr), ("anneal", anneal)):
+        if not (np.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be finite and > 0, got {value}")
+    for name, value in (("epochs / max_iter", epochs), ("patience", patience), ("batch_size", batch_size)):
+        if int(value) < 1:
+            raise ValueError(f"{name} must be ≥ 1, got {value}")
 
 
 # ---------------------------------------------------------------------------- ridge
@@ -160,7 +174,7 @@ def _ridge_targets(y, n_classes: int | None) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fit_closed_ridge(X, y, n_classes: int | None = None, l2: float = 1.0,
-                     X_val=None, y_val=None, callback: Callback = None, affine=None) -> FitResult:
+                     X_val=None, y_val=None, callback: Callback = None, affine=None, track=None) -> FitResult:
     """Ridge regression on one-hot targets in closed form; predicts argmax of X @ W + b.
 
     X (n_samples, n_features); y (n_samples,) int in 0..n_classes−1 (n_classes defaults to
@@ -169,11 +183,11 @@ def fit_closed_ridge(X, y, n_classes: int | None = None, l2: float = 1.0,
     """
     import scipy.linalg
 
-    _check_schedule(l2, 0.0, 1.0, 1.0, 1, 1)
+    check_schedule(l2, 0.0, 1.0, 1.0, 1, 1)
     Y, y = _ridge_targets(y, n_classes)
-    X, y, X_val, y_val = _check_problem(X, y, "softmax", max(Y.shape[1], 2), X_val, y_val)
-    recorder = _Recorder("softmax", X_val, y_val, callback,
-                         evaluate=lambda *args: _ridge_metrics(*args, affine=affine))
+    X, y, X_val, y_val = check_problem(X, y, "softmax", max(Y.shape[1], 2), X_val, y_val)
+    recorder = Recorder("softmax", X_val, y_val, callback,
+                         evaluate=lambda *args: _ridge_metrics(*args, affine=affine), track=track)
     gram, cross, x_mean, y_mean = centered_cross_products(X, Y)
     if affine is not None:
         # z = x·scale − shift: Gram_z = D Gram_x D, cross_z = D cross_x (D = diag(scale)), z̄ = x̄·scale − shift
@@ -195,7 +209,37 @@ def fit_closed_ridge(X, y, n_classes: int | None = None, l2: float = 1.0,
     # ∇ of ½‖XcW − Yc‖² + (γ/2)‖W‖² = (XcᵀXc + γI)W − XcᵀYc
     grad_W = gram @ W - cross
     recorder.record(1, Objective(mse, mse, accuracy, grad_W, np.zeros_like(b)), W, b, None)
-    return _result(W, b, recorder.history, "converged", None, 1)
+    return make_result(W, b, recorder.history, "converged", None, 1)
+
+
+# the ridge start: γ of its closed form, and the rows (at most) that choose the scale α of its scores
+RIDGE_START_L2 = 1.0
+RIDGE_START_ROWS = 4096
+
+
+def ridge_start(X, y, kind: str, n_outputs: int, affine=None) -> tuple[np.ndarray, np.ndarray]:
+    """Initial (W (n_features, n_outputs), b (n_outputs,)) for softmax/ovr from ridge's closed form.
+
+    The scores s of a multiple linear regression on one-hot targets (γ = RIDGE_START_L2) become
+    logits α·s (softmax), α·(s − ½) (one-vs-rest) or α·(s₁ − s₀) (binary), with the α > 0 that
+    minimises the training loss on up to RIDGE_START_ROWS evenly spaced rows.
+    """
+    from scipy.optimize import minimize_scalar
+
+    ridge = fit_closed_ridge(X, y, n_classes=max(n_outputs, 2), l2=RIDGE_START_L2, affine=affine)
+    W, b = ridge.W.astype(np.float64), ridge.b.astype(np.float64)
+    if kind == "ovr":
+        # binary: s₁ − s₀; one-vs-rest: s − ½
+        W, b = (W[:, 1:] - W[:, :1], b[1:] - b[:1]) if n_outputs == 1 else (W, b - 0.5)
+    rows = np.linspace(0, len(y) - 1, min(len(y), RIDGE_START_ROWS)).astype(np.int64)
+
+    def loss(log_alpha: float) -> float:
+        alpha = np.exp(log_alpha)
+        return objective(X, y, alpha * W, alpha * b, kind, rows=rows, grad=False, affine=affine).loss
+
+    alpha = float(np.exp(minimize_scalar(loss, bounds=(-5.0, 7.0), method="bounded",
+                                         options={"xatol": 0.05}).x))
+    return alpha * W, alpha * b
 
 
 # ---------------------------------------------------------------------------- L-BFGS
@@ -208,7 +252,7 @@ LBFGS_MEMORY = 50
 TOL_WINDOW = 5
 
 
-def _blas_on_one_thread():
+def blas_on_one_thread():
     """L-BFGS-B calls BLAS between two kernel calls; idle OpenBLAS threads then spin for
     milliseconds and take a core from the Numba kernel (measured: 2.7 s → 1.7 s per MNIST fit).
     BLAS runs on one thread during the fit when threadpoolctl is installed."""
@@ -220,8 +264,9 @@ def _blas_on_one_thread():
 
 
 def fit_lbfgs(X, y, kind: str, n_outputs: int, l2: float = 2e-4, tol: float = 1e-3, max_iter: int = 100,
-              W0=None, b0=None, X_val=None, y_val=None, callback: Callback = None, affine=None) -> FitResult:
-    """Minimise the smooth objective (no l1) with scipy's L-BFGS-B; one history record per iteration.
+              W0=None, b0=None, X_val=None, y_val=None, callback: Callback = None, affine=None,
+              l1: float = 0.0, track=None) -> FitResult:
+    """Minimise the objective with scipy's L-BFGS-B; one history record per iteration.
 
     X (n_samples, n_features); y (n_samples,) int; kind "softmax" | "ovr"; n_outputs columns
     of W. Converged ("converged") when the objective fell by less than tol (relative) per
@@ -230,49 +275,71 @@ def fit_lbfgs(X, y, kind: str, n_outputs: int, l2: float = 2e-4, tol: float = 1e
     W0 (n_features, n_outputs) / b0 (n_outputs,) start the search (zeros by default).
     The hold-out, when given, is only reported. L-BFGS runs in (W, b' = b + z̄W), z̄ the mean
     model input: the same objective and optimum, but centred inputs condition it better
-    (MNIST: 91 → 58 iterations at tol 1e-4).
+    (MNIST: 91 → 58 iterations at tol 1e-4). With l1 > 0 it runs on the split W = W⁺ − W⁻,
+    W⁺, W⁻ ≥ 0 (bounds), where l1‖W‖₁ = l1·Σ(W⁺ + W⁻) is smooth; weights whose two parts
+    both end on the bound 0 are exactly zero.
     """
     from scipy.optimize import minimize
 
-    _check_schedule(l2, 0.0, 1.0, 1.0, max_iter, 1)
+    check_schedule(l2, l1, 1.0, 1.0, max_iter, 1)
     if not (np.isfinite(tol) and tol >= 0):
         raise ValueError(f"tol must be finite and ≥ 0, got {tol}")
-    X, y, X_val, y_val = _check_problem(X, y, kind, n_outputs, X_val, y_val)
-    W, b = _start(W0, b0, X.shape[1], n_outputs)
-    recorder = _Recorder(kind, X_val, y_val, callback, affine=affine)
-    centred = CentredObjective(X, y, kind, n_outputs, l2, affine)
+    X, y, X_val, y_val = check_problem(X, y, kind, n_outputs, X_val, y_val)
+    W, b = start_weights(W0, b0, X.shape[1], n_outputs)
+    recorder = Recorder(kind, X_val, y_val, callback, affine=affine, track=track)
+    centred = CentredObjective(X, y, kind, n_outputs, l2, affine, l1)
     values: list[float] = []
 
     def on_iteration(intermediate_result):
         obj, W_k, b_k = centred.at(intermediate_result.x)
         recorder.record(len(recorder.history) + 1, obj, W_k, b_k, None)
-        values.append(obj.value)
+        # f + l1‖W‖₁
+        values.append(obj.value + l1 * float(np.abs(W_k).sum()))
         # converged when (f_{k−m} − f_k) / m ≤ tol·|f_k|
         if len(values) > TOL_WINDOW and values[-1 - TOL_WINDOW] - values[-1] <= TOL_WINDOW * tol * abs(values[-1]):
             raise StopIteration
 
-    with _blas_on_one_thread():
-        res = minimize(centred.fun, pack(W, b + centred.z_mean @ W), jac=True, method="L-BFGS-B", callback=on_iteration,
+    with blas_on_one_thread():
+        res = minimize(centred.fun, centred.start(W, b), jac=True, method="L-BFGS-B", callback=on_iteration,
+                       bounds=centred.bounds(),
                        options={"maxiter": max_iter, "maxfun": 2 * max_iter + 20, "maxcor": LBFGS_MEMORY,
                                 "gtol": 1e-10, "ftol": 1e-15})
-    _check_finite(float(res.fun), f"after {len(recorder.history)} L-BFGS iterations", None)
+    check_finite(float(res.fun), f"after {len(recorder.history)} L-BFGS iterations", None)
     W, b = centred.weights(res.x)
     stop_reason = "max_iter" if res.status == 1 else "converged"
-    return _result(W, b, recorder.history, stop_reason, None, len(recorder.history))
+    return make_result(W, b, recorder.history, stop_reason, None, len(recorder.history))
 
 
 class CentredObjective:
-    """The objective in the variables v = pack(W, b' = b + z̄W), for scipy; remembers the last evaluation."""
+    """The objective in the variables v = pack(W, b' = b + z̄W) — with l1 > 0, v = [W⁺, W⁻, b'] and
+    W = W⁺ − W⁻ — for scipy; remembers the last evaluation."""
 
-    def __init__(self, X, y, kind: str, n_outputs: int, l2: float, affine):
+    def __init__(self, X, y, kind: str, n_outputs: int, l2: float, affine, l1: float = 0.0):
         self.X, self.y, self.kind, self.n_outputs, self.l2, self.affine = X, y, kind, n_outputs, l2, affine
-        # z̄ = x̄ (·scale − shift for raw pixels)
-        x_mean = X.mean(axis=0, dtype=np.float64)
-        self.z_mean = x_mean if affine is None else x_mean * affine[0] - affine[1]
+        self.l1, self.n_weights = l1, X.shape[1] * n_outputs
+        self.z_mean = input_mean(X, affine)
         self.last_v, self.last = None, None
 
+    def start(self, W, b) -> np.ndarray:
+        """v for the weights (W, b): W⁺ = max(W, 0), W⁻ = max(−W, 0) when split; b' = b + z̄W."""
+        b_centred = b + self.z_mean @ W
+        if not self.l1:
+            return pack(W, b_centred)
+        return np.concatenate([np.maximum(W, 0).ravel(), np.maximum(-W, 0).ravel(), b_centred])
+
+    def bounds(self):
+        """W⁺, W⁻ ≥ 0 when split; no bounds otherwise."""
+        if not self.l1:
+            return None
+        return [(0.0, None)] * (2 * self.n_weights) + [(None, None)] * self.n_outputs
+
     def weights(self, v) -> tuple[np.ndarray, np.ndarray]:
-        W, b_centred = unpack(v, self.X.shape[1], self.n_outputs)
+        m = self.n_weights
+        if self.l1:
+            # W = W⁺ − W⁻
+            W, b_centred = (v[:m] - v[m:2 * m]).reshape(self.X.shape[1], self.n_outputs), v[2 * m:]
+        else:
+            W, b_centred = unpack(v, self.X.shape[1], self.n_outputs)
         # b = b' − z̄W
         return W, b_centred - self.z_mean @ W
 
@@ -280,7 +347,13 @@ class CentredObjective:
         obj = objective(self.X, self.y, *self.weights(v), self.kind, l2=self.l2, affine=self.affine)
         self.last_v, self.last = v.copy(), obj
         # chain rule: ∂f/∂W|_{b'} = ∇_W f − z̄ᵀ∇_b f;  ∂f/∂b' = ∇_b f
-        return obj.value, pack(obj.grad_W - np.outer(self.z_mean, obj.grad_b), obj.grad_b)
+        grad_W = (obj.grad_W - np.outer(self.z_mean, obj.grad_b)).ravel()
+        if not self.l1:
+            return obj.value, np.concatenate([grad_W, obj.grad_b])
+        m = self.n_weights
+        # f + l1·Σ(W⁺ + W⁻);  ∂/∂W⁺ = ∂f/∂W + l1,  ∂/∂W⁻ = −∂f/∂W + l1
+        value = obj.value + self.l1 * float(v[:2 * m].sum())
+        return value, np.concatenate([grad_W + self.l1, self.l1 - grad_W, obj.grad_b])
 
     def at(self, v):
         """(Objective in (W, b), W, b) at v, reusing the last evaluation when it was at v."""
@@ -288,111 +361,3 @@ class CentredObjective:
         if self.last_v is not None and np.array_equal(self.last_v, v):
             return self.last, W, b
         return objective(self.X, self.y, W, b, self.kind, l2=self.l2, affine=self.affine), W, b
-
-
-# ---------------------------------------------------------------------------- gd / sgd
-
-
-class _BestEpoch:
-    """Early stopping on the hold-out: keeps the best epoch's weights; says when patience runs out."""
-
-    def __init__(self, patience: int):
-        self.patience = patience
-        self.epoch: int | None = None
-        self.key: tuple[float, float] | None = None
-        self.W = self.b = None
-        self.waited = 0
-
-    def update(self, epoch: int, rec: dict, W, b) -> bool:
-        """Note one epoch's record; True when `patience` epochs passed without improvement."""
-        if rec["val_accuracy"] is None:
-            return False
-        # better = higher hold-out accuracy, ties broken by lower hold-out loss
-        key = (rec["val_accuracy"], -rec["val_loss"])
-        if self.key is None or key > self.key:
-            self.key, self.epoch, self.W, self.b, self.waited = key, epoch, W.copy(), b.copy(), 0
-            return False
-        self.waited += 1
-        return self.waited >= self.patience
-
-
-def _prox_step(W, b, grad_W, grad_b, eta: float, l1: float):
-    """One proximal gradient step: W ← S_{η·l1}(W − η∇_W f), b ← b − η∇_b f (b is not penalised)."""
-    W = W - eta * grad_W
-    if l1 > 0:
-        W = prox.soft_threshold(W, eta * l1)
-    return W, b - eta * grad_b
-
-
-def _check_schedule(l2, l1, lr, anneal, epochs, patience, batch_size=1) -> None:
-    for name, value in (("l2", l2), ("l1", l1)):
-        if not (np.isfinite(value) and value >= 0):
-            raise ValueError(f"{name} must be finite and ≥ 0, got {value}")
-    for name, value in (("lr", lr), ("anneal", anneal)):
-        if not (np.isfinite(value) and value > 0):
-            raise ValueError(f"{name} must be finite and > 0, got {value}")
-    for name, value in (("epochs / max_iter", epochs), ("patience", patience), ("batch_size", batch_size)):
-        if int(value) < 1:
-            raise ValueError(f"{name} must be ≥ 1, got {value}")
-
-
-def _descend(X, y, kind, n_outputs, l2, l1, lr, anneal, epochs, patience, W0, b0, X_val, y_val,
-             callback, run_epoch, affine=None) -> FitResult:
-    """The epoch loop shared by gd and sgd: schedule, records, divergence check, early stopping."""
-    X, y, X_val, y_val = _check_problem(X, y, kind, n_outputs, X_val, y_val)
-    W, b = _start(W0, b0, X.shape[1], n_outputs)
-    recorder = _Recorder(kind, X_val, y_val, callback, affine=affine)
-    best = _BestEpoch(patience)
-    state = objective(X, y, W, b, kind, l2=l2, affine=affine)
-    _check_finite(state.value, "at the initial weights", lr)
-    stop_reason, epoch = "max_epochs", 0
-    with _blas_on_one_thread():
-        for epoch in range(1, epochs + 1):
-            # η(t) = η₀ / (1 + t/T), t = epoch − 1
-            eta = lr / (1.0 + (epoch - 1) / anneal)
-            W, b, state = run_epoch(X, y, W, b, state, eta)
-            _check_finite(state.value, f"in epoch {epoch}", lr)
-            if best.update(epoch, recorder.record(epoch, state, W, b, eta), W, b):
-                stop_reason = "patience"
-                break
-    if best.epoch is not None:
-        W, b = best.W, best.b
-    return _result(W, b, recorder.history, stop_reason, best.epoch, epoch)
-
-
-def fit_gd(X, y, kind: str, n_outputs: int, l2: float = 2e-4, l1: float = 0.0, lr: float = 0.5,
-           anneal: float = 10.0, epochs: int = 100, patience: int = 3, X_val=None, y_val=None,
-           W0=None, b0=None, callback: Callback = None, affine=None) -> FitResult:
-    """Full-batch proximal gradient descent: one step per epoch (see the module docstring)."""
-    _check_schedule(l2, l1, lr, anneal, epochs, patience)
-
-    def run_epoch(X, y, W, b, state, eta):
-        W, b = _prox_step(W, b, state.grad_W, state.grad_b, eta, l1)
-        return W, b, objective(X, y, W, b, kind, l2=l2, affine=affine)
-
-    return _descend(X, y, kind, n_outputs, l2, l1, lr, anneal, epochs, patience, W0, b0,
-                    X_val, y_val, callback, run_epoch, affine)
-
-
-def fit_sgd(X, y, kind: str, n_outputs: int, l2: float = 2e-4, l1: float = 0.0, lr: float = 0.5,
-            anneal: float = 10.0, epochs: int = 100, patience: int = 3, batch_size: int = 256,
-            rng: np.random.Generator | None = None, X_val=None, y_val=None, W0=None, b0=None,
-            callback: Callback = None, affine=None) -> FitResult:
-    """Mini-batch proximal SGD: rows reshuffled with ``rng`` every epoch, one step per batch.
-
-    rng defaults to numpy.random.default_rng(0). Batches index X in place (no copies);
-    the records' train metrics are those of the full training set at the end of the epoch.
-    """
-    _check_schedule(l2, l1, lr, anneal, epochs, patience, batch_size)
-    rng = np.random.default_rng(0) if rng is None else rng
-
-    def run_epoch(X, y, W, b, state, eta):
-        order = rng.permutation(len(X))
-        for start in range(0, len(X), batch_size):
-            batch = objective(X, y, W, b, kind, l2=l2, rows=order[start:start + batch_size], affine=affine)
-            _check_finite(batch.value, "in a mini-batch", lr)
-            W, b = _prox_step(W, b, batch.grad_W, batch.grad_b, eta, l1)
-        return W, b, objective(X, y, W, b, kind, l2=l2, affine=affine)
-
-    return _descend(X, y, kind, n_outputs, l2, l1, lr, anneal, epochs, patience, W0, b0,
-                    X_val, y_val, callback, run_epoch, affine)

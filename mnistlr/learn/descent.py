@@ -1,0 +1,244 @@
+"""Gradient descent: full-batch proximal gd (with a line-searched step by default) and mini-batch SGD.
+
+Shapes and the objective as in `mnistlr.learn.solvers`. Both take the annealed step
+η(t) = η₀/(1 + t/anneal), t = 0, 1, ... the epoch, and the l1 prox (soft-threshold by η·l1)
+after every step, so weights become exactly zero.
+
+- ``fit_gd(..., lr=None)`` ("auto"): each epoch a backtracking (Armijo) search finds the step in
+  the centred variables (W, b' = b + z̄W) — the first trial 1, then twice the last accepted
+  base step, halved until the proximal sufficient-decrease condition holds — and the annealing
+  factor 1/(1 + t/anneal) multiplies every trial. A given ``lr`` is the fixed η₀ of the plain
+  schedule in (W, b), as before.
+- ``fit_sgd(..., batch_size, rng)``: mini-batch proximal SGD, rows reshuffled with ``rng`` every
+  epoch; ``lr=None`` means `SGD_DEFAULT_LR`.
+
+With a hold-out (X_val, y_val) they keep the best epoch's weights — gd: the lowest hold-out
+loss (smooth for full-batch steps; the accuracy moves in steps of 1/n_val and stalls), sgd: the
+highest hold-out accuracy, ties to the lower loss — stop after ``patience`` epochs without
+improvement, and return the best weights; ``epochs`` caps the run.
+
+Divergence raises `TrainingError` naming the estimated safe step (`safe_step`): a non-finite
+loss; a training loss above DIVERGED_RATIO × its starting value for ``patience`` epochs in a
+row; or a best epoch that is the first while the training loss only grew after it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mnistlr.errors import TrainingError
+from mnistlr.learn.kernels import prox
+from mnistlr.learn.objective import objective
+from mnistlr.learn.solvers import (
+    Callback,
+    FitResult,
+    Recorder,
+    blas_on_one_thread,
+    check_problem,
+    check_schedule,
+    input_mean,
+    make_result,
+    start_weights,
+)
+
+SGD_DEFAULT_LR = 0.5
+# the training loss above this multiple of its starting value, patience epochs in a row: diverged
+DIVERGED_RATIO = 2.0
+# line search: the next epoch's first trial is GROWTH × the last accepted step; at most MAX_HALVINGS halvings
+GROWTH = 2.0
+MAX_HALVINGS = 30
+# curvature bound of the loss in the logits: softmax cross-entropy ½, binary cross-entropy ¼
+CURVATURE = {"softmax": 0.5, "ovr": 0.25}
+
+
+def safe_step(X, kind: str, l2: float, affine=None) -> float:
+    """1/L for the gradient's Lipschitz constant L = c·λmax(E[z̃z̃ᵀ]) + l2, z̃ = (z, 1) the model inputs.
+
+    X (n_samples, n_features) raw or model inputs, affine (scale, shift) as in `objective`; c is
+    ½ (softmax) or ¼ (ovr). Exact λmax of the (n_features+1)² second-moment matrix (Gram + eigh).
+    """
+    import scipy.linalg
+
+    from mnistlr.learn.kernels.gram import centered_cross_products
+
+    n_samples, n_features = X.shape
+    gram, _, x_mean, _ = centered_cross_products(X, np.zeros((n_samples, 1), np.float32))
+    scale = np.ones(n_features) if affine is None else affine[0]
+    z_mean = x_mean * scale - (0.0 if affine is None else affine[1])
+    moment = np.empty((n_features + 1, n_features + 1))
+    # E[zzᵀ] = diag(s)·Cov(x)·diag(s) + z̄z̄ᵀ, bordered by E[z] and E[1] = 1
+    moment[:n_features, :n_features] = gram * np.outer(scale, scale) / n_samples + np.outer(z_mean, z_mean)
+    moment[:n_features, n_features] = moment[n_features, :n_features] = z_mean
+    moment[n_features, n_features] = 1.0
+    top = scipy.linalg.eigh(moment, eigvals_only=True, subset_by_index=[n_features, n_features])[0]
+    return 1.0 / (CURVATURE[kind] * top + l2)
+
+
+class _BestEpoch:
+    """Early stopping on the hold-out: keeps the best epoch's weights; says when patience runs out."""
+
+    def __init__(self, patience: int, rank_by: str):
+        self.patience, self.rank_by = patience, rank_by
+        self.epoch: int | None = None
+        self.key: tuple[float, ...] | None = None
+        self.W = self.b = None
+        self.waited = 0
+
+    def update(self, epoch: int, rec: dict, W, b) -> bool:
+        """Note one epoch's record; True when `patience` epochs passed without improvement."""
+        if rec["val_accuracy"] is None:
+            return False
+        # better = lower hold-out loss (gd); higher hold-out accuracy, ties to the lower loss (sgd)
+        key = (-rec["val_loss"],) if self.rank_by == "loss" else (rec["val_accuracy"], -rec["val_loss"])
+        if self.key is None or key > self.key:
+            self.key, self.epoch, self.W, self.b, self.waited = key, epoch, W.copy(), b.copy(), 0
+            return False
+        self.waited += 1
+        return self.waited >= self.patience
+
+
+class _Watch:
+    """Raises TrainingError when the training loss diverges (see the module docstring)."""
+
+    def __init__(self, start_loss: float, patience: int, lr: float | None, safe):
+        self.start, self.patience, self.lr, self.safe = start_loss, patience, lr, safe
+        self.above = 0
+
+    def error(self, where: str, loss: float) -> TrainingError:
+        if self.lr is None:
+            hint = "use a larger `l2`, or check the data"
+        else:
+            hint = f"use `lr` ≤ {self.safe():.2g}, the estimated safe step, or `lr=auto`"
+        return TrainingError(f"training diverged {where}: loss {self.start:.3g} → {loss:.3g}", hint)
+
+    def check(self, epoch: int, loss: float) -> None:
+        if not np.isfinite(loss):
+            raise self.error(f"at epoch {epoch}" if epoch else "at the initial weights", loss)
+        self.above = self.above + 1 if loss > DIVERGED_RATIO * self.start else 0
+        if self.above >= self.patience:
+            raise self.error(f"at epoch {epoch}", loss)
+
+    def check_end(self, best_epoch: int | None, history: list[dict]) -> None:
+        losses = [r["train_loss"] for r in history]
+        if best_epoch == 1 and len(losses) > 1 and bool(np.all(np.diff(losses) >= 0)):
+            raise self.error(f"after epoch 1 (the best epoch was the first, then the loss only grew to "
+                             f"epoch {len(losses)})", losses[-1])
+
+
+def _prox_step(W, b, grad_W, grad_b, eta: float, l1: float):
+    """One proximal gradient step: W ← S_{η·l1}(W − η∇_W f), b ← b − η∇_b f (b is not penalised)."""
+    W = W - eta * grad_W
+    if l1 > 0:
+        W = prox.soft_threshold(W, eta * l1)
+    return W, b - eta * grad_b
+
+
+class _LineSearch:
+    """The gd epoch of ``lr=None``: a backtracking proximal step in (W, b' = b + z̄W)."""
+
+    def __init__(self, evaluate, z_mean, l1: float):
+        self.evaluate, self.z_mean, self.l1 = evaluate, z_mean, l1
+        self.base = 1.0 / GROWTH      # the first trial is 1
+
+    def __call__(self, W, b, state, factor: float):
+        """(W, b, Objective, η) after one accepted step; Objective None when no step decreases f."""
+        # ∂f/∂W at fixed b' = ∇_W f − z̄ᵀ∇_b f;  ∂f/∂b' = ∇_b f
+        grad_W = state.grad_W - np.outer(self.z_mean, state.grad_b)
+        grad_b = state.grad_b
+        trial = self.base * GROWTH
+        for _ in range(MAX_HALVINGS):
+            eta = trial * factor
+            W_new, _ = _prox_step(W, b, grad_W, grad_b, eta, self.l1)
+            step_W = W_new - W
+            # b' ← b' − η∇_b f, so b = b' − z̄W moves by −η∇_b f − z̄·ΔW
+            b_new = b - eta * grad_b - self.z_mean @ step_W
+            new = self.evaluate(W_new, b_new)
+            # sufficient decrease: f(v + Δ) ≤ f(v) + ⟨∇f, Δ⟩ + ‖Δ‖²/(2η), Δ = (ΔW, −η∇_b f)
+            bound = (state.value + float(np.vdot(grad_W, step_W)) - eta * float(np.vdot(grad_b, grad_b))
+                     + (float(np.vdot(step_W, step_W)) + eta ** 2 * float(np.vdot(grad_b, grad_b))) / (2 * eta))
+            if np.isfinite(new.value) and new.value <= bound + 1e-12 * abs(state.value):
+                self.base = trial
+                return W_new, b_new, new, eta
+            trial /= 2
+        return W, b, None, 0.0
+
+
+def _descend(X, y, kind, n_outputs, l2, lr, anneal, epochs, patience, W0, b0, X_val, y_val,
+             callback, run_epoch, affine, rank_by, track=None) -> FitResult:
+    """The epoch loop shared by gd and sgd: schedule, records, divergence checks, early stopping.
+
+    run_epoch(W, b, state, factor) -> (W, b, state, η) takes one epoch at the annealing factor
+    1/(1 + t/T); state None means no step could decrease the objective ("converged").
+    """
+    W, b = start_weights(W0, b0, X.shape[1], n_outputs)
+    recorder = Recorder(kind, X_val, y_val, callback, affine=affine, track=track)
+    best = _BestEpoch(patience, rank_by)
+    state = objective(X, y, W, b, kind, l2=l2, affine=affine)
+    watch = _Watch(state.loss, patience, lr, lambda: safe_step(X, kind, l2, affine))
+    watch.check(0, state.value)
+    stop_reason, epoch = "max_epochs", 0
+    with blas_on_one_thread():
+        for epoch in range(1, epochs + 1):
+            # factor of η(t) = η₀ / (1 + t/T), t = epoch − 1
+            W, b, new, eta = run_epoch(W, b, state, 1.0 / (1.0 + (epoch - 1) / anneal))
+            if new is None:
+                stop_reason, epoch = "converged", epoch - 1
+                break
+            state = new
+            watch.check(epoch, state.loss if np.isfinite(state.value) else state.value)
+            if best.update(epoch, recorder.record(epoch, state, W, b, eta), W, b):
+                stop_reason = "patience"
+                break
+    watch.check_end(best.epoch, recorder.history)
+    if best.epoch is not None:
+        W, b = best.W, best.b
+    return make_result(W, b, recorder.history, stop_reason, best.epoch, epoch)
+
+
+def fit_gd(X, y, kind: str, n_outputs: int, l2: float = 2e-4, l1: float = 0.0, lr: float | None = None,
+           anneal: float = 10.0, epochs: int = 100, patience: int = 3, X_val=None, y_val=None,
+           W0=None, b0=None, callback: Callback = None, affine=None, track=None) -> FitResult:
+    """Full-batch proximal gradient descent, one step per epoch; lr None: the line-searched step."""
+    check_schedule(l2, l1, lr, anneal, epochs, patience)
+    X, y, X_val, y_val = check_problem(X, y, kind, n_outputs, X_val, y_val)
+
+    def evaluate(W, b):
+        return objective(X, y, W, b, kind, l2=l2, affine=affine)
+
+    if lr is None:
+        run_epoch = _LineSearch(evaluate, input_mean(X, affine), l1)
+    else:
+        def run_epoch(W, b, state, factor):
+            W, b = _prox_step(W, b, state.grad_W, state.grad_b, lr * factor, l1)
+            return W, b, evaluate(W, b), lr * factor
+
+    return _descend(X, y, kind, n_outputs, l2, lr, anneal, epochs, patience, W0, b0,
+                    X_val, y_val, callback, run_epoch, affine, "loss", track)
+
+
+def fit_sgd(X, y, kind: str, n_outputs: int, l2: float = 2e-4, l1: float = 0.0, lr: float | None = None,
+            anneal: float = 10.0, epochs: int = 100, patience: int = 3, batch_size: int = 256,
+            rng: np.random.Generator | None = None, X_val=None, y_val=None, W0=None, b0=None,
+            callback: Callback = None, affine=None, track=None) -> FitResult:
+    """Mini-batch proximal SGD: rows reshuffled with ``rng`` every epoch, one step per batch.
+
+    rng defaults to numpy.random.default_rng(0); lr None means SGD_DEFAULT_LR. Batches index X
+    in place (no copies); the records' train metrics are those of the full training set at the
+    end of the epoch.
+    """
+    check_schedule(l2, l1, lr, anneal, epochs, patience, batch_size)
+    X, y, X_val, y_val = check_problem(X, y, kind, n_outputs, X_val, y_val)
+    rng = np.random.default_rng(0) if rng is None else rng
+    eta0 = SGD_DEFAULT_LR if lr is None else lr
+
+    def run_epoch(W, b, state, factor):
+        order = rng.permutation(len(X))
+        for start in range(0, len(X), batch_size):
+            batch = objective(X, y, W, b, kind, l2=l2, rows=order[start:start + batch_size], affine=affine)
+            if not np.isfinite(batch.value):
+                break     # the epoch's objective below is not finite either: the watch reports it
+            W, b = _prox_step(W, b, batch.grad_W, batch.grad_b, eta0 * factor, l1)
+        return W, b, objective(X, y, W, b, kind, l2=l2, affine=affine), eta0 * factor
+
+    return _descend(X, y, kind, n_outputs, l2, eta0, anneal, epochs, patience, W0, b0,
+                    X_val, y_val, callback, run_epoch, affine, "accuracy", track)

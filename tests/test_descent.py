@@ -1,0 +1,100 @@
+"""gd's line-searched step, the safe-step estimate and divergence detection (small synthetic problems)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_solvers import raw_pixels, sampled_problem
+
+from mnistlr.errors import TrainingError
+from mnistlr.learn import descent, objective, solvers
+
+
+def test_auto_step_reaches_the_lbfgs_optimum():
+    X, y = sampled_problem(200, 4, 3, seed=8)
+    X += 2.0                                            # off-centre: the centred step matters
+    best = solvers.fit_lbfgs(X, y, "softmax", 3, l2=0.05, tol=0.0, max_iter=500)
+    gd = descent.fit_gd(X, y, "softmax", 3, l2=0.05, anneal=1e9, epochs=300)
+    f = [objective.objective(X, y, r.W, r.b, "softmax", l2=0.05).value for r in (best, gd)]
+    assert f[1] == pytest.approx(f[0], rel=1e-6)
+    assert all(r["lr"] > 0 for r in gd.history)
+
+
+def test_auto_step_never_raises_the_objective():
+    X, y = sampled_problem(200, 4, 3, seed=10)
+    gd = descent.fit_gd(X, y, "softmax", 3, l2=0.0, epochs=60)      # l2 = 0: train_loss is f
+    losses = [r["train_loss"] for r in gd.history]
+    assert len(losses) > 10 and bool(np.all(np.diff(losses) <= 0))
+    assert losses[-1] < 0.5 * np.log(3)
+
+
+def test_auto_step_with_l1_gives_zeros_and_the_same_optimum_as_a_small_fixed_step():
+    X, y = sampled_problem(200, 6, 3, seed=9)
+    auto = descent.fit_gd(X, y, "softmax", 3, l2=0.0, l1=0.05, anneal=1e9, epochs=400)
+    fixed = descent.fit_gd(X, y, "softmax", 3, l2=0.0, l1=0.05, lr=0.2, anneal=1e9, epochs=3000)
+
+    def f(r):     # smooth part + l1‖W‖₁
+        return objective.objective(X, y, r.W, r.b, "softmax").value + 0.05 * np.abs(r.W.astype(np.float64)).sum()
+
+    assert f(auto) == pytest.approx(f(fixed), rel=1e-4)
+    assert np.count_nonzero(auto.W == 0) >= 1
+    np.testing.assert_array_equal(auto.W == 0, fixed.W == 0)
+
+
+@pytest.mark.parametrize("kind,c", [("softmax", 0.5), ("ovr", 0.25)])
+def test_safe_step_is_one_over_the_lipschitz_bound(kind, c):
+    X, y, affine = raw_pixels(300, 6, 3, seed=53)
+    Z = X * affine[0] - affine[1]
+    Z1 = np.hstack([Z, np.ones((len(Z), 1))])
+    # L = c·λmax((1/n) Z̃ᵀZ̃) + l2, computed directly
+    expected = 1.0 / (c * np.linalg.eigvalsh(Z1.T @ Z1 / len(Z))[-1] + 0.1)
+    assert descent.safe_step(X, kind, 0.1, affine) == pytest.approx(expected, rel=1e-9)
+    # and it bounds the gradient's change: ‖∇f(v) − ∇f(u)‖ ≤ L‖v − u‖ for random pairs
+    rng = np.random.default_rng(0)
+    L = 1.0 / descent.safe_step(Z, kind, 0.1)
+    for _ in range(5):
+        (W1, b1), (W2, b2) = [(rng.normal(size=(6, 3)), rng.normal(size=3)) for _ in range(2)]
+        g1, g2 = (objective.objective(Z, y, W, b, kind, l2=0.1) for W, b in ((W1, b1), (W2, b2)))
+        change = np.sqrt(np.sum((g1.grad_W - g2.grad_W) ** 2) + np.sum((g1.grad_b - g2.grad_b) ** 2))
+        assert change <= L * np.sqrt(np.sum((W1 - W2) ** 2) + np.sum((b1 - b2) ** 2)) * (1 + 1e-9)
+
+
+def test_a_loss_that_stays_far_above_its_start_is_divergence():
+    watch = descent._Watch(start_loss=1.0, patience=3, lr=4.0, safe=lambda: 0.25)
+    for epoch, loss in enumerate([2.5, 2.5, 0.9, 2.5, 2.5], start=1):   # recovers once: no error
+        watch.check(epoch, loss)
+    with pytest.raises(TrainingError) as caught:
+        watch.check(6, 2.5)
+    assert caught.value.message == "training diverged at epoch 6: loss 1 → 2.5"
+    assert caught.value.for_command_line().endswith("(use --lr ≤ 0.25, the estimated safe step, or --lr auto)")
+    assert str(caught.value).endswith("(use lr ≤ 0.25, the estimated safe step, or lr=auto)")
+    with pytest.raises(TrainingError, match="at epoch 2: loss 1 → nan"):
+        descent._Watch(1.0, 3, 4.0, lambda: 0.25).check(2, float("nan"))
+
+
+def test_a_first_best_epoch_followed_by_growing_loss_is_divergence():
+    watch = descent._Watch(start_loss=2.3, patience=3, lr=2.0, safe=lambda: 0.05)
+    growing = [{"train_loss": v} for v in (1.9, 2.0, 2.2, 2.4)]
+    with pytest.raises(TrainingError, match="best epoch was the first"):
+        watch.check_end(1, growing)
+    watch.check_end(2, growing)                                   # a later best epoch: a model
+    watch.check_end(1, [{"train_loss": v} for v in (1.9, 2.0, 1.8)])  # the loss came down again
+    watch.check_end(None, growing)                                # no hold-out: no early stopping
+
+
+@pytest.mark.parametrize("solver", ["gd", "sgd"])
+def test_an_oversized_step_is_a_training_error_naming_the_safe_step(solver):
+    X, y = sampled_problem(100, 4, 3, dtype=np.float32)
+    with pytest.raises(TrainingError) as caught:
+        getattr(descent, f"fit_{solver}")(X, y, "softmax", 3, l2=1e-3, lr=1e6, epochs=50)
+    safe = descent.safe_step(X, "softmax", 1e-3)
+    assert "diverged" in caught.value.message
+    assert caught.value.for_command_line().endswith(f"(use --lr ≤ {safe:.2g}, the estimated safe step, or --lr auto)")
+
+
+def test_auto_step_is_deterministic():
+    X, y, affine = raw_pixels(300, 6, 3, seed=54)
+    first, second = (descent.fit_gd(X, y, "softmax", 3, l2=1e-3, epochs=20, affine=affine,
+                                    X_val=X[:50], y_val=y[:50]) for _ in range(2))
+    np.testing.assert_array_equal(first.W, second.W)
+    assert [r["lr"] for r in first.history] == [r["lr"] for r in second.history]
