@@ -183,3 +183,15 @@ def test_sum_loss_scale_converts_lr_l2_l1_to_the_mean_objective(solver):
 def test_sum_loss_scale_refuses_C():
     with pytest.raises(UsageError, match="loss_scale=sum"):
         TrainOptions(loss_scale="sum", C=1.0).validate()
+
+
+def test_a_diverging_summed_loss_step_names_the_safe_step_on_the_summed_loss():
+    images, y = toy(n=150)
+    options = TrainOptions(solver="gd", loss_scale="sum", lr=10.0, l2=0.0, epochs=20, val_size=30)
+    with pytest.raises(TrainingError) as caught:
+        fit_model(images, y, options)
+    with pytest.raises(TrainingError) as mean:
+        fit_model(images, y, TrainOptions(solver="gd", lr=10.0 * 120, l2=0.0, epochs=20, val_size=30))
+    safe_mean = float(re.search(r"≤ (\S+),", str(mean.value)).group(1))
+    safe_sum = float(re.search(r"≤ (\S+) on the summed loss", str(caught.value)).group(1))
+    assert safe_sum == pytest.approx(safe_mean / 120, rel=0.05)       # 120 training images after the hold-out

@@ -105,11 +105,14 @@ class _Watch:
         self.above = 0
 
     def error(self, where: str, loss: float) -> TrainingError:
-        if self.lr is None:
+        safe = None if self.lr is None else self.safe()
+        if safe is None:
             hint = "use a larger `l2`, or check the data"
         else:
-            hint = f"use `lr` ≤ {self.safe():.2g}, the estimated safe step, or `lr=auto`"
-        return TrainingError(f"training diverged {where}: loss {self.start:.3g} → {loss:.3g}", hint)
+            hint = f"use `lr` ≤ {safe:.2g}, the estimated safe step, or `lr=auto`"
+        error = TrainingError(f"training diverged {where}: loss {self.start:.3g} → {loss:.3g}", hint)
+        error.safe_lr = safe      # for a caller that shows --lr in other units (loss_scale=sum)
+        return error
 
     def check(self, epoch: int, loss: float) -> None:
         if not np.isfinite(loss):

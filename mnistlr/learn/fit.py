@@ -11,8 +11,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from mnistlr.errors import UsageError
-from mnistlr.learn.options import DEFAULT_VAL_FRACTION, TrainOptions, on_mean_scale, resolve_l2
+from mnistlr.errors import TrainingError, UsageError
+from mnistlr.learn.options import (
+    DEFAULT_VAL_FRACTION,
+    TrainOptions,
+    on_mean_scale,
+    resolve_l2,
+    summed_rows,
+)
 
 
 @dataclasses.dataclass
@@ -89,7 +95,7 @@ def prepare(images, labels, options: TrainOptions) -> Prepared:
     """Check and subset the data, then split a stratified hold-out (seeded)."""
     import numpy as np
 
-    from mnistlr.errors import DataError, TrainingError
+    from mnistlr.errors import DataError
 
     images, labels = np.asarray(images), np.asarray(labels)
     if images.ndim != 3:
@@ -195,8 +201,11 @@ def fit_model(images, labels, options: TrainOptions, callback=None, dataset: str
         X_val, y, y_val = None, np.searchsorted(data.classes, data.y_train), None
     else:
         l2 = resolve_l2(options, len(y))
-        result = _run_solver(options, X, y, X_val, y_val, len(data.classes), l2, callback, preprocessor.affine(),
-                             track=track)
+        try:
+            result = _run_solver(options, X, y, X_val, y_val, len(data.classes), l2, callback,
+                                 preprocessor.affine(), track=track)
+        except TrainingError as exc:
+            raise _in_given_units(exc, given, len(y)) from None
     params = options.to_dict() | {"solver": options.resolved_solver(), "l2": l2}
     if options.C is not None:
         # C = 1/(l2·n_train), also when chosen on the path
@@ -218,6 +227,17 @@ def fit_model(images, labels, options: TrainOptions, callback=None, dataset: str
     if path is not None:
         model.meta["l2_path"] = path
     return model
+
+
+def _in_given_units(error, given: TrainOptions, n_train: int):
+    """A divergence error whose safe step is shown in the units `lr` was given in (loss_scale=sum)."""
+    safe = getattr(error, "safe_lr", None)
+    if given.loss_scale != "sum" or safe is None:
+        return error
+    # a step lr on the mean is a step lr/rows on the summed loss
+    rows = summed_rows(given, n_train)
+    return TrainingError(error.message, f"use `lr` ≤ {safe / rows:.2g} on the summed loss, the estimated safe "
+                                        "step, or `lr=auto`")
 
 
 def _features(options: TrainOptions, data: Prepared):

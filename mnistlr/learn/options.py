@@ -138,10 +138,15 @@ def on_mean_scale(options: TrainOptions, n_train: int) -> TrainOptions:
     """
     if options.loss_scale == "mean":
         return options
-    rows = options.batch_size if options.resolved_solver() == "sgd" else n_train
+    rows = summed_rows(options, n_train)
     numeric = isinstance(options.l2, (int, float))
     return dataclasses.replace(options, l2=2.0 * options.l2 / n_train if numeric else options.l2,
                                l1=options.l1 / n_train, lr=None if options.lr is None else options.lr * rows)
+
+
+def summed_rows(options: TrainOptions, n_train: int) -> int:
+    """The rows whose summed loss a step follows: all n_train (gd), a mini-batch (sgd)."""
+    return options.batch_size if options.resolved_solver() == "sgd" else n_train
 
 
 def resolve_l2(options: TrainOptions, n_train: int) -> float:
