@@ -125,7 +125,7 @@ def test_binary_model_refuses_other_digits_then_filters_them(cli, binary_path):
 
 
 @pytest.mark.parametrize("args, code, words", [
-    (("--images", "x.gz"), 2, "--images and --labels go together"),
+    (("--labels", "x.gz"), 2, "--labels goes with --images"),
     (("--images", "x.gz", "--labels", "y.gz", "--dataset", "mnist-sample"), 2, "give only one"),
     (("--dataset", "nope"), 2, "unknown dataset"),
     (("--split", "validation"), 2, "--split"),

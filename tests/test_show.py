@@ -393,7 +393,7 @@ def test_plot_to_missing_folder_fails_first(cli, tmp_path):
     (["mnist-sample", "--model", "m.joblib"], "--model is used with --errors or --index"),
     (["mnist-sample", "--model", "m.joblib", "--errors", "--index", "1"], "two different views"),
     (["mnist-sample", "--images", "a.gz", "--labels", "b.gz"], "both name the data"),
-    (["--images", "a.gz"], "--images and --labels go together"),
+    (["--labels", "a.gz"], "--labels goes with --images"),
     (["mnist-sample", "--per-class", "0"], "--per-class"),
     (["mnist-sample", "--split", "valid"], "--split"),
 ])

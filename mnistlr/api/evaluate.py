@@ -18,13 +18,13 @@ def load_eval_data(model, dataset: str | None, split: str | None, images: Path |
     """
     from mnistlr.data import registry
 
-    if (images is None) != (labels is None):
-        raise UsageError("--images and --labels go together", "give both files, or --dataset")
+    if labels is not None and images is None:
+        raise UsageError("--labels goes with --images", "give the images too, or --dataset")
     if images is not None:
-        if dataset is not None or split is not None:
-            raise UsageError("--images/--labels and --dataset/--split both name the data", "give only one")
-        X, y = registry.load_pair(images, labels)
-        return X, y, {"images": str(images), "labels": str(labels)}
+        if dataset is not None:
+            raise UsageError("--images and --dataset both name the data", "give only one")
+        X, y = registry.load_source(images, labels, split or "test", data_dir)
+        return X, y, {"images": str(images), "labels": None if labels is None else str(labels)}
     name = dataset or model.meta.get("dataset")
     if name is None:
         raise UsageError("the model does not record a dataset name (it was trained on IDX files)",

@@ -54,8 +54,8 @@ def load_source(dataset: str | None, split: str, images: Path | None, labels: Pa
     from mnistlr.data import registry
 
     if images is not None:
-        X, y = registry.load_pair(images, labels)
-        source = {"images": str(images), "labels": str(labels)}
+        X, y = registry.load_source(images, labels, split, data_dir)
+        source = {"images": str(images), "labels": None if labels is None else str(labels)}
     else:
         X, y = registry.load_dataset(dataset, split, data_dir)
         source = {"dataset": dataset, "split": split}
@@ -70,13 +70,13 @@ def _where(source: dict[str, Any]) -> str:
     return Path(source["images"]).name
 
 
-def class_names(dataset: str | None) -> dict[int, str]:
+def class_names(dataset: str | None, data_dir: Path | None = None) -> dict[int, str]:
     """Label → name for a registered dataset whose classes have names other than the digits."""
     from mnistlr.data.registry import get_spec
 
     if dataset is None:
         return {}
-    names = get_spec(dataset).classes
+    names = get_spec(dataset, data_dir).classes
     if list(names) == [str(k) for k in range(len(names))]:
         return {}
     return dict(enumerate(names))
@@ -131,21 +131,25 @@ def overview(dataset: str | None, split: str, images: Path | None, labels: Path 
     """Counts, shapes, label shares and pixel statistics of every split, examples of *split*."""
     import numpy as np
 
+    from mnistlr.data.registry import get_spec
+
     parts: dict[str, tuple[Any, Any]] = {}
     if images is not None:
         X, y, source = load_source(None, split, images, labels, data_dir)
         parts["file"] = (X, y)
     else:
-        for name in ("train", "test"):
+        spec = get_spec(dataset, data_dir)
+        for name in (s for s in ("train", "test") if f"{s}-images" in spec.files):
             X_s, y_s, _ = load_source(dataset, name, None, None, data_dir)
             parts[name] = (X_s, y_s)
-        X, y = parts[split]
-        source = {"dataset": dataset, "split": split}
+        X, y = parts[split] if split in parts else load_source(dataset, split, None, None, data_dir)[:2]
+        source = {"dataset": dataset, "split": split,
+                  "description": spec.description}
     all_labels = np.unique(np.concatenate([p[1] for p in parts.values()]))
     splits = {name: {"n_images": int(len(X_s)), "image_shape": [int(d) for d in X_s.shape[1:]],
                      "pixels": pixel_stats(X_s), "labels": label_counts(y_s, all_labels)}
               for name, (X_s, y_s) in parts.items()}
-    names = class_names(dataset)
+    names = class_names(dataset, data_dir)
     examples = pick_examples(y, per_class, seed)
     info = {"mode": "overview", "source": source, "splits": splits,
             "classes": [{"label": int(k), "name": names.get(int(k), str(int(k)))} for k in all_labels],
@@ -233,10 +237,10 @@ def model_errors(model, model_path: Path, X, y, source: dict[str, Any], top: int
 
 def _check_options(dataset, images, labels, split, index, model, errors) -> None:
     """UsageErrors for the combinations that make no sense."""
-    if (images is None) != (labels is None):
-        raise UsageError("--images and --labels go together", "give both files, or a DATASET")
-    if images is not None and (dataset is not None or split is not None):
-        raise UsageError("--images/--labels and DATASET/--split both name the data", "give only one")
+    if labels is not None and images is None:
+        raise UsageError("--labels goes with --images", "give the images too, or a DATASET")
+    if images is not None and dataset is not None:
+        raise UsageError("--images and DATASET both name the data", "give only one")
     if errors and model is None:
         raise UsageError("--errors needs a model", "add --model MODEL")
     if model is not None and not errors and index is None:
@@ -261,13 +265,13 @@ def show(dataset: str | None = None, *, split: str | None = None, images: Path |
     if plot is not None:
         _check_plot_path(Path(plot))
     if dataset is not None:
-        get_spec(dataset)
+        get_spec(dataset, data_dir)
     if top < 1 or per_class < 1:
         raise UsageError("--top and --per-class must be at least 1", "give a positive whole number")
     fitted = _load_model(model)
     if fitted is not None and dataset is None and images is None:
         dataset = _model_dataset(fitted)
-    split = split or ("test" if errors else "train")
+    split = split or ("test" if errors or images is not None else "train")
     if index is None and not errors:
         result = overview(dataset, split, images, labels, data_dir, per_class, seed)
     else:

@@ -13,15 +13,16 @@ from mnistlr.learn.options import TrainOptions
 
 def load_training_data(dataset: str | None, train_images: Path | None, train_labels: Path | None,
                        data_dir: Path | None, split: str = "train"):
-    """Images (n, rows, cols) uint8 and labels (n,) from a dataset name or explicit IDX files."""
+    """Images (n, rows, cols) uint8 and labels (n,) from a dataset name, or from --train-images in
+    any format `mnistlr.io.labelled` reads (with --train-labels when it holds no labels)."""
     from mnistlr.data import registry
 
-    if (train_images is None) != (train_labels is None):
-        raise UsageError("--train-images and --train-labels go together", "give both files, or --dataset")
+    if train_labels is not None and train_images is None:
+        raise UsageError("--train-labels goes with --train-images", "give the images too, or --dataset")
     if train_images is not None:
         if dataset is not None:
             raise UsageError("--dataset and --train-images both name the training data", "give only one")
-        return registry.load_pair(train_images, train_labels)
+        return registry.load_source(train_images, train_labels, split, data_dir)
     return registry.load_dataset(dataset or "mnist", split, data_dir)
 
 
@@ -80,7 +81,8 @@ def train(options: TrainOptions, *, output: Path, dataset: str | None = None,
     name = None if train_images is not None else (dataset or "mnist")
     model = fit_model(images, labels, options, callback=callback, dataset=name, test=test)
     if train_images is not None:
-        model.meta["train_files"] = {"images": str(train_images), "labels": str(train_labels)}
+        model.meta["train_files"] = {"images": str(train_images),
+                                     "labels": None if train_labels is None else str(train_labels)}
     save_model(model, output, inputs=inputs)
     return summary(model, output)
 

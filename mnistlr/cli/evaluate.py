@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from mnistlr.cli import options as o
 from mnistlr.cli.base import DataDirOpt, DatasetOpt, JsonOpt, ModelArg, QuietOpt, Split, command
 
 
@@ -25,9 +26,8 @@ def evaluate_command(
     dataset: DatasetOpt = None,
     split: Annotated[Split | None, typer.Option(
         "--split", help="Which split of --dataset (default: test).")] = None,
-    images: Annotated[Path | None, typer.Option(
-        "--images", help="IDX images file (instead of --dataset).")] = None,
-    labels: Annotated[Path | None, typer.Option("--labels", help="IDX labels file (with --images).")] = None,
+    images: o.ImagesOpt = None,
+    labels: o.LabelsOpt = None,
     only_model_classes: Annotated[bool, typer.Option(
         "--only-model-classes", help="Leave out images whose label is not one of the model's classes.", metavar="")] = False,
     normalize: Annotated[bool, typer.Option(

@@ -129,10 +129,20 @@ FeaturesOpt = Annotated[str | None, typer.Option(
     "--features", help="Feature pipeline before the model, fitted on the training part and stored in it: "
     "comma-separated deskew, pca:K, poly2 (after pca), rff:D[:gamma] (last), e.g. deskew,pca:50,rff:5000.",
     rich_help_panel=_T)]
+# The formats every labelled-data option reads (mnistlr.io.labelled), for --help.
+SOURCE_FORMATS = ("IDX (raw or .gz), .npy, .npz (Keras' mnist.npz: x_train/y_train for train and "
+                  "sweep, x_test/y_test for evaluate and show), CSV (raw or .gz; label column by "
+                  "header name label/class/y/target, else first), Parquet (Hugging Face layout), "
+                  "a folder DIR/<label>/*.png, or '-' for stdin")
+LABELS_HELP = "Labels (IDX or .npy), needed only when the images source holds none."
 TrainImagesOpt = Annotated[Path | None, typer.Option(
-    "--train-images", help="IDX images file (instead of --dataset).", rich_help_panel=_D)]
+    "--train-images", metavar="SOURCE", help=f"Training images and labels instead of --dataset: {SOURCE_FORMATS}.",
+    rich_help_panel=_D)]
 TrainLabelsOpt = Annotated[Path | None, typer.Option(
-    "--train-labels", help="IDX labels file (with --train-images).", rich_help_panel=_D)]
+    "--train-labels", metavar="SOURCE", help=LABELS_HELP, rich_help_panel=_D)]
+ImagesOpt = Annotated[Path | None, typer.Option(
+    "--images", metavar="SOURCE", help=f"Images and labels instead of a dataset: {SOURCE_FORMATS}.")]
+LabelsOpt = Annotated[Path | None, typer.Option("--labels", metavar="SOURCE", help=LABELS_HELP)]
 ClassesOpt = Annotated[str | None, typer.Option(
     "--classes", help="Keep only these labels, e.g. 3,8 (two labels: a binary model).", rich_help_panel=_D)]
 TrainLimitOpt = Annotated[int | None, typer.Option(

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from mnistlr.cli import options as o
 from mnistlr.cli.base import DataDirOpt, JsonOpt, QuietOpt, Split, command, complete_dataset
 
 GAP = 2  # columns between pictures
@@ -28,8 +29,8 @@ def show_command(
         metavar="DATASET", show_default=False, autocompletion=complete_dataset)] = None,
     split: Annotated[Split | None, typer.Option(
         "--split", help="Which split to draw from (default: test with --errors, else train).")] = None,
-    images: Annotated[Path | None, typer.Option("--images", help="IDX images file (instead of DATASET).")] = None,
-    labels: Annotated[Path | None, typer.Option("--labels", help="IDX labels file (with --images).")] = None,
+    images: o.ImagesOpt = None,
+    labels: o.LabelsOpt = None,
     index: Annotated[int | None, typer.Option(
         "--index", "-i", help="Draw image N (counted from 0) large, with its label.")] = None,
     model: Annotated[Path | None, typer.Option(
@@ -153,11 +154,9 @@ def _print_overview(console, result) -> None:
 
 def _source_line(source: dict, overview: bool = False) -> str:
     if "dataset" not in source:
-        return f"images {source['images']}, labels {source['labels']}"
-    from mnistlr.data.registry import get_spec
-
+        return f"images {source['images']}" + (f", labels {source['labels']}" if source["labels"] else "")
     if overview:
-        return f"{source['dataset']}: {get_spec(source['dataset']).description}"
+        return f"{source['dataset']}: {source['description']}"
     return f"the {source['split']} split of {source['dataset']}"
 
 

@@ -43,6 +43,7 @@ class DatasetSpec:
     homepage: str = ""
     license: str = ""
     bundled: bool = False
+    imported: bool = False             # made by `mnistlr import` (see mnistlr.data.imported)
 
     def file(self, split: str, kind: str) -> FileSpec:
         """The FileSpec of *split* ("train"/"test") and *kind* ("images"/"labels")."""
@@ -122,13 +123,24 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 
-def get_spec(name: str) -> DatasetSpec:
-    """The DatasetSpec called *name*; a UsageError listing the known names otherwise."""
-    try:
-        return DATASETS[name]
-    except KeyError:
+def get_spec(name: str, data_dir: str | os.PathLike | None = None) -> DatasetSpec:
+    """The DatasetSpec called *name* (registered, or imported into the data directory);
+    a UsageError listing the known names otherwise."""
+    from mnistlr.data.imported import imported_spec
+
+    spec = DATASETS.get(name) or imported_spec(name, data_dir)
+    if spec is None:
         raise UsageError(f"unknown dataset '{name}'",
-                         f"known datasets: {', '.join(DATASETS)}") from None
+                         f"known datasets: {', '.join(dataset_names(data_dir))}; "
+                         "'mnistlr import' makes your own files one") from None
+    return spec
+
+
+def dataset_names(data_dir: str | os.PathLike | None = None) -> list[str]:
+    """The registered datasets, then those imported into the data directory."""
+    from mnistlr.data.imported import imported_names
+
+    return list(DATASETS) + imported_names(data_dir)
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
@@ -173,6 +185,32 @@ def load_pair(images_path: str | os.PathLike, labels_path: str | os.PathLike,
     return images, labels
 
 
+def load_source(source: str | os.PathLike, labels: str | os.PathLike | None = None,
+                split: str = "train", data_dir: str | os.PathLike | None = None,
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Images uint8 (n, rows, cols) and labels (n,) from a file, folder or '-' in any format
+    `mnistlr.io.labelled.read_labelled` reads (IDX, .npy, .npz, CSV, Parquet, DIR/<label>/);
+    parsed CSV and Parquet files are cached in DATA_DIR/.cache/parsed, keyed by content."""
+    from mnistlr.io.labelled import read_labelled
+
+    return read_labelled(source, labels, split=split,
+                         cache_dir=resolve_data_dir(data_dir) / ".cache" / "parsed")
+
+
+def load(name_or_source: str | os.PathLike, split: str = "train",
+         labels: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None,
+         ) -> tuple[np.ndarray, np.ndarray]:
+    """A dataset by name (registered or imported), else a file, folder or '-' (`load_source`):
+    a path that exists is a source, whatever its name."""
+    split = getattr(split, "value", split)
+    is_path = str(name_or_source) == "-" or Path(name_or_source).exists()
+    if labels is None and not is_path and str(name_or_source) in dataset_names(data_dir):
+        return load_dataset(str(name_or_source), split, data_dir)
+    if not is_path and labels is None and os.sep not in str(name_or_source):
+        get_spec(str(name_or_source), data_dir)  # an unknown name: the list of known ones
+    return load_source(name_or_source, labels, split, data_dir)
+
+
 def _load_bundled(spec: DatasetSpec, split: str) -> tuple[np.ndarray, np.ndarray]:
     package = resources.files("mnistlr.data.sample")
     images_res = package / spec.file(split, "images").name
@@ -191,13 +229,21 @@ def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | 
     Fetched datasets are read from DATA_DIR/NAME/ (decoded arrays cached there);
     `mnist-sample` from the package data.
     """
-    spec = get_spec(name)
+    spec = get_spec(name, data_dir)
     split = getattr(split, "value", split)  # a cli.base.Split works too
     if split not in SPLITS:
         raise UsageError(f"unknown split '{split}'", "use 'train' or 'test'")
     if spec.bundled:
         return _load_bundled(spec, split)
     folder = dataset_dir(name, data_dir)
+    if spec.imported:
+        from mnistlr.data.imported import check_files
+
+        if f"{split}-images" not in spec.files:
+            raise DataError(f"dataset '{name}' has no {split} split (it was imported without one)",
+                            f"import it again with a {split} source: mnistlr import {name} "
+                            "TRAIN_SOURCE TEST_SOURCE --force")
+        check_files(spec, folder, (f"{split}-images", f"{split}-labels"))
     images_path = folder / spec.file(split, "images").name
     labels_path = folder / spec.file(split, "labels").name
     missing = [p.name for p in (images_path, labels_path) if not p.is_file()]
@@ -212,7 +258,7 @@ def dataset_status(name: str, data_dir: str | os.PathLike | None = None) -> dict
 
     Presence means the file exists under its final name (fetch only renames verified files).
     """
-    spec = get_spec(name)
+    spec = get_spec(name, data_dir)
     if spec.bundled:
         package = resources.files("mnistlr.data.sample")
         files = {key: {"file": f.name, "present": (package / f.name).is_file()}
@@ -233,6 +279,7 @@ def dataset_status(name: str, data_dir: str | os.PathLike | None = None) -> dict
         "name": name,
         "description": spec.description,
         "bundled": spec.bundled,
+        "imported": spec.imported,
         "present": n_present == len(files),
         "files_present": n_present,
         "where": where,

@@ -169,6 +169,13 @@ def read_image(path: str | os.PathLike, shape: tuple[int, int] = (28, 28)) -> np
     return to_mnist(load_image(path), shape)
 
 
+def read_grey(source: str | os.PathLike | bytes, name: str | None = None) -> np.ndarray:
+    """An image file (path or bytes) as it is: greyscale uint8 (h, w), no inversion, cropping or
+    scaling (for datasets stored as image files, e.g. MNIST's own digits as PNGs)."""
+    grey = _grey(load_image(source, name))
+    return np.clip(np.rint(grey), 0, 255).astype(np.uint8)
+
+
 def read_digits(items: list[tuple[str, Any]], shape: tuple[int, int] = (28, 28)) -> np.ndarray:
     """Read (name, path or bytes) image files → uint8 (n, rows, cols), MNIST-style."""
     return np.stack([to_mnist(load_image(source, name), shape) for name, source in items])

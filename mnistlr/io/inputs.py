@@ -60,6 +60,7 @@ from mnistlr.io.readers import (
 GZIP_MAGIC = b"\x1f\x8b"
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = b"PK\x03\x04"
+PARQUET_MAGIC = b"PAR1"
 STDIN = "-"
 NPZ_NAMES = ("images", "x", "X", "x_test", "X_test", "arr_0")
 
@@ -67,9 +68,11 @@ NPZ_NAMES = ("images", "x", "X", "x_test", "X_test", "arr_0")
 # ---------------------------------------------------------------- sniffing and streams
 
 def sniff(head: bytes) -> str:
-    """What a file's first bytes say it is: gzip, npy, npz, idx, image, csv or unknown."""
+    """What a file's first bytes say it is: gzip, npy, npz, parquet, idx, image, csv or unknown."""
     if head.startswith(GZIP_MAGIC):
         return "gzip"
+    if head.startswith(PARQUET_MAGIC):
+        return "parquet"
     if head.startswith(NPY_MAGIC):
         return "npy"
     if head.startswith(ZIP_MAGIC):
@@ -271,3 +274,16 @@ def total_count(sources: Sequence[Source]) -> int | None:
     """The number of images in all *sources*, or None when a CSV makes it unknown."""
     counts = [s.count for s in sources]
     return None if None in counts else sum(counts)
+
+
+def detect(path: str | os.PathLike) -> tuple[str, bool, bytes]:
+    """(kind as `sniff` tells it, gzip-compressed, the content's first bytes) of the file at *path*."""
+    name = str(path)
+    with _open_file(Path(path)) as raw:
+        kind, compressed, head, _ = _layers(raw, name, owns=False)
+    return kind, compressed, head
+
+
+def content_of(path: str | os.PathLike, compressed: bool) -> Reopen:
+    """Opens the content of the file at *path* (through its gzip layer when *compressed*)."""
+    return _file_content(Path(path), compressed)

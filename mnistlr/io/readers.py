@@ -36,6 +36,7 @@ class Batch(NamedTuple):
     X: np.ndarray
     start: int
     names: list[str] | None = None
+    y: np.ndarray | None = None
 
 
 class Source:
@@ -142,20 +143,29 @@ def npy_header(head: bytes, name: str) -> tuple[np.dtype, tuple[int, ...], bool,
     return dtype, tuple(shape), fortran, bio.tell()
 
 
-def csv_layout(head: bytes, name: str, image_shape: tuple[int, int]) -> tuple[str | None, bool, bool]:
-    """(delimiter or None for blanks, has a header line, has a leading label column).
-
-    Read from the first non-blank line in *head*: a line with any non-numeric cell is a
-    header; rows of rows·cols + 1 values start with a label.
-    """
+def csv_first_line(head: bytes, name: str) -> tuple[int, str | None, list[str]]:
+    """(1-based line number, delimiter or None for blanks, cells) of the first non-blank line."""
     text = head.decode("utf-8", errors="replace").removeprefix("\ufeff")
     pieces = text.split("\n")
     lineno, line = next(((i, p) for i, p in enumerate(pieces, 1) if p.strip()), (1, ""))
     if lineno == len(pieces) and len(head) >= HEAD_BYTES:
         raise DataError(f"{name}: line {lineno} is longer than {HEAD_BYTES:,} bytes; not a CSV of images")
     delimiter = next((d for d in (",", "\t", ";") if d in line), None)
-    cells = [c.strip().strip("\"'") for c in line.split(delimiter)]
-    header = not all(_is_number(c) for c in cells)
+    return lineno, delimiter, [c.strip().strip("\"'") for c in line.split(delimiter)]
+
+
+def is_header(cells: list[str]) -> bool:
+    """A line with any non-numeric cell is a header line."""
+    return not all(_is_number(c) for c in cells)
+
+
+def csv_layout(head: bytes, name: str, image_shape: tuple[int, int]) -> tuple[str | None, bool, bool]:
+    """(delimiter or None for blanks, has a header line, has a leading label column).
+
+    Read from the first non-blank line in *head*: a line with any non-numeric cell is a
+    header; rows of rows·cols + 1 values start with a label.
+    """
+    lineno, delimiter, cells = csv_first_line(head, name)
     rows, cols = image_shape
     n_features = rows * cols
     if len(cells) not in (n_features, n_features + 1):
@@ -163,7 +173,7 @@ def csv_layout(head: bytes, name: str, image_shape: tuple[int, int]) -> tuple[st
                         f"{rows}×{cols} = {n_features} pixels per row "
                         f"(or {n_features + 1} with a leading label column)",
                         "give images of the shape the model was trained on")
-    return delimiter, header, len(cells) == n_features + 1
+    return delimiter, is_header(cells), len(cells) == n_features + 1
 
 
 def _is_number(cell: str) -> bool:
@@ -250,15 +260,36 @@ class ArraySource(Source):
 
 
 class CsvSource(Source):
-    """CSV rows of pixels, parsed a batch of lines at a time."""
+    """CSV rows of pixels, parsed a batch of lines at a time.
+
+    label_column: the index of the label column, whose values each batch carries as `y`
+    (integers, checked); None: a leading label column is dropped when the layout has one.
+    """
 
     def __init__(self, name: str, reopen: Reopen, layout: tuple[str | None, bool, bool],
-                 image_shape: tuple[int, int]):
+                 image_shape: tuple[int, int], label_column: int | None = None):
         n_features = image_shape[0] * image_shape[1]
         super().__init__(name, "csv", (n_features,), None)
-        self.delimiter, self.header, self.label = layout
-        self.n_columns = n_features + self.label
+        self.delimiter, self.header, leading = layout
+        self.label_column = 0 if leading and label_column is None else label_column
+        self.keep_labels = label_column is not None
+        self.n_columns = n_features + (self.label_column is not None)
         self._reopen = reopen
+
+    def _split(self, X: np.ndarray, numbers: list[int]) -> tuple[np.ndarray, np.ndarray | None]:
+        """(pixels, labels or None) of a parsed batch."""
+        if self.label_column is None:
+            return X, None
+        pixels = np.delete(X, self.label_column, axis=1)
+        if not self.keep_labels:
+            return pixels, None
+        labels = X[:, self.label_column]
+        if labels.dtype.kind == "f":
+            bad = np.flatnonzero(labels != np.floor(labels))
+            if len(bad):
+                raise DataError(f"{self.name}: line {numbers[bad[0]]}: label {labels[bad[0]]:g} "
+                                "is not an integer", "labels must be whole numbers, e.g. 0–9")
+        return pixels, labels.astype(np.int64)
 
     def batches(self, batch_size: int) -> Iterator[Batch]:
         with self._reopen() as stream:
@@ -269,14 +300,15 @@ class CsvSource(Source):
                 lines, numbers, lineno = _next_lines(text, batch_size, lineno, self.name)
                 if not lines:
                     break
-                X = _parse_lines(lines, numbers, self.delimiter, self.n_columns, self.name)
-                X = X[:, 1:] if self.label else X
+                X = _parse_lines(lines, numbers, self.delimiter, self.n_columns, self.name,
+                                 self.label_column)
+                X, y = self._split(X, numbers)
                 if top is None:
                     # [0, 1] scale when the first batch is all within [0, 1] with fractions
                     fractional = X.dtype.kind == "f" and bool((X != np.floor(X)).any())
                     top = 1.0 if fractional and 0 <= X.min() and X.max() <= 1 else 255.0
                 yield Batch(check_pixels(X, lambda i, n=numbers: f"{self.name}: line {n[i]}", top),
-                            start)
+                            start, None, y)
                 start += len(X)
             text.detach()
         if start == 0:
@@ -306,7 +338,7 @@ def _next_lines(text: IO[str], k: int, lineno: int, name: str) -> tuple[list[str
 
 
 def _parse_lines(lines: list[str], numbers: list[int], delimiter: str | None, n_columns: int,
-                 name: str) -> np.ndarray:
+                 name: str, label_column: int | None = None) -> np.ndarray:
     """Parse CSV lines into (n, n_columns) int64 (all integers) or float64."""
     if delimiter is None:
         counts = [len(line.split()) for line in lines]
@@ -326,6 +358,9 @@ def _parse_lines(lines: list[str], numbers: list[int], delimiter: str | None, n_
             if not _is_number(cell):
                 text = cell.strip()
                 what = f"'{text[:20]}' is not a number" if text else "the cell is empty"
+                if column - 1 == label_column:
+                    raise DataError(f"{name}: line {number}: label '{text[:20]}' is not an integer",
+                                    "labels must be whole numbers, e.g. 0–9")
                 raise DataError(f"{name}: line {number}, column {column}: {what}",
                                 "give one image per row of pixel values; only the first line may be a header")
     raise DataError(f"{name}: lines {numbers[0]}–{numbers[-1]} cannot be read as numbers")

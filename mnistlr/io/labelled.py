@@ -1,0 +1,281 @@
+"""Labelled images from any MNIST-format source: the one reader of train, sweep, evaluate and show.
+
+`read_labelled(source, labels=None, split="train")` returns images uint8 (n, rows, cols) and
+labels (n,) (uint8 when they fit, else int64). What *source* is, is told by its content (the
+file name is not used):
+
+- an IDX images file, raw or gzip (its labels: *labels*, an IDX labels file or a 1-D .npy);
+- a .npy array of images, raw or gzip (labels from *labels*);
+- a .npz archive: Keras' names (``x_train``/``y_train`` for split "train", ``x_test``/``y_test``
+  for "test", as in Keras' mnist.npz), else ``images``/``labels``, else exactly two arrays
+  (images and a 1-D array of labels);
+- CSV, raw or gzip, one image per row, with a label column (see `mnistlr.io.tables`): Kaggle's
+  digit-recognizer train.csv and the headerless mnist_train.csv both read as they are;
+- Parquet in Hugging Face's layout (the `parquet` extra; see `mnistlr.io.tables`);
+- a folder of class folders DIR/<label>/*.png (torchvision's ImageFolder layout), the images
+  read as they are (greyscale, one size), sorted by label then file name; a folder of images
+  without class folders takes its labels from *labels*, in file-name order;
+- ``-``: standard input (IDX, .npy, .npz, CSV or Parquet, raw or gzip).
+
+Pixels: integer arrays hold 0–255; float arrays hold [0, 1] and are scaled by 255 and rounded
+(exact for images stored as uint8 / 255); CSV text follows `mnistlr.io.inputs`' rule. Images
+of any size are fine when they all have the same size. *labels*, when given, replaces the
+source's own labels and must have one label per image. CSV and Parquet results are cached in
+*cache_dir* (when given) by the SHA-256 of the file's bytes (`mnistlr.io.cache`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import os
+import sys
+import zipfile
+import zlib
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+from mnistlr.errors import DataError, UsageError
+from mnistlr.io import cache, images, tables
+from mnistlr.io.idx import parse_idx, read_idx
+from mnistlr.io.inputs import GZIP_MAGIC, STDIN, content_of, detect, sniff
+from mnistlr.io.readers import HEAD_BYTES, Reopen, check_pixels
+
+SPLITS = ("train", "test")
+NPZ_PAIRS = {"train": ("x_train", "y_train"), "test": ("x_test", "y_test")}
+FORMATS = ("IDX (raw or .gz), .npy, .npz (Keras' mnist.npz), CSV (raw or .gz; Kaggle's train.csv, "
+           "mnist_train.csv), Parquet (Hugging Face layout), a folder DIR/<label>/*.png, or '-'")
+LABELS_HINT = "give the labels too (--labels / --train-labels: an IDX labels file or a .npy)"
+
+
+def read_labelled(source: str | os.PathLike, labels: str | os.PathLike | None = None, *,
+                  split: str = "train", cache_dir: str | os.PathLike | None = None,
+                  stdin: IO[bytes] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Images uint8 (n, rows, cols) and labels (n,) from *source* (and *labels*); see the module doc.
+
+    split: which pair of a Keras-style .npz ("train" or "test"). Raises DataError (one line,
+    naming the file and the fix) for anything it cannot read.
+    """
+    if split not in SPLITS:
+        raise UsageError(f"unknown split '{split}'", "use 'train' or 'test'")
+    if labels is not None and str(labels) == STDIN and str(source) == STDIN:
+        raise UsageError("'-' (standard input) is given for both the images and the labels",
+                         "give one of them as a file")
+    name = "<stdin>" if str(source) == STDIN else str(source)
+    X, y = _read_source(source, split, None if cache_dir is None else Path(cache_dir), stdin)
+    if labels is not None:
+        y = read_label_file(labels, stdin)
+        if len(y) != len(X):
+            raise DataError(f"{name} holds {len(X):,} images but {labels} holds {len(y):,} labels",
+                            "pass the labels that belong to these images")
+    if y is None:
+        raise DataError(f"{name}: holds images but no labels", LABELS_HINT)
+    return X, label_array(y, name)
+
+
+def read_label_file(path: str | os.PathLike, stdin: IO[bytes] | None = None) -> np.ndarray:
+    """Labels (n,) from an IDX labels file or a 1-D .npy (raw or gzip)."""
+    name = "<stdin>" if str(path) == STDIN else str(path)
+    kind, _, reopen = _content(path, stdin)
+    if kind == "idx":
+        array = parse_idx(_bytes(reopen, name), name) if str(path) == STDIN else read_idx(path)
+    elif kind == "npy":
+        array = _load_npy(_bytes(reopen, name), name)
+    else:
+        raise DataError(f"{name}: not a labels file ({kind} content)",
+                        "give an IDX labels file (e.g. train-labels-idx1-ubyte.gz) or a 1-D .npy")
+    if array.ndim == 3:
+        raise DataError(f"{name}: holds images, not labels", "pass it as the images")
+    return label_array(array, name)
+
+
+# ---------------------------------------------------------------- sources
+
+def _content(path: str | os.PathLike, stdin: IO[bytes] | None) -> tuple[str, bytes, Reopen]:
+    """(kind, first bytes, opener of the content) of a file or of standard input, gzip looked
+    through; standard input is read once, into memory."""
+    if str(path) == STDIN:
+        data = _read_stdin(stdin)
+        return sniff(data[:HEAD_BYTES]), data[:HEAD_BYTES], lambda: contextlib.nullcontext(io.BytesIO(data))
+    kind, compressed, head = detect(path)
+    return kind, head, content_of(path, compressed)
+
+
+def _bytes(reopen: Reopen, name: str) -> bytes:
+    with reopen() as stream:
+        return _read_stream(stream, name)
+
+
+def _read_stdin(stdin: IO[bytes] | None) -> bytes:
+    stream = stdin if stdin is not None else sys.stdin.buffer
+    if stream.isatty():
+        raise UsageError("<stdin> is a terminal, not data", "pipe or redirect the data into it")
+    data = _read_stream(stream, "<stdin>")
+    if data.startswith(GZIP_MAGIC):
+        data = _read_stream(gzip.GzipFile(fileobj=io.BytesIO(data)), "<stdin>")
+    if not data:
+        raise DataError("<stdin>: empty input", "pipe in a file of images and labels")
+    return data
+
+
+def _read_stream(stream: IO[bytes], name: str) -> bytes:
+    try:
+        return stream.read()
+    except EOFError:
+        raise DataError(f"{name}: gzip stream is cut off (incomplete file?)", "copy it again") from None
+    except (gzip.BadGzipFile, zlib.error) as exc:
+        raise DataError(f"{name}: damaged compressed data ({exc})", "copy it again") from None
+    except OSError as exc:
+        raise DataError(f"{name}: cannot read: {exc.strerror or exc}") from None
+
+
+def _read_source(source: str | os.PathLike, split: str, cache_dir: Path | None,
+                 stdin: IO[bytes] | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(images, labels or None) of *source*, by its content."""
+    stdin_source = str(source) == STDIN
+    name = "<stdin>" if stdin_source else str(source)
+    if not stdin_source and Path(source).is_dir():
+        return read_folder(Path(source))
+    kind, head, reopen = _content(source, stdin)
+    if kind == "idx":
+        array = parse_idx(_bytes(reopen, name), name) if stdin_source else read_idx(source)
+        if array.ndim == 1:
+            raise DataError(f"{name}: holds {len(array):,} labels (a 1-D IDX file), not images",
+                            "pass it as the labels, and the images file as the images")
+        return image_array(array, name), None
+    if kind == "npy":
+        return image_array(_load_npy(_bytes(reopen, name), name), name), None
+    if kind == "npz":
+        return _read_npz(_bytes(reopen, name), name, split)
+    if kind in ("csv", "parquet"):
+        def read() -> tuple[np.ndarray, np.ndarray | None]:
+            if kind == "csv":
+                return tables.read_csv(name, reopen, head)
+            return tables.read_parquet(name, io.BytesIO(_bytes(reopen, name)) if stdin_source
+                                       else Path(source))
+        if stdin_source:
+            return read()
+        return cache.cached(Path(source), cache_dir, kind, read)
+    if kind == "image":
+        raise DataError(f"{name}: one image file holds no labelled dataset",
+                        "give a folder DIR/<label>/*.png, or predict on single images")
+    raise DataError(f"{name}: unrecognised content", f"give {FORMATS}")
+
+
+def _load_npy(data: bytes, name: str) -> np.ndarray:
+    try:
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, EOFError, OSError) as exc:
+        raise DataError(f"{name}: damaged .npy file ({str(exc).splitlines()[0]})", "copy it again") from None
+
+
+def _read_npz(data: bytes, name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """The (images, labels) pair of an .npz: Keras' names for *split*, images/labels, or the only two."""
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+            keys = list(archive.files)
+            pair = next((p for p in (NPZ_PAIRS[split], ("images", "labels")) if set(p) <= set(keys)), None)
+            if pair is None and len(keys) == 2:
+                shapes = {k: archive[k].ndim for k in keys}
+                pair = tuple(sorted(keys, key=lambda k: -shapes[k]))
+                if shapes[pair[1]] != 1:
+                    pair = None
+            if pair is None:
+                raise DataError(f"{name}: holds arrays {', '.join(keys[:10]) or '(none)'}; none is a "
+                                f"pair of images and labels for the {split} split",
+                                f"name them {NPZ_PAIRS[split][0]}/{NPZ_PAIRS[split][1]} (Keras) "
+                                "or images/labels")
+            X, y = archive[pair[0]], archive[pair[1]]
+    except (zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError) as exc:
+        raise DataError(f"{name}: damaged .npz file ({str(exc).splitlines()[0]})", "copy it again") from None
+    where = f"{name}[{pair[0]}]"
+    X = image_array(X, where)
+    if len(y) != len(X):
+        raise DataError(f"{name}: {pair[0]} holds {len(X):,} images but {pair[1]} holds "
+                        f"{len(y):,} labels", "save the images with their own labels")
+    return X, label_array(y, f"{name}[{pair[1]}]")
+
+
+def read_folder(folder: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """Images of DIR/<label>/* (sorted by label, then file name) and their labels; a folder of
+    images without class folders gives its images (by file name) and no labels."""
+    try:
+        classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError as exc:
+        raise DataError(f"{folder}: cannot list the folder: {exc.strerror or exc}") from None
+    if not classes:
+        return _stack_images(images.image_files_in(folder), folder), None
+    labelled = []
+    for sub in classes:
+        try:
+            label = int(sub.name)
+        except ValueError:
+            raise DataError(f"{sub}: class folder '{sub.name}' is not an integer label",
+                            "name each class folder by its label: DIR/0/, DIR/1/, …") from None
+        labelled.append((label, sub))
+    labelled.sort()
+    files = [(label, path) for label, sub in labelled for path in images.image_files_in(sub)]
+    X = _stack_images([path for _, path in files], folder)
+    return X, np.array([label for label, _ in files], np.int64)
+
+
+def _stack_images(paths: list[Path], folder: Path) -> np.ndarray:
+    """The image files as they are, greyscale uint8 (n, h, w); all of one size."""
+    images.require_pillow()
+    first = images.read_grey(paths[0], str(paths[0]))
+    X = np.empty((len(paths),) + first.shape, np.uint8)
+    X[0] = first
+    for i, path in enumerate(paths[1:], 1):
+        grey = images.read_grey(path, str(path))
+        if grey.shape != first.shape:
+            raise DataError(f"{path}: image is {grey.shape[1]}×{grey.shape[0]} pixels but {paths[0].name} "
+                            f"is {first.shape[1]}×{first.shape[0]}", f"give images of one size in {folder}")
+        X[i] = grey
+    return X
+
+
+# ---------------------------------------------------------------- arrays
+
+def image_array(X: np.ndarray, name: str) -> np.ndarray:
+    """Images as uint8 (n, rows, cols): (n, rows, cols), (n, rows, cols, 1) or square (n, rows·cols)
+    arrays; integer pixels 0–255, float pixels [0, 1] (scaled by 255 and rounded)."""
+    X = np.asarray(X)
+    if X.dtype.kind not in "uif" or X.dtype.fields is not None:
+        raise DataError(f"{name}: holds {X.dtype} values, not pixels",
+                        "pixels must be integers 0–255 (e.g. uint8) or floats in [0, 1]")
+    if X.ndim == 4 and X.shape[3] == 1:
+        X = X[..., 0]
+    if X.ndim == 2:
+        X = X.reshape(len(X), *(2 * (tables.square_side(X.shape[1], name, "rows of"),)))
+    if X.ndim != 3:
+        raise DataError(f"{name}: holds an array of shape {X.shape}; images are (n, rows, cols) or "
+                        "(n, rows·cols)", "give an array of images")
+    if len(X) == 0:
+        raise DataError(f"{name}: holds no images")
+    if X.dtype != np.uint8:
+        X = check_pixels(X, lambda i: f"{name}: image {i:,}", 255.0 if X.dtype.kind in "iu" else 1.0)
+        X = X if X.dtype == np.uint8 else np.clip(np.rint(X), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(X)
+
+
+def label_array(y: np.ndarray, name: str) -> np.ndarray:
+    """Labels (n,) as uint8 when they are all 0–255, else int64; refuses non-integers."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise DataError(f"{name}: holds an array of shape {y.shape}, not labels (n,)",
+                        "give one integer label per image")
+    if y.dtype.kind == "f":
+        bad = np.flatnonzero(~np.isfinite(y) | (y != np.floor(y)))
+        if len(bad):
+            raise DataError(f"{name}: label {bad[0]:,} is {y[bad[0]]:g}, not an integer",
+                            "labels must be whole numbers, e.g. 0–9")
+    elif y.dtype.kind not in "iub":
+        raise DataError(f"{name}: holds {y.dtype} labels, not integers", "labels must be whole numbers, e.g. 0–9")
+    if len(y) and y.min() >= 0 and y.max() <= 255:
+        return y.astype(np.uint8)
+    return y.astype(np.int64)

@@ -1,0 +1,349 @@
+"""The labelled-data reader (mnistlr.io.labelled): every format gives the same images and labels
+as IDX, training on each gives bit-identical weights, evaluate identical metrics; bad input is
+one line."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+
+import numpy as np
+import pytest
+
+from mnistlr.errors import DataError
+from mnistlr.io.idx import read_images, read_labels, write_idx
+from mnistlr.io.labelled import read_labelled
+
+N_TRAIN, N_TEST, N_FOLDER = 2000, 500, 300
+FIT = ("--max-iter", "5", "--seed", "0", "-q", "--json")
+
+
+@pytest.fixture(scope="module")
+def real(shared_mnist):
+    """The first N_TRAIN training and N_TEST test images of the real MNIST files."""
+    X = read_images(shared_mnist / "train-head-images-idx3-ubyte.gz")[:N_TRAIN]
+    y = read_labels(shared_mnist / "train-head-labels-idx1-ubyte.gz")[:N_TRAIN]
+    X_t = read_images(shared_mnist / "t10k-images-idx3-ubyte.gz")[:N_TEST]
+    y_t = read_labels(shared_mnist / "t10k-labels-idx1-ubyte.gz")[:N_TEST]
+    return np.array(X), np.array(y), np.array(X_t), np.array(y_t)
+
+
+def write_csv(path, X, y, header: bool, label_name: str = "label", last: bool = False):
+    """Kaggle's layout (header label,pixel0,…) or mnist_train.csv's (no header, label first)."""
+    flat = X.reshape(len(X), -1)
+    rows = np.column_stack([flat, y]) if last else np.column_stack([y, flat])
+    text = io.StringIO()
+    if header:
+        pixels = [f"pixel{i}" for i in range(flat.shape[1])]
+        text.write(",".join(pixels + [label_name] if last else [label_name] + pixels) + "\n")
+    np.savetxt(text, rows, fmt="%d", delimiter=",")
+    data = text.getvalue().encode()
+    path.write_bytes(gzip.compress(data, mtime=0) if path.suffix == ".gz" else data)
+    return path
+
+
+def write_folder(root, X, y):
+    """DIR/<label>/<index>.png; returns the order the reader yields (by label, then name)."""
+    from PIL import Image
+
+    for i, (image, label) in enumerate(zip(X, y, strict=True)):
+        (root / str(label)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(root / str(label) / f"{i:05d}.png")
+    return np.argsort(y, kind="stable")
+
+
+def png_bytes(image) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write_parquet(path, X, y, flat: bool = False):
+    """Hugging Face's layout: image {bytes, path} PNG structs and label; or one column per pixel."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    if flat:
+        columns = {f"pixel{i}": X.reshape(len(X), -1)[:, i] for i in range(X[0].size)}
+        table = pa.table(columns | {"label": pa.array(y.astype(np.int64))})
+    else:
+        images = [{"bytes": png_bytes(x), "path": f"{i}.png"} for i, x in enumerate(X)]
+        table = pa.table({"image": pa.array(images), "label": pa.array(y.astype(np.int64))})
+    pq.write_table(table, path, row_group_size=700)
+    return path
+
+
+@pytest.fixture(scope="module")
+def sources(real, tmp_path_factory):
+    """Each format written from the same real images: name → (train args, test args, order)."""
+    X, y, X_t, y_t = real
+    d = tmp_path_factory.mktemp("formats")
+    out = {}
+    write_idx(d / "train-images.gz", X)
+    write_idx(d / "train-labels.gz", y)
+    write_idx(d / "test-images.gz", X_t)
+    write_idx(d / "test-labels.gz", y_t)
+    out["idx"] = (["--train-images", d / "train-images.gz", "--train-labels", d / "train-labels.gz"],
+                  ["--images", d / "test-images.gz", "--labels", d / "test-labels.gz"])
+    np.savez(d / "mnist.npz", x_train=X, y_train=y, x_test=X_t, y_test=y_t)
+    out["keras-npz"] = (["--train-images", d / "mnist.npz"], ["--images", d / "mnist.npz"])
+    out["kaggle-csv"] = (["--train-images", write_csv(d / "train.csv", X, y, header=True)],
+                         ["--images", write_csv(d / "test.csv", X_t, y_t, header=True)])
+    out["headerless-csv-gz"] = (["--train-images", write_csv(d / "mnist_train.csv.gz", X, y, False)],
+                                ["--images", write_csv(d / "mnist_test.csv.gz", X_t, y_t, False)])
+    np.save(d / "x.npy", X.astype(np.float32) / 255)
+    np.save(d / "y.npy", y.astype(np.int64))
+    np.save(d / "xt.npy", X_t.reshape(len(X_t), -1))
+    out["npy-float-flat"] = (["--train-images", d / "x.npy", "--train-labels", d / "y.npy"],
+                             ["--images", d / "xt.npy", "--labels", d / "test-labels.gz"])
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return out
+    out["hf-parquet"] = (["--train-images", write_parquet(d / "train.parquet", X, y)],
+                         ["--images", write_parquet(d / "test.parquet", X_t, y_t)])
+    out["flat-parquet"] = (["--train-images", write_parquet(d / "trainf.parquet", X, y, True)],
+                           ["--images", write_parquet(d / "testf.parquet", X_t, y_t, True)])
+    return out
+
+
+def _weights(path):
+    from mnistlr.learn.persistence import load_model
+
+    model = load_model(path)
+    return model.W, model.b
+
+
+FORMATS = ["keras-npz", "kaggle-csv", "headerless-csv-gz", "npy-float-flat", "hf-parquet", "flat-parquet"]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_format_trains_and_evaluates_like_idx(cli, sources, fmt, tmp_path):
+    if fmt not in sources:
+        pytest.skip("pyarrow is not installed (the 'parquet' extra)")
+    reference = tmp_path / "idx.joblib"
+    model = tmp_path / f"{fmt}.joblib"
+    assert cli("train", *sources["idx"][0], *FIT, "-o", reference).code == 0
+    result = cli("train", *sources[fmt][0], *FIT, "-o", model)
+    assert result.code == 0, result.err
+    (W_ref, b_ref), (W, b) = _weights(reference), _weights(model)
+    assert W.tobytes() == W_ref.tobytes() and b.tobytes() == b_ref.tobytes()
+    expected = json.loads(cli("evaluate", reference, *sources["idx"][1], "--json").out)
+    report = json.loads(cli("evaluate", reference, *sources[fmt][1], "--json").out)
+    expected.pop("data"), report.pop("data")
+    assert report == expected and sum(map(sum, report["confusion_matrix"])) == N_TEST
+
+
+def test_image_folder_trains_like_idx_in_folder_order(cli, real, tmp_path):
+    X, y = real[0][:N_FOLDER], real[1][:N_FOLDER]
+    order = write_folder(tmp_path / "digits", X, y)
+    write_idx(tmp_path / "img.gz", X[order])
+    write_idx(tmp_path / "lab.gz", y[order])
+    X_read, y_read = read_labelled(tmp_path / "digits")
+    assert np.array_equal(X_read, X[order]) and np.array_equal(y_read, y[order])
+    a, b = tmp_path / "a.joblib", tmp_path / "b.joblib"
+    assert cli("train", "--train-images", tmp_path / "img.gz", "--train-labels", tmp_path / "lab.gz",
+               *FIT, "-o", a).code == 0
+    assert cli("train", "--train-images", tmp_path / "digits", *FIT, "-o", b).code == 0
+    assert all(p.tobytes() == q.tobytes() for p, q in zip(_weights(a), _weights(b), strict=True))
+
+
+def test_reader_gives_the_idx_arrays_for_each_split(real, sources):
+    X, y, X_t, y_t = real
+    for fmt, (train_args, test_args) in sources.items():
+        for args, split, (X_e, y_e) in ((train_args, "train", (X, y)), (test_args, "test", (X_t, y_t))):
+            labels = args[3] if len(args) > 2 else None
+            X_r, y_r = read_labelled(args[1], labels, split=split)
+            assert X_r.dtype == np.uint8 and X_r.flags.c_contiguous, fmt
+            assert np.array_equal(X_r, X_e) and np.array_equal(y_r, y_e), (fmt, split)
+
+
+def test_stdin_csv_and_npz(real, tmp_path):
+    X, y = real[0][:50], real[1][:50]
+    data = write_csv(tmp_path / "s.csv.gz", X, y, header=True).read_bytes()
+    X_r, y_r = read_labelled("-", stdin=io.BytesIO(data))
+    assert np.array_equal(X_r, X) and np.array_equal(y_r, y)
+    buffer = io.BytesIO()
+    np.savez(buffer, images=X, labels=y)
+    X_r, y_r = read_labelled("-", stdin=io.BytesIO(buffer.getvalue()))
+    assert np.array_equal(X_r, X) and np.array_equal(y_r, y)
+
+
+def test_other_image_sizes_and_label_column_by_name(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, (40, 12, 12), dtype=np.uint8)
+    y = rng.integers(0, 5, 40).astype(np.uint8)
+    path = write_csv(tmp_path / "t.csv", X, y, header=True, label_name="Target", last=True)
+    X_r, y_r = read_labelled(path)
+    assert X_r.shape == (40, 12, 12) and np.array_equal(X_r, X) and np.array_equal(y_r, y)
+
+
+def test_parsed_csv_is_cached_by_content(real, tmp_path, monkeypatch):
+    from mnistlr.io import tables
+
+    X, y = real[0][:100], real[1][:100]
+    path = write_csv(tmp_path / "c.csv", X, y, header=False)
+    cache = tmp_path / "cache"
+    read_labelled(path, cache_dir=cache)
+    assert len(list(cache.glob("*.images.npy"))) == 1
+    monkeypatch.setattr(tables, "read_csv", lambda *a: pytest.fail("parsed again"))
+    X_r, y_r = read_labelled(path, cache_dir=cache)
+    assert np.array_equal(X_r, X) and np.array_equal(y_r, y)
+    # same size, same mtime, other content: a new key, parsed again (never stale)
+    import os
+
+    stat = path.stat()
+    text = path.read_bytes().replace(b"\n0,", b"\n1,", 1)
+    assert len(text) == stat.st_size
+    path.write_bytes(text)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    monkeypatch.undo()
+    X_r, y_r = read_labelled(path, cache_dir=cache)
+    assert len(list(cache.glob("*.images.npy"))) == 2 and not np.array_equal(y_r, y)
+
+
+def test_labels_option_count_must_match(real, tmp_path):
+    np.save(tmp_path / "x.npy", real[0][:10])
+    np.save(tmp_path / "y.npy", real[1][:9])
+    with pytest.raises(DataError, match="holds 10 images but .*y.npy holds 9 labels"):
+        read_labelled(tmp_path / "x.npy", tmp_path / "y.npy")
+
+
+# ---------------------------------------------------------------- bad input: one line, exit 1
+
+def _csv_rows(rows: list[str]) -> bytes:
+    return ("\n".join(rows) + "\n").encode()
+
+
+def _pixels(n: int = 4, value: str = "0") -> list[str]:
+    return [value] * n
+
+
+GOOD = ",".join(["3"] + _pixels())
+
+
+def bad_ragged(d):
+    (d / "r.csv").write_bytes(_csv_rows([GOOD, GOOD, ",".join(["3"] + _pixels(3))]))
+    return ["--train-images", d / "r.csv"]
+
+
+def bad_long_row(d):
+    (d / "r.csv").write_bytes(_csv_rows([GOOD, ",".join(["3"] + _pixels(5)), GOOD]))
+    return ["--train-images", d / "r.csv"]
+
+
+def bad_text_pixel(d):
+    (d / "t.csv").write_bytes(_csv_rows(["label,a,b,c,d", GOOD, "3,0,x,0,0"]))
+    return ["--train-images", d / "t.csv"]
+
+
+def bad_big_pixel(d):
+    (d / "b.csv").write_bytes(_csv_rows([GOOD, GOOD, "4,0,300,0,0"]))
+    return ["--train-images", d / "b.csv"]
+
+
+def bad_label_text(d):
+    (d / "l.csv").write_bytes(_csv_rows(["label,a,b,c,d", GOOD, "cat,0,0,0,0"]))
+    return ["--train-images", d / "l.csv"]
+
+
+def bad_label_fraction(d):
+    (d / "l.csv").write_bytes(_csv_rows(["label,a,b,c,d", GOOD, "3.5,0,0,0,0"]))
+    return ["--train-images", d / "l.csv"]
+
+
+def bad_not_square(d):
+    (d / "s.csv").write_bytes(_csv_rows(["1,2,3,4,5,6,7"]))
+    return ["--train-images", d / "s.csv"]
+
+
+def bad_npz(d):
+    np.savez(d / "odd.npz", a=np.zeros(3), b=np.zeros(3), c=np.zeros(3))
+    return ["--train-images", d / "odd.npz"]
+
+
+def bad_class_folder(d):
+    from PIL import Image
+
+    (d / "digits" / "cats").mkdir(parents=True)
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(d / "digits" / "cats" / "a.png")
+    return ["--train-images", d / "digits"]
+
+
+def bad_image_file(d):
+    from PIL import Image
+
+    (d / "digits" / "3").mkdir(parents=True)
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(d / "digits" / "3" / "a.png")
+    (d / "digits" / "3" / "b.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    return ["--train-images", d / "digits"]
+
+
+def bad_image_size(d):
+    from PIL import Image
+
+    (d / "digits" / "3").mkdir(parents=True)
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(d / "digits" / "3" / "a.png")
+    Image.fromarray(np.zeros((5, 4), np.uint8)).save(d / "digits" / "3" / "b.png")
+    return ["--train-images", d / "digits"]
+
+
+def bad_parquet_no_label(d):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    pq.write_table(pa.table({"image": pa.array([{"bytes": png_bytes(np.zeros((4, 4), np.uint8)),
+                                                 "path": "a.png"}])}), d / "p.parquet")
+    return ["--train-images", d / "p.parquet"]
+
+
+def bad_count(d):
+    np.save(d / "x.npy", np.zeros((10, 4, 4), np.uint8))
+    np.save(d / "y.npy", np.zeros(9, np.uint8))
+    return ["--train-images", d / "x.npy", "--train-labels", d / "y.npy"]
+
+
+def bad_labels_are_images(d):
+    np.save(d / "x.npy", np.zeros((10, 4, 4), np.uint8))
+    return ["--train-images", d / "x.npy", "--train-labels", d / "x.npy"]
+
+
+def bad_npy_no_labels(d):
+    np.save(d / "x.npy", np.zeros((10, 4, 4), np.uint8))
+    return ["--train-images", d / "x.npy"]
+
+
+def bad_float_scale(d):
+    np.save(d / "x.npy", np.full((10, 4, 4), 200.0, np.float32))
+    np.save(d / "y.npy", np.zeros(10, np.uint8))
+    return ["--train-images", d / "x.npy", "--train-labels", d / "y.npy"]
+
+
+@pytest.mark.parametrize("build, pattern", [
+    (bad_ragged, r"r.csv: line 3 holds 4 values, expected 5"),
+    (bad_long_row, r"r.csv: line 2 holds 6 values, expected 5"),
+    (bad_text_pixel, r"t.csv: line 3, column 3: 'x' is not a number"),
+    (bad_big_pixel, r"b.csv: line 3 holds 300, above 255"),
+    (bad_label_text, r"l.csv: line 3: label 'cat' is not an integer"),
+    (bad_label_fraction, r"l.csv: line 3: label 3.5 is not an integer"),
+    (bad_not_square, r"s.csv: line 1 holds 7 values: neither the pixels of a square image nor a label"),
+    (bad_npz, r"odd.npz: holds arrays a, b, c; none is a pair of images and labels"),
+    (bad_class_folder, r"cats: class folder 'cats' is not an integer label"),
+    (bad_image_file, r"b.png: not a readable image"),
+    (bad_image_size, r"b.png: image is 4×5 pixels but a.png is 4×4"),
+    (bad_parquet_no_label, r"p.parquet: holds images but no labels"),
+    (bad_count, r"x.npy holds 10 images but .*y.npy holds 9 labels"),
+    (bad_labels_are_images, r"x.npy: holds images, not labels"),
+    (bad_npy_no_labels, r"x.npy: holds images but no labels \(give the labels too"),
+    (bad_float_scale, r"x.npy: image 0 holds 200, but float pixels must be in \[0, 1\]"),
+])
+def test_bad_sources_give_one_line(cli, tmp_path, build, pattern):
+    import re
+
+    args = build(tmp_path)
+    result = cli("train", *args, "-o", tmp_path / "m.joblib", "-q")
+    assert result.code == 1, result.err
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and re.search(pattern, lines[0]), lines
+    assert "Traceback" not in result.err and not (tmp_path / "m.joblib").exists()
