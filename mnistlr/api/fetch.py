@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mnistlr.data.download import ProgressFn, Source, fetch_dataset, is_url, verify_file
-from mnistlr.data.registry import DATASETS, dataset_dir, dataset_status, get_spec
+from mnistlr.data.registry import dataset_dir, dataset_names, dataset_status, get_spec
 from mnistlr.errors import UsageError
 
 
@@ -44,7 +44,7 @@ def fetch(datasets: Sequence[str] = ("mnist",), data_dir: str | os.PathLike | No
     Unknown names and bad options raise UsageError before anything is fetched; a file that
     cannot be fetched and verified raises FetchError.
     """
-    specs = [get_spec(name) for name in dict.fromkeys(datasets or ["mnist"])]
+    specs = [get_spec(name, data_dir) for name in dict.fromkeys(datasets or ["mnist"])]
     source = Path(source) if source is not None else None
     _check_options(mirrors, source, timeout, retries)
     results = []
@@ -53,6 +53,11 @@ def fetch(datasets: Sequence[str] = ("mnist",), data_dir: str | os.PathLike | No
             results.append({"name": spec.name, "status": "bundled", "where": "bundled with mnistlr",
                             "files": [],
                             "message": "bundled with mnistlr; it needs no fetch"})
+            continue
+        if spec.imported:
+            results.append({"name": spec.name, "status": "imported",
+                            "where": str(dataset_dir(spec.name, data_dir)), "files": [],
+                            "message": "imported with 'mnistlr import'; nothing to fetch"})
             continue
         sources = _sources(spec.local_dirs, spec.mirrors, mirrors, source)
         results.append(fetch_dataset(spec, dataset_dir(spec.name, data_dir), sources, force=force,
@@ -68,13 +73,25 @@ def list_datasets(data_dir: str | os.PathLike | None = None,
     of a few tens of MB: fast): "failed" lists the ones that do not match (copied in by hand
     or damaged since), which `fetch` would get again.
     """
-    statuses = [dataset_status(name, data_dir) for name in (names or list(DATASETS))]
+    statuses = [dataset_status(name, data_dir) for name in (names or dataset_names(data_dir))]
     for status in statuses:
-        status["failed"] = [] if status["bundled"] else _failing_files(status)
+        status["failed"] = [] if status["bundled"] else _failing_files(status, data_dir)
     return statuses
 
 
-def _failing_files(status: dict) -> list[str]:
-    spec, folder = get_spec(status["name"]), Path(status["where"])
+def import_data(name: str, train: str | os.PathLike, test: str | os.PathLike | None = None, *,
+                train_labels: str | os.PathLike | None = None,
+                test_labels: str | os.PathLike | None = None, force: bool = False,
+                data_dir: str | os.PathLike | None = None) -> dict:
+    """`mnistlr import`: convert *train* (and *test*; both splits of a Keras .npz) into the named
+    dataset DATA_DIR/NAME/ (IDX files and a SHA-256 manifest); see `mnistlr.data.imported`."""
+    from mnistlr.data.imported import import_dataset
+
+    return import_dataset(name, train, test, train_labels=train_labels, test_labels=test_labels,
+                          force=force, data_dir=data_dir)
+
+
+def _failing_files(status: dict, data_dir: str | os.PathLike | None) -> list[str]:
+    spec, folder = get_spec(status["name"], data_dir), Path(status["where"])
     return [f.name for key, f in spec.files.items()
             if status["files"][key]["present"] and verify_file(folder / f.name, f) is not None]

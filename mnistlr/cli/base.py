@@ -184,9 +184,9 @@ class OutputFormat(str, enum.Enum):
 
 def complete_dataset(incomplete: str) -> list[str]:
     """Shell completion of dataset names (the registry is imported only when completing)."""
-    from mnistlr.data.registry import DATASETS
+    from mnistlr.data.registry import dataset_names
 
-    return [name for name in DATASETS if name.startswith(incomplete)]
+    return [name for name in dataset_names() if name.startswith(incomplete)]
 
 
 DataDirOpt = Annotated[Path | None, typer.Option(

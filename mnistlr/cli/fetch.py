@@ -22,6 +22,9 @@ def _status_text(status: dict) -> str:
         return "bundled"
     if status.get("failed"):
         return f"bad checksum ({len(status['failed'])} of {len(status['files'])})"
+    if status.get("imported") and status["files_present"]:
+        size = sum(f["bytes"] or 0 for f in status["files"].values())
+        return f"imported ({size / 1e6:.1f} MB)" if status["present"] else "imported, files missing"
     if status["present"]:
         return "present"
     if status["files_present"]:
@@ -50,7 +53,7 @@ def _print_list(statuses: list[dict], data_dir: Path) -> None:
 
 
 def _summary(result: dict) -> str:
-    if result["status"] == "bundled":
+    if result["status"] in ("bundled", "imported"):
         return f"{result['name']}: {result['message']}"
     counts: dict[str, int] = {}
     for f in result["files"]:
@@ -102,7 +105,7 @@ def fetch_command(
 
     names = list(datasets or [])
     for name in names:
-        get_spec(name)  # unknown names fail (exit 2) before anything happens
+        get_spec(name, data_dir)  # unknown names fail (exit 2) before anything happens
     if list_:
         statuses = list_datasets(data_dir, names or None)
         if json_:

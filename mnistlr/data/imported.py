@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 from pathlib import Path
 
@@ -80,11 +81,20 @@ def check_files(spec: DatasetSpec, folder: Path, keys: tuple[str, ...]) -> None:
     for key in keys:
         path = folder / spec.files[key].name
         if not path.is_file():
-            raise DataError(f"dataset '{spec.name}': {path} is missing",
-                            f"import it again: mnistlr import {spec.name} SOURCE --force")
+            raise DataError(f"dataset '{spec.name}': {path} is missing", _reimport_hint(spec.name, folder))
         if verify_file(path, spec.files[key]) is not None:
             raise DataError(f"dataset '{spec.name}': {path.name} has a bad checksum (changed since "
-                            "it was imported)", f"import it again: mnistlr import {spec.name} SOURCE --force")
+                            "it was imported)", _reimport_hint(spec.name, folder))
+
+
+def _reimport_hint(name: str, folder: Path) -> str:
+    """How to import *name* again, from the sources its manifest records."""
+    sources = (read_manifest(folder) or {}).get("sources", {})
+    train, test = sources.get("train", "TRAIN_SOURCE"), sources.get("test")
+    if test is not None and test.endswith(" (x_test, y_test)"):
+        test = None  # a Keras .npz gives both splits
+    paths = " ".join(shlex.quote(p) for p in (train, test) if p)
+    return f"import it again: mnistlr import {name} {paths} --force"
 
 
 # ---------------------------------------------------------------- importing

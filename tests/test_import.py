@@ -1,0 +1,109 @@
+"""`mnistlr import`: own files become a named dataset (IDX files + SHA-256 manifest) that every
+command reads with -d NAME; tampering is detected and refused; built-in names are refused."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from mnistlr.io.idx import encode_idx, read_images, read_labels
+
+FIT = ("--max-iter", "5", "-q", "--json")
+
+
+@pytest.fixture(scope="module")
+def keras_npz(shared_mnist, tmp_path_factory):
+    """A Keras-style mnist.npz of the first 1,500 training and 400 test images of real MNIST."""
+    X = np.array(read_images(shared_mnist / "train-head-images-idx3-ubyte.gz")[:1500])
+    y = np.array(read_labels(shared_mnist / "train-head-labels-idx1-ubyte.gz")[:1500])
+    X_t = np.array(read_images(shared_mnist / "t10k-images-idx3-ubyte.gz")[:400])
+    y_t = np.array(read_labels(shared_mnist / "t10k-labels-idx1-ubyte.gz")[:400])
+    path = tmp_path_factory.mktemp("keras") / "mnist.npz"
+    np.savez(path, x_train=X, y_train=y, x_test=X_t, y_test=y_t)
+    return path, (X, y, X_t, y_t)
+
+
+def test_keras_npz_imports_both_splits_and_every_command_reads_it(cli, keras_npz, tmp_path):
+    path, (X, y, X_t, y_t) = keras_npz
+    result = cli("import", "mine", path, "--json")
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert report["splits"]["train"]["images"] == 1500 and report["splits"]["test"]["images"] == 400
+    folder = tmp_path / "data" / "mine"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for key, array in (("train-images", X), ("train-labels", y), ("test-images", X_t), ("test-labels", y_t)):
+        entry = manifest["files"][key]
+        payload = gzip.decompress((folder / entry["file"]).read_bytes())
+        assert payload == encode_idx(array) and entry["sha256"] == hashlib.sha256(payload).hexdigest()
+    listing = json.loads(cli("fetch", "--list", "--json").out)
+    mine = next(d for d in listing["datasets"] if d["name"] == "mine")
+    assert mine["imported"] and mine["present"] and mine["failed"] == []
+    assert all(f["bytes"] == (folder / f["file"]).stat().st_size for f in mine["files"].values())
+    assert "imported (" in cli("fetch", "--list").out
+    by_name, by_file = tmp_path / "a.joblib", tmp_path / "b.joblib"
+    assert cli("train", "-d", "mine", *FIT, "-o", by_name).code == 0
+    assert cli("train", "--train-images", path, *FIT, "-o", by_file).code == 0
+    from mnistlr.learn.persistence import load_model
+
+    assert load_model(by_name).W.tobytes() == load_model(by_file).W.tobytes()
+    evaluated = json.loads(cli("evaluate", by_name, "--json").out)
+    assert evaluated["data"]["dataset"] == "mine" and sum(map(sum, evaluated["confusion_matrix"])) == 400
+    shown = json.loads(cli("show", "mine", "--json").out)
+    assert shown["splits"]["train"]["n_images"] == 1500 and shown["splits"]["test"]["n_images"] == 400
+    swept = cli("sweep", "-d", "mine", "--max-iter", "3", "--param", "l2=log:1e-4:1e-2", "--n-iter", "2",
+                "--cv", "2", "-q", "--json")
+    assert swept.code == 0 and json.loads(swept.out)["n_train"] == 1500
+
+
+def test_a_changed_file_is_bad_checksum_and_refused_until_reimported(cli, keras_npz, tmp_path):
+    path = keras_npz[0]
+    assert cli("import", "mine", path).code == 0
+    labels = tmp_path / "data" / "mine" / "train-labels-idx1-ubyte.gz"
+    payload = bytearray(gzip.decompress(labels.read_bytes()))
+    payload[20] = (payload[20] + 1) % 10
+    labels.write_bytes(gzip.compress(bytes(payload)))
+    assert "bad checksum (1 of 4)" in cli("fetch", "--list", "mine").out
+    result = cli("train", "-d", "mine", "-q", "-o", tmp_path / "m.joblib")
+    assert result.code == 1 and len(result.err.strip().splitlines()) == 1
+    assert "train-labels-idx1-ubyte.gz has a bad checksum" in result.err
+    assert f"mnistlr import mine {path} --force" in result.err
+    assert not (tmp_path / "m.joblib").exists()
+    assert cli("import", "mine", path).code == 2          # already there: needs --force
+    assert cli("import", "mine", path, "--force").code == 0
+    assert cli("train", "-d", "mine", *FIT, "-o", tmp_path / "m.joblib").code == 0
+
+
+def test_train_only_import_with_separate_labels(cli, keras_npz, tmp_path):
+    X, y = keras_npz[1][:2]
+    np.save(tmp_path / "x.npy", X[:300])
+    np.save(tmp_path / "y.npy", y[:300])
+    result = cli("import", "small", tmp_path / "x.npy", "--train-labels", tmp_path / "y.npy")
+    assert result.code == 0, result.err
+    assert "small: imported into" in result.out and "train 300 images 28×28" in result.out
+    model = tmp_path / "m.joblib"
+    assert cli("train", "-d", "small", *FIT, "-o", model).code == 0
+    result = cli("evaluate", model)
+    assert result.code == 1 and "dataset 'small' has no test split" in result.err
+
+
+@pytest.mark.parametrize("name, words", [
+    ("mnist", "'mnist' is a built-in dataset"),
+    ("mnist-sample", "'mnist-sample' is a built-in dataset"),
+    ("../up", "is not a usable dataset name"),
+    (".hidden", "is not a usable dataset name"),
+])
+def test_bad_names_are_refused(cli, keras_npz, name, words):
+    result = cli("import", name, keras_npz[0])
+    assert result.code == 2 and words in result.err
+
+
+def test_a_failed_import_leaves_nothing(cli, tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((5, 4, 4), np.uint8))
+    result = cli("import", "broken", tmp_path / "x.npy")
+    assert result.code == 1 and "holds images but no labels" in result.err
+    assert not (tmp_path / "data" / "broken").exists()
+    assert "broken" not in cli("fetch", "--list").out
