@@ -279,6 +279,32 @@ def test_source_import(cli, server, tiny, tmp_path):
     assert entries(data_dir(tmp_path) / "tiny") == sorted(tiny)
 
 
+def test_source_with_other_files_says_so_and_points_to_import(cli, tiny, tmp_path):
+    """A folder of modified files is not 'a network problem': the line says what is true and gives
+    the import command that works; the suggested command then really imports them."""
+    source = tmp_path / "local"
+    source.mkdir()
+    for name, blob in tiny.items():
+        (source / name).write_bytes(blob)
+    images = source / "train-images-idx3-ubyte.gz"
+    payload = bytearray(gzip.decompress(images.read_bytes()))
+    payload[-1] ^= 0xFF
+    images.write_bytes(gzip.compress(bytes(payload)))
+    result = cli("fetch", "tiny", "--source", source, "-q")
+    assert result.code == 1 and len(result.err.strip().splitlines()) == 1
+    line = result.err.strip()
+    assert "these are not the published tiny files" in line and "check the network" not in line
+    command = line.split("import them: ", 1)[1].rstrip(")").split()
+    assert command[:3] == ["mnistlr", "import", "NAME"]
+    imported = cli("import", "mycopy", *command[3:])
+    assert imported.code == 0, imported.err
+    (source / "t10k-images-idx3-ubyte.gz").unlink()
+    images.write_bytes(tiny["train-images-idx3-ubyte.gz"])
+    result = cli("fetch", "tiny", "--source", source, "-q")
+    assert result.code == 1 and "holds no t10k-images-idx3-ubyte.gz (a partial copy?)" in result.err
+    assert "mnistlr import NAME TRAIN_SOURCE [TEST_SOURCE]" in result.err
+
+
 def test_source_must_be_a_folder(cli, tiny, tmp_path):
     result = cli("fetch", "tiny", "--source", tmp_path / "absent")
     assert result.code == 2

@@ -233,7 +233,7 @@ NAN_FIX = USAGE_HINT + r"|give a non-negative value"
 
 IDX_CASES = [
     Case("idx-empty", "train --train-images {i}/empty.idx --train-labels {i}/lab8.gz -o {w}/model.joblib",
-         1, r"empty\.idx: empty file", r"fetch or copy it again"),
+         1, r"empty\.idx: empty (file|input)", r"(fetch or copy it again|give a non-empty)"),
     Case("idx-magic", "train --train-images {i}/magic.idx --train-labels {i}/lab8.gz -o {w}/model.joblib",
          1, r"magic\.idx: not an IDX file", r"give an IDX file"),
     Case("idx-type-code", "train --train-images {i}/type.idx --train-labels {i}/lab8.gz -o {w}/model.joblib",
@@ -392,7 +392,8 @@ OPTION_CASES = [
     Case("fetch-negative-retries", "fetch mnist --retries -1", 2, r"--retries.*(greater than or equal to 0|not in the range x>=0)",
          USAGE_HINT),
     Case("fetch-source-fails-checksum", "fetch mnist -q --source {i}/sourcejunk", 1,
-         r"could not fetch mnist/train-images.*checksum mismatch", FETCH_FIX),
+         r"could not fetch mnist/train-images.*not the published mnist files.*checksum mismatch",
+         r"import them: mnistlr import NAME .*sourcejunk/train-images-idx3-ubyte.gz"),
     Case("fetch-mirror-lacks-files", "fetch mnist -q --retries 0 --mirror file://{i}/emptysource/", 1,
          r"could not fetch mnist/train-images.*not found", FETCH_FIX),
     Case("predict-zero-batch", "predict {i}/m28.joblib {i}/float32-1.5.npy --batch-size 0", 2,

@@ -16,6 +16,7 @@ import gzip
 import hashlib
 import http.client
 import os
+import shlex
 import time
 import urllib.error
 import urllib.request
@@ -284,10 +285,25 @@ class _Fetcher:
                         "source": where, "bytes": final.stat().st_size}
             failures.append(f"{where}: {failure}")
             self._event("fallback", spec.name, message=f"{where}: {failure}")
+        if not any(is_url(s) for s in self.sources):
+            raise self._not_official(spec, failures)
         hint = ("every source offered a different file: give --mirror URL or --source DIR with the "
                 "official files" if all("checksum mismatch" in f for f in failures)
                 else "check the network, or give --mirror URL or --source DIR")
         raise FetchError(f"could not fetch {self.spec.name}/{spec.name}: " + "; ".join(failures), hint)
+
+    def _not_official(self, spec: FileSpec, failures: list[str]) -> FetchError:
+        """Local folders (--source) that do not hold the published file: say so, point to import."""
+        folder = Path(self.sources[0])
+        files = {key: shlex.quote(str(folder / f.name)) for key, f in self.spec.files.items()}
+        missing = all(f.endswith(": not found") for f in failures)
+        what = (f"{folder} holds no {spec.name} (a partial copy?)" if missing else
+                f"these are not the published {self.spec.name} files: " + "; ".join(failures))
+        command = (f"mnistlr import NAME {files['train-images']} {files['test-images']} --train-labels "
+                   f"{files['train-labels']} --test-labels {files['test-labels']}")
+        return FetchError(f"could not fetch {self.spec.name}/{spec.name}: {what}",
+                          "to use your own files as a dataset, import them: "
+                          + ("mnistlr import NAME TRAIN_SOURCE [TEST_SOURCE]" if missing else command))
 
 
 def fetch_dataset(spec: DatasetSpec, folder: Path, sources: Sequence[Source], *,

@@ -69,8 +69,8 @@ def read_labelled(source: str | os.PathLike, labels: str | os.PathLike | None = 
     if labels is not None:
         y = read_label_file(labels, stdin)
         if len(y) != len(X):
-            raise DataError(f"{name} holds {len(X):,} images but {labels} holds {len(y):,} labels",
-                            "pass the labels that belong to these images")
+            raise DataError(f"{Path(name).name} holds {len(X):,} images but {Path(labels).name} holds "
+                            f"{len(y):,} labels", "pass the labels file that belongs to these images")
     if y is None:
         raise DataError(f"{name}: holds images but no labels", LABELS_HINT)
     return X, label_array(y, name)
@@ -88,7 +88,7 @@ def read_label_file(path: str | os.PathLike, stdin: IO[bytes] | None = None) -> 
         raise DataError(f"{name}: not a labels file ({kind} content)",
                         "give an IDX labels file (e.g. train-labels-idx1-ubyte.gz) or a 1-D .npy")
     if array.ndim == 3:
-        raise DataError(f"{name}: holds images, not labels", "pass it as the images")
+        raise DataError(f"{name}: holds images, not labels", "pass it as the images file")
     return label_array(array, name)
 
 
@@ -140,11 +140,13 @@ def _read_source(source: str | os.PathLike, split: str, cache_dir: Path | None,
     if not stdin_source and Path(source).is_dir():
         return read_folder(Path(source))
     kind, head, reopen = _content(source, stdin)
+    if kind == "unknown" and (head[:2] == b"\0\0" or _named_like_idx(name)):
+        kind = "idx"  # let the IDX parser name what is wrong with it
     if kind == "idx":
         array = parse_idx(_bytes(reopen, name), name) if stdin_source else read_idx(source)
         if array.ndim == 1:
             raise DataError(f"{name}: holds {len(array):,} labels (a 1-D IDX file), not images",
-                            "pass it as the labels, and the images file as the images")
+                            "pass it as the labels file, and the images file as the images")
         return image_array(array, name), None
     if kind == "npy":
         return image_array(_load_npy(_bytes(reopen, name), name), name), None
@@ -163,6 +165,12 @@ def _read_source(source: str | os.PathLike, split: str, cache_dir: Path | None,
         raise DataError(f"{name}: one image file holds no labelled dataset",
                         "give a folder DIR/<label>/*.png, or predict on single images")
     raise DataError(f"{name}: unrecognised content", f"give {FORMATS}")
+
+
+def _named_like_idx(name: str) -> bool:
+    """The file name as a hint: an IDX file's name (…-ubyte, .idx, idx3/idx1 in it)."""
+    lowered = Path(name).name.lower()
+    return lowered.endswith((".idx", "-ubyte", "-ubyte.gz")) or "idx1" in lowered or "idx3" in lowered
 
 
 def _load_npy(data: bytes, name: str) -> np.ndarray:
@@ -207,7 +215,12 @@ def read_folder(folder: Path) -> tuple[np.ndarray, np.ndarray | None]:
     except OSError as exc:
         raise DataError(f"{folder}: cannot list the folder: {exc.strerror or exc}") from None
     if not classes:
-        return _stack_images(images.image_files_in(folder), folder), None
+        try:
+            found = images.image_files_in(folder)
+        except DataError:
+            raise DataError(f"{folder}: is a directory without class folders or image files",
+                            "give the IDX file inside it, or class folders DIR/<label>/*.png") from None
+        return _stack_images(found, folder), None
     labelled = []
     for sub in classes:
         try:
