@@ -237,6 +237,23 @@ def test_jsonl_and_tsv(sample, trained, tmp_path, cli):
     assert rows(quoted.out)[-1]["source"].endswith('b%,"odd".idx')
 
 
+def test_kaggle_format_numbers_images_from_one_over_all_inputs(sample, trained, tmp_path, cli):
+    model, path = trained
+    _, _, X, _ = sample
+    np.save(tmp_path / "a.npy", X[:30])
+    write_idx(tmp_path / "b.idx", X[30:45])
+    result = cli("predict", path, tmp_path / "a.npy", tmp_path / "b.idx", "--format", "kaggle",
+                 "--batch-size", "7")
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert lines[0] == "ImageId,Label"
+    table = rows(result.out)
+    assert [int(r["ImageId"]) for r in table] == list(range(1, 46))
+    assert [int(r["Label"]) for r in table] == list(model.predict(X[:45]))
+    refused = cli("predict", path, tmp_path / "a.npy", "-f", "kaggle", "--proba")
+    assert refused.code == 2 and "--format kaggle writes ImageId,Label only" in refused.err
+
+
 def test_output_file_is_written_atomically(sample, trained, tmp_path, cli):
     model, path = trained
     _, _, X, _ = sample

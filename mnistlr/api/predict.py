@@ -4,7 +4,8 @@ Output rows: ``source`` (when there are several input files), ``index`` (the ima
 position in its source; 0 for image files), ``label``; with ``proba`` one column per
 class (``p<label>``); with ``top_k`` the K best labels and their probabilities
 (``top1, p_top1, ...``). Formats: csv, tsv (header line) and jsonl (one object per
-image, same fields). Probabilities carry 6 significant digits.
+image, same fields); kaggle: ``ImageId,Label`` with 1-based ids counted over all inputs, as
+Kaggle's digit recognizer expects. Probabilities carry 6 significant digits.
 
 Rows are formatted a batch at a time with one precomputed %-format (no per-row Python
 in the common case) and the stream is flushed after each batch, so memory stays flat
@@ -30,7 +31,7 @@ from mnistlr.io.inputs import open_inputs, total_count
 from mnistlr.io.readers import Source
 from mnistlr.learn.model import LinearModel
 
-FORMATS = ("csv", "tsv", "jsonl")
+FORMATS = ("csv", "tsv", "jsonl", "kaggle")
 DEFAULT_BATCH_SIZE = 8192
 # Rows scored per matrix product: small enough for the float32 copy to stay in cache.
 SCORE_CHUNK = 2048
@@ -100,8 +101,10 @@ class RowWriter:
 
     def __init__(self, fmt: str, classes: np.ndarray, proba: bool = False,
                  top_k: int | None = None, with_source: bool = False):
-        self.fmt, self.with_source = fmt, with_source
-        columns = [("index", "%d"), ("label", "%d")]
+        if fmt == "kaggle":
+            proba, top_k, with_source = False, None, False
+        self.fmt, self.with_source, self.written = fmt, with_source, 0
+        columns = [("ImageId", "%d"), ("Label", "%d")] if fmt == "kaggle" else [("index", "%d"), ("label", "%d")]
         columns += [(f"p{c}", PROBA_FORMAT) for c in classes] if proba else []
         for k in range(1, (top_k or 0) + 1):
             columns += [(f"top{k}", "%d"), (f"p_top{k}", PROBA_FORMAT)]
@@ -126,7 +129,10 @@ class RowWriter:
 
     def rows(self, result: Predictions) -> bytes:
         """The formatted rows of one batch."""
-        parts = [result.index, result.labels]
+        n = len(result.labels)
+        index = np.arange(self.written + 1, self.written + n + 1) if self.fmt == "kaggle" else result.index
+        self.written += n
+        parts = [index, result.labels]
         if result.proba is not None:
             parts.append(result.proba)
         if result.top_labels is not None:
@@ -152,10 +158,13 @@ def output_format(output: str | os.PathLike | None, fmt: str | None) -> str:
             ".tab": "tsv"}.get(suffix, "csv")
 
 
-def _check(model: LinearModel, sources: Sequence[Source], top_k: int | None, batch_size: int) -> None:
+def _check(model: LinearModel, sources: Sequence[Source], top_k: int | None, batch_size: int,
+           fmt: str = "csv", proba: bool = False) -> None:
     """Refuse bad option values and inputs whose image shape does not fit the model."""
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}", "e.g. --batch-size 8192")
+    if fmt == "kaggle" and (proba or top_k):
+        raise UsageError("--format kaggle writes ImageId,Label only", "drop --proba and --top-k")
     if top_k is not None and not 1 <= top_k <= model.n_classes:
         raise UsageError(f"--top-k {top_k} is not between 1 and the model's {model.n_classes} classes",
                          f"give 1 to {model.n_classes}")
@@ -209,7 +218,7 @@ def predict(model: str | os.PathLike | LinearModel, inputs: Sequence[str | os.Pa
     if not isinstance(model, LinearModel):
         model = load_model(model)
     sources = open_inputs(inputs, model.image_shape, stdin=stdin)
-    _check(model, sources, top_k, batch_size)
+    _check(model, sources, top_k, batch_size, fmt, proba)
     several = len(sources) > 1 or any(s.kind == "image" and s.count > 1 for s in sources)
     writer = RowWriter(fmt, model.classes, proba, top_k, with_source=several)
     results = predict_batches(model, sources, batch_size, proba, top_k)

@@ -180,6 +180,7 @@ class OutputFormat(str, enum.Enum):
     csv = "csv"
     tsv = "tsv"
     jsonl = "jsonl"
+    kaggle = "kaggle"
 
 
 def complete_dataset(incomplete: str) -> list[str]:

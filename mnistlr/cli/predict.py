@@ -57,7 +57,8 @@ def predict_command(
         "--output", "-o", help="Write the predictions to this file, atomically (default, or '-': stdout).",
         show_default=False)] = None,
     fmt: Annotated[OutputFormat | None, typer.Option(
-        "--format", "-f", help="Output format (default: told by the -o suffix .jsonl/.tsv, else csv).",
+        "--format", "-f", help="Output format (default: told by the -o suffix .jsonl/.tsv, else csv); "
+        "kaggle: ImageId,Label with 1-based ids, for Kaggle's digit recognizer.",
         show_default=False)] = None,
     proba: Annotated[bool, typer.Option(
         "--proba", help="Add one probability column per class (p0 … p9).", metavar="")] = False,

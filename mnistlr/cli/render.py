@@ -191,7 +191,7 @@ def summary_table(report: dict[str, Any]):
 
     data = report.get("data", {})
     source = (f"{data['dataset']} ({data['split']} split)" if "dataset" in data
-              else f"{data.get('images')} / {data.get('labels')}")
+              else " / ".join(str(data[k]) for k in ("images", "labels") if data.get(k)))
     table = Table(title="Evaluation", box=box.SIMPLE_HEAD, show_header=False, title_justify="left")
     table.add_column("metric", style="bold")
     table.add_column("value", overflow="fold")
