@@ -51,7 +51,9 @@ def import_command(
     result = import_data(name, train, test, train_labels=train_labels, test_labels=test_labels,
                          force=force, data_dir=data_dir)
     if json_out:
-        typer.echo(json.dumps(result, indent=2))
+        from mnistlr.io.json_values import json_ready
+
+        typer.echo(json.dumps(json_ready(result), indent=2))
         return
     from mnistlr.cli.base import stdout_console
 

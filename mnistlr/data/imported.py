@@ -32,6 +32,7 @@ from mnistlr.data.registry import (
     resolve_data_dir,
 )
 from mnistlr.errors import DataError, UsageError
+from mnistlr.io.atomic import write_text_atomic
 from mnistlr.io.idx import encode_idx, write_idx
 
 MANIFEST = "manifest.json"
@@ -116,19 +117,24 @@ def _splits(train: str | os.PathLike, test: str | os.PathLike | None,
             train_labels, test_labels, data_dir) -> dict[str, tuple[np.ndarray, np.ndarray, str]]:
     """split → (images, labels, source) of what is imported; a Keras .npz gives both splits."""
     X, y = load_source(train, train_labels, "train", data_dir)
-    splits = {"train": (X, y, str(train))}
+    splits = {"train": (X, y, _where(train))}
     if test is not None:
         X_t, y_t = load_source(test, test_labels, "test", data_dir)
-        splits["test"] = (X_t, y_t, str(test))
+        splits["test"] = (X_t, y_t, _where(test))
     elif _has_keras_test(train):
         X_t, y_t = load_source(train, None, "test", data_dir)
-        splits["test"] = (X_t, y_t, f"{train} (x_test, y_test)")
+        splits["test"] = (X_t, y_t, f"{_where(train)} (x_test, y_test)")
     shapes = {s[0].shape[1:] for s in splits.values()}
     if len(shapes) > 1:
         raise DataError("the train and test images differ in size "
                         f"({' and '.join('×'.join(map(str, s)) for s in shapes)})",
                         "import images of one size")
     return splits
+
+
+def _where(source: str | os.PathLike) -> str:
+    """The source as the manifest records it: an absolute path (or '-')."""
+    return str(source) if str(source) == "-" else str(Path(source).resolve())
 
 
 def _has_keras_test(source: str | os.PathLike) -> bool:
@@ -185,7 +191,7 @@ def import_dataset(name: str, train: str | os.PathLike, test: str | os.PathLike 
                     "sources": {split: s[2] for split, s in splits.items()},
                     "imported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                     "files": files}
-        (building / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        write_text_atomic(building / MANIFEST, json.dumps(manifest, indent=2) + "\n")
         _replace(building, folder)
     except OSError as exc:
         raise DataError(f"{folder}: cannot write the dataset ({exc.strerror or exc})",

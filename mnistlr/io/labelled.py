@@ -48,7 +48,7 @@ SPLITS = ("train", "test")
 NPZ_PAIRS = {"train": ("x_train", "y_train"), "test": ("x_test", "y_test")}
 FORMATS = ("IDX (raw or .gz), .npy, .npz (Keras' mnist.npz), CSV (raw or .gz; Kaggle's train.csv, "
            "mnist_train.csv), Parquet (Hugging Face layout), a folder DIR/<label>/*.png, or '-'")
-LABELS_HINT = "give the labels too (--labels / --train-labels: an IDX labels file or a .npy)"
+LABELS_HINT = "give the labels too, with --labels or --train-labels: an IDX labels file or a .npy"
 
 
 def read_labelled(source: str | os.PathLike, labels: str | os.PathLike | None = None, *,
