@@ -13,6 +13,7 @@ around it (analysis, profiles) stays.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -49,6 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-penalties", action="store_true",
                    help="skip the L1 (vs saga) and --l2 auto (vs LogisticRegressionCV) rows")
     p.add_argument("--no-memory", action="store_true", help="skip peak memory of training on 60,000 images")
+    p.add_argument("--no-csv", action="store_true", help="skip reading a 60,000-row MNIST CSV")
     p.add_argument("--repeat", type=int, default=3, help="rounds of fits; best time kept (default 3)")
     p.add_argument("--repeat-under", type=float, default=20.0,
                    help="repeat only fits whose first run took less than this many seconds (default 20)")
@@ -235,6 +237,35 @@ def section_memory(files: dict[str, Path], work: Path) -> dict[str, float]:
     return {"max_rss_mib": result.max_rss_mib, "seconds": result.seconds}
 
 
+def write_mnist_csv(files: dict[str, Path], path: Path, n_rows: int) -> None:
+    """A headerless mnist_train.csv-style file (label, 784 pixels) of *n_rows* real images (repeated)."""
+    from mnistlr.io.idx import read_images, read_labels
+
+    X, y = read_images(files["train-images"]), read_labels(files["train-labels"])
+    with open(path, "w") as handle:
+        for start in range(0, n_rows, 5000):
+            rows = np.arange(start, min(start + 5000, n_rows)) % len(X)
+            np.savetxt(handle, np.column_stack([y[rows], X[rows].reshape(len(rows), -1)]), fmt="%d",
+                       delimiter=",")
+
+
+def section_csv(files: dict[str, Path], work: Path, n_rows: int) -> dict[str, dict]:
+    """Reading an MNIST CSV of *n_rows* rows in a fresh process: mnistlr (pandas' C parser),
+    pyarrow.csv as a peer, and mnistlr again through its content-keyed cache."""
+    path, cache = work / "mnist_train.csv", work / "csv-cache"
+    log(f"CSV: writing {n_rows:,} rows")
+    write_mnist_csv(files, path, n_rows)
+    script = str(HERE / "csvread.py")
+    out: dict[str, dict] = {"file": {"bytes": path.stat().st_size, "rows": n_rows}}
+    for how in ("mnistlr", "pyarrow", "fill-cache", "mnistlr-cached"):
+        log(f"CSV: {how}")
+        record = work / f"csv-{how}.json"
+        mode = "mnistlr-cached" if how == "fill-cache" else how
+        procs.run_checked([sys.executable, script, mode, str(path), str(record), str(cache)])
+        out[how] = json.loads(record.read_text())
+    return out
+
+
 # ---------------------------------------------------------------------------- assembling
 
 
@@ -260,6 +291,8 @@ def run(args: argparse.Namespace) -> str:
             parts["evaluate_api"] = section_evaluate_api(model_path, files)
         if not args.no_sweep:
             parts["sweep"] = section_sweep(files)
+        if not args.no_csv:
+            parts["csv"] = section_csv(files, work, 5_000 if args.quick else 60_000)
         if not args.no_memory:
             big = next(((d, f) for d, f in loaded if d.name.startswith("Fashion")), loaded[0])
             parts["memory"] = section_memory(big[1], work) | {"n": len(big[0].X_train), "dataset": big[0].name}
