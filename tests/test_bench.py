@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -162,6 +163,17 @@ def test_parse_args_quick_and_skips():
     assert args.no_fashion and args.no_sweep and args.write == run.BENCHMARKS and args.repeat == 3
 
 
+def _read(seconds: float, before_mib: float, peak_mib: float) -> dict:
+    return {"seconds": seconds, "rss_before_mib": before_mib, "rss_peak_mib": peak_mib,
+            "result_bytes": 60_000 * 784, "n": 60_000}
+
+
+def test_csv_memory_on_top_of_the_result():
+    # 150 MiB added while reading 47.04 MB of images: (157.3 − 47.04) / 47.04 = 2.34× on top
+    assert abs(render.csv_overhead(_read(1.0, 50.0, 200.0)) - 2.344) < 1e-3
+    assert render.threshold_check("x", render.csv_overhead(_read(1.0, 0.0, 200.0)), 3.0, "×").ok is False
+
+
 def test_render_document_lists_every_target(results):
     parts = {
         "machine": [("CPU", "Some CPU")],
@@ -173,11 +185,19 @@ def test_render_document_lists_every_target(results):
         "evaluate_api": 0.1,
         "sweep": {"seconds": 30.0, "n_train": 22699, "n_jobs": 2, "best": {}},
         "memory": {"max_rss_mib": 400.0, "seconds": 10.0, "n": 60_000, "dataset": "Fashion"},
+        "csv": {"file": {"rows": 60_000, "bytes": 110_000_000},
+                "mnistlr": _read(2.5, 100.0, 200.0), "pyarrow": _read(5.0, 100.0, 400.0),
+                "mnistlr-cached": _read(0.4, 100.0, 160.0)},
     }
     text = render.render_document(parts)
     checks = render.checks(parts)
-    assert len(checks) == 2 + 1 + 5 + 1      # 2 LR datasets, 1 ridge, predict/cli/help/imports/compiles, memory
+    assert len(checks) == 2 + 1 + 5 + 2 + 1  # 2 LR, 1 ridge, predict/cli/help/imports/compiles, CSV, memory
     by_target = {c.target: c.ok for c in checks}
+    assert by_target["read a 60,000-row MNIST CSV in ≤ 3 s"] is True
+    # 100 MiB added, 47 MB of it the result: (104.9 − 47.0) / 47.0 = 1.23× on top
+    assert by_target["…with ≤ 3× the uint8 result in peak memory on top of it"] is True
+    assert "1.23× the 47 MB uint8 result" in text
+    assert re.search(r"pyarrow ÷ mnistlr wall \(same run\) *\| *2\.00", text)
     assert by_target["a second `mnistlr train` compiles nothing"] is False
     assert by_target["peak memory training on 60,000 images < 600 MB"] is True
     assert by_target["predict ≥ 1,000,000 images/s in-process (LinearModel.predict)"] is True

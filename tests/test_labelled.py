@@ -347,3 +347,41 @@ def test_bad_sources_give_one_line(cli, tmp_path, build, pattern):
     lines = result.err.strip().splitlines()
     assert len(lines) == 1 and re.search(pattern, lines[0]), lines
     assert "Traceback" not in result.err and not (tmp_path / "m.joblib").exists()
+
+
+def test_without_pandas_the_streaming_reader_gives_the_same_arrays(real, tmp_path, monkeypatch):
+    X, y = real[0][:300], real[1][:300]
+    path = write_csv(tmp_path / "k.csv.gz", X, y, header=True)
+    fast = read_labelled(path)
+    monkeypatch.setitem(__import__("sys").modules, "pandas", None)   # import pandas → ImportError
+    slow = read_labelled(path)
+    assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(fast, slow, strict=True))
+
+
+def test_float_csv_on_the_unit_scale_is_read_by_the_streaming_reader(real, tmp_path):
+    X, y = real[0][:20], real[1][:20]
+    rows = np.column_stack([y, X.reshape(20, -1) / 255])
+    np.savetxt(tmp_path / "f.csv", rows, fmt=["%d"] + ["%.9g"] * X[0].size, delimiter=",")
+    X_r, y_r = read_labelled(tmp_path / "f.csv")
+    assert np.array_equal(X_r, X) and np.array_equal(y_r, y)
+
+
+def test_parquet_without_pyarrow_names_the_extra(tmp_path, monkeypatch):
+    from mnistlr.errors import MissingExtraError
+
+    (tmp_path / "t.parquet").write_bytes(b"PAR1" + bytes(64) + b"PAR1")
+    monkeypatch.setitem(__import__("sys").modules, "pyarrow", None)
+    monkeypatch.setitem(__import__("sys").modules, "pyarrow.parquet", None)
+    with pytest.raises(MissingExtraError, match=r"mnistlr\[parquet\]"):
+        read_labelled(tmp_path / "t.parquet")
+
+
+@pytest.mark.parametrize("command, option", [("train", "--train-images"), ("sweep", "--train-images"),
+                                             ("evaluate", "--images"), ("show", "--images"),
+                                             ("import", "TRAIN_SOURCE")])
+def test_help_names_the_formats(cli, monkeypatch, command, option):
+    monkeypatch.setenv("COLUMNS", "400")
+    text = " ".join(cli(command, "--help").out.split())
+    assert option in text
+    for word in ("IDX", ".npy", ".npz", "CSV", "Parquet", "DIR/<label>/*.png"):
+        assert word in text, (command, word)
