@@ -163,11 +163,11 @@ def dataset_dir(name: str, data_dir: str | os.PathLike | None = None) -> Path:
 def dataset_files(name: str, split: str | None = None, data_dir: str | os.PathLike | None = None,
                   ) -> list[Path]:
     """The images and labels files of *split* (default: both splits) of dataset *name*."""
-    spec = get_spec(name)
+    spec = get_spec(name, data_dir)
     folder = (Path(str(resources.files("mnistlr.data.sample"))) if spec.bundled
               else dataset_dir(name, data_dir))
     return [folder / spec.file(s, kind).name for s in ([split] if split else SPLITS)
-            for kind in ("images", "labels")]
+            for kind in ("images", "labels") if f"{s}-{kind}" in spec.files]
 
 
 def load_pair(images_path: str | os.PathLike, labels_path: str | os.PathLike,
