@@ -385,3 +385,17 @@ def test_help_names_the_formats(cli, monkeypatch, command, option):
     assert option in text
     for word in ("IDX", ".npy", ".npz", "CSV", "Parquet", "DIR/<label>/*.png"):
         assert word in text, (command, word)
+
+
+def test_other_image_sizes_train_and_evaluate(cli, tmp_path):
+    from mnistlr.learn.persistence import load_model
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 3, 90).astype(np.uint8)
+    X = (rng.integers(0, 60, (90, 12, 12)) + 60 * y[:, None, None]).astype(np.uint8)
+    path = write_csv(tmp_path / "small.csv", X, y, header=True)
+    model = tmp_path / "m.joblib"
+    assert cli("train", "--train-images", path, *FIT, "-o", model).code == 0
+    assert load_model(model).image_shape == (12, 12)
+    report = json.loads(cli("evaluate", model, "--images", path, "--json").out)
+    assert sum(map(sum, report["confusion_matrix"])) == 90
