@@ -172,13 +172,13 @@ def test_write_refuses_unsupported_arrays(tmp_path):
 class _CountingDecompress:
     def __init__(self, monkeypatch):
         self.calls = 0
-        real = gzip.decompress
+        real = idx._read_gzip
 
-        def counting(data, *args, **kwargs):
+        def counting(*args, **kwargs):
             self.calls += 1
-            return real(data, *args, **kwargs)
+            return real(*args, **kwargs)
 
-        monkeypatch.setattr(idx.gzip, "decompress", counting)
+        monkeypatch.setattr(idx, "_read_gzip", counting)
 
 
 def test_cache_second_load_does_not_decompress(tmp_path, monkeypatch):
@@ -235,3 +235,95 @@ def test_corrupt_cache_entry_is_ignored(tmp_path):
     (cached,) = (tmp_path / ".cache").glob("*.npy")
     cached.write_bytes(b"garbage")
     np.testing.assert_array_equal(read_idx(path, cache=True), np.arange(4))
+
+
+def test_cache_is_keyed_by_content_not_size_or_time(tmp_path, monkeypatch):
+    path = tmp_path / "labels.gz"
+
+    def stored(array):   # gzip level 0: the file's size depends on the length only
+        path.write_bytes(gzip.compress(idx.encode_idx(array), compresslevel=0, mtime=0))
+
+    stored(np.arange(10, dtype=np.uint8))
+    st = path.stat()
+    counter = _CountingDecompress(monkeypatch)
+    read_labels(path, cache=True)
+    changed = np.arange(10, dtype=np.uint8)[::-1].copy()
+    stored(changed)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))    # same size and modification time
+    assert path.stat().st_size == st.st_size
+    np.testing.assert_array_equal(read_labels(path, cache=True), changed)
+    assert counter.calls == 2
+
+
+def test_cache_in_another_folder_keeps_the_last_entries(tmp_path, monkeypatch):
+    monkeypatch.setattr(idx, "CACHE_MAX_ENTRIES", 3)
+    store = tmp_path / "store"
+    for i in range(5):
+        path = tmp_path / f"f{i}.gz"
+        write_idx(path, np.full(4, i, np.uint8))
+        np.testing.assert_array_equal(read_idx(path, cache=True, cache_dir=store), np.full(4, i))
+    assert len(list(store.glob("*.npy"))) == 3
+    assert not (tmp_path / ".cache").exists()
+    np.testing.assert_array_equal(read_idx(tmp_path / "f4.gz", cache=True, cache_dir=store), np.full(4, 4))
+
+
+def _members(data: bytes, cuts: list[int]) -> bytes:
+    """*data* gzip-compressed as several members, split at *cuts*."""
+    edges = [0, *cuts, len(data)]
+    return b"".join(gzip.compress(data[a:b], mtime=0) for a, b in zip(edges, edges[1:], strict=False))
+
+
+@pytest.mark.parametrize("layout", ["one", "members", "padded"])
+def test_blockwise_gzip_read_is_bit_identical(tmp_path, layout):
+    rng = np.random.default_rng(3)
+    array = rng.integers(0, 256, size=(3000, 28, 28)).astype(np.uint8)   # 2.4 MB: several blocks
+    array[:1000] = 0                                                     # long runs: large blocks out
+    raw = idx.encode_idx(array)
+    blob = {"one": gzip.compress(raw, mtime=0), "members": _members(raw, [2, 1_000_003]),
+            "padded": gzip.compress(raw, mtime=0) + bytes(1000) + gzip.compress(b"", mtime=0)}[layout]
+    path = tmp_path / "x.gz"
+    path.write_bytes(blob)
+    got = read_idx(path)
+    want = parse_idx(gzip.decompress(blob), "x.gz")
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.float64])
+def test_blockwise_gzip_read_of_wide_types(tmp_path, dtype):
+    array = sample(dtype, (300, 50, 7))
+    write_idx(tmp_path / "w.gz", array)
+    back = read_idx(tmp_path / "w.gz")
+    assert back.dtype.isnative
+    np.testing.assert_array_equal(back, array)
+
+
+def test_gzip_read_peak_memory_is_the_array_plus_blocks(tmp_path):
+    import tracemalloc
+
+    array = np.random.default_rng(4).integers(0, 256, size=(12000, 28, 28)).astype(np.uint8)  # 9.4 MB
+    path = tmp_path / "big.gz"
+    write_idx(path, array)
+    tracemalloc.start()
+    back = read_idx(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    np.testing.assert_array_equal(back, array)
+    assert peak < array.nbytes + 2 * 2**20, f"peak {peak:,} bytes for {array.nbytes:,} of data"
+
+
+def test_over_long_gzip_is_refused_with_its_extra_bytes(tmp_path):
+    path = tmp_path / "long.gz"
+    path.write_bytes(gzip.compress(header(0x08, (2, 2)) + bytes(5)))
+    with pytest.raises(DataError, match="long.gz: over-long: 1 bytes"):
+        read_idx(path)
+    path.write_bytes(gzip.compress(header(0x08, (2, 2)) + bytes(4 + (1 << 25))))
+    with pytest.raises(DataError, match="over-long: more than "):
+        read_idx(path)
+
+
+def test_garbage_after_the_gzip_stream_is_damage(tmp_path):
+    path = tmp_path / "tail.gz"
+    path.write_bytes(gzip.compress(header(0x08, (4,)) + bytes(4)) + b"garbage")
+    with pytest.raises(DataError, match="tail.gz: damaged gzip stream"):
+        read_idx(path)

@@ -177,6 +177,31 @@ def test_scores_uint8_match_reference_and_do_not_depend_on_the_batch(n_outputs):
         scoring.scores_uint8(X.astype(np.float32), W, b)
 
 
+@pytest.mark.parametrize("n_features", [1, 784, 5000])
+def test_integer_weights_give_exact_sums_on_both_paths(n_features, monkeypatch):
+    rng = np.random.default_rng(12)
+    X = rng.integers(0, 256, size=(600, n_features)).astype(np.uint8)
+    X[0] = 255                                        # the largest sums the bound allows
+    W = rng.normal(scale=0.05, size=(n_features, 4)).astype(np.float32)
+    W[:, 1] *= 1e-6                                   # columns of very different sizes
+    W[:, 2] = 0.0                                     # and an empty one
+    K, unit = scoring.integer_weights(W)
+    # the grid: integers, at most 2^53 / (255 d), close to W
+    assert np.array_equal(K, np.rint(K)) and (255 * n_features * np.abs(K).max(axis=0) < 2.0 ** 53).all()
+    np.testing.assert_allclose(K * unit, W, rtol=0, atol=2.0 ** -30 * np.abs(W).max())
+    # int64 products and sums are exact: both paths must match them bit for bit
+    exact = (X.astype(np.int64) @ K.astype(np.int64)).astype(np.float64)
+    np.testing.assert_array_equal(scoring._integer_sums_blas(X, K), exact)
+    from mnistlr.learn.kernels.integer_scores import integer_sums
+
+    np.testing.assert_array_equal(integer_sums(X, np.ascontiguousarray(K.T)), exact)
+    b = rng.normal(size=4).astype(np.float32)
+    blas = scoring.scores_uint8(X, W, b)
+    monkeypatch.setattr(scoring, "NUMBA_MIN_ROWS", 1)
+    np.testing.assert_array_equal(scoring.scores_uint8(X, W, b), blas)
+    np.testing.assert_allclose(blas, ref.scores(X, W, b), rtol=1e-6, atol=1e-6 * np.abs(blas).max())
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
 @pytest.mark.parametrize("kind,n_outputs", [("softmax", 10), ("softmax", 7), ("ovr", 1), ("ovr", 6)])
 def test_fused_losses_of_raw_pixels_match_reference(dtype, kind, n_outputs):

@@ -4,9 +4,12 @@ An IDX file is a 4-byte magic (0, 0, element type, number of dimensions), one
 big-endian uint32 per dimension, then the elements in C order, big-endian.
 Every malformed input becomes a `DataError` naming the file and the problem.
 
-Decoded arrays of gzip files can be cached as ``.npy`` files in a ``.cache``
-folder beside the source (``cache=True``; the data layer asks for it, nothing
-else does), keyed by the source's size and modification time.
+A gzip file is decompressed block by block straight into the final array (no
+bytes object of the whole file first: peak memory is the array plus ~1 MiB).
+Decoded arrays of gzip files can be cached as ``.npy`` files (``cache=True``; the
+data layer asks for it, nothing else does), in a ``.cache`` folder beside the
+source or in *cache_dir*, keyed by the SHA-256 of the source's bytes: a changed
+file never meets a stale entry, whatever its size and modification time.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import gzip
+import hashlib
 import os
 import re
 import stat
@@ -27,6 +31,10 @@ from mnistlr.io.atomic import atomic_write
 
 GZIP_MAGIC = b"\x1f\x8b"
 CACHE_DIR = ".cache"
+CACHE_VERSION = "2"            # part of every cache key: bump when decoding changes
+CACHE_MAX_ENTRIES = 16         # entries kept in a cache folder (least recently used dropped)
+_READ_BLOCK = 1 << 18          # compressed bytes read at a time
+_OUT_BLOCK = 1 << 18           # decompressed bytes produced at a time
 
 # IDX element type code -> big-endian NumPy dtype.
 IDX_TYPES: dict[int, np.dtype] = {
@@ -81,11 +89,22 @@ def parse_idx(data: bytes | memoryview, name: str) -> np.ndarray:
     """
     view = memoryview(data).cast("B")
     dtype, dims, header_len = _check_header(view, name)
+    count = _count(dims)
+    _check_payload(len(view) - header_len, dtype, dims, header_len, name)
+    return _native(np.frombuffer(view, dtype, count=count, offset=header_len).reshape(dims))
+
+
+def _count(dims: tuple[int, ...]) -> int:
     count = 1
     for d in dims:
         count *= d
-    expected = count * dtype.itemsize
-    payload = len(view) - header_len
+    return count
+
+
+def _check_payload(payload: int, dtype: np.dtype, dims: tuple[int, ...], header_len: int, name: str,
+                   more: bool = False) -> None:
+    """DataError unless *payload* bytes (more: at least that many) are what the header promises."""
+    expected = _count(dims) * dtype.itemsize
     what = (f"{_dims_text(dims)} bytes" if dtype.itemsize == 1
             else f"{_dims_text(dims)} values of {dtype.itemsize} bytes ({expected:,} bytes)")
     if payload < expected:
@@ -93,92 +112,166 @@ def parse_idx(data: bytes | memoryview, name: str) -> np.ndarray:
                         f"file holds {payload:,} after the {header_len}-byte header",
                         "fetch or copy it again")
     if payload > expected:
-        raise DataError(f"{name}: over-long: {payload - expected:,} bytes after the {what} "
+        extra = f"{'more than ' if more else ''}{payload - expected:,}"
+        raise DataError(f"{name}: over-long: {extra} bytes after the {what} "
                         "the header promises", "fetch or copy it again")
-    array = np.frombuffer(view, dtype, count=count, offset=header_len).reshape(dims)
-    if dtype.itemsize > 1:
-        array = array.astype(dtype.newbyteorder("="))
-    return array
+
+
+def _native(array: np.ndarray) -> np.ndarray:
+    """*array* in native byte order (a copy only for multi-byte big-endian types)."""
+    dtype = array.dtype
+    return array.astype(dtype.newbyteorder("=")) if dtype.itemsize > 1 else array
 
 
 _IN_FOLDER = "give the IDX file inside it, e.g. DIR/train-images-idx3-ubyte.gz"
 
 
-def _read_bytes(path: Path) -> bytes:
-    """The file's bytes; OS problems become DataErrors naming the path."""
+def _os_error(path: Path, exc: OSError) -> DataError:
+    """The DataError naming *path* for an OS problem opening or reading it."""
+    if isinstance(exc, FileNotFoundError):
+        return DataError(f"{path}: no such file", "check the path")
+    if isinstance(exc, IsADirectoryError) or exc.errno == errno.EISDIR:
+        return DataError(f"{path}: is a directory, not an IDX file", _IN_FOLDER)
+    if isinstance(exc, PermissionError):
+        return DataError(f"{path}: permission denied (cannot read)", "check the file's permissions")
+    return DataError(f"{path}: cannot read: {exc.strerror or exc}", "check the file and the disk")
+
+
+def _gunzip_blocks(handle, name: str):
+    """Yield the decompressed bytes of the gzip stream *handle* (every member), ≤ 256 KiB at a time.
+
+    A stream that ends early, or is damaged (bad header, data or CRC), raises a DataError.
+    """
+    stream = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    data = b""
+    try:
+        while True:
+            if not data:
+                data = handle.read(_READ_BLOCK)
+                if not data:
+                    break
+            block = stream.decompress(data, _OUT_BLOCK)
+            data = stream.unconsumed_tail
+            if block:
+                yield block
+            if stream.eof:
+                # another member may follow, after zero padding (as gzip.decompress allows)
+                data = stream.unused_data.lstrip(b"\0")
+                while not data:
+                    data = handle.read(_READ_BLOCK)
+                    if not data:
+                        return
+                    data = data.lstrip(b"\0")
+                stream = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        block = stream.flush()
+        if block:
+            yield block
+    except zlib.error as exc:
+        raise DataError(f"{name}: damaged gzip stream ({exc})", "fetch or copy it again") from None
+    if not stream.eof:
+        raise DataError(f"{name}: gzip stream is cut off (incomplete download?)",
+                        "fetch or copy it again")
+
+
+# Bytes past the promised payload counted before an over-long file is refused.
+_EXTRA_COUNTED = 1 << 24
+
+
+def _read_gzip(handle, name: str) -> np.ndarray:
+    """Decode a gzip IDX stream block by block into the final array (no copy of the whole file)."""
+    blocks = _gunzip_blocks(handle, name)
+    head = b""
+    for block in blocks:
+        head += block
+        # the header: 4 bytes, then 4 per dimension
+        if len(head) >= 4 and len(head) >= 4 + 4 * head[3]:
+            break
+    dtype, dims, header_len = _check_header(memoryview(head), name)
+    expected = _count(dims) * dtype.itemsize
+    out = np.empty(expected, np.uint8)
+    filled = min(len(head) - header_len, expected)
+    out[:filled] = np.frombuffer(head, np.uint8, count=filled, offset=header_len)
+    extra = len(head) - header_len - filled
+    del head
+    for block in blocks:
+        take = min(len(block), expected - filled)
+        out[filled:filled + take] = np.frombuffer(block, np.uint8, count=take)
+        filled, extra = filled + take, extra + len(block) - take
+        if extra > _EXTRA_COUNTED:
+            break
+    _check_payload(filled + extra, dtype, dims, header_len, name, more=extra > _EXTRA_COUNTED)
+    return _native(out.view(dtype).reshape(dims))
+
+
+def _read_file(path: Path) -> tuple[np.ndarray, bool]:
+    """(decoded array, whether the file was gzip); OS problems become DataErrors naming the path."""
     try:
         with open(path, "rb") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file", "check the path") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, not an IDX file", _IN_FOLDER) from None
-    except PermissionError:
-        raise DataError(f"{path}: permission denied (cannot read)", "check the file's permissions") from None
+            if handle.peek(2)[:2] == GZIP_MAGIC:
+                return _read_gzip(handle, path.name), True
+            data = handle.read()
     except OSError as exc:
-        if exc.errno == errno.EISDIR:
-            raise DataError(f"{path}: is a directory, not an IDX file", _IN_FOLDER) from None
-        raise DataError(f"{path}: cannot read: {exc.strerror or exc}", "check the file and the disk") from None
+        raise _os_error(path, exc) from None
+    return parse_idx(data, path.name), False
 
 
-def _decompress(raw: bytes, name: str) -> bytes:
-    """gunzip *raw*; a damaged or cut-off stream becomes a DataError."""
-    try:
-        return gzip.decompress(raw)
-    except EOFError:
-        raise DataError(f"{name}: gzip stream is cut off (incomplete download?)",
-                        "fetch or copy it again") from None
-    except (zlib.error, gzip.BadGzipFile, OSError, ValueError) as exc:
-        raise DataError(f"{name}: damaged gzip stream ({exc})", "fetch or copy it again") from None
+def content_key(path: Path) -> str:
+    """Hex SHA-256 of the cache version and the file's bytes: the cache key of *path*."""
+    digest = hashlib.sha256(f"mnistlr-idx-cache {CACHE_VERSION};".encode())
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, lambda: digest).hexdigest()
 
 
-def _cache_path(path: Path, st: os.stat_result) -> Path:
-    return path.parent / CACHE_DIR / f"{path.name}.{st.st_size}.{st.st_mtime_ns}.npy"
+def _cache_path(path: Path, cache_dir: Path | None, key: str) -> Path:
+    return (path.parent / CACHE_DIR if cache_dir is None else Path(cache_dir)) / f"{path.name}.{key}.npy"
 
 
 def _load_cached(cached: Path) -> np.ndarray | None:
     try:
-        return np.load(cached, mmap_mode="r", allow_pickle=False)
+        array = np.load(cached, mmap_mode="r", allow_pickle=False)
+        os.utime(cached)   # recently used: kept longest
+        return array
     except (OSError, ValueError, EOFError):
         return None
 
 
 def _store_cached(path: Path, cached: Path, array: np.ndarray) -> None:
-    """Save *array* as the cache of *path*, dropping stale entries; skip silently on failure."""
+    """Save *array* as the cache of *path*, dropping other entries of the same name and the least
+    recently used beyond CACHE_MAX_ENTRIES; skip silently on failure."""
     try:
         cached.parent.mkdir(exist_ok=True)
-        mine = re.compile(re.escape(path.name) + r"\.\d+\.\d+\.npy")
+        mine = re.compile(re.escape(path.name) + r"\.[0-9a-f.]+\.npy")
         for stale in cached.parent.iterdir():
             if stale.name != cached.name and mine.fullmatch(stale.name):
                 stale.unlink()
         with atomic_write(cached, "wb") as handle:
             np.save(handle, array, allow_pickle=False)
+        entries = sorted(cached.parent.glob("*.npy"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+        for old in entries[CACHE_MAX_ENTRIES:]:
+            old.unlink()
     except (OSError, MnistlrError):
         pass
 
 
-def read_idx(path: str | os.PathLike, cache: bool = False) -> np.ndarray:
+def read_idx(path: str | os.PathLike, cache: bool = False, cache_dir: str | os.PathLike | None = None) -> np.ndarray:
     """Read an IDX file, gzip or raw (detected by content, not by name).
 
-    With ``cache=True`` the decoded array of a gzip file is kept as a ``.npy`` in
-    ``.cache/`` beside it and memory-mapped (read-only) on later loads.
+    With ``cache=True`` the decoded array of a gzip file is kept as a ``.npy`` (in *cache_dir*,
+    default ``.cache/`` beside the file), keyed by the SHA-256 of the file's bytes, and
+    memory-mapped (read-only) on later loads.
     """
     path = Path(path)
-    st = None
+    cached = None
     if cache:
         with contextlib.suppress(OSError):
-            st = path.stat()
-        if st is not None and stat.S_ISREG(st.st_mode):
-            hit = _load_cached(_cache_path(path, st))
-            if hit is not None:
-                return hit
-    raw = _read_bytes(path)
-    compressed = raw[:2] == GZIP_MAGIC
-    data = _decompress(raw, path.name) if compressed else raw
-    del raw
-    array = parse_idx(data, path.name)
-    if cache and compressed and st is not None:
-        _store_cached(path, _cache_path(path, st), array)
+            if stat.S_ISREG(path.stat().st_mode):
+                cached = _cache_path(path, cache_dir, content_key(path))
+        hit = None if cached is None else _load_cached(cached)
+        if hit is not None:
+            return hit
+    array, compressed = _read_file(path)
+    if cached is not None and compressed:
+        _store_cached(path, cached, array)
     return array
 
 

@@ -170,9 +170,9 @@ class LinearModel:
         """Scores (n, n_outputs) float32 of the model's inputs X (n, n_features): pixels, or features.
 
         The same scores for a row whatever the batch it comes in: uint8 pixels go through
-        `kernels.scoring.scores_uint8` (each row summed by the same loop; 3 M images/s); other dtypes
-        are accumulated in float64, where the different summation orders of BLAS for one row
-        (gemv) and a block (gemm) vanish in the rounding to float32.
+        `kernels.scoring.scores_uint8` (exact integer sums of the weights on a fine grid); other
+        dtypes are accumulated in float64, where the different summation orders of BLAS for one
+        row (gemv) and a block (gemm) vanish in the rounding to float32.
         """
         W_raw, b_raw = self.effective_weights()
         if X.dtype == np.uint8:
