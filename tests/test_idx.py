@@ -327,3 +327,10 @@ def test_garbage_after_the_gzip_stream_is_damage(tmp_path):
     path.write_bytes(gzip.compress(header(0x08, (4,)) + bytes(4)) + b"garbage")
     with pytest.raises(DataError, match="tail.gz: damaged gzip stream"):
         read_idx(path)
+
+
+def test_a_header_promising_more_than_the_file_can_hold_allocates_nothing(tmp_path):
+    path = tmp_path / "huge.gz"
+    path.write_bytes(gzip.compress(header(0x08, (60000, 4000, 4000)) + bytes(100)))   # 960 GB promised
+    with pytest.raises(DataError, match="huge.gz: truncated: header promises 60000×4000×4000 bytes, file holds 100"):
+        read_idx(path)

@@ -175,10 +175,16 @@ def _gunzip_blocks(handle, name: str):
 
 # Bytes past the promised payload counted before an over-long file is refused.
 _EXTRA_COUNTED = 1 << 24
+# Deflate expands at most ~1032:1, so a payload larger than this times the file cannot be there.
+_DEFLATE_MAX_RATIO = 1032
 
 
-def _read_gzip(handle, name: str) -> np.ndarray:
-    """Decode a gzip IDX stream block by block into the final array (no copy of the whole file)."""
+def _read_gzip(handle, name: str, compressed_size: int) -> np.ndarray:
+    """Decode a gzip IDX stream block by block into the final array (no copy of the whole file).
+
+    A header promising more than the file can hold is not allocated: its bytes are counted
+    for the "truncated" message instead.
+    """
     blocks = _gunzip_blocks(handle, name)
     head = b""
     for block in blocks:
@@ -188,6 +194,9 @@ def _read_gzip(handle, name: str) -> np.ndarray:
             break
     dtype, dims, header_len = _check_header(memoryview(head), name)
     expected = _count(dims) * dtype.itemsize
+    if expected > _DEFLATE_MAX_RATIO * compressed_size + _OUT_BLOCK:
+        payload = len(head) - header_len + sum(len(block) for block in blocks)
+        _check_payload(payload, dtype, dims, header_len, name)
     out = np.empty(expected, np.uint8)
     filled = min(len(head) - header_len, expected)
     out[:filled] = np.frombuffer(head, np.uint8, count=filled, offset=header_len)
@@ -208,7 +217,7 @@ def _read_file(path: Path) -> tuple[np.ndarray, bool]:
     try:
         with open(path, "rb") as handle:
             if handle.peek(2)[:2] == GZIP_MAGIC:
-                return _read_gzip(handle, path.name), True
+                return _read_gzip(handle, path.name, os.fstat(handle.fileno()).st_size), True
             data = handle.read()
     except OSError as exc:
         raise _os_error(path, exc) from None
