@@ -18,7 +18,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 
 from mnistlr import __version__
@@ -110,6 +109,8 @@ def model_to_dict(model: LinearModel) -> dict[str, Any]:
 
 def save_model(model: LinearModel, path: str | Path, inputs: Sequence[str | Path] = ()) -> dict[str, Any]:
     """Write *model* to *path* atomically (never over one of *inputs*); returns the saved payload."""
+    import joblib  # only to write: loading reads the file by learn.unpickle, without joblib
+
     payload = model_to_dict(model)
     with atomic_write(path, "wb", inputs=inputs) as handle:
         joblib.dump(payload, handle)
