@@ -22,7 +22,7 @@ MNISTLR  := $(BIN)/mnistlr
 # else ~/.cache/mnistlr. Passed to every command, so make and mnistlr agree.
 DATA_DIR ?= $(or $(MNISTLR_DATA),$(if $(XDG_CACHE_HOME),$(XDG_CACHE_HOME)/mnistlr),$(HOME)/.cache/mnistlr)
 
-.PHONY: demo test lint bench completions fetch clean distclean pipeline install dev
+.PHONY: demo test lint bench bench-peers completions fetch clean distclean pipeline install dev
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,17 @@ bench: $(VENV)/.installed-dev
 	    || echo "note: could not install dataset-fashion-mnist; the benchmark skips Fashion-MNIST"; \
 	fi
 	$(BIN)/python bench/run.py --write
+
+# The fast peers of the softmax fit (scikit-learn-intelex, JAX + optax, PyTorch) in a venv of their
+# own, so the project's dependencies stay as they are; bench/run.py uses it when present.
+# torch==2.13.0 is the CPU build (plain `torch` pulls a multi-GB CUDA build).
+PEERS_VENV ?= bench/.venv-peers
+bench-peers: $(PEERS_VENV)/.installed
+$(PEERS_VENV)/.installed:
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PEERS_VENV)/bin/python -m pip install --quiet numpy scikit-learn scikit-learn-intelex jax optax torch==2.13.0
+	touch $@
 
 completions: $(VENV)/.installed
 	$(BIN)/python -m mnistlr.cli.completions completions

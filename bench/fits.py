@@ -43,6 +43,9 @@ class Contender:
     fit: Callable[[Any], Any]
     probabilistic: bool = True
     min_runs: int = 1        # fits always repeated this often (rounds permitting), however slow
+    # a peer fitted in another process (bench/peers.py): external(data) → {"seconds", "cpu_seconds",
+    # "n_iter", "accuracy", "log_loss"}, its own warm-up and timing inside; fit is then unused
+    external: Callable[[Any], dict] | None = None
 
 
 def mnistlr_contenders(models: tuple[str, ...] = ("softmax", "ridge")) -> list[Contender]:
@@ -105,14 +108,23 @@ class _Inputs:
     """What a fit function sees: uint8 images for mnistlr, X64 = x/255 float64 for scikit-learn."""
 
     def __init__(self, data: Dataset):
-        self.X_train, self.y_train = data.X_train, data.y_train
-        self.X64 = data.scaled(data.X_train)
+        self.X_train, self.y_train, self._data = data.X_train, data.y_train, data
+        self._X64 = None
+
+    @property
+    def X64(self) -> np.ndarray:
+        """x/255 float64, made on first use (only scikit-learn's contenders need it)."""
+        if self._X64 is None:
+            self._X64 = self._data.scaled(self._data.X_train)
+        return self._X64
 
 
 def score(contender: Contender, model: Any, data: Dataset, X_test64: np.ndarray) -> tuple[float, float | None]:
     """Test accuracy and log-loss (scikit-learn's metrics) of a fitted contender."""
     from sklearn.metrics import accuracy_score, log_loss
 
+    if contender.external is not None:     # scored by the peer's own process
+        return model["accuracy"], model["log_loss"]
     X = data.X_test if contender.is_mnistlr else X_test64
     accuracy = float(accuracy_score(data.y_test, model.predict(X)))
     if not contender.probabilistic:
@@ -143,13 +155,18 @@ def contest(data: Dataset, contenders: list[Contender], repeat: int, repeat_unde
             done = seconds[c.name]
             if round_no and done[0] >= repeat_under and len(done) >= c.min_runs:
                 continue
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")   # scikit-learn's ConvergenceWarning at max_iter
-                started, cpu_started = time.perf_counter(), time.process_time()
-                model = c.fit(inputs)
-                elapsed = time.perf_counter() - started
+            if c.external is not None:
+                model = c.external(data)
+                elapsed = model["seconds"]
+                cpu[c.name].append(model["cpu_seconds"])
+            else:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")   # scikit-learn's ConvergenceWarning at max_iter
+                    started, cpu_started = time.perf_counter(), time.process_time()
+                    model = c.fit(inputs)
+                    elapsed = time.perf_counter() - started
+                cpu[c.name].append(time.process_time() - cpu_started)
             done.append(elapsed)
-            cpu[c.name].append(time.process_time() - cpu_started)
             if c.is_mnistlr:
                 inner[c.name].append(model.meta["seconds"])
             models.setdefault(c.name, model)
@@ -172,11 +189,14 @@ def warm_up(data: Dataset, contenders: list[Contender], n: int = 500) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for c in contenders:
-            c.fit(small)
+            if c.external is None:
+                c.fit(small)
 
 
 def _note(contender: Contender, model: Any) -> str:
     """Iterations run, when the fitted model says; the share of exact zeros of an L1 fit; a chosen penalty."""
+    if contender.external is not None:
+        return f"{model['n_iter']} it"
     if contender.is_mnistlr:
         n_iter = model.meta.get("n_iter")
         notes = [f"{n_iter} it" if model.params.get("solver") != "closed" and n_iter else ""]

@@ -80,11 +80,13 @@ with open(sys.argv[1], "w") as handle:
 """
 
 
-def run_child(cmd: list[str], env: dict[str, str] | None = None) -> ProcResult:
-    """Run *cmd* (stdout discarded) and return its wall time (spawn to exit) and peak RSS."""
-    with tempfile.TemporaryDirectory(prefix="bench-proc-") as tmp, tempfile.TemporaryFile() as err:
+def run_child(cmd: list[str], env: dict[str, str] | None = None, stdout: Path | None = None) -> ProcResult:
+    """Run *cmd* (stdout discarded, or written to *stdout*) and return its wall time (spawn to exit)
+    and peak RSS."""
+    with tempfile.TemporaryDirectory(prefix="bench-proc-") as tmp, tempfile.TemporaryFile() as err, \
+            open(stdout if stdout is not None else os.devnull, "wb") as out:
         record = Path(tmp) / "usage.json"
-        subprocess.run([sys.executable, "-c", LAUNCHER, str(record), *cmd], stdout=subprocess.DEVNULL,
+        subprocess.run([sys.executable, "-c", LAUNCHER, str(record), *cmd], stdout=out,
                        stderr=err, env=env if env is not None else child_env(), check=False)
         err.seek(0)
         text = err.read().decode("utf-8", "replace")
@@ -95,9 +97,9 @@ def run_child(cmd: list[str], env: dict[str, str] | None = None) -> ProcResult:
     return ProcResult(usage["seconds"], usage["max_rss_kib"] / 1024.0, usage["code"], text)
 
 
-def run_checked(cmd: list[str], env: dict[str, str] | None = None) -> ProcResult:
+def run_checked(cmd: list[str], env: dict[str, str] | None = None, stdout: Path | None = None) -> ProcResult:
     """`run_child`, raising RuntimeError with the child's stderr when it fails."""
-    result = run_child(cmd, env)
+    result = run_child(cmd, env, stdout)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited with {result.returncode}: {result.stderr.strip()[-500:]}")
     return result

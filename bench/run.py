@@ -23,8 +23,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import numpy as np  # noqa: E402
+import peers  # noqa: E402
 import procs  # noqa: E402
 import report  # noqa: E402
+import scale  # noqa: E402
 from fits import Dataset, contest, mnistlr_contenders, penalty_contenders, sklearn_contenders  # noqa: E402
 
 REPO = HERE.parent
@@ -51,6 +53,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="skip the L1 (vs saga) and --l2 auto (vs LogisticRegressionCV) rows")
     p.add_argument("--no-memory", action="store_true", help="skip peak memory of training on 60,000 images")
     p.add_argument("--no-csv", action="store_true", help="skip reading a 60,000-row MNIST CSV")
+    p.add_argument("--no-fast-peers", action="store_true",
+                   help="skip scikit-learn-intelex, JAX and PyTorch (run from bench/.venv-peers: make bench-peers)")
+    p.add_argument("--no-shifted", action="store_true",
+                   help="skip the 300,000- and 1,200,000-image sets (Fashion shifted by 1 and 2 pixels)")
     p.add_argument("--repeat", type=int, default=3, help="rounds of fits; best time kept (default 3)")
     p.add_argument("--repeat-under", type=float, default=20.0,
                    help="repeat only fits whose first run took less than this many seconds (default 20)")
@@ -62,6 +68,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.repeat, args.predict_rows, args.no_fashion = 1, min(args.predict_rows, 100_000), True
+    if args.no_fashion:
+        args.no_shifted = True
     return args
 
 
@@ -112,17 +120,41 @@ def datasets(args: argparse.Namespace) -> list[tuple[Dataset, dict[str, Path]]]:
 # ---------------------------------------------------------------------------- sections
 
 
-def section_fits(args, loaded) -> tuple[list[report.FitResult], dict]:
+def fast_peers(args) -> tuple[list, dict]:
+    """The fast peers as contenders (same penalty, tol and max_iter as mnistlr's defaults), and which ran."""
+    from mnistlr.learn.options import TrainOptions, resolve_l2
+
+    if args.no_peers or args.no_fast_peers:
+        return [], {"ran": [], "absent": [], "skipped": True}
+    options = TrainOptions()
+    contenders, ran, absent = peers.contenders(resolve_l2(options, 1), options.tol, options.max_iter)
+    log(f"fast peers: {', '.join(ran) or 'none'} ran; absent: {', '.join(absent) or 'none'}")
+    return contenders, {"ran": ran, "absent": absent, "skipped": False}
+
+
+def section_fits(args, loaded) -> tuple[list[report.FitResult], dict, dict]:
     contenders = mnistlr_contenders() + ([] if args.no_peers else sklearn_contenders())
     if not args.no_penalties:
         contenders += penalty_contenders(peers=not args.no_peers)
+    fast, peer_info = fast_peers(args)
     results, models = [], {}
     for data, _ in loaded:
         log(f"fitting on {data.name} ({args.repeat} round(s), interleaved)")
-        found, fitted = contest(data, contenders, args.repeat, args.repeat_under, log)
+        found, fitted = contest(data, contenders + fast, args.repeat, args.repeat_under, log)
         results += found
         models[data.name] = fitted
-    return results, models
+    fashion = next((d for d, _ in loaded if d.name.startswith("Fashion")), None)
+    if fashion is not None and not args.no_shifted:
+        softmax = mnistlr_contenders(("softmax",))
+        for n_copies, rivals, rounds in ((5, fast, min(args.repeat, 2)), (20, [], 1)):
+            data = scale.shifted(fashion, n_copies)
+            log(f"fitting on {data.name} ({rounds} round(s))")
+            found, _ = contest(data, softmax + rivals, rounds, args.repeat_under, log)
+            results += found
+            if n_copies == 20:
+                peer_info["big"] = data
+    peers.ARRAYS.cleanup()
+    return results, models, peer_info
 
 
 def section_predict(model, X_test: np.ndarray, n_rows: int) -> list[tuple[str, float]]:
@@ -274,10 +306,11 @@ def run(args: argparse.Namespace) -> str:
 
     machine = report.machine_info()
     loaded = datasets(args)
-    results, models = section_fits(args, loaded)
+    results, models, peer_info = section_fits(args, loaded)
+    big_data = peer_info.pop("big", None)
     first, files = loaded[0]
     softmax = models[first.name]["mnistlr softmax"]
-    parts = {"machine": machine, "results": results, "first": first.name}
+    parts = {"machine": machine, "results": results, "first": first.name, "peers": peer_info}
     with tempfile.TemporaryDirectory(prefix="mnistlr-bench-") as tmp:
         work = Path(tmp)
         model_path = work / "model.joblib"
@@ -296,6 +329,10 @@ def run(args: argparse.Namespace) -> str:
         if not args.no_memory:
             big = next(((d, f) for d, f in loaded if d.name.startswith("Fashion")), loaded[0])
             parts["memory"] = section_memory(big[1], work) | {"n": len(big[0].X_train), "dataset": big[0].name}
+            if big_data is not None:
+                parts["memory_big"] = scale.memory_at_scale(big_data, work, log)
+        if not args.no_cli:
+            parts["train_overhead"] = [scale.train_overhead(d.name, f, work, log) for d, f in loaded]
     return render(parts, args)
 
 

@@ -191,7 +191,7 @@ def test_render_document_lists_every_target(results):
     }
     text = render.render_document(parts)
     checks = render.checks(parts)
-    assert len(checks) == 2 + 1 + 5 + 2 + 1  # 2 LR, 1 ridge, predict/cli/help/imports/compiles, CSV, memory
+    assert len(checks) == 2 + 1 + 6 + 2 + 1  # 2 LR, 1 ridge, predict/cli/evaluate/help/imports/compiles, CSV, memory
     by_target = {c.target: c.ok for c in checks}
     assert by_target["read a 60,000-row MNIST CSV in ≤ 3 s"] is True
     # 100 MiB added, 47 MB of it the result: (104.9 − 47.0) / 47.0 = 1.23× on top
@@ -231,3 +231,50 @@ def test_contest_repeats_cheap_fits_and_min_runs(repeat_under, expected):
     assert results[0].cpu_seconds is not None and results[0].core_seconds is None
     assert results[0].accuracy == 0.5 and results[0].log_loss == pytest.approx(np.log(2))
     assert models == {}                                        # no mnistlr contender
+
+
+def test_fast_peer_and_process_checks(results):
+    peers = [fit(dataset="Fashion", name="JAX", mine=False, seconds=(9.0,), accuracy=0.84, log_loss=0.46),
+             fit(dataset="Fashion", name="torch", mine=False, seconds=(20.0,), accuracy=0.83, log_loss=0.5)]
+    parts = {"results": results + peers, "peers": {"ran": ["JAX", "torch"], "absent": ["sklearnex"],
+                                                   "skipped": False},
+             "train_overhead": [{"dataset": "MNIST 22,699", "process": 1.0, "fit": 0.7},
+                                {"dataset": "Fashion 60,000", "process": 2.0, "fit": 1.0}],
+             "memory_big": {"max_rss_mib": 1200.0, "seconds": 40.0, "n": 1_200_000, "data_bytes": 940_800_000,
+                            "dataset": "Fashion shifted 1,200,000"}}
+    fast = render.fast_peer_checks(parts["results"], {"JAX", "torch"})
+    assert [c.ok for c in fast] == [False]          # 9 s / 4 s = 2.25× < 3×, against the fastest (JAX)
+    assert "JAX" in fast[0].target and "2.25×" in fast[0].measured
+    by_target = {c.target: c for c in render.process_checks(parts)}
+    assert by_target["`mnistlr train` process ≤ its fit + 0.4 s (MNIST 22,699, warm)"].ok is True
+    assert by_target["`mnistlr train` process ≤ its fit + 0.5 s (Fashion 60,000, warm)"].ok is False
+    big = by_target["peak memory training on 1,200,000 images from a gzip IDX ≤ 1.25× data + 300 MB"]
+    assert big.ok is True and "limit 1,476 MB" in big.measured     # 1.25 · 940.8 + 300
+    assert "ran: JAX, torch; absent: sklearnex" in render.render_document(parts | {"machine": []})
+
+
+def test_shifted_sets_move_every_image_and_keep_the_labels():
+    import numpy as np
+    import scale
+    from fits import Dataset
+
+    X = np.arange(2 * 4 * 4, dtype=np.uint8).reshape(2, 4, 4)
+    np.testing.assert_array_equal(scale.shift(X, 1, 0)[:, 1:], X[:, :-1])
+    np.testing.assert_array_equal(scale.shift(X, 0, -2)[:, :, :2], X[:, :, 2:])
+    assert not scale.shift(X, -1, 2)[:, -1].any() and not scale.shift(X, -1, 2)[:, :, :2].any()
+    data = Dataset("toy", X, np.array([3, 5]), X[:1], np.array([3]))
+    big = scale.shifted(data, 5)
+    assert big.X_train.shape == (10, 4, 4) and big.y_train.tolist() == [3, 5] * 5
+    assert scale.SHIFTS[:5] == [(0, 0), (-1, 0), (0, -1), (0, 1), (1, 0)]   # none, then the 4 one-pixel moves
+    assert len({s for s in scale.SHIFTS[:20]}) == 20 and max(max(map(abs, s)) for s in scale.SHIFTS[:20]) == 2
+
+
+def test_gzip_idx_written_block_by_block_reads_back(tmp_path):
+    import numpy as np
+    import scale
+
+    from mnistlr.io.idx import read_images
+
+    X = np.random.default_rng(0).integers(0, 256, size=(300, 28, 28)).astype(np.uint8)
+    scale.write_gzip_idx(tmp_path / "x.gz", X, rows=64)
+    np.testing.assert_array_equal(read_images(tmp_path / "x.gz"), X)
