@@ -502,3 +502,43 @@ def test_images_without_pillow_name_the_extra(trained, tmp_path, cli, monkeypatc
     message = assert_one_line_error(cli("predict", path, tmp_path / "digit.png"))
     assert "reading image files needs the optional package 'Pillow'" in message
     assert "pip install 'mnistlr[images]'" in message
+
+
+HEAVY = ("numba", "scipy", "joblib", "sklearn", "matplotlib")
+IMPORTS_PROBE = """
+import json, sys
+from mnistlr.cli import main
+code = main(sys.argv[2:])
+with open(sys.argv[1], "w") as handle:
+    json.dump([m for m in sys.modules if m.split(".")[0] in {heavy!r} or m == "scipy.optimize"], handle)
+sys.exit(code)
+"""
+
+
+def _heavy_imports(tmp_path, *args) -> list[str]:
+    import json
+    import subprocess
+
+    record = tmp_path / "imports.json"
+    done = subprocess.run([sys.executable, "-c", IMPORTS_PROBE.format(heavy=set(HEAVY)), str(record), *args],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return json.loads(record.read_text())
+
+
+def test_predict_and_evaluate_load_no_heavy_package(trained, tmp_path):
+    # scoring 10,000 images takes milliseconds; importing Numba, SciPy or joblib would take far longer
+    from mnistlr.io.idx import write_idx
+
+    _, path = trained
+    write_idx(tmp_path / "x.gz", np.zeros((20, 28, 28), np.uint8))
+    write_idx(tmp_path / "y.gz", np.zeros(20, np.uint8))
+    assert _heavy_imports(tmp_path, "predict", str(path), str(tmp_path / "x.gz"), "-o", str(tmp_path / "p.csv")) == []
+    assert _heavy_imports(tmp_path, "evaluate", str(path), "--images", str(tmp_path / "x.gz"),
+                          "--labels", str(tmp_path / "y.gz")) == []
+
+
+def test_softmax_training_does_not_import_scipy_optimize(tmp_path):
+    found = _heavy_imports(tmp_path, "train", "-d", "mnist-sample", "--train-limit", "300", "--max-iter", "3",
+                           "-q", "-o", str(tmp_path / "m.joblib"))
+    assert "scipy.optimize" not in found and "numba" in found
