@@ -61,7 +61,8 @@ def memory_at_scale(data: Dataset, work: Path, log) -> dict:
     log(f"memory: wrote {len(data.X_train):,} images as gzip IDX in {time.perf_counter() - started:.0f} s")
     cmd = [*procs.mnistlr_command(), "train", "--train-images", str(images), "--train-labels", str(labels),
            "-q", "-o", str(work / "big.joblib")]
-    result = procs.run_checked(cmd)
+    # a data directory of its own: the decoded-IDX cache of 1.2 M images stays in the temporary folder
+    result = procs.run_checked(cmd, procs.child_env(MNISTLR_DATA=str(work / "data-big")))
     images.unlink(), labels.unlink()
     return {"max_rss_mib": result.max_rss_mib, "seconds": result.seconds, "n": len(data.X_train),
             "data_bytes": int(data.X_train.nbytes), "dataset": data.name}

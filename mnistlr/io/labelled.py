@@ -143,7 +143,9 @@ def _read_source(source: str | os.PathLike, split: str, cache_dir: Path | None,
     if kind == "unknown" and (head[:2] == b"\0\0" or _named_like_idx(name)):
         kind = "idx"  # let the IDX parser name what is wrong with it
     if kind == "idx":
-        array = parse_idx(_bytes(reopen, name), name) if stdin_source else read_idx(source)
+        # decoded gzip IDX files cached beside the parsed tables, keyed by content (`io.idx`)
+        array = (parse_idx(_bytes(reopen, name), name) if stdin_source else
+                 read_idx(source, cache=cache_dir is not None, cache_dir=cache_dir and cache_dir.parent / "idx"))
         if array.ndim == 1:
             raise DataError(f"{name}: holds {len(array):,} labels (a 1-D IDX file), not images",
                             "pass it as the labels file, and the images file as the images")
