@@ -96,6 +96,9 @@ def csv_rows(csv: dict | None) -> list[tuple[str, str]]:
     rows = []
     for how, name in names.items():
         read = csv[how]
+        if how == "mnistlr-cached":  # memory-mapped: its pages are not resident, no memory figure
+            rows.append((f"read a {what}: {name}: wall", f"{fmt_seconds(read['seconds'])} s"))
+            continue
         rows.append((f"read a {what}: {name}: wall / memory on top of the result",
                      f"{fmt_seconds(read['seconds'])} s / {csv_overhead(read):.2f}× the "
                      f"{read['result_bytes'] / 1e6:.0f} MB uint8 result"))

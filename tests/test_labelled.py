@@ -399,3 +399,15 @@ def test_other_image_sizes_train_and_evaluate(cli, tmp_path):
     assert load_model(model).image_shape == (12, 12)
     report = json.loads(cli("evaluate", model, "--images", path, "--json").out)
     assert sum(map(sum, report["confusion_matrix"])) == 90
+
+
+def test_train_records_test_images_from_a_keras_npz(cli, sources, tmp_path):
+    from mnistlr.learn.persistence import load_model
+
+    npz = sources["keras-npz"][0][1]
+    out = tmp_path / "m.joblib"
+    result = cli("train", "--train-images", npz, "--test-images", npz, "--solver", "gd", "--epochs", "2",
+                 "-q", "-o", out)
+    assert result.code == 0, result.err
+    history = load_model(out).meta["history"]
+    assert len(history) == 2 and all(0 < r["test_accuracy"] <= 1 for r in history)

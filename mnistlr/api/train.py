@@ -43,15 +43,15 @@ def load_test_data(dataset: str | None, train_images: Path | None, track_test: b
 
     check_test_options(train_images, track_test, test_images, test_labels)
     if test_images is not None:
-        return registry.load_pair(test_images, test_labels)
+        return registry.load_source(test_images, test_labels, "test", data_dir)
     return registry.load_dataset(dataset or "mnist", "test", data_dir) if track_test else None
 
 
 def check_test_options(train_images: Path | None, track_test: bool, test_images: Path | None,
                        test_labels: Path | None) -> None:
     """UsageError for a test-set combination that cannot work (before any data is read)."""
-    if (test_images is None) != (test_labels is None):
-        raise UsageError("`test_images` and `test_labels` go together", "give both files")
+    if test_labels is not None and test_images is None:
+        raise UsageError("`test_labels` goes with `test_images`", "give the test images too")
     if track_test and test_images is None and train_images is not None:
         raise UsageError("`track_test` takes the test split of `dataset`; the training data are files",
                          "give `test_images` and `test_labels`")

@@ -34,10 +34,11 @@ def train_command(
         "--track-test", help="Record test loss and accuracy in every history record (the dataset's test split), "
         "for the learning curves only: never used for stopping or selection.", rich_help_panel=o.DATA_PANEL)] = False,
     test_images: Annotated[Path | None, typer.Option(
-        "--test-images", help="IDX test images to record as --track-test does (with --test-labels).",
-        rich_help_panel=o.DATA_PANEL)] = None,
+        "--test-images", metavar="SOURCE", help="Test images and labels to record as --track-test does, "
+        "in any format --train-images reads (a Keras .npz: x_test/y_test).", rich_help_panel=o.DATA_PANEL)] = None,
     test_labels: Annotated[Path | None, typer.Option(
-        "--test-labels", help="IDX labels of --test-images.", rich_help_panel=o.DATA_PANEL)] = None,
+        "--test-labels", metavar="SOURCE", help="Labels of --test-images (IDX or .npy), when it holds none.",
+        rich_help_panel=o.DATA_PANEL)] = None,
     seed: SeedOpt = 0,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
