@@ -1,7 +1,7 @@
 # mnistlr — `make demo` runs the main job on the bundled sample; `make test` runs the tests.
 # Both create .venv on first use and need only the package registries.
 #
-# Targets: demo test lint bench completions fetch pipeline clean distclean (see README.md).
+# Targets: demo test lint bench bench-peers completions fetch pipeline clean distclean (see README.md).
 # Variables, overridable on the command line (`make pipeline MODEL=ridge L2=10`):
 #   DATASET  dataset name (default mnist-sample: bundled, needs no fetch)
 #   MODEL    softmax | logistic | ridge

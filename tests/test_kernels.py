@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numba
 import numpy as np
 import pytest
@@ -195,8 +197,12 @@ def test_integer_weights_give_exact_sums_on_both_paths(n_features, monkeypatch):
     from mnistlr.learn.kernels.integer_scores import integer_sums
 
     np.testing.assert_array_equal(integer_sums(X, np.ascontiguousarray(K.T)), exact)
+    monkeypatch.setattr("mnistlr.learn.kernels.integer_scores._PARALLEL_MIN_ROWS", 1)   # the parallel kernel
+    np.testing.assert_array_equal(integer_sums(X, np.ascontiguousarray(K.T)), exact)
+    monkeypatch.delitem(sys.modules, "numba")                                           # as in predict
+    np.testing.assert_array_equal(scoring._integer_sums_blas(X, K), exact)
     b = rng.normal(size=4).astype(np.float32)
-    blas = scoring.scores_uint8(X, W, b)
+    blas = scoring.scores_uint8(X, W, b)             # no numba in sys.modules: the BLAS path
     monkeypatch.setattr(scoring, "NUMBA_MIN_ROWS", 1)
     np.testing.assert_array_equal(scoring.scores_uint8(X, W, b), blas)
     np.testing.assert_allclose(blas, ref.scores(X, W, b), rtol=1e-6, atol=1e-6 * np.abs(blas).max())

@@ -25,8 +25,17 @@ def _all_row_sums(X, KT, S):
         _row_sums(X[i], KT, S[i])
 
 
+@njit(cache=True)
+def _all_row_sums_serial(X, KT, S):
+    for i in range(X.shape[0]):
+        _row_sums(X[i], KT, S[i])
+
+
+_PARALLEL_MIN_ROWS = 16384   # below this one thread: no parallel launch for a small batch
+
+
 def integer_sums(X: np.ndarray, KT: np.ndarray) -> np.ndarray:
     """X (n, d) uint8 times integer-valued KT (k, d) float64, transposed: (n, k) float64, exact."""
     S = np.empty((len(X), KT.shape[0]))
-    _all_row_sums(X, KT, S)
+    (_all_row_sums if len(X) >= _PARALLEL_MIN_ROWS else _all_row_sums_serial)(X, KT, S)
     return S
