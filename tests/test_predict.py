@@ -510,7 +510,8 @@ import json, sys
 from mnistlr.cli import main
 code = main(sys.argv[2:])
 with open(sys.argv[1], "w") as handle:
-    json.dump([m for m in sys.modules if m.split(".")[0] in {heavy!r} or m == "scipy.optimize"], handle)
+    json.dump([m for m in sys.modules if m.split(".")[0] in {heavy!r} or m in ("scipy.optimize", "scipy.linalg")],
+              handle)
 sys.exit(code)
 """
 
@@ -538,7 +539,22 @@ def test_predict_and_evaluate_load_no_heavy_package(trained, tmp_path):
                           "--labels", str(tmp_path / "y.gz")) == []
 
 
-def test_softmax_training_does_not_import_scipy_optimize(tmp_path):
+def test_softmax_training_imports_neither_scipy_optimize_nor_scipy_linalg(tmp_path):
+    # learn.lbfgs instead of scipy.optimize; Numba's probe of SciPy's BLAS answered in kernels.setup
     found = _heavy_imports(tmp_path, "train", "-d", "mnist-sample", "--train-limit", "300", "--max-iter", "3",
                            "-q", "-o", str(tmp_path / "m.joblib"))
-    assert "scipy.optimize" not in found and "numba" in found
+    assert "scipy.optimize" not in found and "scipy.linalg" not in found and "numba" in found
+
+
+def test_numba_still_compiles_dot_products_after_the_blas_probe_was_skipped():
+    import subprocess
+
+    code = ("import numpy as np, numba\n"
+            "from mnistlr.learn.kernels import setup\n"
+            "vec = numba.njit(lambda a, b: np.dot(a, b))\n"
+            "mat = numba.njit(lambda A, B: A @ B)\n"
+            "A = np.arange(6.0).reshape(2, 3)\n"
+            "assert vec(A[0], A[1]) == A[0] @ A[1]\n"
+            "assert np.array_equal(mat(A, A.T), A @ A.T)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -47,6 +47,33 @@ _set_numba_cache_dir()
 
 from numba import njit, prange  # noqa: E402
 
+
+def _refresh_without_scipy_blas() -> None:
+    """Load Numba's implementations now, with its probe of scipy.linalg.cython_blas answered "absent".
+
+    The first kernel load refreshes Numba's CPU target, whose numba.np.arraymath imports
+    scipy.linalg.cython_blas (so all of scipy.linalg, ~0.2 s) only to pick a BLAS inner product for
+    np.dot of two vectors (then a plain loop; mnistlr's kernels call no np.dot). A matrix product
+    still imports SciPy's BLAS when Numba compiles one. Nothing happens when either module is
+    already loaded.
+    """
+    import sys
+
+    from numba.core.registry import cpu_target
+
+    probe = "scipy.linalg.cython_blas"
+    if probe in sys.modules or "numba.np.arraymath" in sys.modules:
+        return
+    sys.modules[probe] = None          # None in sys.modules: `import` raises ImportError
+    try:
+        cpu_target.target_context.refresh()
+    finally:
+        if probe in sys.modules and sys.modules[probe] is None:
+            del sys.modules[probe]
+
+
+_refresh_without_scipy_blas()
+
 __all__ = ["njit", "prange", "numba_cache_fallback", "set_num_threads"]
 
 
