@@ -75,8 +75,8 @@ def train_overhead(name: str, files: dict[str, Path], work: Path, log) -> dict:
     data_dir = work / "data"
     folder = data_dir / "mnist"
     folder.mkdir(parents=True, exist_ok=True)
-    for key in ("train-images", "train-labels"):
-        link = folder / files[key].name.replace("train-head-", "train-")
+    for key, fetched in (("train-images", "train-images-idx3-ubyte.gz"), ("train-labels", "train-labels-idx1-ubyte.gz")):
+        link = folder / fetched
         link.unlink(missing_ok=True)
         link.symlink_to(files[key])
     cmd = [*procs.mnistlr_command(), "train", "-d", "mnist", "--data-dir", str(data_dir),
