@@ -139,11 +139,12 @@ def count_compiles(args: list[str], workdir: Path) -> tuple[list[str], ProcResul
 
 
 def numba_cache_dirs() -> list[str]:
-    """Where Numba keeps mnistlr's compiled kernels: the package's __pycache__ or NUMBA_CACHE_DIR."""
+    """Where Numba keeps mnistlr's compiled kernels: __pycache__ folders in the package, or NUMBA_CACHE_DIR."""
     import mnistlr
 
     package = Path(mnistlr.__file__).parent
-    places = [str(package / "__pycache__")]
-    if os.environ.get("NUMBA_CACHE_DIR"):
-        places.insert(0, os.environ["NUMBA_CACHE_DIR"])
-    return [p for p in places if Path(p).is_dir() and any(Path(p).glob("*.nbi"))]
+    places = sorted({str(p.parent) for p in package.rglob("__pycache__/*.nbi")})
+    custom = os.environ.get("NUMBA_CACHE_DIR")
+    if custom and Path(custom).is_dir() and any(Path(custom).rglob("*.nbi")):
+        places.insert(0, custom)
+    return places
