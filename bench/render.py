@@ -194,6 +194,13 @@ def render_document(parts: dict, quick: bool = False) -> str:
     other = figures(parts)
     if other:
         lines += ["### Predict, CLI, sweep, memory", "", key_value_table(other), ""]
-    lines += ["### Targets", "", checks_table(checks(parts)), ""]
+    found = checks(parts)
+    if parts.get("features"):
+        import features
+
+        lines += ["### Beyond raw pixels: feature pipelines (softmax, default options)", "",
+                  key_value_table(features.rows(parts["features"])), ""]
+        found += features.checks(parts["features"])
+    lines += ["### Targets", "", checks_table(found), ""]
     return "\n".join(lines)
 

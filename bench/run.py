@@ -57,6 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="skip scikit-learn-intelex, JAX and PyTorch (run from bench/.venv-peers: make bench-peers)")
     p.add_argument("--no-shifted", action="store_true",
                    help="skip the 300,000- and 1,200,000-image sets (Fashion shifted by 1 and 2 pixels)")
+    p.add_argument("--no-features", action="store_true",
+                   help="skip the feature pipelines (deskew, rff vs scikit-learn's RBFSampler; several minutes)")
     p.add_argument("--repeat", type=int, default=3, help="rounds of fits; best time kept (default 3)")
     p.add_argument("--repeat-under", type=float, default=20.0,
                    help="repeat only fits whose first run took less than this many seconds (default 20)")
@@ -68,6 +70,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.repeat, args.predict_rows, args.no_fashion = 1, min(args.predict_rows, 100_000), True
+        args.no_features = True
     if args.no_fashion:
         args.no_shifted = True
     return args
@@ -333,6 +336,10 @@ def run(args: argparse.Namespace) -> str:
                 parts["memory_big"] = scale.memory_at_scale(big_data, work, log)
         if not args.no_cli:
             parts["train_overhead"] = [scale.train_overhead(d.name, f, work, log) for d, f in loaded]
+        if not args.no_features:
+            from features import section_features
+
+            parts["features"] = section_features(loaded, work, peers=not args.no_peers)
     return render(parts, args)
 
 

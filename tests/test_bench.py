@@ -204,6 +204,26 @@ def test_render_document_lists_every_target(results):
     assert "### Targets" in text and "2,000,000 images/s" in text and "419 MB" in text
 
 
+def test_feature_rows_and_checks():
+    import features
+
+    part = {"dataset": "MNIST 22,699",
+            "deskew": {"raw_seconds": 2.0, "deskew_seconds": 3.0, "raw_accuracy": 0.92, "deskew_accuracy": 0.952},
+            "train": [{"pipeline": "deskew,pca:50,rff:5000", "dataset": "MNIST 22,699", "seconds": 40.0,
+                       "fit_seconds": 30.0, "max_rss_mib": 900.0, "accuracy": 0.9849},
+                      {"pipeline": "pca:50,rff:5000", "dataset": "Fashion 60,000", "seconds": 100.0,
+                       "fit_seconds": 90.0, "max_rss_mib": 3000.0, "accuracy": 0.895}],
+            "predict": {"first": 2.0, "warm": 1.0},
+            "rbf": {"D": 5000, "gamma": 0.0128, "mnistlr_seconds": 10.0, "sklearn_seconds": 150.0,
+                    "mnistlr_accuracy": 0.97, "sklearn_accuracy": 0.969}}
+    verdicts = [c.ok for c in features.checks(part)]
+    # deskew met (1.5×); MNIST missed (0.9849 < 0.985); Fashion met (no memory target); predict 10,000/s
+    # missed; 15× and higher accuracy met
+    assert verdicts == [True, False, True, False, True]
+    text = render.render_document({"machine": [], "results": [], "features": part})
+    assert "Beyond raw pixels" in text and "0.9849" in text and "15.0×" in text and "0.94 GB" in text
+
+
 class _Dummy:
     classes_ = [0, 1]
 

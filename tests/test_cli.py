@@ -22,9 +22,16 @@ PROGRESS_COMMANDS = ["fetch", "train", "evaluate", "predict", "sweep", "show"]
 
 
 def mnistlr_words(line: str) -> list[str]:
-    """The words after `mnistlr` in a shell line (pipes and redirections dropped)."""
-    for segment in line.split("|"):
-        words = shlex.split(segment.strip())
+    """The words after `mnistlr` in a shell line (pipes and redirections dropped; a quoted | stays)."""
+    lexer = shlex.shlex(line, posix=True, punctuation_chars="|")
+    lexer.whitespace_split = True
+    tokens, segments = list(lexer), [[]]
+    for token in tokens:
+        if token == "|":
+            segments.append([])
+        else:
+            segments[-1].append(token)
+    for words in segments:
         if words and words[0] == "mnistlr":
             words = words[1:]
             for stop in (">", ">>", "2>"):
