@@ -142,6 +142,21 @@ def test_gd_defaults_reach_the_bar(real):
     assert accuracy_score(y_test, model.predict(X_test)) >= 0.915
 
 
+def test_l1_with_the_default_solver_is_accurate_and_sparse(real):
+    X, y, X_test, y_test = real
+    model = fit_model(X, y, TrainOptions(l1=1e-4))
+    assert accuracy_score(y_test, model.predict(X_test)) >= 0.915
+    assert (model.W == 0).mean() >= 0.40
+
+
+def test_l2_auto_on_1000_images_per_class_beats_the_bar(real):
+    X, y, X_test, y_test = real
+    model = fit_model(X, y, TrainOptions(l2="auto", per_class=1000))
+    assert accuracy_score(y_test, model.predict(X_test)) >= 0.912
+    path = model.meta["l2_path"]
+    assert model.params["l2"] == path["points"][path["chosen"]]["l2"] and model.meta["n_train"] == 10_000
+
+
 def test_gd_with_l1_is_accurate_and_sparse(real):
     X, y, X_test, y_test = real
     # A constant rate (T very large) suits full-batch GD: one step per epoch.
