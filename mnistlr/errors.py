@@ -7,6 +7,11 @@ The message names the problem; ``hint`` names the fix.
 Messages from the core name an option in backticks, as `l2` or `solver=gd`: Python shows it as
 the keyword (l2, solver=gd), the command line as the flag (--l2, --solver gd), so one message
 reads right from both.
+
+For Python callers they are also the built-in exceptions they mean: a bad value
+(`UsageError`, `DataError`, `ModelFileError`, `TrainingError`) is a ``ValueError``, a bad
+type or an unknown keyword (`InputTypeError`, `UnknownOptionError`) a ``TypeError``, and a
+missing optional package (`MissingExtraError`) an ``ImportError``.
 """
 
 from __future__ import annotations
@@ -49,29 +54,37 @@ class MnistlrError(Exception):
         return f"{self.message} ({self.hint})" if self.hint else self.message
 
 
-class UsageError(MnistlrError):
+class UsageError(MnistlrError, ValueError):
     """A bad option value or combination of options (exit status 2)."""
 
     exit_code = 2
 
 
-class DataError(MnistlrError):
-    """A data file is missing, unreadable, malformed or does not fit."""
+class UnknownOptionError(UsageError, TypeError):
+    """A keyword argument that names no option (a TypeError, as Python's own)."""
+
+
+class DataError(MnistlrError, ValueError):
+    """A data file or array is missing, unreadable, malformed or does not fit."""
+
+
+class InputTypeError(DataError, TypeError):
+    """An array of the wrong type (text, objects, ...) where numbers belong."""
 
 
 class FetchError(MnistlrError):
     """A download failed or a file did not verify."""
 
 
-class ModelFileError(MnistlrError):
+class ModelFileError(MnistlrError, ValueError):
     """A model file is missing, foreign, tampered with or of another format."""
 
 
-class TrainingError(MnistlrError):
+class TrainingError(MnistlrError, ValueError):
     """Training could not proceed (divergence, degenerate data)."""
 
 
-class MissingExtraError(MnistlrError):
+class MissingExtraError(MnistlrError, ImportError):
     """An optional dependency (an extra) is not installed."""
 
     def __init__(self, module: str, extra: str, purpose: str):

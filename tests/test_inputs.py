@@ -15,7 +15,7 @@ from mnistlr.errors import DataError, UsageError
 from mnistlr.io import inputs
 from mnistlr.io.idx import encode_idx, write_idx
 from mnistlr.io.inputs import open_inputs, sniff, total_count
-from mnistlr.io.readers import check_pixels
+from mnistlr.io.pixels import check_pixels
 
 SHAPE = (28, 28)
 
@@ -174,6 +174,22 @@ def test_npy_floats_in_unit_range_are_scaled(tmp_path):
         assert np.allclose(got, X, atol=0.5 if dtype == np.float16 else 1e-3)
 
 
+def test_npy_floats_on_the_raw_scale_are_raw(tmp_path):
+    X = digits(9)
+    for dtype in (np.float32, np.float64):
+        path = tmp_path / f"x_{np.dtype(dtype).name}.npy"
+        np.save(path, X.astype(dtype))
+        got = read_all(path, 4)
+        assert got.dtype == np.float32 and np.array_equal(got, X)
+
+
+def test_npy_scale_is_told_by_the_first_batch(tmp_path):
+    # a later batch on another scale is refused, naming its image
+    X = np.concatenate([digits(4) / 255.0, digits(4).astype(np.float64)])
+    assert "image 4 holds 255, but the images before it are on the [0, 1] scale" in error_of(
+        bad_array(tmp_path, X), batch_size=4)
+
+
 def test_npy_other_integer_types_and_byte_orders(tmp_path):
     X = digits(6)
     for dtype in ("<i2", ">i4", "<u4", ">i8"):
@@ -222,8 +238,9 @@ UNIT = digits(6) / 255.0
     (_poke(UNIT, 2, np.nan), "bad.npy: image 2 holds NaN"),
     (_poke(UNIT, 1, np.inf), "bad.npy: image 1 holds an infinite value"),
     (_poke(UNIT, 3, -0.5), "bad.npy: image 3 holds a negative pixel value (-0.5)"),
-    (_poke(UNIT, 5, 1.5), "bad.npy: image 5 holds 1.5, but float pixels must be in [0, 1]"),
-    (digits(6).astype(np.float32), "image 0 holds 255, but float pixels must be in [0, 1]"),
+    (_poke(UNIT, 5, 1.5), "bad.npy: image 5 holds 1.5, but the images before it are on the [0, 1] scale"),
+    (_poke(UNIT, 1, 1.5), "bad.npy: image 1 holds 1.5: float pixels are either in [0, 1] or on the 0–255 scale"),
+    (_poke(digits(6).astype(np.float32), 3, 255.5), "bad.npy: image 3 holds 255.5, above 255"),
     (_poke(digits(6).astype(np.int16), 4, 300), "bad.npy: image 4 holds 300, above 255"),
     (_poke(digits(6).astype(np.int32), 1, -1), "bad.npy: image 1 holds a negative pixel value (-1)"),
 ])

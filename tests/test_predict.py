@@ -292,7 +292,7 @@ def _bad_inputs(tmp_path: Path, X: np.ndarray) -> dict[str, tuple[list[str], str
     nan[4, 0, 0] = np.nan
     np.save(tmp_path / "nan.npy", nan)
     np.save(tmp_path / "range.npy", X[:10].astype(np.int16) + 255)
-    np.save(tmp_path / "float255.npy", X[:10].astype(np.float32))
+    np.save(tmp_path / "float1.5.npy", np.full((10, 28, 28), 1.5, np.float32))
     lines = [",".join(map(str, row)) for row in X[:5].reshape(5, -1)]
     (tmp_path / "cell.csv").write_text("\n".join(lines[:3] + ["x" + lines[3]] + lines[4:]) + "\n")
     (tmp_path / "ragged.csv").write_text("\n".join(lines[:2] + [lines[2] + ",0"] + lines[3:]) + "\n")
@@ -302,7 +302,7 @@ def _bad_inputs(tmp_path: Path, X: np.ndarray) -> dict[str, tuple[list[str], str
     return {
         "nan": (["nan.npy"], "nan.npy: image 4 holds NaN"),
         "out-of-range": (["range.npy"], "range.npy: image 0 holds"),
-        "float-range": (["float255.npy"], "float pixels must be in [0, 1]"),
+        "float-ambiguous": (["float1.5.npy"], "float pixels are either in [0, 1] or on the 0–255 scale"),
         "non-numeric": (["cell.csv"], "cell.csv: line 4, column 1:"),
         "ragged": (["ragged.csv"], "ragged.csv: line 3 holds 785 values, expected 784"),
         "labels": (["labels.idx.gz"], "holds 10 labels"),

@@ -432,7 +432,7 @@ PREDICT_INPUT_CASES = [
     Case("predict-inf-pixels", "predict {i}/m28.joblib {i}/float32-inf.npy -o {w}/pred.csv", 1,
          r"image 2 holds an infinite value", r"pixels must be integers 0–255"),
     Case("predict-float-above-1", "predict {i}/m28.joblib {i}/float32-1.5.npy -o {w}/pred.csv", 1,
-         r"image 1 holds 1\.5, but float pixels must be in \[0, 1\]", r"divide by 255"),
+         r"image 1 holds 1\.5: float pixels are either in \[0, 1\] or on the 0–255 scale", r"np\.clip"),
     Case("predict-negative-pixel", "predict {i}/m28.joblib {i}/int16--3.npy -o {w}/pred.csv", 1,
          r"image 2 holds a negative pixel value \(-3\)", r"pixels must be integers 0–255"),
     Case("predict-pixel-above-255", "predict {i}/m28.joblib {i}/int16-300.npy -o {w}/pred.csv", 1,

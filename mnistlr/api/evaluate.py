@@ -63,7 +63,6 @@ def evaluate(model_path: Path, *, dataset: str | None = None, split: str | None 
              top: int = 5) -> dict[str, Any]:
     """Score the model at *model_path*; returns the JSON-ready report (see `metrics.classification_report`),
     plus `model`, `data` and, with *plot_dir*, `figures` (name → path)."""
-    from mnistlr.evaluation.metrics import classification_report
     from mnistlr.learn.persistence import load_model
 
     if plot_dir is not None:
@@ -73,16 +72,25 @@ def evaluate(model_path: Path, *, dataset: str | None = None, split: str | None 
         check_directory(plot_dir)
     model = load_model(model_path)
     X, y, source = load_eval_data(model, dataset, split, images, labels, data_dir)
-    X, y, n_out = select_model_classes(X, y, model.classes, only_model_classes)
-    P = model.predict_proba(X)
-    y_pred = model.predict(X)
-    report = {"model": str(model_path), "kind": model.kind,
-              "data": source | {"left_out": n_out}}
-    report |= classification_report(y, P, model.classes, y_pred=y_pred, top=top)
+    report, (y, P) = score_report(model, X, y, source, str(model_path), only_model_classes, top)
     if plot_dir is not None:
         read = [model_path] + ([images, labels] if images is not None else [])
         report["figures"] = write_figures(model, report, y, P, Path(plot_dir), read)
     return json_ready(report)
+
+
+def score_report(model, X, y, source: dict[str, Any], name: str | None,
+                 only_model_classes: bool = False, top: int = 5) -> tuple[dict[str, Any], tuple]:
+    """The report of `evaluate` for raw pixels X (n, rows, cols) or (n, n_features) and labels y
+    (n,), and the (labels, probabilities (n, n_classes)) it was computed from."""
+    from mnistlr.evaluation.metrics import classification_report
+
+    X, y, n_out = select_model_classes(X, y, model.classes, only_model_classes)
+    S = model.raw_scores(X)
+    P, y_pred = model.proba_from_scores(S), model.labels_from_scores(S)
+    report = {"model": name, "kind": model.kind, "data": source | {"left_out": n_out}}
+    report |= classification_report(y, P, model.classes, y_pred=y_pred, top=top)
+    return report, (y, P)
 
 
 def roc_curves(y, P, classes) -> list[dict[str, Any]]:

@@ -57,8 +57,8 @@ class Predictions:
 def scores(model: LinearModel, X: np.ndarray) -> np.ndarray:
     """Decision scores (n, n_outputs) float32 of raw pixels X, SCORE_CHUNK rows at a time."""
     if len(X) <= SCORE_CHUNK:
-        return model.decision_function(X)
-    return np.concatenate([model.decision_function(X[i:i + SCORE_CHUNK])
+        return model.raw_scores(X)
+    return np.concatenate([model.raw_scores(X[i:i + SCORE_CHUNK])
                            for i in range(0, len(X), SCORE_CHUNK)])
 
 

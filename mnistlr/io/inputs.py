@@ -11,11 +11,11 @@ Recognised inputs (``open_inputs``):
 - image files (PNG, JPEG, ...; see `mnistlr.io.images`) and folders of image files;
 - ``-``: standard input (IDX, npy or CSV, raw or gzip; or one image).
 
-Pixel values: integer arrays hold raw pixels 0–255; float arrays hold values in
-[0, 1], multiplied by 255 here (the model takes raw pixels). CSV text has no type: a
-CSV file whose first batch holds only values in [0, 1], some of them fractional, is
-read on the [0, 1] scale, otherwise on the 0–255 scale. NaN, infinities, negative
-values and values above the scale's top are errors naming the image (or CSV line).
+Pixel values follow the one rule of `mnistlr.io.pixels`: integers (and CSV cells without a
+decimal point) are raw pixels 0–255; floats are on the [0, 1] scale when all lie in [0, 1],
+on the 0–255 scale when the largest is 2 or more, and refused in between; an input's scale
+is told by its first batch. NaN, infinities, negative values and values above the scale's
+top are errors naming the image (or CSV line).
 
 Everything streams: array files are read one batch at a time into fresh buffers
 (never loaded whole), gzip files are decompressed incrementally, CSV is parsed a

@@ -17,8 +17,8 @@ file name is not used):
   without class folders takes its labels from *labels*, in file-name order;
 - ``-``: standard input (IDX, .npy, .npz, CSV or Parquet, raw or gzip).
 
-Pixels: integer arrays hold 0–255; float arrays hold [0, 1] and are scaled by 255 and rounded
-(exact for images stored as uint8 / 255); CSV text follows `mnistlr.io.inputs`' rule. Images
+Pixels: the one rule of `mnistlr.io.pixels` (integers 0–255; floats in [0, 1], scaled by 255,
+or 0–255), rounded to uint8 (exact for images stored as uint8 / 255); CSV text follows `mnistlr.io.inputs`' rule. Images
 of any size are fine when they all have the same size. *labels*, when given, replaces the
 source's own labels and must have one label per image. CSV and Parquet results are cached in
 *cache_dir* (when given) by the SHA-256 of the file's bytes (`mnistlr.io.cache`).
@@ -42,7 +42,8 @@ from mnistlr.errors import DataError, UsageError
 from mnistlr.io import cache, images, tables
 from mnistlr.io.idx import parse_idx, read_idx
 from mnistlr.io.inputs import GZIP_MAGIC, STDIN, content_of, detect, sniff
-from mnistlr.io.readers import HEAD_BYTES, Reopen, check_pixels
+from mnistlr.io.pixels import raw_pixels
+from mnistlr.io.readers import HEAD_BYTES, Reopen
 
 SPLITS = ("train", "test")
 NPZ_PAIRS = {"train": ("x_train", "y_train"), "test": ("x_test", "y_test")}
@@ -256,7 +257,7 @@ def _stack_images(paths: list[Path], folder: Path) -> np.ndarray:
 
 def image_array(X: np.ndarray, name: str) -> np.ndarray:
     """Images as uint8 (n, rows, cols): (n, rows, cols), (n, rows, cols, 1) or square (n, rows·cols)
-    arrays; integer pixels 0–255, float pixels [0, 1] (scaled by 255 and rounded)."""
+    arrays; pixels by the one rule of `mnistlr.io.pixels` (floats rounded to uint8)."""
     X = np.asarray(X)
     if X.dtype.kind not in "uif" or X.dtype.fields is not None:
         raise DataError(f"{name}: holds {X.dtype} values, not pixels",
@@ -271,7 +272,7 @@ def image_array(X: np.ndarray, name: str) -> np.ndarray:
     if len(X) == 0:
         raise DataError(f"{name}: holds no images")
     if X.dtype != np.uint8:
-        X = check_pixels(X, lambda i: f"{name}: image {i:,}", 255.0 if X.dtype.kind in "iu" else 1.0)
+        X = raw_pixels(X, lambda i: f"{name}: image {i:,}")
         X = X if X.dtype == np.uint8 else np.clip(np.rint(X), 0, 255).astype(np.uint8)
     return np.ascontiguousarray(X)
 

@@ -1,8 +1,8 @@
 """Readers of prediction inputs: the `Batch` and `Source` types, the readers of array
 files (IDX, .npy, .npz member), CSV rows and image files, the header parsers
-(`idx_header`, `npy_header`, `csv_layout`), the byte-stream helpers they use and the
-pixel check (`check_pixels`); each source streams its images one batch at a time into
-fresh buffers. Which reader a file gets is decided in `mnistlr.io.inputs`.
+(`idx_header`, `npy_header`, `csv_layout`) and the byte-stream helpers they use; each
+source streams its images one batch at a time into fresh buffers, each batch checked by
+the one pixel rule of `mnistlr.io.pixels` (the scale told by the source's first batch). Which reader a file gets is decided in `mnistlr.io.inputs`.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import numpy as np
 from mnistlr.errors import DataError
 from mnistlr.io import images
 from mnistlr.io.idx import IDX_TYPES
+from mnistlr.io.pixels import PIXELS_HINT, check_pixels, pixel_top
 
 HEAD_BYTES = 1 << 16  # enough for any header, and a CSV line of 784 long floats
-PIXELS_HINT = "pixels must be integers 0–255 (e.g. uint8) or floats in [0, 1]"
 
 
 class Batch(NamedTuple):
@@ -184,38 +184,6 @@ def _is_number(cell: str) -> bool:
     return True
 
 
-# ---------------------------------------------------------------- pixel values
-
-def check_pixels(X: np.ndarray, where: Callable[[int], str], top: float) -> np.ndarray:
-    """Validate a batch of pixel values; return raw pixels 0–255 (uint8 or float32).
-
-    top: 255 for the raw scale (integers become uint8, floats float32) or 1 for the
-    [0, 1] scale (multiplied by 255). where(i) names image i in error messages.
-    """
-    if X.dtype == np.uint8:
-        return X
-    flat = X.reshape(len(X), -1)
-    if X.dtype.kind == "f":
-        finite = np.isfinite(flat).all(axis=1)
-        if not finite.all():
-            i = int(np.argmin(finite))
-            what = "NaN" if np.isnan(flat[i]).any() else "an infinite value"
-            raise DataError(f"{where(i)} holds {what}", PIXELS_HINT)
-    if flat.size and flat.min() < 0:
-        i = int(np.flatnonzero((flat < 0).any(axis=1))[0])
-        raise DataError(f"{where(i)} holds a negative pixel value ({flat[i].min():g})", PIXELS_HINT)
-    if flat.size and flat.max() > top:
-        i = int(np.flatnonzero((flat > top).any(axis=1))[0])
-        if top == 1:
-            raise DataError(f"{where(i)} holds {flat[i].max():g}, but float pixels must be in [0, 1]",
-                            "divide by 255, or store the images as uint8")
-        raise DataError(f"{where(i)} holds {flat[i].max():g}, above 255", PIXELS_HINT)
-    if top == 1:
-        # x_raw = 255·x
-        return X.astype(np.float32) * np.float32(255.0)
-    return X.astype(np.uint8) if X.dtype.kind in "iu" else X.astype(np.float32, copy=False)
-
-
 # ---------------------------------------------------------------- sources
 
 Reopen = Callable[[], contextlib.AbstractContextManager]
@@ -228,10 +196,15 @@ class ArraySource(Source):
                  fortran: bool, reopen: Reopen):
         super().__init__(name, kind, dims[1:], dims[0])
         self.dtype, self.fortran, self._reopen = dtype, fortran, reopen
-        self.top = 255.0 if dtype.kind in "iu" else 1.0
+        self.top: float | None = None   # the scale, told by the first batch
 
     def _checked(self, X: np.ndarray, start: int) -> Batch:
-        return Batch(check_pixels(X, lambda i: f"{self.name}: image {start + i:,}", self.top), start)
+        def where(i: int) -> str:
+            return f"{self.name}: image {start + i:,}"
+
+        if self.top is None:
+            self.top = pixel_top(X, where)
+        return Batch(check_pixels(X, where, self.top), start)
 
     def batches(self, batch_size: int) -> Iterator[Batch]:
         row_bytes = int(np.prod(self.shape)) * self.dtype.itemsize
@@ -303,12 +276,13 @@ class CsvSource(Source):
                 X = _parse_lines(lines, numbers, self.delimiter, self.n_columns, self.name,
                                  self.label_column)
                 X, y = self._split(X, numbers)
+
+                def where(i: int, n: list[int] = numbers) -> str:
+                    return f"{self.name}: line {n[i]}"
+
                 if top is None:
-                    # [0, 1] scale when the first batch is all within [0, 1] with fractions
-                    fractional = X.dtype.kind == "f" and bool((X != np.floor(X)).any())
-                    top = 1.0 if fractional and 0 <= X.min() and X.max() <= 1 else 255.0
-                yield Batch(check_pixels(X, lambda i, n=numbers: f"{self.name}: line {n[i]}", top),
-                            start, None, y)
+                    top = pixel_top(X, where)   # integers: 0–255; floats: the pixel rule
+                yield Batch(check_pixels(X, where, top), start, None, y)
                 start += len(X)
             text.detach()
         if start == 0:

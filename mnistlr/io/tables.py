@@ -24,7 +24,8 @@ from typing import IO, Any
 import numpy as np
 
 from mnistlr.errors import DataError, MissingExtraError
-from mnistlr.io.readers import CsvSource, Reopen, check_pixels, csv_first_line, is_header
+from mnistlr.io.pixels import raw_pixels
+from mnistlr.io.readers import CsvSource, Reopen, csv_first_line, is_header
 
 LABEL_NAMES = ("label", "class", "y", "target")
 CHUNK_ROWS = 4096
@@ -207,8 +208,7 @@ def _pixel_block(batch: Any, columns: list[str], name: str, offset: int) -> np.n
     """Flat pixel columns → uint8 (k, side, side), checked like every other array input."""
     side = square_side(len(columns), name, "holds")
     X = np.column_stack([batch.column(c).to_numpy(zero_copy_only=False) for c in columns])
-    top = 255.0 if X.dtype.kind in "iu" else 1.0
-    X = check_pixels(X, lambda i: f"{name}: row {offset + i}", top)
+    X = raw_pixels(X, lambda i: f"{name}: row {offset + i}")   # the one pixel rule
     X = X if X.dtype == np.uint8 else np.clip(np.rint(X), 0, 255).astype(np.uint8)
     return X.reshape(len(X), side, side)
 

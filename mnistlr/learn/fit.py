@@ -349,7 +349,7 @@ def accuracy_and_log_loss(model, X, y, inputs=None) -> tuple[float | None, float
     for start in range(0, len(idx), METRICS_BLOCK):
         rows = slice(start, start + METRICS_BLOCK)
         if inputs is None:
-            P = model.predict_proba(X[rows])
+            P = model.proba_from_scores(model.raw_scores(X[rows]))
         else:
             P = model.proba_from_scores(model.scores_of_inputs(inputs[rows]))
         n_correct += int((P.argmax(1) == idx[rows]).sum())

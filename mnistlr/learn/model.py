@@ -1,8 +1,12 @@
 """The fitted model: preprocessing, weights and what it was trained with.
 
-A model consumes raw pixels (0–255, uint8 or float) shaped (n, rows, cols) or
-(n, rows·cols). Preprocessing is folded into effective weights, so scoring reads
-the raw pixels once: s = ((x/255 − μ)/σ)W + b = x·(W/(255σ)) + (b − (μ/σ)W).
+A model consumes pixels shaped (n, rows, cols) or (n, rows·cols): uint8 0–255, or floats
+on either scale by the one pixel rule of `mnistlr.io.pixels` (`decision_function`,
+`predict`, ...); `raw_scores` takes raw pixels 0–255 already checked. Preprocessing is
+folded into effective weights, so scoring reads the raw pixels once:
+s = ((x/255 − μ)/σ)W + b = x·(W/(255σ)) + (b − (μ/σ)W).
+A model with preprocessing "none" takes general features x as they are (z = x; the
+scikit-learn estimators' default).
 A model with a feature pipeline (`mnistlr.learn.features`) scores its features instead,
 computed a block of rows at a time.
 """
@@ -14,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from mnistlr.errors import DataError, UsageError
+from mnistlr.errors import DataError, InputTypeError, UsageError
+from mnistlr.io.pixels import raw_pixels
 from mnistlr.learn.features import BLOCK_ROWS, FeaturePipeline
-from mnistlr.learn.options import PREPROCESSING
+from mnistlr.learn.options import PREPROCESS_KINDS
 
 
 def fold_affine(W, b, affine=None) -> tuple[np.ndarray, np.ndarray]:
@@ -48,6 +53,7 @@ def _column_std(X: np.ndarray, column_mean: np.ndarray, block_rows: int = 2048) 
 class Preprocessor:
     """x ↦ (x/255 − mean)/std per pixel; mean = 0 and std = 1 for plain scaling.
 
+    Kind "none" (general features, taken as they are): x ↦ x, mean = 0, std = 1/255.
     mean, std: (n_features,) float32.
     """
 
@@ -61,8 +67,10 @@ class Preprocessor:
 
         mean and std are kept in units of x/255, so features (unit 1) get z = (x − 255μ)/(255σ).
         """
-        if kind not in PREPROCESSING:
-            raise UsageError(f"unknown preprocessing '{kind}'", f"use one of {', '.join(PREPROCESSING)}")
+        if kind not in PREPROCESS_KINDS:
+            raise UsageError(f"unknown preprocessing '{kind}'", f"use one of {', '.join(PREPROCESS_KINDS)}")
+        if kind == "none":
+            unit = 1.0   # z = x: plain scaling of unit 1
         n_features = X.shape[1]
         mean = np.zeros(n_features, np.float32)
         # plain scaling: z = x/unit, i.e. σ = unit/255
@@ -76,6 +84,11 @@ class Preprocessor:
             sd = _column_std(X, column_mean) / 255.0
             std = np.where(sd > 1e-8 * unit / 255.0, sd, unit / 255.0).astype(np.float32)
         return cls(kind, mean, std)
+
+    @property
+    def pixels(self) -> bool:
+        """Whether the model's inputs are pixels 0–255 (False: general features, kind "none")."""
+        return self.kind != "none"
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         """Raw pixels (n, n_features) → float32 model inputs (n, n_features)."""
@@ -155,34 +168,60 @@ class LinearModel:
         raise DataError(f"input images are {got} but the model expects {rows}×{cols}",
                         "give images of the shape the model was trained on")
 
+    def model_inputs(self, X: np.ndarray) -> np.ndarray:
+        """Inputs X (n, rows, cols) or (n, n_features) → (n, n_features) raw model inputs.
+
+        Pixel models: the one pixel rule (`mnistlr.io.pixels.raw_pixels`), uint8 untouched;
+        feature models (preprocessing "none"): finite numbers, as they are.
+        """
+        X = self.flatten_inputs(X)
+        if self.preprocessor.pixels:
+            return raw_pixels(X)
+        if X.dtype.kind not in "iuf":
+            raise InputTypeError(f"features of type {X.dtype} are not numbers", "give a numeric array")
+        if X.dtype.kind == "f" and not np.isfinite(X).all():
+            i = int(np.argmin(np.isfinite(X).all(axis=1)))
+            raise DataError(f"row {i:,} holds NaN or an infinite value", "give finite numbers")
+        return X
+
     def decision_function(self, X: np.ndarray) -> np.ndarray:
-        """Raw scores (n, n_outputs) float32 for raw pixels X (through the feature pipeline if any)."""
+        """Raw scores (n, n_outputs) float32 for inputs X (n, rows, cols) or (n, n_features).
+
+        Pixels are read by the one pixel rule: uint8 0–255, or floats in [0, 1] or 0–255.
+        """
+        return self.raw_scores(self.model_inputs(X))
+
+    def raw_scores(self, X: np.ndarray, dtype: type = np.float32) -> np.ndarray:
+        """Scores (n, n_outputs) of raw inputs X (n, rows, cols) or (n, n_features), already
+        checked (pixels 0–255), through the feature pipeline if any. dtype: float32, or float64
+        (the scikit-learn estimators)."""
         X = self.flatten_inputs(X)
         if self.features is None:
-            return self.scores_of_inputs(X)
-        S = np.empty((len(X), self.W.shape[1]), np.float32)
+            return self.scores_of_inputs(X, dtype)
+        S = np.empty((len(X), self.W.shape[1]), dtype)
         for start in range(0, len(X), BLOCK_ROWS):
             rows = slice(start, start + BLOCK_ROWS)
-            S[rows] = self.scores_of_inputs(self.features.transform(X[rows]))
+            S[rows] = self.scores_of_inputs(self.features.transform(X[rows]), dtype)
         return S
 
-    def scores_of_inputs(self, X: np.ndarray) -> np.ndarray:
-        """Scores (n, n_outputs) float32 of the model's inputs X (n, n_features): pixels, or features.
+    def scores_of_inputs(self, X: np.ndarray, dtype: type = np.float32) -> np.ndarray:
+        """Scores (n, n_outputs) of the model's inputs X (n, n_features): pixels, or features.
 
         The same scores for a row whatever the batch it comes in: uint8 pixels go through
         `kernels.scoring.scores_uint8` (exact integer sums of the weights on a fine grid); other
         dtypes are accumulated in float64, where the different summation orders of BLAS for one
-        row (gemv) and a block (gemm) vanish in the rounding to float32.
+        row (gemv) and a block (gemm) vanish in the rounding to float32 (dtype float32, the
+        default; float64 keeps the float64 sums).
         """
         W_raw, b_raw = self.effective_weights()
-        if X.dtype == np.uint8:
+        if X.dtype == np.uint8 and dtype == np.float32:
             from mnistlr.learn.kernels.scoring import scores_uint8
 
             return scores_uint8(X, W_raw, b_raw)
         if self._effective64 is None:
             self._effective64 = (W_raw.astype(np.float64), b_raw.astype(np.float64))
         W64, b64 = self._effective64
-        S = np.empty((len(X), W64.shape[1]), np.float32)
+        S = np.empty((len(X), W64.shape[1]), dtype)
         # a block of rows at a time: a float64 copy of 16,384 × 5,000 features would be 0.65 GB
         for start in range(0, len(X), BLOCK_ROWS):
             rows = slice(start, start + BLOCK_ROWS)
@@ -191,15 +230,17 @@ class LinearModel:
         return S
 
     def proba_from_scores(self, S: np.ndarray) -> np.ndarray:
-        """Class probabilities (n, n_classes) float32 from scores S (n, n_outputs).
+        """Class probabilities (n, n_classes) from scores S (n, n_outputs): float64 for float64
+        scores, else float32.
 
         NumPy, not Numba: loading a parallel kernel costs ~0.5 s, NumPy does 10k rows in 1 ms.
         """
-        S = np.asarray(S, dtype=np.float32)
+        S = np.asarray(S)
+        S = S if S.dtype == np.float64 else S.astype(np.float32)
         if self.kind == "logistic":
             # σ(s) = 1/(1+e^−s), from e^−|s| so it never overflows
             e = np.exp(-np.abs(S))
-            P = np.where(S >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(np.float32)
+            P = np.where(S >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(S.dtype)
             if P.shape[1] == 1:
                 # binary: p(class 1) = σ(s), p(class 0) = 1 − σ(s)
                 return np.hstack([1.0 - P, P])

@@ -11,7 +11,9 @@ from mnistlr.errors import UsageError
 MODELS = ("softmax", "logistic", "ridge")
 SOLVERS = ("lbfgs", "gd", "sgd", "closed")
 INITS = ("zeros", "normal", "ridge")
-PREPROCESSING = ("scale", "standardize", "center")
+PREPROCESSING = ("scale", "standardize", "center")   # of pixels 0–255 (the command line's choices)
+# "none": general features, taken as they are (the scikit-learn estimators' default)
+PREPROCESS_KINDS = PREPROCESSING + ("none",)
 DEFAULT_SOLVER = {"softmax": "lbfgs", "logistic": "lbfgs", "ridge": "closed"}
 PATH_METRICS = ("log_loss", "accuracy")
 LOSS_SCALES = ("mean", "sum")
@@ -35,7 +37,7 @@ class TrainOptions:
     tol: float = 1e-3                  # lbfgs: stop when f fell < tol (relative) per iteration over 5
     max_iter: int = 100                # lbfgs
     init: str = "zeros"                # zeros | normal
-    preprocess: str = "scale"          # scale | standardize | center
+    preprocess: str = "scale"          # scale | standardize | center | none
     features: str | None = None        # feature pipeline before the model, e.g. "deskew,pca:50,rff:5000"
     classes: list[int] | None = None   # keep only these labels
     train_limit: int | None = None     # keep the first N images
@@ -108,7 +110,7 @@ class TrainOptions:
             if len(set(self.classes)) < 2:
                 raise UsageError("`classes` needs at least two distinct labels", "e.g. `classes=3,8`")
         _check_choice("init", self.init, INITS)
-        _check_choice("preprocess", self.preprocess, PREPROCESSING)
+        _check_choice("preprocess", self.preprocess, PREPROCESS_KINDS)
         if self.features is not None:
             from mnistlr.learn.features import parse
 

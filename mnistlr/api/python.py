@@ -1,0 +1,258 @@
+"""The Python API behind ``import mnistlr``: `train`, `Model`, `load`, `evaluate`, `load_dataset`.
+
+Arrays in, arrays out. Images X are (n, rows, cols) or (n, rows·cols); pixels are uint8 0–255
+or floats on either scale, by the one pixel rule of `mnistlr.io.pixels` (the same as the
+command line's). A `Model` is a thin wrapper over the learning layer's `LinearModel`; errors
+are the project's (`mnistlr.errors`), which are ValueError / TypeError subclasses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mnistlr.errors import DataError, InputTypeError, UnknownOptionError, UsageError
+from mnistlr.learn.model import LinearModel
+from mnistlr.learn.options import TrainOptions
+
+# TrainOptions fields that train() takes as keywords (model is its own argument)
+TRAIN_KEYWORDS = tuple(f.name for f in dataclasses.fields(TrainOptions) if f.name != "model")
+
+
+class Model:
+    """A fitted linear classifier (softmax, logistic or ridge) of images or features.
+
+    Wraps the learning layer's `LinearModel` (``model.linear``): weights ``W`` (n_features,
+    n_outputs) and intercepts ``b`` act on the preprocessed inputs.
+    """
+
+    def __init__(self, linear: LinearModel, path: str | os.PathLike | None = None):
+        self.linear = linear
+        self.path = None if path is None else str(path)
+
+    # ------------------------------------------------------------ what it is
+    @property
+    def kind(self) -> str:
+        """"softmax", "logistic" or "ridge"."""
+        return self.linear.kind
+
+    @property
+    def classes_(self) -> np.ndarray:
+        """The labels (n_classes,) int64, in the order of the probability columns."""
+        return self.linear.classes
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        return tuple(self.linear.image_shape)
+
+    @property
+    def n_features(self) -> int:
+        return self.linear.n_features
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The training options it was fitted with (l2 after any C conversion)."""
+        return self.linear.params
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """Dataset, sizes, history, stop reason, timings, final metrics, ..."""
+        return self.linear.meta
+
+    def __repr__(self) -> str:
+        p, m = self.params, self.meta.get("metrics") or {}
+        classes = self.classes_.tolist()
+        shown = (f"[{classes[0]}..{classes[-1]}]" if len(classes) > 4
+                 and classes == list(range(classes[0], classes[-1] + 1)) else str(classes))
+        parts = [f"kind={self.kind!r}", f"classes={shown}", f"image_shape={self.image_shape}",
+                 f"preprocess={self.linear.preprocessor.kind!r}"]
+        parts += [f"{k}={p[k]!r}" for k in ("solver", "l2", "l1") if p.get(k) not in (None, 0.0)]
+        if m.get("train_accuracy") is not None:
+            parts.append(f"train_accuracy={m['train_accuracy']:.4f}")
+        return f"mnistlr.Model({', '.join(parts)})"
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when they compute the same: kind, classes, image shape, preprocessing, weights
+        and training options (metadata such as history and timings is not compared)."""
+        if not isinstance(other, Model):
+            return NotImplemented
+        a, b = self.linear, other.linear
+        arrays = [(a.classes, b.classes), (a.W, b.W), (a.b, b.b),
+                  (a.preprocessor.mean, b.preprocessor.mean), (a.preprocessor.std, b.preprocessor.std)]
+        return (a.kind == b.kind and tuple(a.image_shape) == tuple(b.image_shape)
+                and a.preprocessor.kind == b.preprocessor.kind and _plain(a.params) == _plain(b.params)
+                and all(x.shape == y.shape and np.array_equal(x, y) for x, y in arrays))
+
+    __hash__ = None  # mutable, compared by content
+
+    # ------------------------------------------------------------ predictions
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Scores (n, n_outputs) float32; n_outputs is 1 for a binary logistic model."""
+        return self.linear.decision_function(_numbers(X, "X"))
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities (n, n_classes) float32, columns in the order of `classes_`."""
+        return self.linear.predict_proba(_numbers(X, "X"))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted labels (n,) int64, values from `classes_`."""
+        return self.linear.predict(_numbers(X, "X"))
+
+    def score(self, X: Any, y: Any) -> float:
+        """Accuracy: the share of images whose predicted label is y."""
+        X = _numbers(X, "X")
+        y = _labels(y, len(X))
+        return float((self.predict(X) == y).mean())
+
+    # ------------------------------------------------------------ files
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the model file (joblib, read back by `mnistlr.load` and every command), atomically."""
+        from mnistlr.learn.persistence import save_model
+
+        save_model(self.linear, path)
+        return Path(path)
+
+
+def _plain(value: Any) -> Any:
+    from mnistlr.learn.persistence import to_plain
+
+    return to_plain(value)
+
+
+def _numbers(X: Any, name: str) -> np.ndarray:
+    """X as a NumPy array of numbers, at least 2-D (one row per image)."""
+    try:
+        X = np.asarray(X)
+    except (ValueError, TypeError) as exc:
+        raise InputTypeError(f"{name} is not an array of numbers ({exc})", "give a NumPy array") from None
+    if X.dtype.kind not in "iuf":
+        raise InputTypeError(f"{name} holds {X.dtype} values, not numbers",
+                             "give uint8 pixels 0–255 or floats")
+    if X.ndim not in (2, 3) or len(X) == 0:
+        raise DataError(f"{name} has shape {X.shape}; images are (n, rows, cols) or (n, rows·cols)",
+                        "give a non-empty array; one image x: x[None]")
+    return X
+
+
+def _labels(y: Any, n: int) -> np.ndarray:
+    """Labels (n,) int64 from integers (or whole-number floats)."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.dtype.kind not in "iuf":
+        raise InputTypeError(f"labels hold {y.dtype} values", "labels are integers, e.g. 0–9")
+    if y.ndim != 1 or len(y) != n:
+        raise DataError(f"{n:,} images but labels of shape {y.shape}", "give one label per image")
+    if y.dtype.kind == "f" and not (np.isfinite(y).all() and (y == np.round(y)).all()):
+        raise DataError("labels hold values that are not whole numbers", "labels are integers, e.g. 0–9")
+    return y.astype(np.int64)
+
+
+def _check_keywords(options: dict[str, Any]) -> None:
+    for name in options:
+        if name not in TRAIN_KEYWORDS:
+            close = difflib.get_close_matches(name, TRAIN_KEYWORDS, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"options: {', '.join(TRAIN_KEYWORDS)}"
+            raise UnknownOptionError(f"train() got an unknown keyword argument {name!r}", hint)
+
+
+def as_images(X: np.ndarray, image_shape: Sequence[int] | None, pixels: bool) -> np.ndarray:
+    """Images (n, rows, cols) on the raw scale from X (n, rows, cols) or (n, rows·cols).
+
+    pixels: apply the one pixel rule (False: general features, taken as they are).
+    """
+    from mnistlr.io.pixels import raw_pixels
+
+    if X.ndim == 2:
+        n_features = X.shape[1]
+        if image_shape is None:
+            side = math.isqrt(n_features)
+            if side * side != n_features:
+                raise DataError(f"X has {n_features} features per row, not a square image",
+                                "give image_shape=(rows, cols), or X shaped (n, rows, cols)")
+            image_shape = (side, side)
+        rows, cols = (int(d) for d in image_shape)
+        if rows * cols != n_features:
+            raise DataError(f"image_shape {rows}×{cols} does not hold {n_features} features",
+                            "give image_shape whose product is the number of columns of X")
+        X = X.reshape(len(X), rows, cols)
+    if pixels:
+        return raw_pixels(X)
+    if X.dtype.kind == "f" and not np.isfinite(X).all():
+        raise DataError("X holds NaN or an infinite value", "give finite numbers")
+    return X
+
+
+def train(X: Any, y: Any, *, model: str = "softmax", image_shape: Sequence[int] | None = None,
+          **options: Any) -> Model:
+    """Fit a model on images X (n, rows, cols) or (n, rows·cols) and labels y (n,).
+
+    model: "softmax", "logistic" or "ridge"; options: any `mnistlr train` option by its
+    Python name (l2, C, solver, epochs, preprocess, classes, seed, ...; same defaults as
+    `mnistlr.learn.options.TrainOptions`). image_shape: for (n, d) rows that are not square.
+    The same data and options as `mnistlr train` give identical weights.
+    """
+    from mnistlr.learn.fit import fit_model
+
+    _check_keywords(options)
+    settings = TrainOptions(model=model, **options)
+    settings.validate()
+    X = _numbers(X, "X")
+    y = _labels(y, len(X))
+    images = as_images(X, image_shape, pixels=settings.preprocess != "none")
+    return Model(fit_model(images, y, settings))
+
+
+def load(path: str | os.PathLike) -> Model:
+    """Read a model: a file of `Model.save` / `mnistlr train` (joblib), or an `.npz` export."""
+    from mnistlr.learn.persistence import load_model
+
+    return Model(load_model(path), path)
+
+
+def evaluate(model: Model | str | os.PathLike, X: Any, y: Any, *, only_model_classes: bool = False,
+             top: int = 5) -> dict[str, Any]:
+    """The report of `mnistlr evaluate --json` (same keys) for images X and labels y.
+
+    model: a Model or a model file. only_model_classes: leave out images of other labels
+    (instead of an error).
+    """
+    from mnistlr.api.evaluate import json_ready, score_report
+
+    if not isinstance(model, Model):
+        model = load(model)
+    X = _numbers(X, "X")
+    y = _labels(y, len(X))
+    raw = model.linear.model_inputs(X)
+    report, _ = score_report(model.linear, raw, y, {"arrays": True, "images": len(y)},
+                             model.path, only_model_classes, top)
+    return json_ready(report)
+
+
+def load_dataset(name_or_source: str | os.PathLike | Sequence[str | os.PathLike],
+                 split: str = "train", *, data_dir: str | os.PathLike | None = None,
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Images (n, rows, cols) uint8 and labels (n,) of a dataset.
+
+    name_or_source: a registered dataset name ("mnist", "fashion-mnist", "kmnist",
+    "mnist-sample"; fetched ones from the data directory), or a pair (images file, labels
+    file) of IDX files. split: "train" or "test" (for a name).
+    """
+    from mnistlr.data import registry
+
+    if isinstance(name_or_source, (list, tuple)):
+        if len(name_or_source) != 2:
+            raise UsageError(f"a source is a name or a pair (images, labels), got {len(name_or_source)} items",
+                             "e.g. load_dataset(('t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'))")
+        return registry.load_pair(*name_or_source)
+    if not isinstance(name_or_source, (str, os.PathLike)):
+        raise InputTypeError(f"load_dataset() takes a name or a pair of files, not {type(name_or_source).__name__}",
+                             "e.g. load_dataset('mnist-sample')")
+    return registry.load_dataset(str(name_or_source), split, data_dir)

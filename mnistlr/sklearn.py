@@ -1,0 +1,164 @@
+"""scikit-learn estimators over mnistlr's solvers: `SoftmaxRegression`, `LogisticRegression`
+(binary, or one-vs-rest for more classes) and `RidgeClassifier` (the `sklearn` extra).
+
+They take general feature matrices X (n_samples, n_features) of any numbers: the default
+``preprocess="none"`` uses the features as they are. ``preprocess="scale"``, ``"standardize"``
+or ``"center"`` treat X as pixels by the one pixel rule (`mnistlr.io.pixels`), exactly as
+``mnistlr train --preprocess ...`` does: on the same data and options the weights are the
+command line's, bit for bit (``estimator.model_.W``).
+
+Their parameters are `TrainOptions` fields with the same names and defaults, except
+``preprocess``; labels may be any values (numbers or strings).
+
+    coef_       (1, n_features) for two classes, else (n_classes, n_features): the weights
+                acting on X as given (preprocessing folded in)
+    intercept_  (1,) or (n_classes,)
+    decision_function(X)  X @ coef_.T + intercept_: (n,) for two classes, else (n, n_classes)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mnistlr.errors import DataError, InputTypeError, MissingExtraError, TrainingError, UsageError
+
+try:
+    from sklearn.base import BaseEstimator, ClassifierMixin
+    from sklearn.exceptions import NotFittedError as _SklearnNotFitted
+    from sklearn.utils.multiclass import check_classification_targets
+    from sklearn.utils.validation import validate_data
+except ImportError:  # pragma: no cover - depends on the installation
+    raise MissingExtraError("scikit-learn", "sklearn", "mnistlr.sklearn") from None
+
+from mnistlr.learn.options import TrainOptions
+
+__all__ = ["LogisticRegression", "NotFittedError", "RidgeClassifier", "SoftmaxRegression"]
+
+_DEFAULTS = TrainOptions()
+
+
+class NotFittedError(UsageError, _SklearnNotFitted):
+    """An estimator used before `fit` (scikit-learn's NotFittedError, and mnistlr's)."""
+
+
+class _LinearClassifier(ClassifierMixin, BaseEstimator):
+    """fit / predict / predict_proba / decision_function over `mnistlr.learn.fit.fit_model`."""
+
+    _model = "softmax"
+
+    def _options(self) -> TrainOptions:
+        return TrainOptions(model=self._model, **self.get_params(deep=False))
+
+    def _features(self, X: Any, reset: bool, y: Any = None) -> Any:
+        """Checked X (n, d): uint8/float32/float64 as given, other numbers as float64; pixels
+        (a pixel preprocess) read by the one pixel rule."""
+        from mnistlr.io.pixels import raw_pixels
+
+        try:
+            if reset:
+                X, y = validate_data(self, X, y, dtype="numeric")
+            else:
+                X = validate_data(self, X, reset=False, dtype="numeric")
+        except TypeError as exc:   # scikit-learn's message, as mnistlr's error
+            raise InputTypeError(str(exc)) from None
+        except ValueError as exc:
+            raise DataError(str(exc)) from None
+        if X.dtype not in (np.uint8, np.float32, np.float64):
+            X = X.astype(np.float64)
+        elif not X.flags.writeable or not X.flags.c_contiguous:
+            X = np.ascontiguousarray(X).copy()  # read-only memory (memmaps) would compile new kernels
+        if self.preprocess != "none":
+            X = raw_pixels(X)
+        return (X, y) if reset else X
+
+    def fit(self, X: Any, y: Any) -> _LinearClassifier:
+        """Fit on X (n_samples, n_features) and labels y (n_samples,)."""
+        from mnistlr.learn.fit import fit_model
+
+        options = self._options()
+        options.validate()
+        X, y = self._features(X, reset=True, y=y)
+        check_classification_targets(y)
+        classes, codes = np.unique(y, return_inverse=True)
+        if len(classes) < 2:
+            raise TrainingError(f"{type(self).__name__} needs at least 2 classes; the data holds 1 class "
+                                f"({classes[0]!r})", "give samples of two or more classes")
+        self.model_ = fit_model(X.reshape(len(X), 1, -1), codes.astype(np.int64), options)
+        self.classes_ = classes
+        W_raw, b_raw = (a.astype(np.float64) for a in self.model_.effective_weights())
+        if W_raw.shape[1] == 2:
+            # two outputs for two classes: the decision s₁ − s₀ = x·(w₁ − w₀) + (b₁ − b₀)
+            W_raw, b_raw = W_raw[:, 1:] - W_raw[:, :1], b_raw[1:] - b_raw[:1]
+        self.coef_, self.intercept_ = np.ascontiguousarray(W_raw.T), b_raw
+        self.n_iter_ = self.model_.meta.get("n_iter")
+        return self
+
+    def _scores(self, X: Any) -> np.ndarray:
+        """The model's scores (n, n_outputs) float64 for X (n, n_features)."""
+        if not hasattr(self, "model_"):
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet; call 'fit' first",
+                                 "fit it on (X, y) before predicting")
+        return self.model_.raw_scores(self._features(X, reset=False), dtype=np.float64)
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Scores: (n,) for two classes (positive: classes_[1]), else (n, n_classes)."""
+        S = self._scores(X)
+        if S.shape[1] == 1:
+            return S[:, 0]
+        if len(self.classes_) == 2:
+            return S[:, 1] - S[:, 0]
+        return S
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities (n, n_classes) float64, columns in the order of classes_."""
+        S = self._scores(X)
+        return self.model_.proba_from_scores(S)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Labels (n,), values from classes_."""
+        S = self._scores(X)
+        return self.classes_[self.model_.labels_from_scores(S)]
+
+
+class _IterativeClassifier(_LinearClassifier):
+    """The options of the iterative solvers (lbfgs, gd, sgd), named and defaulted as TrainOptions."""
+
+    def __init__(self, *, l2: float | None = _DEFAULTS.l2, C: float | None = _DEFAULTS.C,
+                 solver: str | None = _DEFAULTS.solver, l1: float = _DEFAULTS.l1,
+                 lr: float = _DEFAULTS.lr, anneal: float = _DEFAULTS.anneal,
+                 epochs: int = _DEFAULTS.epochs, batch_size: int = _DEFAULTS.batch_size,
+                 patience: int = _DEFAULTS.patience, tol: float = _DEFAULTS.tol,
+                 max_iter: int = _DEFAULTS.max_iter, init: str = _DEFAULTS.init,
+                 preprocess: str = "none", val_size: int | None = _DEFAULTS.val_size,
+                 val_fraction: float | None = _DEFAULTS.val_fraction, seed: int = _DEFAULTS.seed):
+        self.l2, self.C, self.solver, self.l1 = l2, C, solver, l1
+        self.lr, self.anneal, self.epochs, self.batch_size = lr, anneal, epochs, batch_size
+        self.patience, self.tol, self.max_iter, self.init = patience, tol, max_iter, init
+        self.preprocess, self.val_size, self.val_fraction, self.seed = preprocess, val_size, val_fraction, seed
+
+
+class SoftmaxRegression(_IterativeClassifier):
+    """Multinomial logistic regression: p = softmax(xW + b), mean cross-entropy + (l2/2)‖W‖²
+    (+ l1‖W‖₁ with solver gd/sgd). Default solver lbfgs."""
+
+    _model = "softmax"
+
+
+class LogisticRegression(_IterativeClassifier):
+    """Logistic regression σ(xw + b): binary for two classes, one-vs-rest (probabilities
+    normalised to sum to 1) for more. Default solver lbfgs."""
+
+    _model = "logistic"
+
+
+class RidgeClassifier(_LinearClassifier):
+    """Least squares on one-hot targets with centred inputs, W = (XᵀX + l2·I)⁻¹XᵀY, solved in
+    closed form; predicts the arg-max score (probabilities: the softmax of the scores,
+    uncalibrated)."""
+
+    _model = "ridge"
+
+    def __init__(self, *, l2: float | None = _DEFAULTS.l2, preprocess: str = "none"):
+        self.l2, self.preprocess = l2, preprocess

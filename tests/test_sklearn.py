@@ -1,0 +1,110 @@
+"""mnistlr.sklearn: scikit-learn's own estimator checks, Pipeline / GridSearchCV /
+cross_val_score, and fits identical to the command line's."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.base import clone, is_classifier
+from sklearn.datasets import make_classification
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import mnistlr
+from mnistlr.learn.persistence import load_model
+from mnistlr.sklearn import LogisticRegression, NotFittedError, RidgeClassifier, SoftmaxRegression
+
+ESTIMATORS = [SoftmaxRegression(), LogisticRegression(), RidgeClassifier()]
+
+
+@parametrize_with_checks(ESTIMATORS)
+def test_sklearn_estimator_checks(estimator, check, monkeypatch):
+    # scikit-learn runs its array-API check (NumPy arrays under array-API dispatch) only with this set
+    monkeypatch.setenv("SCIPY_ARRAY_API", "1")
+    check(estimator)
+
+
+@pytest.fixture(scope="module")
+def features():
+    """General (not pixel) features: 300 samples, 12 features, 3 classes."""
+    X, y = make_classification(n_samples=300, n_features=12, n_informative=6, n_classes=3,
+                               random_state=0)
+    return X, y
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: type(e).__name__)
+def test_pipeline_grid_search_and_cross_validation(estimator, features):
+    X, y = features
+    assert is_classifier(estimator)
+    pipeline = make_pipeline(StandardScaler(), clone(estimator))
+    scores = cross_val_score(pipeline, X, y, cv=3)
+    assert scores.shape == (3,) and scores.mean() > 0.6
+    name = type(estimator).__name__.lower()
+    grid = GridSearchCV(pipeline, {f"{name}__l2": [1e-4, 1e-1, 10.0]}, cv=3).fit(X, y)
+    assert grid.best_params_[f"{name}__l2"] in (1e-4, 1e-1, 10.0)
+    assert grid.score(X, y) > 0.6
+
+
+@pytest.mark.parametrize("estimator, args", [
+    (SoftmaxRegression(preprocess="scale", l2=1e-3), ["--model", "softmax", "--l2", "1e-3"]),
+    (LogisticRegression(preprocess="standardize", solver="sgd", epochs=5),
+     ["--model", "logistic", "--preprocess", "standardize", "--solver", "sgd", "--epochs", "5"]),
+    (RidgeClassifier(preprocess="scale", l2=10.0), ["--model", "ridge", "--l2", "10"]),
+], ids=["softmax", "logistic-sgd", "ridge"])
+def test_fits_are_the_command_lines(estimator, args, cli, tmp_path):
+    X, y = mnistlr.load_dataset("mnist-sample")
+    X, y = X[:1500], y[:1500]
+    path = tmp_path / "m.joblib"
+    result = cli("train", "--dataset", "mnist-sample", "--train-limit", "1500", *args, "-o", path, "-q")
+    assert result.code == 0, result.err
+    reference = load_model(path)
+    fitted = clone(estimator).fit(X.reshape(len(X), -1), y)
+    assert np.array_equal(fitted.model_.W, reference.W) and np.array_equal(fitted.model_.b, reference.b)
+    Xt, _ = mnistlr.load_dataset("mnist-sample", "test")
+    flat = Xt.reshape(len(Xt), -1)
+    assert np.array_equal(fitted.predict(flat), reference.predict(Xt))
+    assert np.allclose(fitted.predict_proba(flat), reference.predict_proba(Xt), atol=1e-5)
+    # the pixel rule: [0, 1] floats give the same predictions
+    assert np.array_equal(fitted.predict(flat / 255.0), reference.predict(Xt))
+
+
+def test_binary_and_one_vs_rest_logistic(features):
+    X, y = features
+    binary = LogisticRegression().fit(X[y < 2], np.where(y[y < 2] == 1, "yes", "no"))
+    assert binary.coef_.shape == (1, 12) and binary.intercept_.shape == (1,)
+    assert binary.classes_.tolist() == ["no", "yes"]
+    decision = binary.decision_function(X)
+    assert np.allclose(decision, X @ binary.coef_[0] + binary.intercept_[0])
+    assert np.array_equal(binary.predict(X), np.where(decision > 0, "yes", "no"))
+    ovr = LogisticRegression().fit(X, y)
+    assert ovr.coef_.shape == (3, 12) and ovr.decision_function(X).shape == (300, 3)
+    assert np.allclose(ovr.decision_function(X), X @ ovr.coef_.T + ovr.intercept_)
+    assert ovr.score(X, y) > 0.6
+
+
+def test_pickle_round_trip(features):
+    X, y = features
+    fitted = SoftmaxRegression().fit(X, y)
+    back = pickle.loads(pickle.dumps(fitted))
+    assert np.array_equal(back.predict_proba(X), fitted.predict_proba(X))
+
+
+@pytest.mark.parametrize("make, error, words", [
+    (lambda X, y: SoftmaxRegression().predict(X), NotFittedError, "not fitted yet"),
+    (lambda X, y: SoftmaxRegression(solver="newton").fit(X, y), mnistlr.UsageError, "--solver 'newton'"),
+    (lambda X, y: SoftmaxRegression(preprocess="scale").fit(X, y), mnistlr.DataError, "negative pixel"),
+    (lambda X, y: RidgeClassifier(l2=-1.0).fit(X, y), ValueError, "--l2 must be"),
+    (lambda X, y: SoftmaxRegression().fit(X, np.zeros(len(y))), mnistlr.TrainingError, "1 class"),
+    (lambda X, y: SoftmaxRegression().fit(X, y).predict(X[:, :5]), mnistlr.DataError, "has 5 features"),
+    (lambda X, y: SoftmaxRegression().fit(np.where(X > 1, np.nan, X), y), mnistlr.DataError, "NaN"),
+    (lambda X, y: SoftmaxRegression().fit(X.astype(str), y), ValueError, "numeric"),
+])
+def test_bad_input(features, make, error, words):
+    X, y = features
+    with pytest.raises(error, match=words) as info:
+        make(X, y)
+    assert isinstance(info.value, mnistlr.MnistlrError)
