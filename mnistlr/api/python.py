@@ -119,6 +119,17 @@ class Model:
         save_model(self.linear, path)
         return Path(path)
 
+    def export(self, path: str | os.PathLike, *, input_type: str = "uint8",
+               input_layout: str = "images") -> Path:
+        """Write an export told by the extension, atomically, as `mnistlr export`: .onnx (the
+        `onnx` extra; input *input_type* "uint8" or "float32", *input_layout* "images" (n, rows,
+        cols) or "flat" (n, rows·cols)), .npz (NumPy arrays, read back by `mnistlr.load`) or
+        .csv (the raw-pixel weights)."""
+        from mnistlr.api.export import export
+
+        export(self.linear, path, input_type=input_type, input_layout=input_layout)
+        return Path(path)
+
 
 def _plain(value: Any) -> Any:
     from mnistlr.learn.persistence import to_plain
@@ -212,9 +223,10 @@ def train(X: Any, y: Any, *, model: str = "softmax", image_shape: Sequence[int] 
 
 def load(path: str | os.PathLike) -> Model:
     """Read a model: a file of `Model.save` / `mnistlr train` (joblib), or an `.npz` export."""
+    from mnistlr.learn.export import is_npz, read_npz
     from mnistlr.learn.persistence import load_model
 
-    return Model(load_model(path), path)
+    return Model(read_npz(path) if is_npz(path) else load_model(path), path)
 
 
 def evaluate(model: Model | str | os.PathLike, X: Any, y: Any, *, only_model_classes: bool = False,

@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from mnistlr.cli import evaluate, fetch, imports, inspect, predict, show, sweep, train
+from mnistlr.cli import evaluate, export, fetch, imports, inspect, predict, show, sweep, train
 from mnistlr.cli.base import app as _typer_app
 from mnistlr.cli.base import print_error, register, silence_stdout
 from mnistlr.errors import Interrupted, MnistlrError
@@ -19,7 +19,7 @@ from mnistlr.errors import Interrupted, MnistlrError
 # The commands, in the order --help lists them.
 COMMANDS = (fetch.fetch_command, imports.import_command, train.train_command,
             evaluate.evaluate_command, predict.predict_command, sweep.sweep_command,
-            inspect.inspect_command, show.show_command)
+            inspect.inspect_command, show.show_command, export.export_command)
 for _command in COMMANDS:
     register(_command)
 

@@ -1,0 +1,61 @@
+"""`mnistlr export`: a model as ONNX, NumPy arrays or CSV weights, told by the extension."""
+
+from __future__ import annotations
+
+import enum
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mnistlr.cli.base import JsonOpt, ModelArg, QuietOpt, command
+
+
+class InputType(str, enum.Enum):
+    uint8 = "uint8"
+    float32 = "float32"
+
+
+class InputLayout(str, enum.Enum):
+    images = "images"
+    flat = "flat"
+
+
+@command(
+    "export",
+    ("an ONNX graph taking uint8 images", "mnistlr export sample.joblib -o sample.onnx"),
+    ("an ONNX graph taking float32 rows of 784 pixels",
+     "mnistlr export sample.joblib -o sample.onnx --input-type float32 --input-layout flat"),
+    ("the arrays, for NumPy alone", "mnistlr export sample.joblib -o sample.npz"),
+    ("the weights, for a spreadsheet", "mnistlr export sample.joblib -o weights.csv"),
+)
+def export_command(
+    model: ModelArg,
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", help="The file to write: .onnx, .npz or .csv (the format).", metavar="FILE")],
+    input_type: Annotated[InputType, typer.Option(
+        "--input-type", help="ONNX only: the element type of the graph's input.")] = InputType.uint8,
+    input_layout: Annotated[InputLayout, typer.Option(
+        "--input-layout", help="ONNX only: images (n, rows, cols) or flat rows (n, rows·cols).")
+    ] = InputLayout.images,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Write a model in another format, told by the output's extension (written atomically).
+
+    .onnx: one graph (the onnx extra), input `images` (n, rows, cols) or with --input-layout
+    flat (n, rows·cols), uint8 or with --input-type float32 floats in [0, 1] or 0–255, outputs `label` (int64) and `probabilities` (float32), preprocessing folded in.
+    .npz: every array and the metadata as JSON text, for np.load(..., allow_pickle=False).
+    .csv: the weights on raw pixels, a header row of class labels and an intercept row.
+    """
+    from mnistlr.api.export import export, export_format
+
+    export_format(output)   # refuse an unknown extension before reading the model
+    summary = export(model, output, input_type=input_type.value, input_layout=input_layout.value)
+    if json_out:
+        typer.echo(json.dumps(summary))
+    elif not quiet:
+        from mnistlr.cli.base import stderr_console
+
+        stderr_console().print(f"wrote {summary['output']} ({summary['format']}, {summary['bytes']:,} bytes)")

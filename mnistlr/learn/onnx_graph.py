@@ -1,0 +1,136 @@
+"""The ONNX export of a model (the `onnx` extra): one graph, preprocessing folded in.
+
+Input ``images``: uint8 or float32, shaped (n, rows, cols) or (n, rows·cols), both chosen at
+export (ONNX requires a graph input to have one element type and one rank; the graph body is
+the same, so export twice for both). Float32 images follow the scale part of the one pixel rule
+(`mnistlr.io.pixels`): a batch whose largest value is at most 1 is multiplied by 255 (the
+graph cannot refuse values the rule refuses: check them before, or use uint8).
+Outputs: ``label`` (n,) int64 and ``probabilities`` (n, n_classes) float32, as
+`mnistlr predict --proba` computes them: scores s = x·W_raw + b_raw summed in float64 and
+rounded to float32; softmax (softmax, ridge), σ and 1 − σ (binary logistic) or σ_k / Σ σ
+(one-vs-rest); the label is classes[argmax s] (classes[s > 0] for one output).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from mnistlr.errors import MissingExtraError, UsageError
+from mnistlr.io.atomic import atomic_write
+from mnistlr.learn.model import LinearModel
+
+INPUT_TYPES = ("uint8", "float32")
+INPUT_LAYOUTS = ("images", "flat")   # (n, rows, cols) or (n, rows·cols)
+OPSET = 17
+IR_VERSION = 8   # read by onnxruntime 1.10 and later
+
+
+def _onnx() -> Any:
+    try:
+        import onnx
+    except ImportError:
+        raise MissingExtraError("onnx", "onnx", "exporting to ONNX") from None
+    return onnx
+
+
+def _pixels(h: Any, nodes: list, input_type: str, n_features: int) -> str:
+    """Nodes turning the input into raw pixels (n, n_features) float64; returns the name."""
+    nodes.append(h.make_node("Reshape", ["images", "flat_shape"], ["flat"]))
+    if input_type == "uint8":
+        nodes.append(h.make_node("Cast", ["flat"], ["x64"], to=h.TensorProto.DOUBLE))
+        return "x64"
+    # x_raw = 255·x when max x ≤ 1 (the [0, 1] scale), else x (in float32, as the readers do)
+    nodes += [h.make_node("ReduceMax", ["flat"], ["top"], keepdims=0),
+              h.make_node("LessOrEqual", ["top", "one"], ["unit_scale"]),
+              h.make_node("Where", ["unit_scale", "c255", "one"], ["factor"]),
+              h.make_node("Mul", ["flat", "factor"], ["x32"]),
+              h.make_node("Cast", ["x32"], ["x64"], to=h.TensorProto.DOUBLE)]
+    return "x64"
+
+
+def _outputs(h: Any, nodes: list, kind: str, n_outputs: int) -> None:
+    """Nodes from float32 scores ``s`` to ``probabilities`` and ``label``."""
+    if kind == "logistic":
+        # σ(s) = 1/(1+e^−s) from e^−|s|, as the model computes it (onnxruntime's Sigmoid is an
+        # approximation that loses the relative precision of small σ, which one-vs-rest divides)
+        nodes += [h.make_node("Abs", ["s"], ["abs_s"]), h.make_node("Neg", ["abs_s"], ["minus_abs"]),
+                  h.make_node("Exp", ["minus_abs"], ["e"]), h.make_node("Add", ["one", "e"], ["one_e"]),
+                  h.make_node("Div", ["one", "one_e"], ["sig_pos"]), h.make_node("Div", ["e", "one_e"], ["sig_neg"]),
+                  h.make_node("GreaterOrEqual", ["s", "zero"], ["nonneg"]),
+                  h.make_node("Where", ["nonneg", "sig_pos", "sig_neg"], ["sig"])]
+        if n_outputs == 1:
+            # p₀ = 1 − σ(s), p₁ = σ(s)
+            nodes += [h.make_node("Sub", ["one", "sig"], ["p0"]),
+                      h.make_node("Concat", ["p0", "sig"], ["probabilities"], axis=1)]
+        else:
+            # p_k = σ(s_k) / Σ_j σ(s_j)
+            nodes += [h.make_node("ReduceSum", ["sig", "axis1"], ["total"], keepdims=1),
+                      h.make_node("Div", ["sig", "total"], ["probabilities"])]
+    else:
+        # p_k = e^{s_k} / Σ_j e^{s_j}
+        nodes.append(h.make_node("Softmax", ["s"], ["probabilities"], axis=1))
+    if n_outputs == 1:
+        nodes += [h.make_node("Greater", ["s", "zero"], ["positive"]),
+                  h.make_node("Cast", ["positive"], ["index2d"], to=h.TensorProto.INT64),
+                  h.make_node("Reshape", ["index2d", "minus_one"], ["index"])]
+    else:
+        nodes.append(h.make_node("ArgMax", ["s"], ["index"], axis=1, keepdims=0))
+    nodes.append(h.make_node("Gather", ["classes", "index"], ["label"], axis=0))
+
+
+def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise UsageError(f"{option} '{value}' is not one of {', '.join(choices)}",
+                         f"use one of {', '.join(choices)}")
+
+
+def onnx_model(model: LinearModel, input_type: str = "uint8", layout: str = "images") -> Any:
+    """The onnx.ModelProto of *model* for images of *input_type* ("uint8" or "float32") shaped
+    as *layout* says: "images" (n, rows, cols) or "flat" (n, rows·cols)."""
+    _check_choice("--input-type", input_type, INPUT_TYPES)
+    _check_choice("--input-layout", layout, INPUT_LAYOUTS)
+    onnx = _onnx()
+    h, numpy_helper = onnx.helper, onnx.numpy_helper
+    W_raw, b_raw = model.effective_weights()
+    n_features, n_outputs = W_raw.shape
+    constants = {
+        "flat_shape": np.array([-1, n_features], np.int64), "W": W_raw.astype(np.float64),
+        "bias": b_raw.astype(np.float64), "classes": np.asarray(model.classes, np.int64),
+        "one": np.array(1.0, np.float32), "zero": np.array(0.0, np.float32),
+        "c255": np.array(255.0, np.float32), "axis1": np.array([1], np.int64),
+        "minus_one": np.array([-1], np.int64),
+    }
+    nodes: list = []
+    x = _pixels(h, nodes, input_type, n_features)
+    # s = x·W_raw + b_raw in float64, rounded to float32
+    nodes += [h.make_node("MatMul", [x, "W"], ["xw"]), h.make_node("Add", ["xw", "bias"], ["s64"]),
+              h.make_node("Cast", ["s64"], ["s"], to=h.TensorProto.FLOAT)]
+    _outputs(h, nodes, model.kind, n_outputs)
+    elem = h.TensorProto.UINT8 if input_type == "uint8" else h.TensorProto.FLOAT
+    rows, cols = model.image_shape
+    shape = ["n", rows, cols] if layout == "images" else ["n", rows * cols]
+    graph = h.make_graph(
+        nodes, f"mnistlr_{model.kind}",
+        inputs=[h.make_tensor_value_info("images", elem, shape)],
+        outputs=[h.make_tensor_value_info("label", h.TensorProto.INT64, ["n"]),
+                 h.make_tensor_value_info("probabilities", h.TensorProto.FLOAT, ["n", model.n_classes])],
+        initializer=[numpy_helper.from_array(v, name) for name, v in constants.items()
+                     if any(name in node.input for node in nodes)])
+    proto = h.make_model(graph, producer_name="mnistlr", opset_imports=[h.make_opsetid("", OPSET)])
+    proto.ir_version = IR_VERSION
+    h.set_model_props(proto, {"kind": model.kind, "classes": ",".join(map(str, model.classes.tolist())),
+                              "image_shape": f"{rows}x{cols}", "input_type": input_type,
+                              "input_layout": layout})
+    onnx.checker.check_model(proto)
+    return proto
+
+
+def write_onnx(model: LinearModel, path: str | os.PathLike, input_type: str = "uint8",
+               layout: str = "images") -> None:
+    """Write the ONNX export of *model* to *path*, atomically."""
+    data = onnx_model(model, input_type, layout).SerializeToString()
+    with atomic_write(path, "wb") as handle:
+        handle.write(data)

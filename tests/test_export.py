@@ -1,0 +1,141 @@
+"""`mnistlr export`: ONNX graphs checked with onnxruntime against `predict --proba` on the
+10,000 real test images, the .npz read back into an equal Model, the .csv weights, errors."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import sys
+
+import numpy as np
+import pytest
+
+import mnistlr
+from mnistlr.data.registry import load_dataset
+from mnistlr.io.idx import read_images
+from mnistlr.learn.fit import fit_model
+from mnistlr.learn.options import TrainOptions
+from mnistlr.learn.persistence import load_model, save_model
+
+KINDS = {
+    "softmax": TrainOptions(max_iter=40),
+    "logistic-binary": TrainOptions(model="logistic", classes=[3, 8], max_iter=40),
+    "logistic-ovr": TrainOptions(model="logistic", max_iter=30, preprocess="standardize"),
+    "ridge": TrainOptions(model="ridge", preprocess="center"),
+}
+
+
+@pytest.fixture(scope="module")
+def model_paths(tmp_path_factory):
+    """One model file per kind, trained on the bundled sample."""
+    X, y = load_dataset("mnist-sample", "train")
+    folder = tmp_path_factory.mktemp("export-models")
+    paths = {}
+    for name, options in KINDS.items():
+        paths[name] = folder / f"{name}.joblib"
+        save_model(fit_model(X, y, options, dataset="mnist-sample"), paths[name])
+    return paths
+
+
+def read_predictions(path):
+    """(labels (n,), probabilities (n, k)) of a `predict --proba` CSV."""
+    table = np.loadtxt(path, delimiter=",", skiprows=1)
+    return table[:, 1].astype(np.int64), table[:, 2:]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_onnx_matches_predict_on_the_real_test_images(kind, model_paths, shared_mnist, cli, tmp_path):
+    import onnxruntime
+
+    images_path = shared_mnist / "t10k-images-idx3-ubyte.gz"
+    predicted = tmp_path / "pred.csv"
+    assert cli("predict", model_paths[kind], images_path, "--proba", "-q", "-o", predicted).code == 0
+    labels, P = read_predictions(predicted)
+    X = read_images(images_path)
+    assert X.shape == (10000, 28, 28)
+    runs = {"uint8 images": ([], X),
+            "float32 flat [0, 1]": (["--input-type", "float32", "--input-layout", "flat"],
+                                    (X.reshape(len(X), -1) / 255.0).astype(np.float32)),
+            "float32 images 0-255": (["--input-type", "float32"], X.astype(np.float32))}
+    for what, (args, inputs) in runs.items():
+        graph = tmp_path / "model.onnx"
+        result = cli("export", model_paths[kind], "-o", graph, *args)
+        assert result.code == 0, result.err
+        session = onnxruntime.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+        assert [o.name for o in session.get_outputs()] == ["label", "probabilities"]
+        onnx_labels, onnx_P = session.run(None, {"images": inputs})
+        assert onnx_labels.dtype == np.int64 and onnx_P.dtype == np.float32
+        assert np.array_equal(onnx_labels, labels), what
+        assert np.abs(onnx_P - P).max() <= 1e-5, what
+
+
+def test_npz_is_plain_numpy_and_loads_back_equal(model_paths, tmp_path, cli):
+    path = tmp_path / "model.npz"
+    assert cli("export", model_paths["logistic-binary"], "-o", path, "-q").code == 0
+    model = load_model(model_paths["logistic-binary"])
+    with np.load(path, allow_pickle=False) as data:
+        fields = {name: data[name] for name in data.files}
+    assert str(fields["format"]) == "mnistlr-npz" and str(fields["kind"]) == "logistic"
+    assert fields["classes"].tolist() == [3, 8] and fields["image_shape"].tolist() == [28, 28]
+    assert np.array_equal(fields["W"], model.W) and fields["W"].shape == (784, 1)
+    # scores = x·W_raw + b_raw on raw pixels: what predict computes
+    X, _ = load_dataset("mnist-sample", "test")
+    flat = X.reshape(len(X), -1).astype(np.float64)
+    scores = flat @ fields["W_raw"].astype(np.float64) + fields["b_raw"]
+    assert np.allclose(scores, model.raw_scores(X), atol=1e-4)
+    back = mnistlr.load(path)
+    assert back == mnistlr.Model(model)
+    assert np.array_equal(back.predict_proba(X), mnistlr.Model(model).predict_proba(X))
+    assert back.meta["n_train"] == model.meta["n_train"]
+
+
+def test_csv_has_labels_intercepts_and_raw_weights(model_paths, tmp_path, cli):
+    path = tmp_path / "weights.csv"
+    assert cli("export", model_paths["softmax"], "-o", path, "-q").code == 0
+    rows = list(csv.reader(path.open()))
+    assert rows[0] == ["feature"] + [str(c) for c in range(10)]
+    assert rows[1][0] == "intercept" and rows[2][0] == "pixel_0" and len(rows) == 2 + 784
+    W_raw, b_raw = load_model(model_paths["softmax"]).effective_weights()
+    assert np.array_equal(np.array(rows[1][1:], np.float32), b_raw)
+    assert np.array_equal(np.array([r[1:] for r in rows[2:]], np.float32), W_raw)
+
+
+def test_python_export_and_load(model_paths, tmp_path):
+    model = mnistlr.load(model_paths["ridge"])
+    written = model.export(tmp_path / "r.npz")
+    assert mnistlr.load(written) == model
+    with pytest.raises(mnistlr.UsageError, match="'.txt' is not an export format"):
+        model.export(tmp_path / "r.txt")
+
+
+@pytest.mark.parametrize("args, code, words", [
+    (["-o", "{t}/m.txt"], 2, "'.txt' is not an export format (end the output name in .onnx, .npz, .csv)"),
+    (["-o", "{t}/m"], 2, "no extension is not an export format"),
+    (["-o", "{t}/absent/m.onnx"], 1, "does not exist"),
+    (["-o", "{t}/m.onnx", "--input-type", "int16"], 2, "'int16' is not one of"),
+])
+def test_bad_exports_one_line(model_paths, tmp_path, cli, args, code, words):
+    result = cli("export", model_paths["softmax"], *[a.format(t=tmp_path) for a in args])
+    assert result.code == code and words in result.err
+    assert result.err.count("\n") == 1 and "Traceback" not in result.err
+    assert not any(p.name.startswith(("m", ".m")) for p in tmp_path.iterdir())
+
+
+def test_not_a_model_and_missing_onnx(model_paths, tmp_path, cli, monkeypatch):
+    fake = tmp_path / "fake.joblib"
+    fake.write_bytes(gzip.compress(b"not a model"))
+    result = cli("export", fake, "-o", tmp_path / "x.npz")
+    assert result.code == 1 and "fake.joblib" in result.err
+    kept = tmp_path / "kept.onnx"
+    kept.write_bytes(b"old")
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    result = cli("export", model_paths["softmax"], "-o", kept)
+    assert result.code == 1 and "pip install 'mnistlr[onnx]'" in result.err
+    assert kept.read_bytes() == b"old"   # nothing clobbered
+
+
+def test_npz_that_is_not_an_export_is_refused(tmp_path):
+    path = tmp_path / "other.npz"
+    np.savez(path, images=np.zeros((2, 28, 28), np.uint8))
+    with pytest.raises(mnistlr.ModelFileError, match="not a mnistlr export"):
+        mnistlr.load(path)
