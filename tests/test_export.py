@@ -113,6 +113,7 @@ def test_python_export_and_load(model_paths, tmp_path):
     (["-o", "{t}/m"], 2, "no extension is not an export format"),
     (["-o", "{t}/absent/m.onnx"], 1, "does not exist"),
     (["-o", "{t}/m.onnx", "--input-type", "int16"], 2, "'int16' is not one of"),
+    (["-o", "{t}/m.onnx", "--input-layout", "cube"], 2, "'cube' is not one of"),
 ])
 def test_bad_exports_one_line(model_paths, tmp_path, cli, args, code, words):
     result = cli("export", model_paths["softmax"], *[a.format(t=tmp_path) for a in args])

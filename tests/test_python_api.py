@@ -125,7 +125,7 @@ def test_load_dataset_from_a_pair_of_files(shared_mnist):
     (lambda X, y: mnistlr.train(X, y, l3=1.0), mnistlr.UnknownOptionError, "'l3'"),
     (lambda X, y: mnistlr.train(X, y, lr_=1.0), TypeError, "did you mean 'lr'"),
     (lambda X, y: mnistlr.train(X, y, model="tree"), mnistlr.UsageError, "'tree'"),
-    (lambda X, y: mnistlr.train(X, y, l2=-1.0), ValueError, "--l2 must be a finite number"),
+    (lambda X, y: mnistlr.train(X, y, l2=-1.0), ValueError, "l2 must be a finite number"),
     (lambda X, y: mnistlr.train(X[:, :5], y), mnistlr.DataError, "not a square image"),
     (lambda X, y: mnistlr.train(X.reshape(len(X), -1), y, image_shape=(5, 5)), ValueError, "does not hold 784"),
     (lambda X, y: mnistlr.train(X, y[:-1]), ValueError, "but labels of shape"),

@@ -95,9 +95,9 @@ def test_pickle_round_trip(features):
 
 @pytest.mark.parametrize("make, error, words", [
     (lambda X, y: SoftmaxRegression().predict(X), NotFittedError, "not fitted yet"),
-    (lambda X, y: SoftmaxRegression(solver="newton").fit(X, y), mnistlr.UsageError, "--solver 'newton'"),
+    (lambda X, y: SoftmaxRegression(solver="newton").fit(X, y), mnistlr.UsageError, "solver 'newton' is not one of"),
     (lambda X, y: SoftmaxRegression(preprocess="scale").fit(X, y), mnistlr.DataError, "negative pixel"),
-    (lambda X, y: RidgeClassifier(l2=-1.0).fit(X, y), ValueError, "--l2 must be"),
+    (lambda X, y: RidgeClassifier(l2=-1.0).fit(X, y), ValueError, "l2 must be"),
     (lambda X, y: SoftmaxRegression().fit(X, np.zeros(len(y))), mnistlr.TrainingError, "1 class"),
     (lambda X, y: SoftmaxRegression().fit(X, y).predict(X[:, :5]), mnistlr.DataError, "has 5 features"),
     (lambda X, y: SoftmaxRegression().fit(np.where(X > 1, np.nan, X), y), mnistlr.DataError, "NaN"),

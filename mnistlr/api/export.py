@@ -1,7 +1,10 @@
-"""`export`: write a model in another format, told by the output's extension."""
+"""`export`: write a model in another format, told by the output's extension, and read an
+`.npz` export back into a model. The formats themselves live in `mnistlr.io` (onnx_graph,
+npz_export, csv_weights)."""
 
 from __future__ import annotations
 
+import datetime as _dt
 import os
 from pathlib import Path
 from typing import Any
@@ -26,21 +29,66 @@ def export(model: Any, output: str | os.PathLike, *, input_type: str = "uint8",
     """Write *model* (a LinearModel or a model file) to *output*, atomically, in the format its
     extension names: .onnx (input_type "uint8" or "float32", input_layout "images" (n, rows,
     cols) or "flat" (n, rows·cols)), .npz or .csv. Returns a summary."""
-    from mnistlr.learn import export as formats
     from mnistlr.learn.model import LinearModel
     from mnistlr.learn.persistence import load_model
 
     suffix = export_format(output)
     if not isinstance(model, LinearModel):
         model = load_model(model)
+    W_raw, b_raw = model.effective_weights()
     if suffix == ".onnx":
-        from mnistlr.learn.onnx_graph import write_onnx
+        from mnistlr.io.onnx_graph import onnx_model, write_onnx
 
-        write_onnx(model, output, input_type, input_layout)
+        write_onnx(output, onnx_model(model.kind, W_raw, b_raw, model.classes, model.image_shape,
+                                      input_type, input_layout))
     elif suffix == ".npz":
-        formats.write_npz(model, output)
+        from mnistlr.io.npz_export import write_npz
+
+        write_npz(output, *npz_fields(model))
     else:
-        formats.write_csv(model, output)
+        from mnistlr.io.csv_weights import write_weights_csv
+
+        labels = model.classes[1:] if W_raw.shape[1] == 1 else model.classes
+        write_weights_csv(output, W_raw, b_raw, labels.tolist())
     return {"output": str(output), "format": FORMATS[suffix], "kind": model.kind,
             "classes": model.classes.tolist(), "bytes": Path(output).stat().st_size,
             "input": f"{input_type} {input_layout}" if suffix == ".onnx" else None}
+
+
+def npz_fields(model) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(arrays, metadata) of the `.npz` export of a LinearModel (see `mnistlr.io.npz_export`)."""
+    import numpy as np
+
+    from mnistlr.learn.persistence import library_versions
+
+    W_raw, b_raw = model.effective_weights()
+    p = model.preprocessor
+    arrays = {"kind": np.array(model.kind), "classes": np.asarray(model.classes, np.int64),
+              "image_shape": np.asarray(model.image_shape, np.int64),
+              "W": np.ascontiguousarray(model.W, np.float32), "b": np.ascontiguousarray(model.b, np.float32),
+              "preprocessing": np.array(p.kind), "mean": p.mean.astype(np.float32),
+              "std": p.std.astype(np.float32), "W_raw": W_raw, "b_raw": b_raw}
+    if model.meta.get("class_means") is not None:
+        arrays["class_means"] = np.asarray(model.meta["class_means"], np.float32)
+    metadata = {"params": model.params, "meta": {k: v for k, v in model.meta.items() if k != "class_means"},
+                "versions": library_versions(),
+                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    return arrays, metadata
+
+
+def load_export(path: str | os.PathLike):
+    """The LinearModel of an `.npz` export, checked as a model file is."""
+    from mnistlr.io.npz_export import read_npz
+    from mnistlr.learn.persistence import _model_from_payload
+
+    arrays, metadata = read_npz(path)
+    payload = {"kind": str(arrays["kind"]), "W": arrays["W"], "b": arrays["b"], "classes": arrays["classes"],
+               "image_shape": arrays["image_shape"].tolist(),
+               "preprocessing": {"kind": str(arrays["preprocessing"]), "mean": arrays["mean"], "std": arrays["std"]},
+               "params": metadata.get("params"), "meta": metadata.get("meta"),
+               "format_version": int(arrays["format_version"]), "created": metadata.get("created"),
+               "versions": metadata.get("versions")}
+    model = _model_from_payload(Path(path), payload)
+    if "class_means" in arrays:
+        model.meta["class_means"] = arrays["class_means"]
+    return model

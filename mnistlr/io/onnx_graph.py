@@ -20,7 +20,6 @@ import numpy as np
 
 from mnistlr.errors import MissingExtraError, UsageError
 from mnistlr.io.atomic import atomic_write
-from mnistlr.learn.model import LinearModel
 
 INPUT_TYPES = ("uint8", "float32")
 INPUT_LAYOUTS = ("images", "flat")   # (n, rows, cols) or (n, rows·cols)
@@ -83,22 +82,24 @@ def _outputs(h: Any, nodes: list, kind: str, n_outputs: int) -> None:
 
 def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise UsageError(f"{option} '{value}' is not one of {', '.join(choices)}",
+        raise UsageError(f"`{option}` '{value}' is not one of {', '.join(choices)}",
                          f"use one of {', '.join(choices)}")
 
 
-def onnx_model(model: LinearModel, input_type: str = "uint8", layout: str = "images") -> Any:
-    """The onnx.ModelProto of *model* for images of *input_type* ("uint8" or "float32") shaped
-    as *layout* says: "images" (n, rows, cols) or "flat" (n, rows·cols)."""
-    _check_choice("--input-type", input_type, INPUT_TYPES)
-    _check_choice("--input-layout", layout, INPUT_LAYOUTS)
+def onnx_model(kind: str, W_raw: np.ndarray, b_raw: np.ndarray, classes: np.ndarray,
+               image_shape: tuple[int, int], input_type: str = "uint8", layout: str = "images") -> Any:
+    """The onnx.ModelProto of a model of *kind* with raw-pixel weights W_raw (n_features,
+    n_outputs), b_raw (n_outputs,) and labels *classes* (n_classes,), for images of
+    *input_type* ("uint8" or "float32") shaped as *layout* says: "images" (n, rows, cols) or
+    "flat" (n, rows·cols)."""
+    _check_choice("input_type", input_type, INPUT_TYPES)
+    _check_choice("input_layout", layout, INPUT_LAYOUTS)
     onnx = _onnx()
     h, numpy_helper = onnx.helper, onnx.numpy_helper
-    W_raw, b_raw = model.effective_weights()
     n_features, n_outputs = W_raw.shape
     constants = {
-        "flat_shape": np.array([-1, n_features], np.int64), "W": W_raw.astype(np.float64),
-        "bias": b_raw.astype(np.float64), "classes": np.asarray(model.classes, np.int64),
+        "flat_shape": np.array([-1, n_features], np.int64), "W": np.asarray(W_raw, np.float64),
+        "bias": np.asarray(b_raw, np.float64), "classes": np.asarray(classes, np.int64),
         "one": np.array(1.0, np.float32), "zero": np.array(0.0, np.float32),
         "c255": np.array(255.0, np.float32), "axis1": np.array([1], np.int64),
         "minus_one": np.array([-1], np.int64),
@@ -108,29 +109,28 @@ def onnx_model(model: LinearModel, input_type: str = "uint8", layout: str = "ima
     # s = x·W_raw + b_raw in float64, rounded to float32
     nodes += [h.make_node("MatMul", [x, "W"], ["xw"]), h.make_node("Add", ["xw", "bias"], ["s64"]),
               h.make_node("Cast", ["s64"], ["s"], to=h.TensorProto.FLOAT)]
-    _outputs(h, nodes, model.kind, n_outputs)
+    _outputs(h, nodes, kind, n_outputs)
     elem = h.TensorProto.UINT8 if input_type == "uint8" else h.TensorProto.FLOAT
-    rows, cols = model.image_shape
+    rows, cols = image_shape
     shape = ["n", rows, cols] if layout == "images" else ["n", rows * cols]
     graph = h.make_graph(
-        nodes, f"mnistlr_{model.kind}",
+        nodes, f"mnistlr_{kind}",
         inputs=[h.make_tensor_value_info("images", elem, shape)],
         outputs=[h.make_tensor_value_info("label", h.TensorProto.INT64, ["n"]),
-                 h.make_tensor_value_info("probabilities", h.TensorProto.FLOAT, ["n", model.n_classes])],
+                 h.make_tensor_value_info("probabilities", h.TensorProto.FLOAT, ["n", len(classes)])],
         initializer=[numpy_helper.from_array(v, name) for name, v in constants.items()
                      if any(name in node.input for node in nodes)])
     proto = h.make_model(graph, producer_name="mnistlr", opset_imports=[h.make_opsetid("", OPSET)])
     proto.ir_version = IR_VERSION
-    h.set_model_props(proto, {"kind": model.kind, "classes": ",".join(map(str, model.classes.tolist())),
+    h.set_model_props(proto, {"kind": kind, "classes": ",".join(map(str, np.asarray(classes).tolist())),
                               "image_shape": f"{rows}x{cols}", "input_type": input_type,
                               "input_layout": layout})
     onnx.checker.check_model(proto)
     return proto
 
 
-def write_onnx(model: LinearModel, path: str | os.PathLike, input_type: str = "uint8",
-               layout: str = "images") -> None:
-    """Write the ONNX export of *model* to *path*, atomically."""
-    data = onnx_model(model, input_type, layout).SerializeToString()
+def write_onnx(path: str | os.PathLike, proto: Any) -> None:
+    """Write the ONNX model *proto* to *path*, atomically."""
+    data = proto.SerializeToString()
     with atomic_write(path, "wb") as handle:
         handle.write(data)
