@@ -18,6 +18,7 @@ Their parameters are `TrainOptions` fields with the same names and defaults, exc
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -34,7 +35,7 @@ except ImportError:  # pragma: no cover - depends on the installation
 
 from mnistlr.learn.options import TrainOptions
 
-__all__ = ["LogisticRegression", "NotFittedError", "RidgeClassifier", "SoftmaxRegression"]
+__all__ = ["LogisticRegression", "NotFittedError", "RidgeClassifier", "SoftmaxRegression", "from_model"]
 
 _DEFAULTS = TrainOptions()
 
@@ -85,8 +86,30 @@ class _LinearClassifier(ClassifierMixin, BaseEstimator):
         if len(classes) < 2:
             raise TrainingError(f"{type(self).__name__} needs at least 2 classes; the data holds 1 class "
                                 f"({classes[0]!r})", "give samples of two or more classes")
-        self.model_ = fit_model(X.reshape(len(X), 1, -1), codes.astype(np.int64), options)
-        self.classes_ = classes
+        return self._fitted(fit_model(X.reshape(len(X), 1, -1), codes.astype(np.int64), options), classes)
+
+    @classmethod
+    def from_model(cls, model: Any) -> _LinearClassifier:
+        """The fitted estimator of a `mnistlr.Model` (or LinearModel) of this kind; see `from_model`."""
+        linear = getattr(model, "linear", model)
+        if linear.features is not None:
+            raise UsageError("a model with a feature pipeline (`features`) has no estimator here",
+                             "train it without `features`")
+        kinds = {"softmax": SoftmaxRegression, "logistic": LogisticRegression, "ridge": RidgeClassifier}
+        estimator_class = kinds[linear.kind] if cls is _LinearClassifier else cls
+        if estimator_class._model != linear.kind:
+            raise UsageError(f"a {linear.kind} model is not a {estimator_class.__name__}",
+                             f"use {kinds[linear.kind].__name__}.from_model")
+        names = estimator_class._get_param_names()
+        estimator = estimator_class(**{k: v for k, v in linear.params.items() if k in names})
+        estimator.preprocess = linear.preprocessor.kind
+        codes = dataclasses.replace(linear, classes=np.arange(linear.n_classes, dtype=np.int64))
+        estimator.n_features_in_ = linear.n_features
+        return estimator._fitted(codes, np.asarray(linear.classes))
+
+    def _fitted(self, model: Any, classes: np.ndarray) -> _LinearClassifier:
+        """Set the fitted attributes from *model* (a LinearModel of class codes 0..k−1)."""
+        self.model_, self.classes_ = model, classes
         W_raw, b_raw = (a.astype(np.float64) for a in self.model_.effective_weights())
         if W_raw.shape[1] == 2:
             # two outputs for two classes: the decision s₁ − s₀ = x·(w₁ − w₀) + (b₁ − b₀)
@@ -162,3 +185,9 @@ class RidgeClassifier(_LinearClassifier):
 
     def __init__(self, *, l2: float | None = _DEFAULTS.l2, preprocess: str = "none"):
         self.l2, self.preprocess = l2, preprocess
+
+
+def from_model(model: Any) -> _LinearClassifier:
+    """A model trained by mnistlr (a `mnistlr.Model`, or its LinearModel) as the fitted estimator
+    of its kind, for scikit-learn's tools; it takes flat rows (n, rows·cols) by the pixel rule."""
+    return _LinearClassifier.from_model(model)

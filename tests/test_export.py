@@ -135,6 +135,15 @@ def test_not_a_model_and_missing_onnx(model_paths, tmp_path, cli, monkeypatch):
     assert kept.read_bytes() == b"old"   # nothing clobbered
 
 
+def test_a_feature_model_is_refused(tmp_path, cli):
+    path = tmp_path / "pca.joblib"
+    X, y = load_dataset("mnist-sample", "train")
+    save_model(fit_model(X[:500], y[:500], TrainOptions(features="pca:5", max_iter=5)), path)
+    result = cli("export", path, "-o", tmp_path / "pca.onnx")
+    assert result.code == 2 and "--features pca:5" in result.err
+    assert not (tmp_path / "pca.onnx").exists()
+
+
 def test_npz_that_is_not_an_export_is_refused(tmp_path):
     path = tmp_path / "other.npz"
     np.savez(path, images=np.zeros((2, 28, 28), np.uint8))

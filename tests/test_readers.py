@@ -86,7 +86,7 @@ def test_check_pixels_keeps_raw_values_and_scales_unit_floats():
     ([[0.0, np.inf]], 255, "infinite"),
     ([[-1.0, 2.0]], 255, "negative pixel value"),
     ([[256.0, 2.0]], 255, "above 255"),
-    ([[0.5, 1.5]], 1, r"must be in \[0, 1\]"),
+    ([[0.5, 1.5]], 1, r"holds 1.5, but the images before it are on the \[0, 1\] scale"),
 ])
 def test_check_pixels_names_the_image_and_the_problem(values, top, message):
     with pytest.raises(DataError, match=message) as info:

@@ -16,7 +16,13 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import mnistlr
 from mnistlr.learn.persistence import load_model
-from mnistlr.sklearn import LogisticRegression, NotFittedError, RidgeClassifier, SoftmaxRegression
+from mnistlr.sklearn import (
+    LogisticRegression,
+    NotFittedError,
+    RidgeClassifier,
+    SoftmaxRegression,
+    from_model,
+)
 
 ESTIMATORS = [SoftmaxRegression(), LogisticRegression(), RidgeClassifier()]
 
@@ -108,3 +114,19 @@ def test_bad_input(features, make, error, words):
     with pytest.raises(error, match=words) as info:
         make(X, y)
     assert isinstance(info.value, mnistlr.MnistlrError)
+
+
+def test_a_trained_model_as_an_estimator():
+    X, y = mnistlr.load_dataset("mnist-sample")
+    Xt, yt = mnistlr.load_dataset("mnist-sample", "test")
+    model = mnistlr.train(X, y, model="logistic", classes=[3, 8])
+    estimator = from_model(model)
+    assert isinstance(estimator, LogisticRegression) and is_classifier(estimator)
+    assert estimator.get_params()["preprocess"] == "scale" and estimator.n_features_in_ == 784
+    keep = np.isin(yt, [3, 8])
+    flat = Xt[keep].reshape(keep.sum(), -1)
+    assert np.array_equal(estimator.predict(flat), model.predict(Xt[keep]))
+    assert estimator.classes_.tolist() == [3, 8]
+    assert np.allclose(estimator.predict_proba(flat), model.predict_proba(Xt[keep]), atol=1e-5)
+    with pytest.raises(mnistlr.UsageError, match="not a SoftmaxRegression"):
+        SoftmaxRegression.from_model(model)

@@ -35,6 +35,9 @@ def export(model: Any, output: str | os.PathLike, *, input_type: str = "uint8",
     suffix = export_format(output)
     if not isinstance(model, LinearModel):
         model = load_model(model)
+    if model.features is not None:
+        raise UsageError(f"exporting a model with a feature pipeline (`features={model.features.spec}`) "
+                         "is not supported yet", "export a model trained without `features`")
     W_raw, b_raw = model.effective_weights()
     if suffix == ".onnx":
         from mnistlr.io.onnx_graph import onnx_model, write_onnx
@@ -86,7 +89,8 @@ def load_export(path: str | os.PathLike):
                "image_shape": arrays["image_shape"].tolist(),
                "preprocessing": {"kind": str(arrays["preprocessing"]), "mean": arrays["mean"], "std": arrays["std"]},
                "params": metadata.get("params"), "meta": metadata.get("meta"),
-               "format_version": int(arrays["format_version"]), "created": metadata.get("created"),
+               "format_version": int(arrays["format_version"]), "features": None,
+               "created": metadata.get("created"),
                "versions": metadata.get("versions")}
     model = _model_from_payload(Path(path), payload)
     if "class_means" in arrays:

@@ -79,16 +79,17 @@ class Model:
         return f"mnistlr.Model({', '.join(parts)})"
 
     def __eq__(self, other: object) -> bool:
-        """Equal when they compute the same: kind, classes, image shape, preprocessing, weights
-        and training options (metadata such as history and timings is not compared)."""
+        """Equal when they compute the same: kind, classes, image shape, preprocessing, feature
+        pipeline, weights and training options (metadata such as history and timings is not
+        compared)."""
         if not isinstance(other, Model):
             return NotImplemented
         a, b = self.linear, other.linear
-        arrays = [(a.classes, b.classes), (a.W, b.W), (a.b, b.b),
-                  (a.preprocessor.mean, b.preprocessor.mean), (a.preprocessor.std, b.preprocessor.std)]
         return (a.kind == b.kind and tuple(a.image_shape) == tuple(b.image_shape)
-                and a.preprocessor.kind == b.preprocessor.kind and _plain(a.params) == _plain(b.params)
-                and all(x.shape == y.shape and np.array_equal(x, y) for x, y in arrays))
+                and _same(a.preprocessor.to_dict(), b.preprocessor.to_dict())
+                and _same([a.classes, a.W, a.b], [b.classes, b.W, b.b]) and _same(a.params, b.params)
+                and _same(None if a.features is None else a.features.to_dict(),
+                          None if b.features is None else b.features.to_dict()))
 
     __hash__ = None  # mutable, compared by content
 
@@ -131,10 +132,16 @@ class Model:
         return Path(path)
 
 
-def _plain(value: Any) -> Any:
-    from mnistlr.learn.persistence import to_plain
-
-    return to_plain(value)
+def _same(a: Any, b: Any) -> bool:
+    """Equal plain values: dicts, lists and tuples item by item, arrays by shape, dtype kind and values."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        a, b = np.asarray(a), np.asarray(b)
+        return a.shape == b.shape and a.dtype.kind == b.dtype.kind and bool(np.array_equal(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
 
 
 def _numbers(X: Any, name: str) -> np.ndarray:

@@ -55,7 +55,5 @@ def export_command(
     summary = export(model, output, input_type=input_type.value, input_layout=input_layout.value)
     if json_out:
         typer.echo(json.dumps(summary))
-    elif not quiet:
-        from mnistlr.cli.base import stderr_console
-
-        stderr_console().print(f"wrote {summary['output']} ({summary['format']}, {summary['bytes']:,} bytes)")
+    elif not quiet:   # plain: a path must not be wrapped
+        typer.echo(f"wrote {summary['output']} ({summary['format']}, {summary['bytes']:,} bytes)", err=True)
