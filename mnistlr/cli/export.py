@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import json
 from pathlib import Path
 from typing import Annotated
@@ -10,16 +9,11 @@ from typing import Annotated
 import typer
 
 from mnistlr.cli.base import JsonOpt, ModelArg, QuietOpt, command
+from mnistlr.cli.options import _choices as choices
+from mnistlr.io.onnx_graph import INPUT_LAYOUTS, INPUT_TYPES
 
-
-class InputType(str, enum.Enum):
-    uint8 = "uint8"
-    float32 = "float32"
-
-
-class InputLayout(str, enum.Enum):
-    images = "images"
-    flat = "flat"
+InputType = choices("InputType", INPUT_TYPES)
+InputLayout = choices("InputLayout", INPUT_LAYOUTS)
 
 
 @command(
@@ -35,10 +29,10 @@ def export_command(
     output: Annotated[Path, typer.Option(
         "--output", "-o", help="The file to write: .onnx, .npz or .csv (the format).", metavar="FILE")],
     input_type: Annotated[InputType, typer.Option(
-        "--input-type", help="ONNX only: the element type of the graph's input.")] = InputType.uint8,
+        "--input-type", help="ONNX only: the element type of the graph's input.")] = InputType("uint8"),
     input_layout: Annotated[InputLayout, typer.Option(
         "--input-layout", help="ONNX only: images (n, rows, cols) or flat rows (n, rows·cols).")
-    ] = InputLayout.images,
+    ] = InputLayout("images"),
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:

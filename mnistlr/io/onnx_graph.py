@@ -16,13 +16,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import numpy as np
-
 from mnistlr.errors import MissingExtraError, UsageError
 from mnistlr.io.atomic import atomic_write
 
 INPUT_TYPES = ("uint8", "float32")
 INPUT_LAYOUTS = ("images", "flat")   # (n, rows, cols) or (n, rows·cols)
+# (NumPy and onnx are imported when a graph is built: the command line reads these choices)
 OPSET = 17
 IR_VERSION = 8   # read by onnxruntime 1.10 and later
 
@@ -86,12 +85,14 @@ def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
                          f"use one of {', '.join(choices)}")
 
 
-def onnx_model(kind: str, W_raw: np.ndarray, b_raw: np.ndarray, classes: np.ndarray,
+def onnx_model(kind: str, W_raw: Any, b_raw: Any, classes: Any,
                image_shape: tuple[int, int], input_type: str = "uint8", layout: str = "images") -> Any:
     """The onnx.ModelProto of a model of *kind* with raw-pixel weights W_raw (n_features,
     n_outputs), b_raw (n_outputs,) and labels *classes* (n_classes,), for images of
     *input_type* ("uint8" or "float32") shaped as *layout* says: "images" (n, rows, cols) or
     "flat" (n, rows·cols)."""
+    import numpy as np
+
     _check_choice("input_type", input_type, INPUT_TYPES)
     _check_choice("input_layout", layout, INPUT_LAYOUTS)
     onnx = _onnx()
