@@ -91,6 +91,16 @@ def test_save_and_load_round_trip(model, tmp_path, sample):
     assert np.array_equal(back.predict_proba(Xt), model.predict_proba(Xt))
 
 
+def test_a_features_model_saves_and_loads(sample, tmp_path):
+    # preprocess="none": the columns as given (general features), no pixel rule
+    X, y, _, _ = sample
+    Z = X[:300].reshape(300, -1) / 255.0 * 7.5 - 2.0
+    model = mnistlr.train(Z, y[:300], preprocess="none", image_shape=(1, 784), max_iter=20)
+    back = mnistlr.load(model.save(tmp_path / "f.joblib"))
+    assert back == model and np.array_equal(back.predict(Z), model.predict(Z))
+    assert back == mnistlr.load(model.export(tmp_path / "f.npz"))
+
+
 def test_evaluate_has_the_keys_of_evaluate_json(sample, model, cli, tmp_path):
     _, _, Xt, yt = sample
     path = model.save(tmp_path / "m.joblib")

@@ -25,7 +25,7 @@ from mnistlr.errors import ModelFileError
 from mnistlr.io.atomic import atomic_write
 from mnistlr.learn.features import FeaturePipeline
 from mnistlr.learn.model import LinearModel, Preprocessor
-from mnistlr.learn.options import MODELS, PREPROCESSING
+from mnistlr.learn.options import MODELS, PREPROCESS_KINDS
 from mnistlr.learn.unpickle import read_payload
 
 # Version 2 adds "features" (the fitted feature pipeline, or None); version 1 files (no
@@ -212,8 +212,8 @@ def _image_shape(value: Any) -> tuple[int, int]:
 
 
 def _preprocessor(value: Any, n_features: int) -> Preprocessor:
-    _require(isinstance(value, dict) and value.get("kind") in PREPROCESSING,
-             "preprocessing is not one of " + ", ".join(PREPROCESSING))
+    _require(isinstance(value, dict) and value.get("kind") in PREPROCESS_KINDS,
+             "preprocessing is not one of " + ", ".join(PREPROCESS_KINDS))
     mean = _real_array(value.get("mean"), "preprocessing mean", (n_features,))
     std = _real_array(value.get("std"), "preprocessing std", (n_features,))
     _require(bool((std > 0).all()), "preprocessing std holds a value ≤ 0")
