@@ -315,7 +315,7 @@ def bad_npy_no_labels(d):
 
 
 def bad_float_scale(d):
-    np.save(d / "x.npy", np.full((10, 4, 4), 200.0, np.float32))
+    np.save(d / "x.npy", np.full((10, 4, 4), 1.5, np.float32))   # neither [0, 1] nor 0–255
     np.save(d / "y.npy", np.zeros(10, np.uint8))
     return ["--train-images", d / "x.npy", "--train-labels", d / "y.npy"]
 
@@ -336,7 +336,7 @@ def bad_float_scale(d):
     (bad_count, r"x.npy holds 10 images but y.npy holds 9 labels"),
     (bad_labels_are_images, r"x.npy: holds images, not labels"),
     (bad_npy_no_labels, r"x.npy: holds images but no labels \(give the labels too"),
-    (bad_float_scale, r"x.npy: image 0 holds 200, but float pixels must be in \[0, 1\]"),
+    (bad_float_scale, r"x.npy: image 0 holds 1.5: float pixels are either in \[0, 1\] or on the 0–255 scale"),
 ])
 def test_bad_sources_give_one_line(cli, tmp_path, build, pattern):
     import re

@@ -131,6 +131,16 @@ def test_load_dataset_from_a_pair_of_files(shared_mnist):
     assert X.shape == (10000, 28, 28) and X.dtype == np.uint8 and y.shape == (10000,)
 
 
+def test_load_dataset_reads_the_command_lines_sources(sample, tmp_path):
+    X, y, _, _ = sample
+    path = tmp_path / "digits.npz"
+    np.savez(path, x_train=X[:50], y_train=y[:50], x_test=X[50:60], y_test=y[50:60])
+    X2, y2 = mnistlr.load_dataset(path)
+    assert np.array_equal(X2, X[:50]) and np.array_equal(y2, y[:50])
+    Xt, yt = mnistlr.load_dataset(str(path), split="test")
+    assert np.array_equal(Xt, X[50:60]) and np.array_equal(yt, y[50:60])
+
+
 @pytest.mark.parametrize("call, error, words", [
     (lambda X, y: mnistlr.train(X, y, l3=1.0), mnistlr.UnknownOptionError, "'l3'"),
     (lambda X, y: mnistlr.train(X, y, lr_=1.0), TypeError, "did you mean 'lr'"),

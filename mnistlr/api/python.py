@@ -257,22 +257,23 @@ def evaluate(model: Model | str | os.PathLike, X: Any, y: Any, *, only_model_cla
 
 
 def load_dataset(name_or_source: str | os.PathLike | Sequence[str | os.PathLike],
-                 split: str = "train", *, data_dir: str | os.PathLike | None = None,
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Images (n, rows, cols) uint8 and labels (n,) of a dataset.
+                 split: str = "train", *, labels: str | os.PathLike | None = None,
+                 data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Images (n, rows, cols) uint8 and labels (n,) of a dataset, as `--dataset` reads them.
 
-    name_or_source: a registered dataset name ("mnist", "fashion-mnist", "kmnist",
-    "mnist-sample"; fetched ones from the data directory), or a pair (images file, labels
-    file) of IDX files. split: "train" or "test" (for a name).
+    name_or_source: a dataset name (registered: "mnist", "fashion-mnist", "kmnist" once fetched,
+    "mnist-sample"; or imported with `mnistlr import`), a labelled file or folder in any format
+    the command line reads (IDX, .npy, .npz, CSV, Parquet, DIR/<label>/), or a pair (images
+    file, labels file). split: "train" or "test". labels: a labels file for an images source.
     """
     from mnistlr.data import registry
 
     if isinstance(name_or_source, (list, tuple)):
-        if len(name_or_source) != 2:
-            raise UsageError(f"a source is a name or a pair (images, labels), got {len(name_or_source)} items",
+        if len(name_or_source) != 2 or labels is not None:
+            raise UsageError(f"a source is a name, a file or a pair (images, labels), got {len(name_or_source)} items",
                              "e.g. load_dataset(('t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'))")
-        return registry.load_pair(*name_or_source)
+        name_or_source, labels = name_or_source
     if not isinstance(name_or_source, (str, os.PathLike)):
-        raise InputTypeError(f"load_dataset() takes a name or a pair of files, not {type(name_or_source).__name__}",
+        raise InputTypeError(f"load_dataset() takes a name or a source, not {type(name_or_source).__name__}",
                              "e.g. load_dataset('mnist-sample')")
-    return registry.load_dataset(str(name_or_source), split, data_dir)
+    return registry.load(name_or_source, split, labels, data_dir)

@@ -17,7 +17,7 @@ from mnistlr.cli.base import (
     stderr_console,
 )
 
-INPUT_HELP = ("IDX image files (raw or gzip), .npy/.npz arrays (uint8 0–255 or floats in [0, 1]), "
+INPUT_HELP = ("IDX image files (raw or gzip), .npy/.npz arrays (uint8 0–255, or floats in [0, 1] or 0–255), "
               "CSV files (one image per row; optional header and leading label column), image files "
               "or folders of them (PNG, JPEG, ...; converted like MNIST), or '-' for standard input.")
 

@@ -42,7 +42,7 @@ from mnistlr.errors import DataError, UsageError
 from mnistlr.io import cache, images, tables
 from mnistlr.io.idx import parse_idx, read_idx
 from mnistlr.io.inputs import GZIP_MAGIC, STDIN, content_of, detect, sniff
-from mnistlr.io.pixels import raw_pixels
+from mnistlr.io.pixels import PIXELS_HINT, raw_pixels
 from mnistlr.io.readers import HEAD_BYTES, Reopen
 
 SPLITS = ("train", "test")
@@ -260,8 +260,7 @@ def image_array(X: np.ndarray, name: str) -> np.ndarray:
     arrays; pixels by the one rule of `mnistlr.io.pixels` (floats rounded to uint8)."""
     X = np.asarray(X)
     if X.dtype.kind not in "uif" or X.dtype.fields is not None:
-        raise DataError(f"{name}: holds {X.dtype} values, not pixels",
-                        "pixels must be integers 0–255 (e.g. uint8) or floats in [0, 1]")
+        raise DataError(f"{name}: holds {X.dtype} values, not pixels", PIXELS_HINT)
     if X.ndim == 4 and X.shape[3] == 1:
         X = X[..., 0]
     if X.ndim == 2:

@@ -21,7 +21,7 @@ import numpy as np
 
 from mnistlr.errors import DataError, InputTypeError
 
-PIXELS_HINT = "pixels must be integers 0–255 (e.g. uint8) or floats in [0, 1]"
+PIXELS_HINT = "pixels must be integers 0–255 (e.g. uint8), or floats in [0, 1] or 0–255"
 # A float array whose maximum is at least this is on the 0–255 scale.
 RAW_SCALE_MIN_MAX = 2.0
 
