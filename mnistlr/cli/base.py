@@ -171,16 +171,13 @@ def show_progress(quiet: bool) -> bool:
     return not quiet and sys.stderr.isatty()
 
 
-class Split(str, enum.Enum):
-    train = "train"
-    test = "test"
+def choices(name: str, values: tuple[str, ...]) -> type[enum.Enum]:
+    """A str Enum of *values* (Typer's choice type), named *name*: choices come from their one home."""
+    return enum.Enum(name, {v: v for v in values}, type=str)
 
 
-class OutputFormat(str, enum.Enum):
-    csv = "csv"
-    tsv = "tsv"
-    jsonl = "jsonl"
-    kaggle = "kaggle"
+Split = choices("Split", ("train", "test"))
+OutputFormat = choices("OutputFormat", ("csv", "tsv", "jsonl", "kaggle"))
 
 
 def complete_dataset(incomplete: str) -> list[str]:

@@ -8,8 +8,7 @@ from typing import Annotated
 
 import typer
 
-from mnistlr.cli.base import JsonOpt, ModelArg, QuietOpt, command
-from mnistlr.cli.options import _choices as choices
+from mnistlr.cli.base import JsonOpt, ModelArg, QuietOpt, choices, command
 from mnistlr.io.onnx_graph import INPUT_LAYOUTS, INPUT_TYPES
 
 InputType = choices("InputType", INPUT_TYPES)

@@ -17,6 +17,7 @@ from typing import Annotated
 
 import typer
 
+from mnistlr.cli.base import choices
 from mnistlr.learn.options import (
     AUTO,
     INITS,
@@ -28,28 +29,22 @@ from mnistlr.learn.options import (
     TrainOptions,
 )
 
-
-def _choices(name: str, values: tuple[str, ...]) -> type[enum.Enum]:
-    """A str Enum of *values* (Typer's choice type), named *name*."""
-    return enum.Enum(name, {v: v for v in values}, type=str)
+ModelKind = choices("ModelKind", MODELS)
 
 
-ModelKind = _choices("ModelKind", MODELS)
+Solver = choices("Solver", SOLVERS)
 
 
-Solver = _choices("Solver", SOLVERS)
+Init = choices("Init", INITS)
 
 
-Init = _choices("Init", INITS)
+Preprocess = choices("Preprocess", PREPROCESSING)
 
 
-Preprocess = _choices("Preprocess", PREPROCESSING)
+PathMetric = choices("PathMetric", PATH_METRICS)
 
 
-PathMetric = _choices("PathMetric", PATH_METRICS)
-
-
-LossScale = _choices("LossScale", LOSS_SCALES)
+LossScale = choices("LossScale", LOSS_SCALES)
 
 
 def parse_number_or_auto(option: str, auto: str | None = None):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,23 +9,16 @@ from typing import Annotated, Any
 import typer
 
 from mnistlr.cli import options as o
-from mnistlr.cli.base import DataDirOpt, DatasetOpt, JsonOpt, QuietOpt, SeedOpt, command
+from mnistlr.cli.base import DataDirOpt, DatasetOpt, JsonOpt, QuietOpt, SeedOpt, choices, command
 from mnistlr.cli.tables import format_value
 from mnistlr.learn.options import TrainOptions
+from mnistlr.tuning.runner import BACKENDS
 
 _S = "Search"
 
 
-class Metric(str, enum.Enum):
-    accuracy = "accuracy"
-    log_loss = "log_loss"
-    f1_macro = "f1_macro"
-    roc_auc = "roc_auc"
-
-
-class Backend(str, enum.Enum):
-    local = "local"
-    dask = "dask"
+Metric = choices("Metric", ("accuracy", "log_loss", "f1_macro", "roc_auc"))
+Backend = choices("Backend", BACKENDS)
 
 
 ParamOpt = Annotated[list[str] | None, typer.Option(
