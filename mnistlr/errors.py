@@ -101,6 +101,11 @@ class OutputClosed(MnistlrError):
 
 
 class Interrupted(MnistlrError):
-    """Ctrl-C: raised from the SIGINT handler so every layer can clean up (exit status 130)."""
+    """Ctrl-C (or SIGTERM, SIGHUP): raised from the signal handler so every layer can clean up
+    (exit status 128 + the signal's number: 130 for Ctrl-C)."""
 
     exit_code = 130
+
+    def __init__(self, message: str, hint: str | None = None, exit_code: int = 130):
+        super().__init__(message, hint)
+        self.exit_code = exit_code

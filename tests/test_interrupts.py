@@ -18,6 +18,7 @@ import hashlib
 import http.server
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -336,12 +337,17 @@ def _ctrl_c(proc: subprocess.Popen, timeout: float = 60) -> tuple[int, str]:
     return proc.returncode, err.decode()
 
 
-def assert_interrupted(status: int, err: str, progress: bool = False) -> None:
-    """Status 130 and the one-line message last; before it only progress notes (with *progress*)."""
+def assert_interrupted(status: int, err: str, progress: bool = False, expected: str | None = None) -> None:
+    """Status 130 and the one-line message last; before it only progress notes (with *progress*).
+
+    expected: a pattern for the last line (default: the INTERRUPTED line)."""
     assert status == 130, err
     assert "Traceback" not in err
     lines = err.splitlines()
-    assert lines[-1] == INTERRUPTED, err
+    if expected is None:
+        assert lines[-1] == INTERRUPTED, err
+    else:
+        assert re.fullmatch(expected, lines[-1]), err
     if progress:
         assert not any(line.startswith("mnistlr:") for line in lines[:-1]), err
     else:
@@ -458,7 +464,11 @@ def test_ctrl_c_during_fetch_then_fetch_resumes(tmp_path, trickle_server):
     args = ["fetch", "tiny", "--mirror", url, "--retries", 0, "--timeout", 20]
     proc = _start(args, tmp_path, script=script)
     _wait_until(lambda: part.is_file() and part.stat().st_size > 100_000, proc, 60, "the download was under way")
-    assert_interrupted(*_ctrl_c(proc), progress=True)
+    # the message tells the truth: the partial file is kept, for the next fetch to resume
+    assert_interrupted(*_ctrl_c(proc), progress=True,
+                       expected=r"mnistlr: error: interrupted; the partial download "
+                                r"\.train-images-idx3-ubyte\.gz\.part is kept in .*/data/tiny "
+                                r"\(run the same command again to resume it\)")
     # no file under its final name; the hidden partial file is what a rerun resumes from
     assert [p.name for p in folder.iterdir()] == [part.name]
     kept = part.stat().st_size

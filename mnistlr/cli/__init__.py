@@ -1,11 +1,16 @@
 """The mnistlr command line: a Typer app whose errors are mapped in one place.
 
 `main(argv)` runs a command and returns its exit status (tests call it in-process);
-`app()` (the console script) does the same and exits with that status.
+`app()` (the console script) does the same and exits with that status. Everything that
+can go wrong ends in one line on stderr: mnistlr's own errors, usage errors, signals
+(SIGINT, SIGTERM, SIGHUP: the atomic writers clean up on the way out), an environment
+numba cannot use, running out of memory, and any OSError (standard output on a full disk
+or closed, say).
 """
 
 from __future__ import annotations
 
+import errno
 import signal
 import sys
 
@@ -14,6 +19,7 @@ import typer
 from mnistlr.cli import evaluate, export, fetch, imports, inspect, predict, show, sweep, train
 from mnistlr.cli.base import app as _typer_app
 from mnistlr.cli.base import print_error, register, silence_stdout
+from mnistlr.cli.streams import check_environment, prepare_streams
 from mnistlr.errors import Interrupted, MnistlrError
 
 # The commands, in the order --help lists them.
@@ -28,22 +34,53 @@ for _command in COMMANDS:
 _ClickUsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 _ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
+# The signals that end a run cleanly (the exception unwinds, so temporary files are removed).
+_SIGNALS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}
+if hasattr(signal, "SIGHUP"):
+    _SIGNALS[signal.SIGHUP] = "hung up (SIGHUP)"
+# errno values of a failed write that names no file: standard output (or stderr) failed
+_STREAM_ERRNOS = (errno.ENOSPC, errno.EBADF, errno.EIO, errno.EFBIG, errno.EDQUOT, errno.EPIPE)
 
-def _on_sigint(signum, frame):
-    raise Interrupted("interrupted; nothing partial was left behind",
-                      "run the same command again to finish")
+
+def _on_signal(signum, frame):
+    raise Interrupted(f"{_SIGNALS.get(signum, 'stopped')}; nothing partial was left behind",
+                      "run the same command again to finish", exit_code=128 + signum)
+
+
+def _install_handlers() -> dict:
+    previous = {}
+    for signum in _SIGNALS:
+        try:
+            previous[signum] = signal.signal(signum, _on_signal)
+        except (ValueError, OSError):  # not in the main thread
+            pass
+    return previous
+
+
+def _flush_stdout() -> None:
+    if sys.stdout is not None:
+        sys.stdout.flush()
+
+
+def _os_error_line(exc: OSError) -> str:
+    """One line for an OSError that no layer turned into a MnistlrError."""
+    reason = exc.strerror or type(exc).__name__
+    if exc.filename is not None:
+        return f"{exc.filename}: {reason} (check the path and the disk)"
+    if exc.errno in _STREAM_ERRNOS:
+        silence_stdout()  # so the interpreter's last flush cannot fail again
+        return f"cannot write to standard output: {reason} (check where it is redirected)"
+    return f"input/output error: {reason} (check the files and the disk)"
 
 
 def main(argv: list[str] | None = None, prog_name: str = "mnistlr") -> int:
     """Run the CLI on *argv* and return the exit status; never raises for expected errors."""
-    previous = signal.getsignal(signal.SIGINT)
+    previous = _install_handlers()
     try:
-        signal.signal(signal.SIGINT, _on_sigint)
-    except ValueError:  # not in the main thread
-        previous = None
-    try:
+        check_environment()
         command = typer.main.get_command(_typer_app)
         result = command.main(args=argv, prog_name=prog_name, standalone_mode=False)
+        _flush_stdout()
         return result if isinstance(result, int) else 0
     except BrokenPipeError:  # the reader of stdout went away (`| head`): not an error
         silence_stdout()
@@ -65,16 +102,30 @@ def main(argv: list[str] | None = None, prog_name: str = "mnistlr") -> int:
     except typer.Abort:
         print_error("interrupted")
         return 130
+    except MemoryError:
+        print_error("out of memory (use a smaller input, e.g. --train-limit N or a smaller --batch-size, "
+                    "or free memory)")
+        return 1
+    except OSError as exc:
+        print_error(_os_error_line(exc))
+        return 1
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 class _App:
     """The console-script entry point `mnistlr.cli:app`."""
 
     def __call__(self, args: list[str] | None = None, prog_name: str = "mnistlr") -> None:
-        sys.exit(main(args, prog_name=prog_name))
+        prepare_streams()
+        status = main(args, prog_name=prog_name)
+        try:
+            _flush_stdout()
+        except OSError as exc:
+            print_error(_os_error_line(exc))
+            status = status or 1
+        sys.exit(status)
 
 
 app = _App()

@@ -91,13 +91,30 @@ def no_color() -> bool:
     return no_color_env() or not sys.stderr.isatty()
 
 
+def printable(text: str) -> str:
+    """*text* with control characters, lone surrogates (undecodable bytes of a file name) and
+    other unprintables escaped (\\x1b, \\udcff): text from files, servers and the environment
+    can never move the cursor, recolour the terminal or break the line."""
+    def escape(c: str) -> str:
+        if c in "\n\r\t":
+            return " "
+        if c.isprintable():
+            return c
+        return c.encode("unicode_escape", "backslashreplace").decode("ascii", "replace")
+
+    return "".join(escape(c) for c in text) if not text.isprintable() else text
+
+
 def print_error(message: str) -> None:
-    """Write one error line to stderr (red on a colour terminal)."""
-    line = f"mnistlr: error: {message}"
+    """Write one error line to stderr (red on a colour terminal); nothing in it is a control code."""
+    line = f"mnistlr: error: {printable(message)}"
     if not no_color():
         line = f"\x1b[31m{line}\x1b[0m"
-    sys.stderr.write(line.replace("\n", " ") + "\n")
-    sys.stderr.flush()
+    try:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):  # stderr closed or full: the status still tells
+        pass
 
 
 def silence_stdout() -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from mnistlr import __version__
 from mnistlr.data.registry import FILE_KEYS, DatasetSpec, FileSpec
-from mnistlr.errors import FetchError
+from mnistlr.errors import FetchError, Interrupted
 
 CHUNK = 1 << 16
 _sleep = time.sleep  # tests replace it to skip the backoff
@@ -328,6 +328,14 @@ def fetch_dataset(spec: DatasetSpec, folder: Path, sources: Sequence[Source], *,
                        progress=progress)
     try:
         files = [fetcher.fetch_file(spec.files[key]) for key in FILE_KEYS]
+    except Interrupted as exc:
+        _remove_empty(created)
+        parts = sorted(p.name for p in folder.glob(".*.part")) if folder.is_dir() else []
+        if not parts:
+            raise
+        raise Interrupted(f"{exc.message.split(';')[0]}; the partial download {', '.join(parts)} is kept "
+                          f"in {folder}", "run the same command again to resume it",
+                          exit_code=exc.exit_code) from None
     except BaseException:
         _remove_empty(created)
         raise

@@ -212,10 +212,25 @@ def _read_gzip(handle, name: str, compressed_size: int) -> np.ndarray:
     return _native(out.view(dtype).reshape(dims))
 
 
+def _open_regular(path: Path):
+    """*path* opened for reading without waiting on a FIFO; only a regular file is read (a
+    device such as /dev/zero, a FIFO or a socket would never end)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        raise DataError(f"{path}: is a device, FIFO or socket, not an IDX file",
+                        "give the IDX file, e.g. one from 'mnistlr fetch'")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
 def _read_file(path: Path) -> tuple[np.ndarray, bool]:
     """(decoded array, whether the file was gzip); OS problems become DataErrors naming the path."""
     try:
-        with open(path, "rb") as handle:
+        with _open_regular(path) as handle:
             if handle.peek(2)[:2] == GZIP_MAGIC:
                 return _read_gzip(handle, path.name, os.fstat(handle.fileno()).st_size), True
             data = handle.read()

@@ -15,6 +15,8 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import stat
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,8 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".t
 # towards the bounding box (noise, paper texture).
 BOX_SHARE = 20 / 28
 INK_THRESHOLD = 0.1
+# Largest picture decoded (a 64-megapixel photo; its greyscale float copy alone is 256 MB).
+MAX_PIXELS = 64_000_000
 
 
 def looks_like_image(head: bytes) -> bool:
@@ -63,9 +67,16 @@ def load_image(source: str | os.PathLike | bytes, name: str | None = None) -> An
 
     name = name or str(source)
     try:
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
-            image.load()
-            return ImageOps.exif_transpose(image)
+        with warnings.catch_warnings():
+            # Pillow warns (two lines on stderr) before its own limit; here that is an error
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else _regular(source)) as image:
+                _check_size(image.size, name)
+                image.load()
+                return ImageOps.exif_transpose(image)
+    except Image.DecompressionBombWarning as exc:
+        raise DataError(f"{name}: image is too large to decode safely ({exc})",
+                        "scale it down; a digit needs no more than a few hundred pixels a side") from None
     except FileNotFoundError:
         raise DataError(f"{name}: no such file") from None
     except IsADirectoryError:
@@ -73,11 +84,32 @@ def load_image(source: str | os.PathLike | bytes, name: str | None = None) -> An
     except PermissionError:
         raise DataError(f"{name}: permission denied (cannot read)") from None
     except Image.DecompressionBombError as exc:
-        raise DataError(f"{name}: image is too large to decode safely ({exc})") from None
+        raise DataError(f"{name}: image is too large to decode safely ({exc})",
+                        "scale it down; a digit needs no more than a few hundred pixels a side") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(f"{name}: not a readable image ({detail})",
                         "give PNG, JPEG or another format Pillow reads") from None
+
+
+def _regular(path: str | os.PathLike) -> str | os.PathLike:
+    """*path* when it is a regular file (or missing: Pillow names that); devices and FIFOs refused."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return path
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise DataError(f"{path}: is a device, FIFO or socket, not an image file", "give the image file")
+    return path
+
+
+def _check_size(size: tuple[int, int], name: str) -> None:
+    """Refuse, before decoding, an image of more than MAX_PIXELS (its memory grows with them)."""
+    width, height = size
+    if width * height > MAX_PIXELS:
+        raise DataError(f"{name}: image is {width:,}×{height:,} pixels, more than the "
+                        f"{MAX_PIXELS // 1_000_000} megapixels read for one digit",
+                        "scale it down; a digit needs no more than a few hundred pixels a side")
 
 
 def _grey(image: Any) -> np.ndarray:

@@ -45,6 +45,7 @@ from mnistlr.io import images
 from mnistlr.io.idx import IDX_TYPES
 from mnistlr.io.readers import (
     HEAD_BYTES,
+    MAX_IMAGE_BYTES,
     ArraySource,
     CsvSource,
     ImageFiles,
@@ -63,6 +64,7 @@ ZIP_MAGIC = b"PK\x03\x04"
 PARQUET_MAGIC = b"PAR1"
 STDIN = "-"
 NPZ_NAMES = ("images", "x", "X", "x_test", "X_test", "arr_0")
+MAX_NPZ_BYTES = 1 << 30  # an .npz archive read whole from standard input
 
 
 # ---------------------------------------------------------------- sniffing and streams
@@ -221,9 +223,9 @@ def _open_stream(stream: IO[bytes], name: str, image_shape: tuple[int, int]) -> 
         raise UsageError(f"{name} is a terminal, not data", "pipe or redirect the images into it")
     kind, _, head, content = _layers(stream, name, owns=False)
     if kind == "image":
-        return name, content.read()
+        return name, _read_capped(content, MAX_IMAGE_BYTES, name, "an image file")
     if kind == "npz":
-        return _npz_source(name, io.BytesIO(content.read()))
+        return _npz_source(name, io.BytesIO(_read_capped(content, MAX_NPZ_BYTES, name, "an .npz file")))
     used = []
 
     @contextlib.contextmanager
@@ -234,6 +236,20 @@ def _open_stream(stream: IO[bytes], name: str, image_shape: tuple[int, int]) -> 
         yield content
 
     return _content_source(name, kind, head, opened, image_shape)
+
+
+def _read_capped(stream: IO[bytes], cap: int, name: str, what: str) -> bytes:
+    """All of *stream*, which must hold at most *cap* bytes (a stream is never read unbounded)."""
+    chunks, total = [], 0
+    while total <= cap:
+        chunk = bytearray(min(1 << 20, cap + 1 - total))
+        got = _read_full(stream, memoryview(chunk), name)
+        chunks.append(bytes(chunk[:got]))
+        total += got
+        if got < len(chunk):
+            return b"".join(chunks)
+    raise DataError(f"{name}: {what} of more than {cap >> 20} MiB on standard input",
+                    "give it as a file, or a smaller one")
 
 
 def open_inputs(inputs: Sequence[str | os.PathLike], image_shape: tuple[int, int],

@@ -24,6 +24,8 @@ from mnistlr.io.idx import IDX_TYPES
 from mnistlr.io.pixels import PIXELS_HINT, check_pixels, pixel_top
 
 HEAD_BYTES = 1 << 16  # enough for any header, and a CSV line of 784 long floats
+CSV_CELL_CHARS = 40   # a pixel value in CSV text is never longer (with its separator)
+MAX_IMAGE_BYTES = 64 << 20  # one image file (of one digit) read from standard input
 
 
 class Batch(NamedTuple):
@@ -265,12 +267,14 @@ class CsvSource(Source):
         return pixels, labels.astype(np.int64)
 
     def batches(self, batch_size: int) -> Iterator[Batch]:
+        # a row of pixels is at most this long (so an endless line is refused, not read whole)
+        limit = max(HEAD_BYTES, self.n_columns * CSV_CELL_CHARS)
         with self._reopen() as stream:
             text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline=None)
-            lines, numbers, lineno = _next_lines(text, 1 if self.header else 0, 0, self.name)
+            lines, numbers, lineno = _next_lines(text, 1 if self.header else 0, 0, self.name, limit)
             start, top = 0, None
             while True:
-                lines, numbers, lineno = _next_lines(text, batch_size, lineno, self.name)
+                lines, numbers, lineno = _next_lines(text, batch_size, lineno, self.name, limit)
                 if not lines:
                     break
                 X = _parse_lines(lines, numbers, self.delimiter, self.n_columns, self.name,
@@ -289,16 +293,22 @@ class CsvSource(Source):
             raise DataError(f"{self.name}: no rows of pixels", "give a CSV with one image per row")
 
 
-def _next_lines(text: IO[str], k: int, lineno: int, name: str) -> tuple[list[str], list[int], int]:
-    """Up to *k* non-blank lines, their 1-based line numbers, and the last line number read."""
+def _next_lines(text: IO[str], k: int, lineno: int, name: str,
+                limit: int = HEAD_BYTES) -> tuple[list[str], list[int], int]:
+    """Up to *k* non-blank lines, their 1-based line numbers, and the last line number read.
+
+    A line longer than *limit* characters is an error (it is never read whole)."""
     lines: list[str] = []
     numbers: list[int] = []
     try:
         while len(lines) < k:
-            line = text.readline()
+            line = text.readline(limit + 1)
             if not line:
                 break
             lineno += 1
+            if len(line) > limit:
+                raise DataError(f"{name}: line {lineno} is longer than {limit:,} characters; "
+                                "not a row of pixels", "give one image per row")
             if not line.isspace():
                 lines.append(line)
                 numbers.append(lineno)
