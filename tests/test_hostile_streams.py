@@ -222,10 +222,9 @@ def test_idx_header_larger_than_its_gzip_can_hold(tmp_path):
 
 @pytest.mark.parametrize("make,pattern", [
     (lambda p: os.symlink("/dev/zero", p), r"is a device, FIFO or socket, not an IDX file"),
-    (lambda p: os.mkfifo(p), r"empty"),   # nobody writes: refused at once, no wait
     (lambda p: (os.symlink(str(p) + "2", p), os.symlink(p, str(p) + "2")),
      r"loop of symbolic links|Too many levels of symbolic links"),
-], ids=["dev-zero", "fifo-without-writer", "symlink-loop"])
+], ids=["dev-zero", "symlink-loop"])
 def test_not_a_file_as_training_images(make, pattern, d, tmp_path, cli):
     make(tmp_path / "images")
     result = cli("train", "--train-images", tmp_path / "images", "--train-labels", d / "lab.gz",

@@ -136,7 +136,7 @@ def test_unreadable_file_as_root(tmp_path, monkeypatch):
     def deny(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("builtins.open", deny)
+    monkeypatch.setattr(idx.os, "open", deny)
     with pytest.raises(DataError, match="locked.gz: permission denied"):
         read_idx(tmp_path / "locked.gz")
 

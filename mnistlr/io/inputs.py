@@ -27,7 +27,6 @@ the inputs; the readers themselves live in `mnistlr.io.readers`.
 from __future__ import annotations
 
 import contextlib
-import errno
 import gzip
 import io
 import os
@@ -102,15 +101,8 @@ def _is_text(head: bytes) -> bool:
 
 
 def _open_file(path: Path) -> IO[bytes]:
-    """The file at *path* opened for reading; a FIFO without a writer reads as empty at once
-    instead of blocking the open."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-        if stat.S_ISDIR(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
-        os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
+        return open(path, "rb")
     except FileNotFoundError:
         raise DataError(f"{path}: no such file", "check the path") from None
     except PermissionError:
