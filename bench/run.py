@@ -55,6 +55,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-csv", action="store_true", help="skip reading a 60,000-row MNIST CSV")
     p.add_argument("--no-fast-peers", action="store_true",
                    help="skip scikit-learn-intelex, JAX and PyTorch (run from bench/.venv-peers: make bench-peers)")
+    p.add_argument("--no-sklearn", action="store_true",
+                   help="skip scikit-learn's own classifiers (keep mnistlr and the fast peers)")
     p.add_argument("--no-shifted", action="store_true",
                    help="skip the 300,000- and 1,200,000-image sets (Fashion shifted by 1 and 2 pixels)")
     p.add_argument("--no-features", action="store_true",
@@ -136,7 +138,7 @@ def fast_peers(args) -> tuple[list, dict]:
 
 
 def section_fits(args, loaded) -> tuple[list[report.FitResult], dict, dict]:
-    contenders = mnistlr_contenders() + ([] if args.no_peers else sklearn_contenders())
+    contenders = mnistlr_contenders() + ([] if args.no_peers or args.no_sklearn else sklearn_contenders())
     if not args.no_penalties:
         contenders += penalty_contenders(peers=not args.no_peers)
     fast, peer_info = fast_peers(args)
@@ -151,11 +153,12 @@ def section_fits(args, loaded) -> tuple[list[report.FitResult], dict, dict]:
         softmax = mnistlr_contenders(("softmax",))
         for n_copies, rivals, rounds in ((5, fast, min(args.repeat, 2)), (20, [], 1)):
             data = scale.shifted(fashion, n_copies)
+            if n_copies == 20:
+                peer_info["big"] = data     # its fit: the memory section's child `train`
+                break
             log(f"fitting on {data.name} ({rounds} round(s))")
             found, _ = contest(data, softmax + rivals, rounds, args.repeat_under, log)
             results += found
-            if n_copies == 20:
-                peer_info["big"] = data
     peers.ARRAYS.cleanup()
     return results, models, peer_info
 
