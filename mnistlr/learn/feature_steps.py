@@ -1,0 +1,242 @@
+"""The steps of a feature pipeline (`mnistlr.learn.features`): deskew, pca:K, poly2, rff:D[:gamma].
+
+Each step is fitted on the training part (`fit`), maps a block of rows (`transform`) and keeps
+its fitted parameters as plain numbers and float32 arrays (`state`, `step_from_state`).
+PCA and rff project through `kernels.projection`, whose sums keep one order, so a row gets the
+same features alone or in any batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from mnistlr.errors import UsageError
+
+# Training rows whose pairwise distances set gamma's default.
+GAMMA_SAMPLE = 1000
+PIXEL_SCALE = 1.0 / 255.0
+
+
+class FeatureStep:
+    """One step: `fit` on the training part, `transform` blocks of rows, plain `state` to save."""
+
+    name = ""
+    pixels_out = False   # True when the output is still pixels 0–255 (uint8)
+
+    def unit(self) -> float:
+        """The output's natural scale: plain scaling (--preprocess scale) divides by it."""
+        return 255.0 if self.pixels_out else 1.0
+
+    def spec(self) -> str:
+        return self.name
+
+    def n_out(self, n_in: int) -> int:
+        return n_in
+
+    def fit(self, X: np.ndarray, pixels: bool, rng: np.random.Generator, image_shape) -> None:
+        """Fit on the training part X (n, n_in); pixels: X holds pixel values 0–255."""
+
+    def transform(self, X: np.ndarray, pixels: bool, image_shape) -> np.ndarray:
+        raise NotImplementedError
+
+    def state(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+    def describe(self) -> str:
+        return self.spec()
+
+
+class Deskew(FeatureStep):
+    """Moment-based deskewing; uint8 in, uint8 out (float pixels are rounded to 0–255 first)."""
+
+    name = "deskew"
+    pixels_out = True
+
+    def transform(self, X, pixels, image_shape):
+        from mnistlr.learn.kernels.deskew import deskew_images
+
+        if X.dtype != np.uint8:
+            X = np.clip(np.rint(X), 0, 255).astype(np.uint8)
+        rows, cols = image_shape
+        return deskew_images(X.reshape(len(X), rows, cols)).reshape(len(X), rows * cols)
+
+
+@dataclasses.dataclass
+class PCA(FeatureStep):
+    """z = (x/255 − μ)·V with V (n_in, K) the top-K eigenvectors of the training covariance."""
+
+    k: int
+    mean: np.ndarray | None = None        # (n_in,) float32, in x/255 units
+    components: np.ndarray | None = None  # (n_in, K) float32
+    variance: np.ndarray | None = None    # (K,) float32, the eigenvalues kept
+    total_variance: float = 0.0
+    name = "pca"
+
+    def spec(self) -> str:
+        return f"pca:{self.k}"
+
+    def n_out(self, n_in: int) -> int:
+        return self.k
+
+    def fit(self, X, pixels, rng, image_shape):
+        from mnistlr.learn.kernels.gram import centered_cross_products
+
+        if self.k > X.shape[1]:
+            raise UsageError(f"`features` pca:{self.k} asks for more components than the {X.shape[1]} inputs",
+                             f"give pca:K with K ≤ {X.shape[1]}")
+        from threadpoolctl import threadpool_limits
+
+        unit = PIXEL_SCALE if pixels else 1.0
+        gram, _, x_mean, _ = centered_cross_products(X, np.zeros((len(X), 1), np.float32))
+        # covariance of x·unit: (unit²/n)·XcᵀXc; eigenvectors by descending eigenvalue (LAPACK on
+        # one thread: on a busy machine its two threads take 10× longer)
+        with threadpool_limits(1, user_api="blas"):
+            eigenvalues, vectors = np.linalg.eigh(gram * (unit * unit / len(X)))
+        order = np.argsort(eigenvalues)[::-1][: self.k]
+        V = vectors[:, order]
+        # sign convention: each component's largest-magnitude entry is positive
+        V *= np.sign(V[np.abs(V).argmax(axis=0), np.arange(self.k)])
+        self.mean = (x_mean * unit).astype(np.float32)
+        self.components = np.ascontiguousarray(V, np.float32)
+        self.variance = eigenvalues[order].clip(0).astype(np.float32)
+        self.total_variance = float(eigenvalues.clip(0).sum())
+
+    def transform(self, X, pixels, image_shape):
+        from mnistlr.learn.kernels.projection import project
+
+        # z = (x·unit − μ)V = (x·unit)V − μV
+        offset = -(self.mean.astype(np.float64) @ self.components).astype(np.float32)
+        return project(_kernel_input(X), self.components, offset, PIXEL_SCALE if pixels else 1.0)
+
+    def state(self):
+        return {"name": self.name, "k": self.k, "mean": self.mean, "components": self.components,
+                "variance": self.variance, "total_variance": self.total_variance}
+
+    def describe(self):
+        kept = float(self.variance.sum()) / self.total_variance if self.total_variance else 0.0
+        return f"pca:{self.k} ({kept:.1%} of the variance)"
+
+
+class Poly2(FeatureStep):
+    """[z, z_i·z_j for i ≤ j]: K + K(K+1)/2 features from K inputs."""
+
+    name = "poly2"
+
+    def n_out(self, n_in: int) -> int:
+        return n_in + n_in * (n_in + 1) // 2
+
+    def transform(self, X, pixels, image_shape):
+        X = np.asarray(X, np.float32)
+        i, j = np.triu_indices(X.shape[1])
+        out = np.empty((len(X), self.n_out(X.shape[1])), np.float32)
+        out[:, : X.shape[1]] = X
+        # q_ij = z_i·z_j
+        np.multiply(X[:, i], X[:, j], out=out[:, X.shape[1]:])
+        return out
+
+
+@dataclasses.dataclass
+class RFF(FeatureStep):
+    """φ(x) = cos(xW + b)·√(2/D), W (n_in, D) ~ N(0, 2γ), b (D,) ~ U[0, 2π); x in x/255 units."""
+
+    n_components: int
+    gamma: float | None = None            # None until fitted when not given
+    weights: np.ndarray | None = None     # (n_in, D) float32
+    offset: np.ndarray | None = None      # (D,) float32
+    gamma_given: bool = True
+    name = "rff"
+
+    def __post_init__(self):
+        self.gamma_given = self.gamma is not None if self.weights is None else self.gamma_given
+
+    def spec(self) -> str:
+        return f"rff:{self.n_components}" + (f":{self.gamma:g}" if self.gamma_given else "")
+
+    def n_out(self, n_in: int) -> int:
+        return self.n_components
+
+    def unit(self) -> float:
+        # φ_k ∈ [−√(2/D), √(2/D)]: scaling by √(2/D) gives cos(xW + b) ∈ [−1, 1]
+        return float(np.sqrt(2.0 / self.n_components))
+
+    def fit(self, X, pixels, rng, image_shape):
+        if self.gamma is None:
+            self.gamma = median_gamma(X, PIXEL_SCALE if pixels else 1.0, rng)
+        # k(x, x′) = exp(−γ‖x − x′‖²) = E[2 cos(wx + b) cos(wx′ + b)], w ~ N(0, 2γI), b ~ U[0, 2π)
+        self.weights = (rng.standard_normal((X.shape[1], self.n_components), np.float32)
+                        * np.float32(np.sqrt(2.0 * self.gamma)))
+        self.offset = rng.uniform(0.0, 2.0 * np.pi, self.n_components).astype(np.float32)
+
+    def transform(self, X, pixels, image_shape):
+        from mnistlr.learn.kernels.projection import project
+
+        return project(_kernel_input(X), self.weights, self.offset, PIXEL_SCALE if pixels else 1.0,
+                       cosine_norm=float(np.sqrt(2.0 / self.n_components)))
+
+    def state(self):
+        return {"name": self.name, "n_components": self.n_components, "gamma": float(self.gamma),
+                "gamma_given": self.gamma_given, "weights": self.weights, "offset": self.offset}
+
+    def describe(self):
+        how = "given" if self.gamma_given else "1/median distance²"
+        return f"rff:{self.n_components} (gamma {self.gamma:.4g}, {how})"
+
+
+def _kernel_input(X: np.ndarray) -> np.ndarray:
+    """X as the projection kernel reads it: uint8 as is, anything else float32."""
+    return X if X.dtype == np.uint8 else np.asarray(X, np.float32)
+
+
+def median_gamma(X: np.ndarray, unit: float, rng: np.random.Generator) -> float:
+    """1 / median ‖x − x′‖² over pairs of a seeded sample of ≤ 1,000 rows of X·unit."""
+    rows = np.sort(rng.choice(len(X), size=min(len(X), GAMMA_SAMPLE), replace=False))
+    S = X[rows].astype(np.float64) * unit
+    norms = np.einsum("ij,ij->i", S, S)
+    # ‖s_a − s_b‖² = ‖s_a‖² + ‖s_b‖² − 2 s_a·s_b
+    sq = norms[:, None] + norms[None, :] - 2.0 * (S @ S.T)
+    median = float(np.median(sq[np.triu_indices(len(S), 1)])) if len(S) > 1 else 0.0
+    return 1.0 / median if median > 0 else 1.0
+
+
+STEP_TYPES = {"deskew": Deskew, "pca": PCA, "poly2": Poly2, "rff": RFF}
+
+
+def _array(value: Any, ndim: int) -> np.ndarray:
+    array = np.asarray(value)
+    if array.ndim != ndim or array.dtype.kind != "f" or not np.isfinite(array).all():
+        raise ValueError("feature parameters must be finite float arrays")
+    return np.ascontiguousarray(array, np.float32)
+
+
+def step_from_state(state: dict[str, Any]) -> FeatureStep:
+    name = state.get("name")
+    if name == "deskew":
+        return Deskew()
+    if name == "poly2":
+        return Poly2()
+    if name == "pca":
+        return PCA(int(state["k"]), _array(state["mean"], 1), _array(state["components"], 2),
+                   _array(state["variance"], 1), float(state["total_variance"]))
+    if name == "rff":
+        step = RFF(int(state["n_components"]), float(state["gamma"]), _array(state["weights"], 2),
+                   _array(state["offset"], 1))
+        step.gamma_given = bool(state["gamma_given"])
+        return step
+    raise ValueError(f"unknown feature step {name!r}")
+
+
+def check_state(step: FeatureStep, n_in: int) -> None:
+    """ValueError unless a restored step's arrays fit its input width n_in."""
+    if isinstance(step, PCA):
+        ok = (step.mean.shape == (n_in,) and step.components.shape == (n_in, step.k)
+              and step.variance.shape == (step.k,))
+    elif isinstance(step, RFF):
+        ok = (step.weights.shape == (n_in, step.n_components) and step.offset.shape == (step.n_components,)
+              and np.isfinite(step.gamma) and step.gamma > 0)
+    else:
+        ok = True
+    if not ok:
+        raise ValueError(f"feature step {step.name} does not fit its {n_in} inputs")
