@@ -135,13 +135,51 @@ def test_not_a_model_and_missing_onnx(model_paths, tmp_path, cli, monkeypatch):
     assert kept.read_bytes() == b"old"   # nothing clobbered
 
 
-def test_a_feature_model_is_refused(tmp_path, cli):
-    path = tmp_path / "pca.joblib"
+FEATURE_SPECS = ("pca:30,rff:600", "pca:12,poly2", "rff:400")
+
+
+@pytest.fixture(scope="module")
+def feature_model_paths(tmp_path_factory):
+    """One softmax model file per deskew-free pipeline, trained on the bundled sample."""
     X, y = load_dataset("mnist-sample", "train")
-    save_model(fit_model(X[:500], y[:500], TrainOptions(features="pca:5", max_iter=5)), path)
-    result = cli("export", path, "-o", tmp_path / "pca.onnx")
-    assert result.code == 2 and "--features pca:5" in result.err
-    assert not (tmp_path / "pca.onnx").exists()
+    folder = tmp_path_factory.mktemp("feature-models")
+    paths = {}
+    for spec in FEATURE_SPECS:
+        paths[spec] = folder / f"{spec.replace(':', '-').replace(',', '_')}.joblib"
+        save_model(fit_model(X, y, TrainOptions(features=spec, max_iter=60), dataset="mnist-sample"), paths[spec])
+    return paths
+
+
+@pytest.mark.parametrize("spec", FEATURE_SPECS)
+def test_onnx_of_a_feature_model_matches_predict_on_the_real_test_images(spec, feature_model_paths, shared_mnist,
+                                                                         cli, tmp_path):
+    import onnxruntime
+
+    images_path = shared_mnist / "t10k-images-idx3-ubyte.gz"
+    predicted = tmp_path / "pred.csv"
+    assert cli("predict", feature_model_paths[spec], images_path, "--proba", "-q", "-o", predicted).code == 0
+    labels, P = read_predictions(predicted)
+    X = read_images(images_path)
+    graph = tmp_path / "features.onnx"
+    result = cli("export", feature_model_paths[spec], "-o", graph, "--input-type", "float32", "--input-layout", "flat")
+    assert result.code == 0, result.err
+    session = onnxruntime.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+    onnx_labels, onnx_P = session.run(None, {"images": (X.reshape(len(X), -1) / 255.0).astype(np.float32)})
+    assert np.array_equal(onnx_labels, labels)
+    # predict's CSV carries 6 significant digits; the graph sums in float64 where the model's
+    # kernel sums the projections in float32
+    assert np.abs(onnx_P - P).max() <= 2e-5
+
+
+def test_a_deskew_model_is_refused_in_one_line(tmp_path, cli):
+    path = tmp_path / "deskew.joblib"
+    X, y = load_dataset("mnist-sample", "train")
+    save_model(fit_model(X[:500], y[:500], TrainOptions(features="deskew,pca:5", max_iter=5)), path)
+    result = cli("export", path, "-o", tmp_path / "deskew.onnx")
+    assert result.code == 2 and "cannot express the deskew step of --features deskew,pca:5" in result.err
+    assert result.err.count("\n") == 1 and not (tmp_path / "deskew.onnx").exists()
+    result = cli("export", path, "-o", tmp_path / "deskew.npz")
+    assert result.code == 2 and "export it to .onnx" in result.err
 
 
 def test_npz_that_is_not_an_export_is_refused(tmp_path):

@@ -35,15 +35,16 @@ def export(model: Any, output: str | os.PathLike, *, input_type: str = "uint8",
     suffix = export_format(output)
     if not isinstance(model, LinearModel):
         model = load_model(model)
-    if model.features is not None:
-        raise UsageError(f"exporting a model with a feature pipeline (`features={model.features.spec}`) "
-                         "is not supported yet", "export a model trained without `features`")
+    if model.features is not None and suffix != ".onnx":
+        raise UsageError(f"a {FORMATS[suffix]} export of a model with a feature pipeline "
+                         f"(`features={model.features.spec}`) is not supported", "export it to .onnx")
     W_raw, b_raw = model.effective_weights()
     if suffix == ".onnx":
         from mnistlr.io.onnx_graph import onnx_model, write_onnx
 
+        maps = feature_maps(model.features) if model.features is not None else []
         write_onnx(output, onnx_model(model.kind, W_raw, b_raw, model.classes, model.image_shape,
-                                      input_type, input_layout))
+                                      input_type, input_layout, maps))
     elif suffix == ".npz":
         from mnistlr.io.npz_export import write_npz
 
@@ -56,6 +57,31 @@ def export(model: Any, output: str | os.PathLike, *, input_type: str = "uint8",
     return {"output": str(output), "format": FORMATS[suffix], "kind": model.kind,
             "classes": model.classes.tolist(), "bytes": Path(output).stat().st_size,
             "input": f"{input_type} {input_layout}" if suffix == ".onnx" else None}
+
+
+def feature_maps(pipeline) -> list[tuple]:
+    """A feature pipeline as the plain maps `io.onnx_graph` applies to raw pixels: ("affine", W,
+    b) float64, ("cos", c), ("poly2", K). UsageError for deskew, which ONNX cannot express here."""
+    import numpy as np
+
+    maps, unit = [], 1.0 / 255.0       # the first projection acts on x/255
+    for step in pipeline.steps:
+        if step.name == "deskew":
+            raise UsageError(f"ONNX export cannot express the deskew step of `features={pipeline.spec}`",
+                             "export a model trained without deskew; pca, poly2 and rff export")
+        if step.name == "pca":
+            V = step.components.astype(np.float64)
+            # z = (x·unit − μ)V = x·(unit·V) − μV, the offset rounded to float32 as the model keeps it
+            offset = -(step.mean.astype(np.float64) @ V).astype(np.float32)
+            maps.append(("affine", V * unit, offset))
+        elif step.name == "rff":
+            # φ = cos(x·unit·W + b)·√(2/D)
+            maps += [("affine", step.weights.astype(np.float64) * unit, step.offset),
+                     ("cos", float(np.sqrt(2.0 / step.n_components)))]
+        else:
+            maps.append(("poly2", maps[-1][1].shape[1]))
+        unit = 1.0
+    return maps
 
 
 def npz_fields(model) -> tuple[dict[str, Any], dict[str, Any]]:

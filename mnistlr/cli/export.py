@@ -38,7 +38,7 @@ def export_command(
     """Write a model in another format, told by the output's extension (written atomically).
 
     .onnx: one graph (the onnx extra), input `images` (n, rows, cols) or with --input-layout
-    flat (n, rows·cols), uint8 or with --input-type float32 floats in [0, 1] or 0–255, outputs `label` (int64) and `probabilities` (float32), preprocessing folded in.
+    flat (n, rows·cols), uint8 or with --input-type float32 floats in [0, 1] or 0–255, outputs `label` (int64) and `probabilities` (float32), preprocessing folded in; a feature pipeline of pca, poly2 and rff steps is part of the graph (deskew is not exported).
     .npz: every array and the metadata as JSON text, for np.load(..., allow_pickle=False).
     .csv: the weights on raw pixels, a header row of class labels and an intercept row.
     """

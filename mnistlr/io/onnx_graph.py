@@ -5,6 +5,9 @@ export (ONNX requires a graph input to have one element type and one rank; the g
 the same, so export twice for both). Float32 images follow the scale part of the one pixel rule
 (`mnistlr.io.pixels`): a batch whose largest value is at most 1 is multiplied by 255 (the
 graph cannot refuse values the rule refuses: check them before, or use uint8).
+Feature maps (a model's `--features` pipeline, given as plain arrays by `feature_maps`) come
+between the pixels and the scores: ("affine", W, b) is x·W + b summed in float64 and rounded to
+float32, ("cos", c) is cos(x)·c and ("poly2",) appends the products x_i·x_j (i ≤ j), in float32.
 Outputs: ``label`` (n,) int64 and ``probabilities`` (n, n_classes) float32, as
 `mnistlr predict --proba` computes them: scores s = x·W_raw + b_raw summed in float64 and
 rounded to float32; softmax (softmax, ridge), σ and 1 − σ (binary logistic) or σ_k / Σ σ
@@ -79,6 +82,41 @@ def _outputs(h: Any, nodes: list, kind: str, n_outputs: int) -> None:
     nodes.append(h.make_node("Gather", ["classes", "index"], ["label"], axis=0))
 
 
+def _feature_nodes(h: Any, nodes: list, constants: dict, x64: str, maps: list, np: Any) -> str:
+    """Nodes applying the feature *maps* to raw pixels *x64* (float64); returns the float64 features."""
+    x32 = None
+    for i, step in enumerate(maps):
+        if x32 is not None and step[0] == "affine":
+            nodes.append(h.make_node("Cast", [x32], [f"f{i}_x64"], to=h.TensorProto.DOUBLE))
+            x64 = f"f{i}_x64"
+        if step[0] == "affine":
+            # z = x·W + b in float64, rounded to float32
+            constants[f"f{i}_W"], constants[f"f{i}_b"] = np.asarray(step[1], np.float64), np.asarray(step[2], np.float64)
+            nodes += [h.make_node("MatMul", [x64, f"f{i}_W"], [f"f{i}_xw"]),
+                      h.make_node("Add", [f"f{i}_xw", f"f{i}_b"], [f"f{i}_z64"]),
+                      h.make_node("Cast", [f"f{i}_z64"], [f"f{i}_z"], to=h.TensorProto.FLOAT)]
+        elif step[0] == "cos":
+            # φ = cos(z)·c
+            constants[f"f{i}_c"] = np.array(step[1], np.float32)
+            nodes += [h.make_node("Cos", [x32], [f"f{i}_cos"]), h.make_node("Mul", [f"f{i}_cos", f"f{i}_c"], [f"f{i}_z"])]
+        elif step[0] == "poly2":
+            # [z, z_i·z_j for i ≤ j]
+            k = int(step[1])
+            left, right = np.triu_indices(k)
+            constants[f"f{i}_left"], constants[f"f{i}_right"] = left.astype(np.int64), right.astype(np.int64)
+            nodes += [h.make_node("Gather", [x32, f"f{i}_left"], [f"f{i}_zl"], axis=1),
+                      h.make_node("Gather", [x32, f"f{i}_right"], [f"f{i}_zr"], axis=1),
+                      h.make_node("Mul", [f"f{i}_zl", f"f{i}_zr"], [f"f{i}_pairs"]),
+                      h.make_node("Concat", [x32, f"f{i}_pairs"], [f"f{i}_z"], axis=1)]
+        else:
+            raise ValueError(f"unknown feature map {step[0]!r}")
+        x32 = f"f{i}_z"
+    if x32 is None:
+        return x64
+    nodes.append(h.make_node("Cast", [x32], ["features64"], to=h.TensorProto.DOUBLE))
+    return "features64"
+
+
 def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise UsageError(f"`{option}` '{value}' is not one of {', '.join(choices)}",
@@ -86,33 +124,34 @@ def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
 
 
 def onnx_model(kind: str, W_raw: Any, b_raw: Any, classes: Any,
-               image_shape: tuple[int, int], input_type: str = "uint8", layout: str = "images") -> Any:
-    """The onnx.ModelProto of a model of *kind* with raw-pixel weights W_raw (n_features,
-    n_outputs), b_raw (n_outputs,) and labels *classes* (n_classes,), for images of
-    *input_type* ("uint8" or "float32") shaped as *layout* says: "images" (n, rows, cols) or
-    "flat" (n, rows·cols)."""
+               image_shape: tuple[int, int], input_type: str = "uint8", layout: str = "images",
+               feature_maps: list | tuple = ()) -> Any:
+    """The onnx.ModelProto of a model of *kind* with weights W_raw (n_features, n_outputs),
+    b_raw (n_outputs,) on raw pixels, or on the output of *feature_maps* (see above), and labels
+    *classes* (n_classes,), for images of *input_type* ("uint8" or "float32") shaped as *layout*
+    says: "images" (n, rows, cols) or "flat" (n, rows·cols)."""
     import numpy as np
 
     _check_choice("input_type", input_type, INPUT_TYPES)
     _check_choice("input_layout", layout, INPUT_LAYOUTS)
     onnx = _onnx()
     h, numpy_helper = onnx.helper, onnx.numpy_helper
-    n_features, n_outputs = W_raw.shape
+    n_outputs = W_raw.shape[1]
+    rows, cols = image_shape
     constants = {
-        "flat_shape": np.array([-1, n_features], np.int64), "W": np.asarray(W_raw, np.float64),
+        "flat_shape": np.array([-1, rows * cols], np.int64), "W": np.asarray(W_raw, np.float64),
         "bias": np.asarray(b_raw, np.float64), "classes": np.asarray(classes, np.int64),
         "one": np.array(1.0, np.float32), "zero": np.array(0.0, np.float32),
         "c255": np.array(255.0, np.float32), "axis1": np.array([1], np.int64),
         "minus_one": np.array([-1], np.int64),
     }
     nodes: list = []
-    x = _pixels(h, nodes, input_type, n_features)
+    x = _feature_nodes(h, nodes, constants, _pixels(h, nodes, input_type, rows * cols), list(feature_maps), np)
     # s = x·W_raw + b_raw in float64, rounded to float32
     nodes += [h.make_node("MatMul", [x, "W"], ["xw"]), h.make_node("Add", ["xw", "bias"], ["s64"]),
               h.make_node("Cast", ["s64"], ["s"], to=h.TensorProto.FLOAT)]
     _outputs(h, nodes, kind, n_outputs)
     elem = h.TensorProto.UINT8 if input_type == "uint8" else h.TensorProto.FLOAT
-    rows, cols = image_shape
     shape = ["n", rows, cols] if layout == "images" else ["n", rows * cols]
     graph = h.make_graph(
         nodes, f"mnistlr_{kind}",
