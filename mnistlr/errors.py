@@ -33,6 +33,20 @@ def spell_options(text: str, flags: bool) -> str:
     return _OPTION.sub(spell, text)
 
 
+def printable(text: str) -> str:
+    """*text* with control characters, lone surrogates (undecodable bytes of a file name) and
+    other unprintables escaped (\\x1b, \\udcff): text from files, servers and the environment
+    can never move the cursor, recolour the terminal or break the line."""
+    def escape(c: str) -> str:
+        if c in "\n\r\t":
+            return " "
+        if c.isprintable():
+            return c
+        return c.encode("unicode_escape", "backslashreplace").decode("ascii", "replace")
+
+    return "".join(escape(c) for c in text) if not text.isprintable() else text
+
+
 class MnistlrError(Exception):
     """Base of all expected errors: a problem and (optionally) the fix."""
 

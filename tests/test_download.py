@@ -7,8 +7,9 @@ import hashlib
 
 import pytest
 
-from mnistlr.data.download import _backoff, is_url, verify_file
+from mnistlr.data.download import is_url, verify_file
 from mnistlr.data.registry import FileSpec
+from mnistlr.data.transfer import _backoff
 
 PAYLOAD = b"\x00\x00\x08\x01\x00\x00\x00\x03\x01\x02\x03"
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from mnistlr.api.fetch import fetch
-from mnistlr.data import download, registry
+from mnistlr.data import registry, transfer
 from mnistlr.data.registry import DATASETS, DatasetSpec, FileSpec, load_dataset
 from mnistlr.errors import FetchError
 from mnistlr.io.idx import encode_idx
@@ -119,7 +119,7 @@ def tiny(server, monkeypatch):
     spec = DatasetSpec(name="tiny", description="loopback test data", files=specs,
                        mirrors=(server.url("gone/"), server.url("good/")))
     monkeypatch.setitem(DATASETS, "tiny", spec)
-    monkeypatch.setattr(download, "_sleep", lambda seconds: None)
+    monkeypatch.setattr(transfer, "_sleep", lambda seconds: None)
     return files
 
 
@@ -415,7 +415,7 @@ def test_corrupted_fashion_mnist_is_refused(cli, server, fashion_files, tmp_path
 
 def test_interrupted_download_leaves_only_a_part_and_resumes(server, tiny, tmp_path, monkeypatch):
     name = "train-images-idx3-ubyte.gz"
-    monkeypatch.setattr(download, "CHUNK", 1024)
+    monkeypatch.setattr(transfer, "CHUNK", 1024)
 
     def interrupt(event):
         if event.kind == "advance" and event.file == name and event.done > 0:

@@ -411,3 +411,21 @@ def test_train_records_test_images_from_a_keras_npz(cli, sources, tmp_path):
     assert result.code == 0, result.err
     history = load_model(out).meta["history"]
     assert len(history) == 2 and all(0 < r["test_accuracy"] <= 1 for r in history)
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["raw", "gzip"])
+def test_an_array_on_stdin_is_read_up_to_a_cap(monkeypatch, compress):
+    """.npy/.npz on standard input are read into memory, so never past MAX_STREAM_BYTES (raw
+    or decompressed: a small gzip bomb on stdin stops there too)."""
+    from mnistlr.io import labelled
+
+    monkeypatch.setattr(labelled, "MAX_STREAM_BYTES", 4096)
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros((20, 28, 28), np.uint8))
+    data = gzip.compress(buffer.getvalue()) if compress else buffer.getvalue()
+    assert len(data) < 4096 if compress else len(data) > 4096
+    with pytest.raises(DataError, match=r"<stdin>: an array or archive of more than 4,096 bytes on standard input"):
+        read_labelled("-", stdin=io.BytesIO(data))
+    small = io.BytesIO()
+    np.savez(small, images=np.zeros((2, 28, 28), np.uint8), labels=np.zeros(2, np.uint8))
+    assert read_labelled("-", stdin=io.BytesIO(small.getvalue()))[0].shape == (2, 28, 28)

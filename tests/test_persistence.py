@@ -119,3 +119,14 @@ def test_missing_file_and_directory(tmp_path):
         load_model(tmp_path / "nope.joblib")
     with pytest.raises(ModelFileError, match="is a directory"):
         load_model(tmp_path)
+
+
+@pytest.mark.parametrize("version", [True, 1.0, float(FORMAT_VERSION), str(FORMAT_VERSION), None, [FORMAT_VERSION]])
+def test_a_format_version_must_be_an_int_exactly(model, tmp_path, version):
+    """True == 1 and 2.0 == 2 in Python, but neither is what save_model writes."""
+    payload = model_to_dict(model)
+    payload["format_version"] = version
+    payload["sha256"] = content_hash(payload)
+    joblib.dump(payload, tmp_path / "odd.joblib")
+    with pytest.raises(ModelFileError, match=r"format version .* is not supported"):
+        load_model(tmp_path / "odd.joblib")

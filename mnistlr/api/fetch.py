@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from mnistlr.data.download import ProgressFn, Source, fetch_dataset, is_url, verify_file
+from mnistlr.data.download import ProgressFn, Source, fetch_dataset, verify_file
 from mnistlr.data.registry import dataset_dir, dataset_names, dataset_status, get_spec
+from mnistlr.data.transfer import mirror_problem, server_text
 from mnistlr.errors import UsageError
 
 
@@ -19,26 +21,37 @@ def _sources(local_dirs: Sequence[str], builtin: Sequence[str], mirrors: Sequenc
     return [Path(d) for d in local_dirs if Path(d).is_dir()] + list(builtin)
 
 
+MAX_TIMEOUT = 86_400.0  # one day
+
+
 def _check_options(mirrors: Sequence[str] | None, source: Path | None,
-                   timeout: float, retries: int) -> None:
+                   timeout: float | None, retries: int) -> None:
     for url in mirrors or []:
-        if not is_url(url):
-            raise UsageError(f"--mirror {url}: not an http://, https:// or file:// URL",
-                             "give the base URL the file names are appended to")
+        problem = mirror_problem(str(url))
+        if problem is not None:
+            raise UsageError(f"`mirror` {server_text(url)}: {problem}",
+                             "give the http(s) base URL the file names are appended to, e.g. "
+                             "https://example.org/mnist/; local files come in through `source` DIR")
     if source is not None and not Path(source).is_dir():
-        raise UsageError(f"--source {source}: not a directory",
+        raise UsageError(f"`source` {source}: not a directory",
                          "give the folder that holds the four .gz files")
-    if not timeout > 0:
-        raise UsageError(f"--timeout {timeout}: must be positive")
-    if retries < 0:
-        raise UsageError(f"--retries {retries}: must be 0 or more")
+    if timeout is not None and not (isinstance(timeout, (int, float)) and not isinstance(timeout, bool)
+                                    and math.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT):
+        raise UsageError(f"`timeout` {timeout}: not a number of seconds from 0.1 to {MAX_TIMEOUT:,.0f}",
+                         "give e.g. `timeout=60`, or leave it out (30 s per read, 10 min per file)")
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10:
+        raise UsageError(f"`retries` {retries}: not a whole number from 0 to 10")
 
 
 def fetch(datasets: Sequence[str] = ("mnist",), data_dir: str | os.PathLike | None = None, *,
           mirrors: Sequence[str] | None = None, source: str | os.PathLike | None = None,
-          force: bool = False, timeout: float = 30.0, retries: int = 2,
+          force: bool = False, timeout: float | None = None, retries: int = 2,
           progress: ProgressFn | None = None) -> list[dict]:
     """Fetch each dataset into DATA_DIR/NAME/, verified; returns one dict per dataset.
+
+    *mirrors* are http(s) base URLs; *timeout* bounds each read and each whole file from one
+    source (None: 30 s per read, 10 minutes per file); each file is capped at its published
+    size plus a margin.
 
     Each dict: {"name", "status": "fetched"|"present"|"bundled", "where", "files": [...]}.
     Unknown names and bad options raise UsageError before anything is fetched; a file that

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from mnistlr import __version__
-from mnistlr.errors import OutputClosed
+from mnistlr.errors import OutputClosed, printable
 
 
 def reflow(text: str) -> str:
@@ -89,20 +89,6 @@ def no_color_env() -> bool:
 def no_color() -> bool:
     """True when colour must be off (NO_COLOR set, or stderr not a terminal)."""
     return no_color_env() or not sys.stderr.isatty()
-
-
-def printable(text: str) -> str:
-    """*text* with control characters, lone surrogates (undecodable bytes of a file name) and
-    other unprintables escaped (\\x1b, \\udcff): text from files, servers and the environment
-    can never move the cursor, recolour the terminal or break the line."""
-    def escape(c: str) -> str:
-        if c in "\n\r\t":
-            return " "
-        if c.isprintable():
-            return c
-        return c.encode("unicode_escape", "backslashreplace").decode("ascii", "replace")
-
-    return "".join(escape(c) for c in text) if not text.isprintable() else text
 
 
 def print_error(message: str) -> None:

@@ -77,14 +77,17 @@ def fetch_command(
         "--list", "-l", help="List every dataset, whether it is present locally and where; fetch nothing.", metavar="")] = False,
     mirror: Annotated[list[str] | None, typer.Option(
         "--mirror", metavar="URL", show_default=False,
-        help="Base URL to fetch from (the file name is appended); repeatable; replaces the built-in mirrors.")] = None,
+        help="http(s) base URL to fetch from (the file name is appended); repeatable; replaces the "
+             "built-in mirrors. Local files: --source.")] = None,
     source: Annotated[Path | None, typer.Option(
         "--source", metavar="DIR", file_okay=False,
         help="Import the .gz files from this local folder instead of downloading.")] = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Fetch again even when the files are present and verify.", metavar="")] = False,
-    timeout: Annotated[float, typer.Option(
-        "--timeout", min=0.1, metavar="SECONDS", help="Network timeout per request.")] = 30.0,
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", min=0.1, metavar="SECONDS", show_default=False,
+        help="Give up on a mirror when one read waits longer, or one whole file takes longer, than "
+             "this (default: 30 s per read, 10 min per file).")] = None,
     retries: Annotated[int, typer.Option(
         "--retries", min=0, max=10, help="Retries per mirror after a timeout or a broken connection.")] = 2,
     data_dir: DataDirOpt = None,

@@ -3,33 +3,29 @@
 Each file goes to ``.NAME.part`` in the dataset folder and is renamed to ``NAME``
 only after its checksum verified (the gzip's MD5 as published, or the SHA-256 of
 its decompressed payload), so a failed or interrupted fetch never leaves a file
-that looks complete. An HTTP transfer that was cut off resumes with a Range
-request when the server allows it. Only the standard library's urllib is used.
+that looks complete. An HTTP transfer that was cut off or timed out keeps its
+``.part`` and resumes with a Range request when the server allows it (the error
+says it is kept); a transfer past the file's size cap, a file that fails
+verification and a full disk leave nothing. The transfers themselves (http and
+https only, capped in bytes and time) are in `mnistlr.data.transfer`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import gzip
 import hashlib
-import http.client
 import os
 import shlex
-import time
-import urllib.error
-import urllib.request
 import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from mnistlr import __version__
+from mnistlr.data import transfer
 from mnistlr.data.registry import FILE_KEYS, DatasetSpec, FileSpec
+from mnistlr.data.transfer import Limits, SourceFailed, part_size
 from mnistlr.errors import FetchError, Interrupted
-
-CHUNK = 1 << 16
-_sleep = time.sleep  # tests replace it to skip the backoff
 
 
 @dataclasses.dataclass
@@ -45,31 +41,27 @@ class FetchEvent:
 
 
 ProgressFn = Callable[[FetchEvent], None]
-Source = str | Path  # a base URL (http, https, file) or a local folder
+Source = str | Path  # a base URL (http, https) or a local folder
 
 
-class _SourceFailed(Exception):
-    """This source cannot deliver the file (the message says why)."""
+# A download may run this far past the published size (another gzip of the same payload);
+# files of unknown size are capped at DEFAULT_CAP; payloads of unknown size at DEFAULT_PAYLOAD.
+DEFAULT_CAP = 256 << 20
+DEFAULT_PAYLOAD = 1 << 30
+DEFAULT_TIMEOUT = 30.0     # seconds per read when --timeout is not given
+DEFAULT_DEADLINE = 600.0   # seconds per file and source when --timeout is not given
 
 
-class _Transient(_SourceFailed):
-    """A failure worth retrying on the same source (timeouts, resets, 5xx)."""
+def size_cap(spec: FileSpec) -> int:
+    """The most bytes a download of *spec* may have: its published size plus 1/16 and 64 KiB."""
+    return spec.size + spec.size // 16 + (64 << 10) if spec.size else DEFAULT_CAP
 
 
-_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
-
-
-def _disk_full(part: Path, exc: OSError) -> FetchError:
-    """The disk (not the source) failed: drop the partial file; no other source can help."""
-    with contextlib.suppress(OSError):
-        part.unlink()
-    name = part.name.removeprefix(".").removesuffix(".part")
-    return FetchError(f"{part.parent}: {exc.strerror or 'no space left on device'} while writing {name}; "
-                      "nothing was kept", "free some disk space (or choose another --data-dir) and run again")
-
-
-def _backoff(attempt: int) -> float:
-    return min(0.5 * 2 ** attempt, 5.0)
+def limits_for(spec: FileSpec, timeout: float | None) -> Limits:
+    """--timeout bounds each read and each whole file; without it 30 s per read, 10 min per file."""
+    if timeout is None:
+        return Limits(DEFAULT_TIMEOUT, DEFAULT_DEADLINE, size_cap(spec))
+    return Limits(timeout, timeout, size_cap(spec))
 
 
 def _md5(path: Path) -> str:
@@ -80,17 +72,21 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _payload_sha256(path: Path) -> str | None:
-    """SHA-256 of the decompressed payload (of the bytes if not gzip); None if damaged."""
-    digest = hashlib.sha256()
+def _payload_sha256(path: Path, limit: int) -> str:
+    """SHA-256 of the decompressed payload (of the bytes if not gzip), or why it has none: a
+    damaged gzip, or one that expands past *limit* bytes (a decompression bomb stops there)."""
+    digest, size = hashlib.sha256(), 0
     with open(path, "rb") as raw:
         is_gzip = raw.read(2) == b"\x1f\x8b"
     try:
         with (gzip.open(path, "rb") if is_gzip else open(path, "rb")) as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
+                size += len(chunk)
+                if size > limit:
+                    return f"unreadable (it expands past {limit:,} bytes)"
                 digest.update(chunk)
     except (EOFError, zlib.error, OSError):
-        return None
+        return "unreadable (damaged gzip)"
     return digest.hexdigest()
 
 
@@ -101,119 +97,40 @@ def verify_file(path: Path, spec: FileSpec) -> str | None:
     md5 = _md5(path) if spec.md5 else None
     if md5 is not None and md5 == spec.md5:
         return None
-    sha = _payload_sha256(path) if spec.sha256 else None
+    sha = _payload_sha256(path, spec.payload or DEFAULT_PAYLOAD) if spec.sha256 else None
     if sha is not None and sha == spec.sha256:
         return None
     parts = []
     if spec.md5:
         parts.append(f"MD5 {md5}, expected {spec.md5}")
     if spec.sha256:
-        parts.append(f"payload SHA-256 {sha or 'unreadable (damaged gzip)'}, expected {spec.sha256}")
+        parts.append(f"payload SHA-256 {sha}, expected {spec.sha256}")
     return "checksum mismatch (" + "; ".join(parts) + ")"
 
 
-def _open_url(url: str, offset: int, timeout: float):
-    """urlopen with an optional Range header; failures become _SourceFailed/_Transient."""
-    request = urllib.request.Request(url, headers={"User-Agent": f"mnistlr/{__version__}"})
-    if offset:
-        request.add_header("Range", f"bytes={offset}-")
-    try:
-        return urllib.request.urlopen(request, timeout=timeout)
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        if exc.code == 416 and offset:
-            return None
-        message = f"HTTP {exc.code} {exc.reason}".strip()
-        if exc.code in (408, 429) or exc.code >= 500:
-            raise _Transient(message) from None
-        raise _SourceFailed(message) from None
-    except urllib.error.URLError as exc:
-        if isinstance(exc.reason, TimeoutError):
-            raise _Transient(f"timed out after {timeout:g} s") from None
-        if isinstance(exc.reason, FileNotFoundError):
-            raise _SourceFailed("not found") from None
-        raise _Transient(str(exc.reason)) from None
-    except TimeoutError:
-        raise _Transient(f"timed out after {timeout:g} s") from None
-    except (OSError, http.client.HTTPException) as exc:
-        raise _Transient(str(exc) or type(exc).__name__) from None
-
-
-def _download_once(url: str, part: Path, timeout: float,
-                   report: Callable[[int, int | None], None]) -> None:
-    """One attempt: resume *part* if the server honours Range (206), else restart (200)."""
-    offset = part.stat().st_size if part.exists() else 0
-    response = _open_url(url, offset, timeout)
-    if response is None:
-        return  # 416: nothing after *offset*, so the partial file may be whole; verification decides
-    with response:
-        status = getattr(response, "status", None)
-        content_range = response.headers.get("Content-Range", "") if response.headers else ""
-        resumed = offset > 0 and status == 206 and content_range.startswith(f"bytes {offset}-")
-        if not resumed:
-            offset = 0
-        length = response.headers.get("Content-Length") if response.headers else None
-        total = offset + int(length) if length and length.isdigit() else None
-        done = offset
-        try:
-            with open(part, "ab" if resumed else "wb") as out:
-                report(done, total)
-                for chunk in iter(lambda: response.read(CHUNK), b""):
-                    out.write(chunk)
-                    done += len(chunk)
-                    report(done, total)
-                out.flush()
-                os.fsync(out.fileno())
-        except TimeoutError:
-            raise _Transient(f"timed out after {timeout:g} s ({done:,} bytes received)") from None
-        except (http.client.HTTPException, ConnectionError) as exc:
-            raise _Transient(f"connection broke after {done:,} bytes ({type(exc).__name__})") from None
-        except OSError as exc:
-            if exc.errno in _DISK_FULL:
-                raise _disk_full(part, exc) from None
-            raise _SourceFailed(f"{part}: {exc.strerror or exc}") from None
-    if total is not None and done < total:
-        raise _Transient(f"connection closed after {done:,} of {total:,} bytes")
-
-
-def _download(url: str, part: Path, timeout: float, retries: int,
-              report: Callable[[int, int | None], None],
-              on_retry: Callable[[str], None]) -> None:
-    """Download *url* into *part* with up to *retries* retries of transient failures."""
-    for attempt in range(retries + 1):
-        try:
-            _download_once(url, part, timeout, report)
-            return
-        except _Transient as exc:
-            if attempt == retries:
-                raise
-            on_retry(f"{url}: {exc}; retrying ({attempt + 1} of {retries})")
-            _sleep(_backoff(attempt))
-
-
-def _copy_local(src: Path, part: Path, report: Callable[[int, int | None], None]) -> None:
-    """Copy the local file *src* into *part*."""
+def _copy_local(src: Path, part: Path, cap: int, report: Callable[[int, int | None], None]) -> None:
+    """Copy the local file *src* into *part*, never past *cap* bytes."""
     if not src.is_file():
-        raise _SourceFailed("not found")
+        raise SourceFailed("not found")
+    name = part.name.removeprefix(".").removesuffix(".part")
     try:
         total = src.stat().st_size
-        with open(src, "rb") as inp, open(part, "wb") as out:
-            done = 0
-            report(done, total)
-            for chunk in iter(lambda: inp.read(1 << 20), b""):
-                out.write(chunk)
-                done += len(chunk)
-                report(done, total)
-            out.flush()
-            os.fsync(out.fileno())
+        if total > cap:
+            raise SourceFailed(f"{total:,} bytes, more than the {cap:,} {name} can be")
+        with open(src, "rb") as inp, transfer.open_part(part, append=False) as out:
+            transfer.copy_capped(inp, out, 0, name, cap, report, total)
+            transfer.sync_part(out)
     except OSError as exc:
-        if exc.errno in _DISK_FULL:
-            raise _disk_full(part, exc) from None
-        raise _SourceFailed(exc.strerror or str(exc)) from None
+        part.unlink(missing_ok=True)
+        raise SourceFailed(exc.strerror or str(exc)) from None
+    except BaseException:  # a local copy is not resumed: nothing of it is kept
+        part.unlink(missing_ok=True)
+        raise
 
 
 def is_url(source: Source) -> bool:
-    return isinstance(source, str) and source.split(":", 1)[0].lower() in ("http", "https", "file")
+    """True for an http(s) URL (what --mirror takes), False for a local folder."""
+    return isinstance(source, str) and source.split(":", 1)[0].lower() in transfer.SCHEMES
 
 
 def _where(source: Source, name: str) -> str:
@@ -227,7 +144,7 @@ class _Fetcher:
     """Fetches the files of one dataset into *folder*, reporting through *progress*."""
 
     def __init__(self, spec: DatasetSpec, folder: Path, sources: Sequence[Source], *,
-                 force: bool, timeout: float, retries: int, progress: ProgressFn | None):
+                 force: bool, timeout: float | None, retries: int, progress: ProgressFn | None):
         self.spec, self.folder, self.sources = spec, folder, list(sources)
         self.force, self.timeout, self.retries = force, timeout, retries
         self.progress = progress or (lambda event: None)
@@ -235,25 +152,26 @@ class _Fetcher:
     def _event(self, kind: str, name: str, **fields) -> None:
         self.progress(FetchEvent(kind, self.spec.name, name, **fields))
 
-    def _get(self, source: Source, name: str, part: Path) -> None:
+    def _get(self, source: Source, spec: FileSpec, part: Path) -> None:
         def report(done: int, total: int | None) -> None:
-            self._event("advance", name, done=done, total=total)
+            self._event("advance", spec.name, done=done, total=total)
 
         def on_retry(message: str) -> None:
-            self._event("retry", name, message=message)
+            self._event("retry", spec.name, message=message)
 
+        limits = limits_for(spec, self.timeout)
         if is_url(source):
-            _download(_where(source, name), part, self.timeout, self.retries, report, on_retry)
+            transfer.download(_where(source, spec.name), part, limits, self.retries, report, on_retry)
         else:
-            _copy_local(Path(source) / name, part, report)
+            _copy_local(Path(source) / spec.name, part, limits.cap, report)
 
     def _try_source(self, source: Source, spec: FileSpec, part: Path) -> str | None:
         """Fetch and verify from one source: None on success, else the failure."""
-        resumed = part.exists() and part.stat().st_size > 0 and is_url(source)
+        resumed = part_size(part) > 0 and is_url(source)
         for _ in range(2 if resumed else 1):
             try:
-                self._get(source, spec.name, part)
-            except _SourceFailed as exc:
+                self._get(source, spec, part)
+            except SourceFailed as exc:
                 return str(exc)
             reason = verify_file(part, spec)
             if reason is None:
@@ -290,6 +208,10 @@ class _Fetcher:
         hint = ("every source offered a different file: give --mirror URL or --source DIR with the "
                 "official files" if all("checksum mismatch" in f for f in failures)
                 else "check the network, or give --mirror URL or --source DIR")
+        kept = part_size(part)
+        if kept:
+            failures.append(f"the partial download {part.name} ({kept:,} bytes) is kept in {self.folder}")
+            hint += "; run the same command again to resume it"
         raise FetchError(f"could not fetch {self.spec.name}/{spec.name}: " + "; ".join(failures), hint)
 
     def _not_official(self, spec: FileSpec, failures: list[str]) -> FetchError:
@@ -307,10 +229,12 @@ class _Fetcher:
 
 
 def fetch_dataset(spec: DatasetSpec, folder: Path, sources: Sequence[Source], *,
-                  force: bool = False, timeout: float = 30.0, retries: int = 2,
+                  force: bool = False, timeout: float | None = None, retries: int = 2,
                   progress: ProgressFn | None = None) -> dict:
     """Fetch the four files of *spec* into *folder* from *sources* (tried in order).
 
+    *timeout* bounds each read and each whole file from one source (None: 30 s per read,
+    10 minutes per file); each file is capped at its published size plus a margin.
     Returns {"name", "status": "fetched"|"present", "where", "files": [...]}.
     Raises FetchError when a file cannot be fetched and verified from any source; a file
     that fails verification is deleted, so nothing that looks complete is left behind.

@@ -28,6 +28,8 @@ class FileSpec:
     name: str                   # file name, e.g. "train-images-idx3-ubyte.gz"
     md5: str | None = None      # MD5 of the gzip file as published
     sha256: str | None = None   # SHA-256 of the decompressed IDX payload
+    size: int | None = None     # bytes of the gzip file as published (caps a download)
+    payload: int | None = None  # bytes of the decompressed IDX payload (caps its verification)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,13 +52,21 @@ class DatasetSpec:
         return self.files[f"{split}-{kind}"]
 
 
+# Bytes of the decompressed IDX files of a 60,000/10,000 set of 28x28 images (header + data).
+_PAYLOADS = {"train-images": 16 + 60_000 * 784, "train-labels": 8 + 60_000,
+             "test-images": 16 + 10_000 * 784, "test-labels": 8 + 10_000}
+
+
 def _files(prefix: str = "", checks: dict[str, tuple[str | None, str | None]] | None = None,
-           ) -> dict[str, FileSpec]:
-    """The four standard file names (with an optional prefix) and their checksums."""
+           sizes: dict[str, int] | None = None) -> dict[str, FileSpec]:
+    """The four standard file names (with an optional prefix), their checksums and, given their
+    published *sizes*, their sizes and those of the 60,000/10,000 payloads."""
     names = {"train-images": "train-images-idx3-ubyte.gz", "train-labels": "train-labels-idx1-ubyte.gz",
              "test-images": "t10k-images-idx3-ubyte.gz", "test-labels": "t10k-labels-idx1-ubyte.gz"}
     checks = checks or {}
-    return {key: FileSpec(prefix + name, *checks.get(key, (None, None))) for key, name in names.items()}
+    return {key: FileSpec(prefix + name, *checks.get(key, (None, None)),
+                          size=sizes[key] if sizes else None, payload=_PAYLOADS[key] if sizes else None)
+            for key, name in names.items()}
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -71,7 +81,8 @@ DATASETS: dict[str, DatasetSpec] = {
                             "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
             "test-labels": ("ec29112dd5afa0611ce80d1b7f02629c",
                             "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
-        }),
+        }, sizes={"train-images": 9_912_422, "train-labels": 28_881, "test-images": 1_648_877,
+                  "test-labels": 4_542}),
         mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/",
                  "https://storage.googleapis.com/cvdf-datasets/mnist/",
                  "http://yann.lecun.com/exdb/mnist/"),
@@ -89,7 +100,8 @@ DATASETS: dict[str, DatasetSpec] = {
                             "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
             "test-labels": ("bb300cfdad3c16e7a12a480ee83cd310",
                             "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
-        }),
+        }, sizes={"train-images": 26_421_880, "train-labels": 29_515, "test-images": 4_422_102,
+                  "test-labels": 5_148}),
         mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
                  "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"),
         local_dirs=("/usr/share/datasets/fashion-mnist",),
@@ -106,7 +118,8 @@ DATASETS: dict[str, DatasetSpec] = {
             "train-labels": ("e144d726b3acfaa3e44228e80efcd344", None),
             "test-images": ("5c965bf0a639b31b8f53240b1b52f4d7", None),
             "test-labels": ("7320c461ea6c1c855c0b718fb2a4b134", None),
-        }),
+        }, sizes={"train-images": 18_165_135, "train-labels": 29_497, "test-images": 3_041_136,
+                  "test-labels": 5_120}),
         mirrors=("http://codh.rois.ac.jp/kmnist/dataset/kmnist/",),
         classes=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
         homepage="https://github.com/rois-codh/kmnist",

@@ -64,7 +64,7 @@ ZIP_MAGIC = b"PK\x03\x04"
 PARQUET_MAGIC = b"PAR1"
 STDIN = "-"
 NPZ_NAMES = ("images", "x", "X", "x_test", "X_test", "arr_0")
-MAX_NPZ_BYTES = 1 << 30  # an .npz archive read whole from standard input
+MAX_STREAM_BYTES = 1 << 30  # an .npz archive or .npy array read whole from standard input
 
 
 # ---------------------------------------------------------------- sniffing and streams
@@ -223,9 +223,9 @@ def _open_stream(stream: IO[bytes], name: str, image_shape: tuple[int, int]) -> 
         raise UsageError(f"{name} is a terminal, not data", "pipe or redirect the images into it")
     kind, _, head, content = _layers(stream, name, owns=False)
     if kind == "image":
-        return name, _read_capped(content, MAX_IMAGE_BYTES, name, "an image file")
+        return name, read_capped(content, MAX_IMAGE_BYTES, name, "an image file")
     if kind == "npz":
-        return _npz_source(name, io.BytesIO(_read_capped(content, MAX_NPZ_BYTES, name, "an .npz file")))
+        return _npz_source(name, io.BytesIO(read_capped(content, MAX_STREAM_BYTES, name, "an .npz file")))
     used = []
 
     @contextlib.contextmanager
@@ -238,7 +238,7 @@ def _open_stream(stream: IO[bytes], name: str, image_shape: tuple[int, int]) -> 
     return _content_source(name, kind, head, opened, image_shape)
 
 
-def _read_capped(stream: IO[bytes], cap: int, name: str, what: str) -> bytes:
+def read_capped(stream: IO[bytes], cap: int, name: str, what: str) -> bytes:
     """All of *stream*, which must hold at most *cap* bytes (a stream is never read unbounded)."""
     chunks, total = [], 0
     while total <= cap:
@@ -248,7 +248,8 @@ def _read_capped(stream: IO[bytes], cap: int, name: str, what: str) -> bytes:
         total += got
         if got < len(chunk):
             return b"".join(chunks)
-    raise DataError(f"{name}: {what} of more than {cap >> 20} MiB on standard input",
+    size = f"{cap >> 20:,} MiB" if cap >= 1 << 20 else f"{cap:,} bytes"
+    raise DataError(f"{name}: {what} of more than {size} on standard input",
                     "give it as a file, or a smaller one")
 
 

@@ -41,7 +41,15 @@ import numpy as np
 from mnistlr.errors import DataError, UsageError
 from mnistlr.io import cache, images, tables
 from mnistlr.io.idx import parse_idx, read_idx
-from mnistlr.io.inputs import GZIP_MAGIC, STDIN, content_of, detect, sniff
+from mnistlr.io.inputs import (
+    GZIP_MAGIC,
+    MAX_STREAM_BYTES,
+    STDIN,
+    content_of,
+    detect,
+    read_capped,
+    sniff,
+)
 from mnistlr.io.pixels import PIXELS_HINT, raw_pixels
 from mnistlr.io.readers import HEAD_BYTES, Reopen
 
@@ -111,20 +119,22 @@ def _bytes(reopen: Reopen, name: str) -> bytes:
 
 
 def _read_stdin(stdin: IO[bytes] | None) -> bytes:
+    """All of standard input (through its gzip layer), at most MAX_STREAM_BYTES either way."""
     stream = stdin if stdin is not None else sys.stdin.buffer
     if stream.isatty():
         raise UsageError("<stdin> is a terminal, not data", "pipe or redirect the data into it")
-    data = _read_stream(stream, "<stdin>")
+    data = _read_stream(stream, "<stdin>", MAX_STREAM_BYTES)
     if data.startswith(GZIP_MAGIC):
-        data = _read_stream(gzip.GzipFile(fileobj=io.BytesIO(data)), "<stdin>")
+        data = _read_stream(gzip.GzipFile(fileobj=io.BytesIO(data)), "<stdin>", MAX_STREAM_BYTES)
     if not data:
         raise DataError("<stdin>: empty input", "pipe in a file of images and labels")
     return data
 
 
-def _read_stream(stream: IO[bytes], name: str) -> bytes:
+def _read_stream(stream: IO[bytes], name: str, cap: int | None = None) -> bytes:
+    """All of *stream* (at most *cap* bytes when given); read errors as one DataError."""
     try:
-        return stream.read()
+        return stream.read() if cap is None else read_capped(stream, cap, name, "an array or archive")
     except EOFError:
         raise DataError(f"{name}: gzip stream is cut off (incomplete file?)", "copy it again") from None
     except (gzip.BadGzipFile, zlib.error) as exc:

@@ -124,7 +124,7 @@ def load_model(path: str | Path) -> LinearModel:
     if not isinstance(payload, dict) or payload.get("magic") != MAGIC:
         raise ModelFileError(f"{path}: not a mnistlr model file", "give a file written by 'mnistlr train'")
     version = payload.get("format_version")
-    if version not in READABLE_VERSIONS:
+    if type(version) is not int or version not in READABLE_VERSIONS:  # not True, 1.0 or a subclass
         raise ModelFileError(
             f"{path}: model format version {version!r} is not supported "
             f"(this mnistlr reads versions {', '.join(map(str, READABLE_VERSIONS))})",
