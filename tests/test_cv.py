@@ -41,6 +41,7 @@ class _SleepyRunner:
         self.seconds, self.waves = seconds, []
 
     def run(self, tasks):
+        tasks = list(tasks)  # the runner gets an iterable (made lazily); count this wave's tasks
         self.waves.append(len(tasks))
         for task in tasks:
             time.sleep(self.seconds)

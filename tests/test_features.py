@@ -123,7 +123,8 @@ def test_rff_is_seeded(digits):
 
 @pytest.mark.parametrize("spec, message", [
     ("", "empty step"), ("deskew,,rff:10", "empty step"), ("sharpen", "unknown step 'sharpen'"),
-    ("pca", "should read pca:K"), ("pca:0", "at least 1"), ("pca:x", "whole number"),
+    ("pca", "should read pca:K"), ("pca:0", "from 1 to 65,536, got 0"), ("rff:65537", "from 1 to 65,536, got 65,537"),
+        ("pca:361,poly2", "more than 65,536 features"), ("pca:x", "whole number"),
     ("rff:100:-1", "finite number > 0"), ("rff:100:1:2", "should read rff:D"),
     ("pca:10,deskew", "deskew cannot follow pca"), ("rff:10,pca:5", "pca cannot follow rff"),
     ("poly2", "needs pca:K"), ("pca:5,poly2,rff:10", "not both"), ("deskew,deskew", "twice"),

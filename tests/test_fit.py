@@ -25,8 +25,8 @@ def toy(n=120, n_classes=3, seed=0):
     (TrainOptions(l2=math.nan), "--l2 must be a finite number"),
     (TrainOptions(lr=0.0, solver="gd"), "--lr must be > 0"),
     (TrainOptions(lr=math.inf, solver="gd"), "--lr must be a finite number"),
-    (TrainOptions(epochs=0, solver="gd"), "--epochs must be at least 1"),
-    (TrainOptions(batch_size=0, solver="sgd"), "--batch-size must be at least 1"),
+    (TrainOptions(epochs=0, solver="gd"), "--epochs must be a whole number from 1 to 1,000,000"),
+    (TrainOptions(batch_size=0, solver="sgd"), "--batch-size must be a whole number from 1"),
     (TrainOptions(model="ridge", l1=1e-3), "--l1 does not apply to ridge"),
     (TrainOptions(l2="auto", solver="sgd"), "--l2 auto runs a path"),
     (TrainOptions(C="auto", l2=1e-3), "give only one"),
@@ -46,7 +46,7 @@ def test_bad_options_are_usage_errors(options, message):
 
 @pytest.mark.parametrize(("options", "python", "command_line"), [
     (TrainOptions(l2=-1.0), "l2 must be a finite number ≥ 0", "--l2 must be a finite number ≥ 0"),
-    (TrainOptions(batch_size=0, solver="sgd"), "batch_size must be at least 1", "--batch-size must be at least 1"),
+    (TrainOptions(batch_size=0, solver="sgd"), "batch_size must be a whole number from 1", "--batch-size must be a whole number from 1"),
     (TrainOptions(solver="closed"), "(use solver=lbfgs, gd or sgd)", "(use --solver lbfgs, gd or sgd)"),
 ])
 def test_messages_name_options_as_python_keywords_and_as_flags(options, python, command_line):

@@ -73,7 +73,7 @@ def sweep(options: TrainOptions, *, params: list[str] | tuple[str, ...] = (), n_
     spaces.check_metric(metric)
     specs = spaces.parse_params(list(params))
     mode, candidates = spaces.candidates(specs, n_iter, options.seed)
-    spaces.check_candidates(options, candidates)
+    spaces.check_candidates(options, candidates, specs)
     inputs = training_inputs(dataset, train_images, train_labels, data_dir)
     _check_output_path(output, "--output", inputs)
     _check_output_path(results, "--results", inputs + ([Path(output)] if output is not None else []))
@@ -86,8 +86,13 @@ def sweep(options: TrainOptions, *, params: list[str] | tuple[str, ...] = (), n_
               "n_train": int(len(y)), "seed": options.seed, "backend": backend, "budget": budget}
     started = time.perf_counter()
     deadline = None if budget is None else started + budget
-    with Runner(X, y, n_jobs, backend, scheduler) as runner:
+    # fold fits that can run at once: every candidate's folds (in each outer fold)
+    n_tasks = len(candidates) * cv * (nested or 1)
+    with Runner(X, y, n_jobs, backend, scheduler, n_tasks=n_tasks) as runner:
         report["n_jobs"] = runner.n_slots
+        report["notes"] = [runner.note] if runner.note else []
+        if runner.note and callback:
+            callback({"stage": "note", "message": runner.note})
         report |= _run(runner, setup, y, nested, output is not None, deadline, callback)
     report["seconds"] = time.perf_counter() - started
     report["refit"] = None

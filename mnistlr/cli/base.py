@@ -196,7 +196,8 @@ DataDirOpt = Annotated[Path | None, typer.Option(
 DatasetOpt = Annotated[str | None, typer.Option(
     "--dataset", "-d", help="A dataset name (see 'mnistlr fetch --list').",
     autocompletion=complete_dataset)]
-SeedOpt = Annotated[int, typer.Option("--seed", min=0, help="Seed for splits, shuffles and initialisation.")]
+SeedOpt = Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1,
+                                      help="Seed for splits, shuffles and initialisation (32 bits).")]
 ModelArg = Annotated[Path, typer.Argument(
     help="A model file written by 'mnistlr train'.", metavar="MODEL", show_default=False)]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display on stderr.", metavar="")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -190,7 +191,8 @@ class LiveTrials:
         from mnistlr.cli.base import show_progress
 
         self.enabled, self.shown = show_progress(quiet), shown
-        self.rows: list[dict[str, Any]] = []
+        self.rows: collections.deque[dict[str, Any]] = collections.deque(maxlen=shown)  # the last few
+        self.finished = 0
         self._live = None
 
     def __enter__(self) -> LiveTrials:
@@ -207,10 +209,10 @@ class LiveTrials:
     def _table(self):
         from rich.table import Table
 
-        table = Table(title=f"{len(self.rows)} trials finished", title_justify="left")
+        table = Table(title=f"{self.finished:,} trials finished", title_justify="left")
         for column in ("outer", "trial", "parameters", "fold scores", "mean", "seconds"):
             table.add_column(column)
-        for r in self.rows[-self.shown:]:
+        for r in self.rows:
             scores = " ".join(f"{s:.4f}" for s in r.get("fold_scores", []))
             if r["stage"] == "outer":
                 scores = f"outer score {format_value(r['outer_score'])}"
@@ -219,9 +221,20 @@ class LiveTrials:
         return table
 
     def update(self, event: dict[str, Any]) -> None:
+        if event["stage"] == "note":  # one line, shown with -q too: an option was not taken as given
+            self.note(f"mnistlr: {event['message']}")
+            return
+        self.finished += 1
         if self._live is not None:
             self.rows.append(event)
             self._live.update(self._table())
+
+    def note(self, text: str) -> None:
+        """One line on stderr, above the live table when there is one."""
+        if self._live is not None:
+            self._live.console.print(text, markup=False, soft_wrap=True)
+        else:
+            typer.echo(text, err=True)
 
     def __exit__(self, *exc: Any) -> None:
         if self._live is not None:

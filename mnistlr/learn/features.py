@@ -38,6 +38,9 @@ ARGUMENT_KINDS = {"deskew": (), "pca": (int,), "poly2": (), "rff": (int, float)}
 SPEC_EXAMPLE = "deskew,pca:50,rff:5000"
 # Rows pushed through the pipeline at a time (a 5,000-feature block is 40 MB of float32).
 BLOCK_ROWS = 2048
+# The most features a step may make (rff:D, pca:K, pca:K,poly2's K + K(K+1)/2): 65,536 float32
+# columns are 256 KiB a row, 15 GB for 60,000 rows.
+MAX_FEATURES = 1 << 16
 
 
 def _bad(spec: str, why: str) -> UsageError:
@@ -50,8 +53,8 @@ def _whole(spec: str, text: str, what: str) -> int:
         value = int(text)
     except ValueError:
         raise _bad(spec, f"{what} must be a whole number, got '{text}'") from None
-    if value < 1:
-        raise _bad(spec, f"{what} must be at least 1, got {value}")
+    if not 1 <= value <= MAX_FEATURES:
+        raise _bad(spec, f"{what} must be from 1 to {MAX_FEATURES:,}, got {value:,}")
     return value
 
 
@@ -102,6 +105,9 @@ def parse(spec: str) -> list[FeatureStep]:
             raise _bad(spec, f"{after} cannot follow {before} (the order is deskew, pca:K, then poly2 or rff:D)")
     if "poly2" in names and "pca" not in names:
         raise _bad(spec, "poly2 multiplies PCA components, so it needs pca:K before it")
+    if "poly2" in names and steps[-1].n_out(steps[names.index("pca")].k) > MAX_FEATURES:
+        raise _bad(spec, f"poly2 of {steps[names.index('pca')].k} components makes more than "
+                   f"{MAX_FEATURES:,} features (pca:K with K ≤ 360)")
     return steps
 
 

@@ -91,6 +91,16 @@ def _n_val(options: TrainOptions, n_samples: int) -> int:
     return int(n_val)
 
 
+def _no_hold_out(options: TrainOptions, labels) -> UsageError:
+    """Every class has one image: none can be held out (each keeps one to train on)."""
+    why = ("`l2=auto` scores its path on a hold-out" if options.auto_l2() else
+           f"`solver={options.resolved_solver()}` stops early on a hold-out"
+           if options.resolved_solver() in ("gd", "sgd") else "a hold-out was asked for")
+    given = f"`per_class={options.per_class}`" if options.per_class is not None else "the training data"
+    return UsageError(f"{given} leaves {len(labels):,} images, one per class: none can be held out, "
+                      f"and {why}", "give `per_class=2` or more, or more training images")
+
+
 def prepare(images, labels, options: TrainOptions) -> Prepared:
     """Check and subset the data, then split a stratified hold-out (seeded)."""
     import numpy as np
@@ -112,6 +122,8 @@ def prepare(images, labels, options: TrainOptions) -> Prepared:
                             "a classifier needs at least two classes; check --classes and the labels file")
     n_val = _n_val(options, len(labels))
     train_idx, val_idx = stratified_split(labels, n_val, rng)
+    if n_val and not len(val_idx):
+        raise _no_hold_out(options, labels)
     flat = images.reshape(len(images), -1)
     classes, shape = classes.astype(np.int64), (int(images.shape[1]), int(images.shape[2]))
     if not n_val:

@@ -18,6 +18,13 @@ DEFAULT_SOLVER = {"softmax": "lbfgs", "logistic": "lbfgs", "ridge": "closed"}
 PATH_METRICS = ("log_loss", "accuracy")
 LOSS_SCALES = ("mean", "sum")
 AUTO = "auto"
+# Bounds beyond which a value is a typo, not a setting: a run of more epochs or iterations never
+# ends; an L2 penalty (mean-loss scale; ridge's γ) above MAX_L2 pins every weight to 0 and then
+# overflows the objective; seeds are 32-bit, as every seed derived from them.
+MAX_STEPS = 1_000_000       # epochs, max_iter, patience
+MAX_BATCH = 2**31 - 1
+MAX_L2 = 1e10
+MAX_SEED = 2**32 - 1
 
 
 @dataclasses.dataclass
@@ -79,10 +86,7 @@ class TrainOptions:
         if self.loss_scale == "sum" and self.C is not None:
             raise UsageError("`C` is scikit-learn's inverse penalty on the summed loss already; "
                              "`loss_scale=sum` takes `l2` as λ in Σ ℓ + λ‖W‖²", "give `l2` or drop `loss_scale`")
-        for name in ("epochs", "batch_size", "max_iter", "patience"):
-            if getattr(self, name) < 1:
-                raise UsageError(f"`{name}` must be at least 1, got {getattr(self, name)}",
-                                 "give a positive whole number")
+        self._check_whole_numbers()
         if self.l1 > 0 and solver == "closed":
             raise UsageError("`l1` does not apply to ridge's closed form",
                              "use `model=softmax` or logistic with `l1`")
@@ -99,6 +103,26 @@ class TrainOptions:
         for name in ("lr", "anneal", "C", "tol"):
             if getattr(self, name) == 0:
                 raise UsageError(f"`{name}` must be > 0", "give a positive value")
+        for name in ("l2", "l1"):
+            value = getattr(self, name)
+            if isinstance(value, (int, float)) and value > MAX_L2:
+                raise UsageError(f"`{name}` {value:g} is more than {MAX_L2:g}: every weight would be 0",
+                                 f"give a smaller `{name}`, e.g. `{name}=1e-4`")
+
+    def _check_whole_numbers(self) -> None:
+        limits = {"epochs": MAX_STEPS, "max_iter": MAX_STEPS, "patience": MAX_STEPS, "batch_size": MAX_BATCH}
+        for name, most in limits.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+                raise UsageError(f"`{name}` must be a whole number from 1 to {most:,}, got {value}",
+                                 f"e.g. `{name}={getattr(TrainOptions, name)}`")
+        for name in ("train_limit", "per_class", "val_size"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise UsageError(f"`{name}` must be a whole number ≥ 1, got {value}", "or leave it out")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise UsageError(f"`seed` must be a whole number from 0 to {MAX_SEED:,} (32 bits), got {self.seed}",
+                             "e.g. `seed=0`")
 
     def _check_data_options(self) -> None:
         if self.val_fraction is not None and not 0 < self.val_fraction < 1:
@@ -157,5 +181,18 @@ def resolve_l2(options: TrainOptions, n_train: int) -> float:
         raise ValueError("--l2 auto / --C auto: the penalty comes from the path (mnistlr.learn.path)")
     if options.C is not None:
         # sklearn minimises C·Σ CE + ½‖W‖²; dividing by C·n gives mean CE + (l2/2)‖W‖² with l2 = 1/(C·n)
-        return 1.0 / (options.C * n_train)
-    return DEFAULT_L2[options.model] if options.l2 is None else float(options.l2)
+        try:
+            l2 = 1.0 / (float(options.C) * n_train)
+        except (ZeroDivisionError, OverflowError):
+            l2 = math.inf
+        if not l2 <= MAX_L2:  # inf (C·n underflowed or C is tiny) or pinning every weight to 0
+            least = 1.0 / (MAX_L2 * n_train)
+            raise UsageError(f"`C={options.C:g}` makes the L2 penalty 1/(C·n_train) = {l2:.3g} for "
+                             f"{n_train:,} training images, more than {MAX_L2:g}: every weight would be 0",
+                             f"give `C` ≥ {least:.3g}, e.g. `C=1`")
+        return l2
+    l2 = DEFAULT_L2[options.model] if options.l2 is None else float(options.l2)
+    if not (math.isfinite(l2) and 0 <= l2 <= MAX_L2):  # `loss_scale=sum` divided a huge λ by n
+        raise UsageError(f"the L2 penalty {l2:g} is not a finite number from 0 to {MAX_L2:g}",
+                         "give a smaller `l2`")
+    return l2

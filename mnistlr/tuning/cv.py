@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -84,26 +84,41 @@ def run_groups(runner, groups: list[list[FoldTask]], deadline: float | None,
     by the end of it, judging by the last wave; the first wave always runs. Calls
     on_group(index, results) as each group completes; returns True when the budget stopped it.
     """
+    if deadline is None:  # one wave of everything keeps every worker busy to the end
+        _run_wave(runner, groups, range(len(groups)), on_group)
+        return False
     index, last_wave = 0, 0.0
     while index < len(groups):
-        if deadline is not None and index and time.perf_counter() + last_wave > deadline:
+        if index and time.perf_counter() + last_wave > deadline:
             return True
         wave: list[int] = []
-        # without a budget, one wave of everything keeps every worker busy to the end
-        while index < len(groups) and (not wave or deadline is None
-                                       or sum(len(groups[g]) for g in wave) < runner.n_slots):
+        while index < len(groups) and (not wave or sum(len(groups[g]) for g in wave) < runner.n_slots):
             wave.append(index)
             index += 1
         started = time.perf_counter()
-        pending, buffer = iter(wave), []
-        current = next(pending)
-        for result in runner.run([task for g in wave for task in groups[g]]):
-            buffer.append(result)
-            if len(buffer) == len(groups[current]):
-                on_group(current, buffer)
-                current, buffer = next(pending, -1), []
+        _run_wave(runner, groups, wave, on_group)
         last_wave = time.perf_counter() - started
     return False
+
+
+def _run_wave(runner, groups: Sequence[list[FoldTask]], wave: Sequence[int],
+              on_group: Callable[[int, list[dict]], None]) -> None:
+    """Run the groups *wave* (indices into *groups*); each group's tasks are made as the runner
+    asks for them (joblib dispatches a few ahead), and dropped once its results are in."""
+    made: list[tuple[int, int]] = []   # (group, tasks) in dispatch order, not yet reported
+
+    def tasks():
+        for g in wave:
+            group = groups[g]
+            made.append((g, len(group)))
+            yield from group
+
+    buffer: list[dict] = []
+    for result in runner.run(tasks()):
+        buffer.append(result)
+        if len(buffer) == made[0][1]:
+            on_group(made.pop(0)[0], buffer)
+            buffer = []
 
 
 # ---------------------------------------------------------------- trials and searches
@@ -149,7 +164,7 @@ class SearchSetup:
     """What every fit of a search shares."""
 
     base: TrainOptions            # fixed options, data subsetting cleared (already applied)
-    candidates: list[dict[str, Any]]
+    candidates: Sequence[dict[str, Any]]   # a lazy spaces.Candidates in a sweep
     cv: int
     metric: str
     seed: int
@@ -174,19 +189,39 @@ def prepare_data(images, labels, base: TrainOptions) -> tuple[np.ndarray, np.nda
     return np.ascontiguousarray(images), np.ascontiguousarray(labels), cleared
 
 
-def _trial_groups(setup: SearchSetup, labels: np.ndarray, part: np.ndarray, outer: int) -> list[list[FoldTask]]:
-    """Fold tasks of every candidate on the samples *part* (indices); fold seeds shared by all trials."""
-    splits = stratified_kfold(labels[part], setup.cv, derive_seed(setup.seed, 2, outer))
-    seeds = [derive_seed(setup.seed, 3, outer, f) for f in range(setup.cv)]
-    return [[FoldTask((outer, t, f), apply_params(setup.base, params, seeds[f]), part[tr], part[te],
-                      setup.metric) for f, (tr, te) in enumerate(splits)]
-            for t, params in enumerate(setup.candidates)]
+class TrialGroups(Sequence):
+    """The fold tasks of every candidate on the samples of each part (one part per outer fold):
+    group g is candidate g % n_candidates on part g // n_candidates, made when asked for (a search
+    of 10⁸ candidates holds only the groups running). Fold splits and seeds are shared by all trials."""
+
+    def __init__(self, setup: SearchSetup, labels: np.ndarray, parts: list[tuple[int, np.ndarray]]):
+        self.setup, self.per_part = setup, len(setup.candidates)
+        self.parts = []
+        for outer, part in parts:
+            splits = [(part[tr], part[te]) for tr, te in
+                      stratified_kfold(labels[part], setup.cv, derive_seed(setup.seed, 2, outer))]
+            seeds = [derive_seed(setup.seed, 3, outer, f) for f in range(setup.cv)]
+            self.parts.append((outer, splits, seeds))
+
+    def __len__(self) -> int:
+        return self.per_part * len(self.parts)
+
+    def owner(self, g: int) -> tuple[int, int]:
+        """(outer fold, trial) of group *g*."""
+        return self.parts[g // self.per_part][0], g % self.per_part
+
+    def __getitem__(self, g: int) -> list[FoldTask]:
+        outer, splits, seeds = self.parts[g // self.per_part]
+        t = g % self.per_part
+        params = self.setup.candidates[t]
+        return [FoldTask((outer, t, f), apply_params(self.setup.base, params, seeds[f]), tr, te, self.setup.metric)
+                for f, (tr, te) in enumerate(splits)]
 
 
 def cross_validate(runner, setup: SearchSetup, labels: np.ndarray, deadline: float | None = None,
                    callback: Callable[[dict], None] | None = None) -> tuple[list[Trial], bool]:
     """Every candidate's K-fold scores on all of *labels*' samples: (ranked trials, budget_stopped)."""
-    groups = _trial_groups(setup, labels, np.arange(len(labels)), 0)
+    groups = TrialGroups(setup, labels, [(0, np.arange(len(labels)))])
     trials: list[Trial] = []
 
     def done(g: int, results: list[dict]) -> None:
@@ -212,15 +247,11 @@ def nested_cross_validate(runner, setup: SearchSetup, labels: np.ndarray, n_oute
     outer = stratified_kfold(labels, n_outer, derive_seed(setup.seed, 1))
     for train_part, _ in outer:
         check_cv(labels[train_part], setup.cv)
-    groups, owner = [], []
-    for o, (train_part, _) in enumerate(outer, 1):
-        fold_groups = _trial_groups(setup, labels, train_part, o)
-        groups += fold_groups
-        owner += [(o, t) for t in range(len(fold_groups))]
+    groups = TrialGroups(setup, labels, [(o, train_part) for o, (train_part, _) in enumerate(outer, 1)])
     inner: dict[int, list[Trial]] = {o: [] for o in range(1, n_outer + 1)}
 
     def done(g: int, results: list[dict]) -> None:
-        o, t = owner[g]
+        o, t = groups.owner(g)
         inner[o].append(Trial.from_results(t, setup.candidates[t], results))
         if callback:
             callback({"stage": "trial", "outer_fold": o, **inner[o][-1].to_dict()})

@@ -58,27 +58,40 @@ class Runner:
     """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, n_jobs: int | None = None,
-                 backend: str = "local", scheduler: str | None = None):
+                 backend: str = "local", scheduler: str | None = None, n_tasks: int | None = None):
         self.images, self.labels = images, labels
         self.n_jobs, self.backend, self.scheduler = n_jobs, backend, scheduler
+        self.n_tasks = n_tasks
         self.n_slots = 1
         self.n_threads: int | None = 1
+        self.note: str | None = None   # set when -j was more than could run at once
         self._client = self._config = self._parallel = None
+
+    def _slots(self, available: int, what: str) -> int:
+        """Workers to start: -j (default *available*), at most *available* and the task count."""
+        most = min(available, self.n_tasks) if self.n_tasks else available
+        if self.n_jobs is None:
+            return max(1, most)
+        if self.n_jobs > most:
+            fits = f"{self.n_tasks:,} fold fits" if self.n_tasks and self.n_tasks < available else what
+            self.note = f"-j {self.n_jobs:,} is more than the {fits}; running {most} at a time"
+            return max(1, most)
+        return self.n_jobs
 
     def __enter__(self) -> Runner:
         import joblib
 
         if self.backend == "dask":
             self._client = connect(self.scheduler)
-            workers = sum(self._client.nthreads().values())
-            self.n_slots = self.n_jobs or max(1, workers)
+            workers = max(1, sum(self._client.nthreads().values()))
+            self.n_slots = self._slots(workers, f"{workers} worker thread(s) of the cluster")
             self.n_threads = None  # each Dask worker divides its machine's cores itself
             self._config = joblib.parallel_config(backend="dask", client=self._client,
                                                   scatter=[self.images, self.labels])
             self._config.__enter__()
         else:
             cores = joblib.cpu_count()
-            self.n_slots = self.n_jobs or cores
+            self.n_slots = self._slots(cores, f"{cores} core(s) of this machine")
             # workers × Numba threads ≤ cores
             self.n_threads = max(1, cores // self.n_slots)
         self._parallel = joblib.Parallel(n_jobs=self.n_slots, return_as="generator")

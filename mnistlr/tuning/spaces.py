@@ -10,14 +10,22 @@ fits (fold tasks, waves under a budget, trials, nested CV) is in `mnistlr.tuning
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from mnistlr.errors import UsageError
-from mnistlr.learn.options import INITS, PREPROCESSING, SOLVERS, TrainOptions
+from mnistlr.learn.options import (
+    INITS,
+    MAX_BATCH,
+    MAX_L2,
+    MAX_STEPS,
+    PREPROCESSING,
+    SOLVERS,
+    TrainOptions,
+)
 
 SCALE_PARAMS = ("l2", "l1", "C", "lr", "tol")
 FLOAT_PARAMS = ("l2", "l1", "C", "lr", "anneal", "tol")
@@ -30,6 +38,11 @@ SPEC_FORMS = ("NAME=log:LOW:HIGH, NAME=uniform:LOW:HIGH, NAME=int:LOW:HIGH, NAME
               "features=PIPELINE|PIPELINE... where a step's number may be a range, "
               "e.g. features=deskew,rff:4000:log:0.005:0.05")
 RANGE_KINDS = ("log", "uniform", "int", "logint")
+# The largest value an integer parameter (or a feature step's whole number) may be searched up to.
+INT_LIMITS = {"epochs": MAX_STEPS, "max_iter": MAX_STEPS, "patience": MAX_STEPS, "batch_size": MAX_BATCH}
+# The most candidates a search may have (a grid's combinations, --n-iter): far more than can run,
+# so a sweep is stopped by its --budget; candidates are made one at a time, never all at once.
+MAX_CANDIDATES = 10**12
 # metric name → True when a higher score is better
 METRICS = {"accuracy": True, "log_loss": False, "f1_macro": True, "roc_auc": True}
 
@@ -115,6 +128,7 @@ def parse_param(text: str) -> ParamSpec:
         values = tuple(_number(text, v.strip(), integer) for v in spec.split(","))
         if any(v < 0 for v in values):
             raise _bad_spec(text, "values must be ≥ 0")
+        _check_most(text, name, max(values), integer)
         return ParamSpec(name, "list", tuple(dict.fromkeys(values)))
     return _range_spec(text, name, kind, bounds, integer)
 
@@ -132,7 +146,19 @@ def _range_spec(text: str, name: str, kind: str, bounds: list[str], integer: boo
         raise _bad_spec(text, "a log range needs LOW > 0")
     if low < 0:
         raise _bad_spec(text, "values must be ≥ 0")
+    _check_most(text, name, high, integer)
     return ParamSpec(name, kind, (), low, high)
+
+
+def _check_most(text: str, name: str, value: float | int, integer: bool) -> None:
+    """Refuse a value past what the parameter can take (before any draw: numpy's integers are
+    64-bit, and a `features` step's whole number is capped too)."""
+    from mnistlr.learn.features import MAX_FEATURES
+
+    most = (INT_LIMITS.get(name, MAX_FEATURES) if integer else MAX_L2 if name in ("l2", "l1") else None)
+    if most is not None and value > most:
+        raise _bad_spec(text, f"{value:,} is more than {name} can be ({most:,})" if integer else
+                        f"{value:g} is more than {name} can be ({most:g}: every weight would be 0)")
 
 
 # ---------------------------------------------------------------- feature pipelines
@@ -193,15 +219,59 @@ def parse_params(texts: list[str]) -> list[ParamSpec]:
     return specs
 
 
-def candidates(specs: list[ParamSpec], n_iter: int, seed: int) -> tuple[str, list[dict[str, Any]]]:
-    """('grid', every combination) when all specs are lists, else ('random', n_iter seeded draws)."""
+class Candidates(Sequence):
+    """The candidates of a search, each made when asked for, so none is held that is not in use.
+
+    grid: candidate i is the i-th combination of the lists (the last parameter varies fastest,
+    as itertools.product); random: candidate i is drawn from its own seed, derive_seed(seed, 0, i),
+    so it is the same whichever candidates were made before it and whoever asks.
+    """
+
+    def __init__(self, specs: list[ParamSpec], mode: str, n: int, seed: int):
+        self.specs, self.mode, self.n, self.seed = list(specs), mode, n, seed
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self.n))]
+        if i < 0:
+            i += self.n
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        if self.mode == "grid":
+            picks = []
+            for spec in reversed(self.specs):
+                i, k = divmod(i, len(spec.values))
+                picks.append(spec.values[k])
+            return dict(zip((s.name for s in self.specs), reversed(picks), strict=True))
+        rng = np.random.default_rng(derive_seed(self.seed, 0, i))
+        return {s.name: s.sample(rng) for s in self.specs}
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Candidates | list | tuple):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Candidates({self.mode}, {self.n:,})"
+
+
+def candidates(specs: list[ParamSpec], n_iter: int, seed: int) -> tuple[str, Candidates]:
+    """('grid', every combination) when all specs are lists, else ('random', n_iter seeded draws);
+    either way a lazy `Candidates`, at most MAX_CANDIDATES long."""
     if all(s.kind == "list" for s in specs):
-        combos = itertools.product(*(s.values for s in specs))
-        return "grid", [dict(zip((s.name for s in specs), combo, strict=True)) for combo in combos]
-    if n_iter < 1:
-        raise UsageError(f"--n-iter must be at least 1, got {n_iter}", "e.g. --n-iter 20")
-    rng = np.random.default_rng(derive_seed(seed, 0))
-    return "random", [{s.name: s.sample(rng) for s in specs} for _ in range(n_iter)]
+        n = math.prod(len(s.values) for s in specs)
+        if n > MAX_CANDIDATES:
+            raise UsageError(f"the grid has {n:,} combinations, more than {MAX_CANDIDATES:,}",
+                             "search fewer values, or give ranges and --n-iter")
+        return "grid", Candidates(specs, "grid", n, seed)
+    if n_iter < 1 or n_iter > MAX_CANDIDATES:
+        raise UsageError(f"--n-iter must be from 1 to {MAX_CANDIDATES:,}, got {n_iter:,}", "e.g. --n-iter 20")
+    return "random", Candidates(specs, "random", n_iter, seed)
 
 
 def apply_params(base: TrainOptions, params: dict[str, Any], seed: int | None = None) -> TrainOptions:
@@ -216,14 +286,42 @@ def apply_params(base: TrainOptions, params: dict[str, Any], seed: int | None = 
     return dataclasses.replace(base, **changes)
 
 
-def check_candidates(base: TrainOptions, cands: list[dict[str, Any]]) -> None:
-    """Validate every candidate's options before any work (UsageError naming the parameters)."""
-    for params in cands:
-        try:
-            apply_params(base, params).validate()
-        except UsageError as exc:
-            shown = ", ".join(f"{k}={v}" for k, v in params.items()) or "the fixed options"
-            raise UsageError(f"parameters {shown}: {exc.message}", exc.hint) from None
+# check_candidates validates at most this many candidates one by one (and every spec's extremes).
+CHECKED_CANDIDATES = 1000
+
+
+def check_candidates(base: TrainOptions, cands: Sequence[dict[str, Any]],
+                     specs: Sequence[ParamSpec] = ()) -> None:
+    """Validate the candidates' options before any work (UsageError naming the parameters): each
+    spec's every listed value and both ends of its range with the others at their first value,
+    then the first CHECKED_CANDIDATES candidates as they are. A later candidate that still fails
+    (a combination no extreme shows) fails as its trial, with the same message."""
+    first = cands[0] if len(cands) else {}
+    for spec in specs:
+        for value in _extremes(spec):
+            _check_one(base, first | {spec.name: value})
+    for i in range(min(len(cands), CHECKED_CANDIDATES)):
+        _check_one(base, cands[i])
+
+
+def _extremes(spec: ParamSpec) -> list[Any]:
+    if spec.kind == "list":
+        return list(spec.values)
+    if spec.kind == "pipelines":
+        return [_template_text(t, [a.low for _, args in t for a in args if isinstance(a, ParamSpec)])
+                for t in spec.values] + [
+                _template_text(t, [a.high for _, args in t for a in args if isinstance(a, ParamSpec)])
+                for t in spec.values]
+    cast = int if spec.kind in ("int", "logint") else float
+    return [cast(spec.low), cast(spec.high)]
+
+
+def _check_one(base: TrainOptions, params: dict[str, Any]) -> None:
+    try:
+        apply_params(base, params).validate()
+    except UsageError as exc:
+        shown = ", ".join(f"{k}={v}" for k, v in params.items()) or "the fixed options"
+        raise UsageError(f"parameters {shown}: {exc.message}", exc.hint) from None
 
 
 def derive_seed(*keys: int) -> int:
