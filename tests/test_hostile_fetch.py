@@ -347,6 +347,8 @@ def test_a_cut_transfer_resumes_on_the_next_run(cli, server, monkeypatch, tmp_pa
     ("http://example.org/mnist/?file=", r"query or fragment"),
     ("http://example.org/#", r"query or fragment"),
     ("http://example.org/a b/", r"spaces or control characters"),
+    ("http://[::1/mnist/", r"not a valid URL \(Invalid IPv6 URL\)"),
+    ("http://[::1]:65536/", r"port is not a number from 1 to 65535"),
     ("http://example.org/\x1b[2J/", r"spaces or control characters"),
 ])
 def test_a_mirror_that_is_not_an_http_base_url_is_a_usage_error(cli, mirror, problem, tmp_path):

@@ -69,6 +69,9 @@ def mirror_problem(url: str) -> str | None:
     """Why *url* cannot be a base URL to fetch from (None when it can): http(s) with a host only."""
     try:
         parts = urllib.parse.urlsplit(url)
+    except ValueError as exc:  # e.g. an unclosed [IPv6 address
+        return f"not a valid URL ({exc})"
+    try:
         port = parts.port
     except ValueError:
         return "its port is not a number from 1 to 65535"
