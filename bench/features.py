@@ -41,6 +41,13 @@ def _timed_fit(data, **options):
     return model, time.perf_counter() - started
 
 
+def _load() -> float:
+    """The 1-minute load average (the machine may be shared: read timings with it)."""
+    import os
+
+    return os.getloadavg()[0]
+
+
 def deskew_rows(data) -> dict:
     """Raw softmax and deskew softmax fitted in turn (twice each, best time kept)."""
     _timed_fit(data.__class__(data.name, data.X_train[:500], data.y_train[:500], data.X_test, data.y_test),
@@ -65,13 +72,16 @@ def train_process(files: dict[str, Path], pipeline: str, output: Path) -> dict:
     log(f"features: mnistlr train --features {pipeline} on {files['train-images'].name}")
     cmd = [*procs.mnistlr_command(), "train", "--train-images", str(files["train-images"]),
            "--train-labels", str(files["train-labels"]), "--features", pipeline, "-q", "-o", str(output)]
+    load = _load()
     result = procs.run_checked(cmd)
     model = load_model(output)
     X_test, y_test = read_images(files["test-images"]), read_labels(files["test-labels"])
     accuracy = float((model.predict(X_test) == y_test).mean())
-    log(f"  {result.seconds:.1f} s, {result.max_rss_mib:.0f} MiB, accuracy {accuracy:.4f}")
+    log(f"  {result.seconds:.1f} s ({result.cpu_seconds:.1f} CPU s, load {load:.1f}), "
+        f"{result.max_rss_mib:.0f} MiB, accuracy {accuracy:.4f}")
     return {"pipeline": pipeline, "seconds": result.seconds, "max_rss_mib": result.max_rss_mib,
-            "accuracy": accuracy, "fit_seconds": model.meta["seconds"]}
+            "accuracy": accuracy, "fit_seconds": model.meta["seconds"], "cpu_seconds": result.cpu_seconds,
+            "load": load}
 
 
 def rbf_sampler_rows(data, n_components: int = D) -> dict:
@@ -83,18 +93,22 @@ def rbf_sampler_rows(data, n_components: int = D) -> dict:
     probe, _ = _timed_fit(data.__class__(data.name, data.X_train[:1000], data.y_train[:1000], data.X_test,
                                          data.y_test), features=f"rff:{n_components}")
     gamma = float(f"{probe.features.steps[0].gamma:.4g}")   # the median heuristic on 1,000 images
+    load, cpu = _load(), time.process_time()
     model, mine = _timed_fit(data, features=f"rff:{n_components}:{gamma}")
-    log(f"features: mnistlr rff:{n_components}:{gamma} {mine:.1f} s; scikit-learn's pipeline next")
+    mine_cpu = time.process_time() - cpu
+    log(f"features: mnistlr rff:{n_components}:{gamma} {mine:.1f} s ({mine_cpu:.1f} CPU s); "
+        "scikit-learn's pipeline next")
     X64, X_test64 = data.scaled(data.X_train), data.scaled(data.X_test)
     peer = make_pipeline(RBFSampler(n_components=n_components, gamma=gamma, random_state=0), LogisticRegression())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # ConvergenceWarning at max_iter
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         peer.fit(X64, data.y_train)
-        theirs = time.perf_counter() - started
+        theirs, theirs_cpu = time.perf_counter() - started, time.process_time() - cpu
     peer_accuracy = float((peer.predict(X_test64) == data.y_test).mean())
-    log(f"  scikit-learn {theirs:.1f} s")
+    log(f"  scikit-learn {theirs:.1f} s ({theirs_cpu:.1f} CPU s)")
     return {"D": n_components, "gamma": gamma, "mnistlr_seconds": mine, "sklearn_seconds": theirs,
+            "mnistlr_cpu": mine_cpu, "sklearn_cpu": theirs_cpu, "load": load,
             "mnistlr_accuracy": _accuracy(model, data), "sklearn_accuracy": peer_accuracy}
 
 
@@ -102,8 +116,10 @@ def predict_process(model_path: Path, files: dict[str, Path], work: Path) -> dic
     """`mnistlr predict` of the 10,000 test images with a feature model (first run, then best of 2 warm)."""
     cmd = [*procs.mnistlr_command(), "predict", str(model_path), str(files["test-images"]), "-o",
            str(work / "features.csv")]
+    load = _load()
     runs = procs.best_of(cmd, 3)
-    return {"first": runs[0].seconds, "warm": min(r.seconds for r in runs[1:])}
+    warm = min(runs[1:], key=lambda r: r.seconds)
+    return {"first": runs[0].seconds, "warm": warm.seconds, "warm_cpu": warm.cpu_seconds, "load": load}
 
 
 def section_features(loaded: list, work: Path, peers: bool = True) -> dict:
@@ -137,18 +153,21 @@ def rows(part: dict) -> list[tuple[str, str]]:
             f"{d['raw_seconds']:.2f} s / {d['raw_accuracy']:.4f}"),
            ("softmax `--features deskew`: fit / test accuracy", f"{d['deskew_seconds']:.2f} s / {d['deskew_accuracy']:.4f}")]
     for t in part["train"]:
-        out.append((f"`mnistlr train --features {t['pipeline']}` on {t['dataset']}: process wall / fit / peak RSS "
-                    "/ test accuracy", f"{t['seconds']:.1f} s / {t['fit_seconds']:.1f} s / "
-                    f"{t['max_rss_mib'] * 2**20 / 1e9:.2f} GB / {t['accuracy']:.4f}"))
+        out.append((f"`mnistlr train --features {t['pipeline']}` on {t['dataset']}: process wall (CPU s, load) / "
+                    "fit / peak RSS / test accuracy",
+                    f"{t['seconds']:.1f} s ({t.get('cpu_seconds', float('nan')):.1f}, {t.get('load', float('nan')):.1f})"
+                    f" / {t['fit_seconds']:.1f} s / {t['max_rss_mib'] * 2**20 / 1e9:.2f} GB / {t['accuracy']:.4f}"))
     p = part["predict"]
-    out.append((f"`mnistlr predict` 10k IDX → CSV with the {MNIST_PIPELINE} model, first / warm",
-                f"{p['first']:.2f} s / {p['warm']:.2f} s ({10_000 / p['warm']:,.0f} images/s)"))
+    out.append((f"`mnistlr predict` 10k IDX → CSV with the {MNIST_PIPELINE} model, first / warm (CPU s, load)",
+                f"{p['first']:.2f} s / {p['warm']:.2f} s ({p.get('warm_cpu', float('nan')):.2f}, "
+                f"{p.get('load', float('nan')):.1f}; {10_000 / p['warm']:,.0f} images/s)"))
     r = part.get("rbf")
     if r:
         out.append((f"`rff:{r['D']}:{r['gamma']}` softmax vs make_pipeline(RBFSampler(n_components={r['D']}, "
-                    f"gamma={r['gamma']}), LogisticRegression()): fit / test accuracy",
-                    f"{r['mnistlr_seconds']:.1f} s / {r['mnistlr_accuracy']:.4f} vs "
-                    f"{r['sklearn_seconds']:.1f} s / {r['sklearn_accuracy']:.4f}"))
+                    f"gamma={r['gamma']}), LogisticRegression()): fit (CPU s) / test accuracy",
+                    f"{r['mnistlr_seconds']:.1f} s ({r.get('mnistlr_cpu', float('nan')):.1f}) / "
+                    f"{r['mnistlr_accuracy']:.4f} vs {r['sklearn_seconds']:.1f} s "
+                    f"({r.get('sklearn_cpu', float('nan')):.1f}) / {r['sklearn_accuracy']:.4f}"))
     return out
 
 

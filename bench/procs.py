@@ -39,12 +39,14 @@ sys.exit(code)
 
 @dataclasses.dataclass
 class ProcResult:
-    """One finished child: wall seconds, peak RSS in MiB, exit status and captured stderr."""
+    """One finished child: wall seconds, peak RSS in MiB, exit status, captured stderr and the
+    CPU seconds (user + system, all its threads and children)."""
 
     seconds: float
     max_rss_mib: float
     returncode: int
     stderr: str
+    cpu_seconds: float = float("nan")
 
 
 def bin_dir() -> Path:
@@ -76,7 +78,8 @@ _, status, usage = os.wait4(proc.pid, 0)
 seconds = time.perf_counter() - started
 code = os.waitstatus_to_exitcode(status)
 with open(sys.argv[1], "w") as handle:
-    json.dump({"seconds": seconds, "max_rss_kib": usage.ru_maxrss, "code": code}, handle)
+    json.dump({"seconds": seconds, "max_rss_kib": usage.ru_maxrss, "code": code,
+               "cpu": usage.ru_utime + usage.ru_stime}, handle)
 """
 
 
@@ -94,7 +97,7 @@ def run_child(cmd: list[str], env: dict[str, str] | None = None, stdout: Path | 
             return ProcResult(float("nan"), float("nan"), -1, text)
         usage = json.loads(record.read_text())
     # Linux reports ru_maxrss in KiB
-    return ProcResult(usage["seconds"], usage["max_rss_kib"] / 1024.0, usage["code"], text)
+    return ProcResult(usage["seconds"], usage["max_rss_kib"] / 1024.0, usage["code"], text, usage["cpu"])
 
 
 def run_checked(cmd: list[str], env: dict[str, str] | None = None, stdout: Path | None = None) -> ProcResult:

@@ -210,7 +210,7 @@ def test_feature_rows_and_checks():
     part = {"dataset": "MNIST 22,699",
             "deskew": {"raw_seconds": 2.0, "deskew_seconds": 3.0, "raw_accuracy": 0.92, "deskew_accuracy": 0.952},
             "train": [{"pipeline": "deskew,pca:50,rff:5000", "dataset": "MNIST 22,699", "seconds": 40.0,
-                       "fit_seconds": 30.0, "max_rss_mib": 900.0, "accuracy": 0.9849},
+                       "fit_seconds": 30.0, "max_rss_mib": 900.0, "accuracy": 0.9849, "cpu_seconds": 55.0, "load": 1.5},
                       {"pipeline": "pca:50,rff:5000", "dataset": "Fashion 60,000", "seconds": 100.0,
                        "fit_seconds": 90.0, "max_rss_mib": 3000.0, "accuracy": 0.895}],
             "predict": {"first": 2.0, "warm": 1.0},
@@ -222,6 +222,7 @@ def test_feature_rows_and_checks():
     assert verdicts == [True, False, True, False, True]
     text = render.render_document({"machine": [], "results": [], "features": part})
     assert "Beyond raw pixels" in text and "0.9849" in text and "15.0×" in text and "0.94 GB" in text
+    assert "40.0 s (55.0, 1.5)" in text   # wall (CPU seconds, load average)
 
 
 class _Dummy:
