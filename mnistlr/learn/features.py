@@ -9,8 +9,10 @@ A pipeline turns raw pixels (n, rows·cols), values 0–255, into the model's in
   exp(−gamma·‖x − x′‖²), x the pixels/255 (or the PCA components, which are in the same units);
   W ~ N(0, 2·gamma), b ~ U[0, 2π), seeded; gamma defaults to 1/median ‖x − x′‖² over a sample.
 
-Fitted parameters are plain float32 arrays and numbers (`to_dict`), so model files stay plain
-data. Features are computed a block of rows at a time, in float32, never as a float64 copy.
+This module parses SPEC, runs the pipeline and maps weights back to pixels; the steps
+themselves live in `mnistlr.learn.feature_steps`. Fitted parameters are plain float32 arrays and
+numbers (`to_dict`), so model files stay plain data. Features are computed a block of rows at a
+time, in float32, never as a float64 copy.
 """
 
 from __future__ import annotations
