@@ -169,14 +169,16 @@ class FeaturePipeline:
         for step in steps:
             n_out = step.n_out(n_out)
         dtype = np.uint8 if pixels and all(step.pixels_out for step in steps) else np.float32
-        out = np.empty((len(X), n_out), dtype)
+        out = np.empty((len(X), n_out), dtype) if len(X) > BLOCK_ROWS else None
         for start in range(0, len(X), BLOCK_ROWS):
             Z, flag = X[start:start + BLOCK_ROWS], pixels
             for step in steps:
                 Z = step.transform(Z, flag, self.image_shape)
                 flag = flag and step.pixels_out
+            if out is None:     # one block: its result is the whole answer (no copy)
+                return np.ascontiguousarray(Z, dtype)
             out[start:start + len(Z)] = Z
-        return out
+        return out if out is not None else np.empty((0, n_out), dtype)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data: the spec, the image shape and each step's state (numbers and float32 arrays)."""
