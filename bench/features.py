@@ -23,7 +23,9 @@ D = 5000
 # (`mnistlr sweep --cv 2`, gamma 0.008 … 0.09: 0.9784, 0.9805 (the median heuristic's 0.0135),
 # 0.9818, 0.9828 (0.03), 0.9807, 0.9777, 0.9695)
 MNIST_PIPELINE = f"deskew,pca:50,rff:{D}:0.03"
-FASHION_PIPELINE = f"pca:50,rff:{D}"
+# pca:100 chosen by 2-fold cross-validation on Fashion's 60,000 training images: pca:100,rff:5000
+# 0.8883, pca:50,rff:5000 0.8851, rff:5000 on the pixels 0.8794
+FASHION_PIPELINE = f"pca:100,rff:{D}"
 
 
 def log(message: str) -> None:
