@@ -220,6 +220,14 @@ def test_control_bytes_in_a_redirect_target_are_escaped(server, tmp_path):
     assert "\x1b" not in result.err
 
 
+def test_a_redirect_to_a_host_name_that_cannot_be_encoded_is_one_line(server, tmp_path):
+    server.routes[f"/m/{TRAIN.name}"] = redirect("http://a..b/x")
+    result, _ = fetch(server, tmp_path)
+    assert_one_line_error(result, 1, r"an invalid URL on the way \(encoding with 'idna' codec failed",
+                          r"check the network")
+    assert left(tmp_path) == []
+
+
 def test_a_redirect_loop_ends(server, tmp_path):
     server.routes[f"/m/{TRAIN.name}"] = redirect(server.url() + TRAIN.name)
     server.routes["/a"] = redirect("/b", 301)
@@ -348,6 +356,7 @@ def test_a_cut_transfer_resumes_on_the_next_run(cli, server, monkeypatch, tmp_pa
     ("http://example.org/#", r"query or fragment"),
     ("http://example.org/a b/", r"spaces or control characters"),
     ("http://[::1/mnist/", r"not a valid URL \(Invalid IPv6 URL\)"),
+    ("http://a..b/", r"host name 'a\.\.b' is not a valid one"),
     ("http://[::1]:65536/", r"port is not a number from 1 to 65535"),
     ("http://example.org/\x1b[2J/", r"spaces or control characters"),
 ])

@@ -102,6 +102,10 @@ SWEEP_CASES = [
     ("n-iter-past-the-limit", "--param l2=log:1e-4:1e-2 --n-iter 10000000000000",
      r"--n-iter must be from 1 to 1,000,000,000,000, got 10,000,000,000,000", r"--n-iter 20"),
     ("n-iter-0", "--param l2=log:1e-4:1e-2 --n-iter 0", rf"--n-iter.*{TYPER_RANGE} 1", USAGE),
+    ("C-range-whose-l2-overflows", "--param C=log:1e-320:1",
+     r"parameters C=\S+: --C .* makes the L2 penalty 1/\(C·n_train\) = inf for 100 training images",
+     r"give --C ≥ 1e-12"),
+    ("C-list-whose-l2-is-absurd", "--param C=1e-300,1", r"parameters C=1e-300: .* = 1e\+298", r"--C 1"),
     ("l1-range-with-ridge", "-m ridge --param l1=log:1e-5:1e-3",
      r"parameters l1=1e-05: --l1 does not apply to ridge", r"--model softmax or logistic"),
 ]

@@ -80,6 +80,9 @@ def sweep(options: TrainOptions, *, params: list[str] | tuple[str, ...] = (), n_
     images, labels = load_training_data(dataset, train_images, train_labels, data_dir)
     X, y, base = prepare_data(images, labels, options)
     spaces.check_cv(y, cv)
+    # the smallest training part of a fold (of an inner fold with --nested) sets the largest penalty
+    n_fold = len(y) * (nested - 1) // nested if nested else len(y)
+    spaces.check_penalties(base, candidates, specs, n_fold * (cv - 1) // cv)
     setup = SearchSetup(base, candidates, cv, metric, options.seed)
     report = {"mode": mode, "metric": metric, "greater_is_better": spaces.METRICS[metric],
               "cv": cv, "space": [s.describe() for s in specs], "n_candidates": len(candidates),

@@ -81,6 +81,10 @@ def mirror_problem(url: str) -> str | None:
         return "it holds spaces or control characters"
     if not parts.hostname:
         return "it names no host"
+    try:
+        parts.hostname.encode("idna")
+    except UnicodeError:
+        return f"its host name '{parts.hostname}' is not a valid one (an empty or over-long label?)"
     if parts.username is not None or parts.password is not None:
         return "user names and passwords in the URL are not supported"
     if port == 0:
@@ -222,6 +226,8 @@ def _open_url(url: str, offset: int, limits: Limits, watch: _Watchdog):
         raise Transient(f"timed out after {limits.timeout:g} s") from None
     except (OSError, http.client.HTTPException) as exc:
         raise Transient(server_text(exc) or type(exc).__name__) from None
+    except ValueError as exc:  # e.g. a redirect to a host name IDNA cannot encode
+        raise SourceFailed(f"an invalid URL on the way ({server_text(exc)})") from None
 
 
 def _announced(response, offset: int, name: str, cap: int) -> int | None:

@@ -304,6 +304,19 @@ def check_candidates(base: TrainOptions, cands: Sequence[dict[str, Any]],
         _check_one(base, cands[i])
 
 
+def check_penalties(base: TrainOptions, cands: Sequence[dict[str, Any]], specs: Sequence[ParamSpec],
+                    n_train: int) -> None:
+    """With the data known: the L2 penalty of each spec's extremes and of the first candidate on
+    *n_train* images (the smallest training part of a fold), e.g. a `C` whose 1/(C·n) overflows."""
+    from mnistlr.learn.options import on_mean_scale, resolve_l2
+
+    first = cands[0] if len(cands) else {}
+    for params in [first] + [first | {spec.name: v} for spec in specs for v in _extremes(spec)]:
+        options = apply_params(base, params)
+        if not options.auto_l2():
+            _check_one(base, params, lambda o: resolve_l2(on_mean_scale(o, n_train), n_train))
+
+
 def _extremes(spec: ParamSpec) -> list[Any]:
     if spec.kind == "list":
         return list(spec.values)
@@ -316,9 +329,9 @@ def _extremes(spec: ParamSpec) -> list[Any]:
     return [cast(spec.low), cast(spec.high)]
 
 
-def _check_one(base: TrainOptions, params: dict[str, Any]) -> None:
+def _check_one(base: TrainOptions, params: dict[str, Any], check=TrainOptions.validate) -> None:
     try:
-        apply_params(base, params).validate()
+        check(apply_params(base, params))
     except UsageError as exc:
         shown = ", ".join(f"{k}={v}" for k, v in params.items()) or "the fixed options"
         raise UsageError(f"parameters {shown}: {exc.message}", exc.hint) from None
