@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from mnistlr.errors import DataError
-from mnistlr.io import idx
+from mnistlr.io import cache, idx
 from mnistlr.io.idx import parse_idx, read_idx, read_images, read_labels, write_idx
 
 DTYPES = [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64]
@@ -256,7 +256,7 @@ def test_cache_is_keyed_by_content_not_size_or_time(tmp_path, monkeypatch):
 
 
 def test_cache_in_another_folder_keeps_the_last_entries(tmp_path, monkeypatch):
-    monkeypatch.setattr(idx, "CACHE_MAX_ENTRIES", 3)
+    monkeypatch.setattr(cache, "MAX_ENTRIES", 3)
     store = tmp_path / "store"
     for i in range(5):
         path = tmp_path / f"f{i}.gz"

@@ -6,33 +6,28 @@ Every malformed input becomes a `DataError` naming the file and the problem.
 
 A gzip file is decompressed block by block straight into the final array (no
 bytes object of the whole file first: peak memory is the array plus ~1 MiB).
-Decoded arrays of gzip files can be cached as ``.npy`` files (``cache=True``; the
-data layer asks for it, nothing else does), in a ``.cache`` folder beside the
-source or in *cache_dir*, keyed by the SHA-256 of the source's bytes: a changed
-file never meets a stale entry, whatever its size and modification time.
+Decoded arrays of gzip files can be cached (``cache=True``; the data layer asks for
+it, nothing else does) in the content-keyed cache of `mnistlr.io.cache`, in a
+``.cache`` folder beside the source or in *cache_dir*.
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import gzip
-import hashlib
 import os
-import re
 import stat
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-from mnistlr.errors import DataError, MnistlrError
+from mnistlr.errors import DataError
+from mnistlr.io import cache as content_cache
 from mnistlr.io.atomic import atomic_write
 
 GZIP_MAGIC = b"\x1f\x8b"
-CACHE_DIR = ".cache"
-CACHE_VERSION = "2"            # part of every cache key: bump when decoding changes
-CACHE_MAX_ENTRIES = 16         # entries kept in a cache folder (least recently used dropped)
+CACHE_DIR = ".cache"            # the default cache folder, beside the file
 _READ_BLOCK = 1 << 18          # compressed bytes read at a time
 _OUT_BLOCK = 1 << 18           # decompressed bytes produced at a time
 
@@ -239,63 +234,27 @@ def _read_file(path: Path) -> tuple[np.ndarray, bool]:
     return parse_idx(data, path.name), False
 
 
-def content_key(path: Path) -> str:
-    """Hex SHA-256 of the cache version and the file's bytes: the cache key of *path*."""
-    digest = hashlib.sha256(f"mnistlr-idx-cache {CACHE_VERSION};".encode())
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, lambda: digest).hexdigest()
-
-
-def _cache_path(path: Path, cache_dir: Path | None, key: str) -> Path:
-    return (path.parent / CACHE_DIR if cache_dir is None else Path(cache_dir)) / f"{path.name}.{key}.npy"
-
-
-def _load_cached(cached: Path) -> np.ndarray | None:
+def _is_gzip_file(path: Path) -> bool:
+    """Whether *path* is a regular file holding gzip (what the cache keeps); False when unreadable."""
     try:
-        array = np.load(cached, mmap_mode="r", allow_pickle=False)
-        os.utime(cached)   # recently used: kept longest
-        return array
-    except (OSError, ValueError, EOFError):
-        return None
-
-
-def _store_cached(path: Path, cached: Path, array: np.ndarray) -> None:
-    """Save *array* as the cache of *path*, dropping other entries of the same name and the least
-    recently used beyond CACHE_MAX_ENTRIES; skip silently on failure."""
-    try:
-        cached.parent.mkdir(exist_ok=True)
-        mine = re.compile(re.escape(path.name) + r"\.[0-9a-f.]+\.npy")
-        for stale in cached.parent.iterdir():
-            if stale.name != cached.name and mine.fullmatch(stale.name):
-                stale.unlink()
-        with atomic_write(cached, "wb") as handle:
-            np.save(handle, array, allow_pickle=False)
-        entries = sorted(cached.parent.glob("*.npy"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
-        for old in entries[CACHE_MAX_ENTRIES:]:
-            old.unlink()
-    except (OSError, MnistlrError):
-        pass
+        with _open_regular(path) as handle:
+            return handle.peek(2)[:2] == GZIP_MAGIC
+    except (OSError, DataError):
+        return False   # _read_file names the problem
 
 
 def read_idx(path: str | os.PathLike, cache: bool = False, cache_dir: str | os.PathLike | None = None) -> np.ndarray:
     """Read an IDX file, gzip or raw (detected by content, not by name).
 
-    With ``cache=True`` the decoded array of a gzip file is kept as a ``.npy`` (in *cache_dir*,
-    default ``.cache/`` beside the file), keyed by the SHA-256 of the file's bytes, and
-    memory-mapped (read-only) on later loads.
+    With ``cache=True`` the decoded array of a gzip file is kept in the content-keyed cache of
+    `mnistlr.io.cache` (in *cache_dir*, default ``.cache/`` beside the file) and memory-mapped
+    (read-only) on later loads.
     """
     path = Path(path)
-    cached = None
-    if cache:
-        with contextlib.suppress(OSError):
-            if stat.S_ISREG(path.stat().st_mode):
-                cached = _cache_path(path, cache_dir, content_key(path))
-        hit = None if cached is None else _load_cached(cached)
-        if hit is not None:
-            return hit
-    array, compressed = _read_file(path)
-    if cached is not None and compressed:
-        _store_cached(path, cached, array)
+    if not cache or not _is_gzip_file(path):
+        return _read_file(path)[0]
+    folder = path.parent / CACHE_DIR if cache_dir is None else Path(cache_dir)
+    (array,) = content_cache.cached(path, folder, "idx", ("array",), lambda: (_read_file(path)[0],))
     return array
 
 

@@ -20,8 +20,8 @@ file name is not used):
 Pixels: the one rule of `mnistlr.io.pixels` (integers 0–255; floats in [0, 1], scaled by 255,
 or 0–255), rounded to uint8 (exact for images stored as uint8 / 255); CSV text follows `mnistlr.io.inputs`' rule. Images
 of any size are fine when they all have the same size. *labels*, when given, replaces the
-source's own labels and must have one label per image. CSV and Parquet results are cached in
-*cache_dir* (when given) by the SHA-256 of the file's bytes (`mnistlr.io.cache`).
+source's own labels and must have one label per image. CSV and Parquet results and gzip IDX
+arrays are cached in *cache_dir* (when given), keyed by the file's content (`mnistlr.io.cache`).
 """
 
 from __future__ import annotations
@@ -154,9 +154,8 @@ def _read_source(source: str | os.PathLike, split: str, cache_dir: Path | None,
     if kind == "unknown" and (head[:2] == b"\0\0" or _named_like_idx(name)):
         kind = "idx"  # let the IDX parser name what is wrong with it
     if kind == "idx":
-        # decoded gzip IDX files cached beside the parsed tables, keyed by content (`io.idx`)
         array = (parse_idx(_bytes(reopen, name), name) if stdin_source else
-                 read_idx(source, cache=cache_dir is not None, cache_dir=cache_dir and cache_dir.parent / "idx"))
+                 read_idx(source, cache=cache_dir is not None, cache_dir=cache_dir))
         if array.ndim == 1:
             raise DataError(f"{name}: holds {len(array):,} labels (a 1-D IDX file), not images",
                             "pass it as the labels file, and the images file as the images")
@@ -173,11 +172,17 @@ def _read_source(source: str | os.PathLike, split: str, cache_dir: Path | None,
                                        else Path(source))
         if stdin_source:
             return read()
-        return cache.cached(Path(source), cache_dir, kind, read)
+        return cache.cached(Path(source), cache_dir, kind, ("images", "labels"), read, _is_pair)
     if kind == "image":
         raise DataError(f"{name}: one image file holds no labelled dataset",
                         "give a folder DIR/<label>/*.png, or predict on single images")
     raise DataError(f"{name}: unrecognised content", f"give {FORMATS}")
+
+
+def _is_pair(arrays: tuple[np.ndarray, ...]) -> bool:
+    """A cached (images, labels) entry of the shapes read_labelled returns."""
+    images, labels = arrays
+    return images.ndim == 3 and images.dtype == np.uint8 and labels.shape == (len(images),)
 
 
 def _named_like_idx(name: str) -> bool:
