@@ -430,3 +430,42 @@ def test_an_array_on_stdin_is_read_up_to_a_cap(monkeypatch, compress):
     small = io.BytesIO()
     np.savez(small, images=np.zeros((2, 28, 28), np.uint8), labels=np.zeros(2, np.uint8))
     assert read_labelled("-", stdin=io.BytesIO(small.getvalue()))[0].shape == (2, 28, 28)
+
+
+def _hide_pandas(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pandas", None)   # `import pandas` raises ImportError
+    with pytest.raises(ImportError):
+        import pandas  # noqa: F401
+
+
+def test_without_pandas_a_large_csv_hints_at_the_extra_once(real, tmp_path, monkeypatch, cli):
+    from mnistlr.io import tables
+
+    train = write_csv(tmp_path / "train.csv", real[0][:300], real[1][:300], header=True)
+    test = write_csv(tmp_path / "test.csv", real[0][300:400], real[1][300:400], header=False)
+    small = write_csv(tmp_path / "small.csv", real[0][:300], real[1][:300], header=False)
+    args = ("train", "--train-images", train, "--test-images", test, "-m", "ridge", "-o", tmp_path / "m.joblib")
+    monkeypatch.setattr(tables, "SLOW_CSV_BYTES", small.stat().st_size - 1)
+    assert "warning" not in cli(*args, "--data-dir", tmp_path / "d1").err   # pandas installed: no hint
+    _hide_pandas(monkeypatch)
+    result = cli(*args, "--data-dir", tmp_path / "d2")   # two large CSVs read without pandas (no cache)
+    assert result.code == 0, result.err
+    hints = [line for line in result.err.splitlines() if "warning" in line]
+    assert hints == ["mnistlr: warning: reading a large CSV without the optional package 'pandas' is slow "
+                     "(install it with: pip install 'mnistlr[csv]')"]
+    monkeypatch.setattr(tables, "SLOW_CSV_BYTES", small.stat().st_size)
+    assert "warning" not in cli("train", "--train-images", small, "-m", "ridge", "-o", tmp_path / "s.joblib").err
+
+
+def test_without_pandas_the_python_caller_gets_a_warning(real, tmp_path, monkeypatch):
+    from mnistlr.errors import MissingExtraWarning
+    from mnistlr.io import tables
+
+    path = write_csv(tmp_path / "c.csv", real[0][:50], real[1][:50], header=False)
+    _hide_pandas(monkeypatch)
+    monkeypatch.setattr(tables, "SLOW_CSV_BYTES", 1000)
+    with pytest.warns(MissingExtraWarning, match=r"pip install 'mnistlr\[csv\]'"):
+        X_r, y_r = read_labelled(path)
+    assert np.array_equal(X_r, real[0][:50]) and np.array_equal(y_r, real[1][:50])

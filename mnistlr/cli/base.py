@@ -103,6 +103,18 @@ def print_error(message: str) -> None:
         pass
 
 
+def print_warning(message: str) -> None:
+    """Write one warning line to stderr (yellow on a colour terminal)."""
+    line = f"mnistlr: warning: {printable(message)}"
+    if not no_color():
+        line = f"\x1b[33m{line}\x1b[0m"
+    try:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def silence_stdout() -> None:
     """Point stdout at /dev/null, so the interpreter's flush at exit cannot fail on a closed pipe."""
     try:

@@ -167,7 +167,7 @@ def _read_source(source: str | os.PathLike, split: str, cache_dir: Path | None,
     if kind in ("csv", "parquet"):
         def read() -> tuple[np.ndarray, np.ndarray | None]:
             if kind == "csv":
-                return tables.read_csv(name, reopen, head)
+                return tables.read_csv(name, reopen, head, None if stdin_source else Path(source).stat().st_size)
             return tables.read_parquet(name, io.BytesIO(_bytes(reopen, name)) if stdin_source
                                        else Path(source))
         if stdin_source:
