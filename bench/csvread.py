@@ -2,8 +2,9 @@
 
 HOW: mnistlr (read_labelled, pandas' C parser), mnistlr-cached (the same through the content-keyed
 cache in CACHE_DIR, which the caller filled once), pyarrow (pyarrow.csv.read_csv into one uint8
-array: the other parser the issue names, as a peer). Writes one JSON object to OUT: seconds, the
-peak RSS before and after the read (MiB) and the bytes of the uint8 images read. Start it through
+array: the other parser the issue names, as a peer). Writes one JSON object to OUT: seconds (wall),
+cpu_seconds (user + system: the figure a shared machine's load disturbs least), the peak RSS before
+and after the read (MiB) and the bytes of the uint8 images read. Start it through
 `procs.run_child` (a small launcher), or it inherits its parent's peak RSS.
 """
 
@@ -18,6 +19,11 @@ from pathlib import Path
 
 def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def read_pyarrow(path: Path):
@@ -46,15 +52,15 @@ def main(argv: list[str]) -> int:
     from mnistlr.io.labelled import read_labelled
 
     before = rss_mib()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), cpu_seconds()
     if how == "pyarrow":
         X = read_pyarrow(path)
     else:
         X, _ = read_labelled(path, cache_dir=cache_dir if how == "mnistlr-cached" else None)
         X = numpy.asarray(X)
         int(X[-1].sum())  # touch the pages of a memory-mapped result
-    seconds = time.perf_counter() - started
-    out.write_text(json.dumps({"how": how, "seconds": seconds, "rss_before_mib": before,
+    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
+    out.write_text(json.dumps({"how": how, "seconds": seconds, "cpu_seconds": cpu, "rss_before_mib": before,
                                "rss_peak_mib": rss_mib(), "result_bytes": int(X.nbytes), "n": int(len(X))}))
     return 0
 

@@ -96,12 +96,12 @@ def csv_rows(csv: dict | None) -> list[tuple[str, str]]:
     rows = []
     for how, name in names.items():
         read = csv[how]
+        times = f"{fmt_seconds(read['seconds'])} s ({fmt_seconds(read['cpu_seconds'])} s CPU)"
         if how == "mnistlr-cached":  # memory-mapped: its pages are not resident, no memory figure
-            rows.append((f"read a {what}: {name}: wall", f"{fmt_seconds(read['seconds'])} s"))
+            rows.append((f"read a {what}: {name}: wall (CPU)", times))
             continue
-        rows.append((f"read a {what}: {name}: wall / memory on top of the result",
-                     f"{fmt_seconds(read['seconds'])} s / {csv_overhead(read):.2f}× the "
-                     f"{read['result_bytes'] / 1e6:.0f} MB uint8 result"))
+        rows.append((f"read a {what}: {name}: wall (CPU) / memory on top of the result",
+                     f"{times} / {csv_overhead(read):.2f}× the {read['result_bytes'] / 1e6:.0f} MB uint8 result"))
     rows.append(("CSV read: pyarrow ÷ mnistlr wall (same run)",
                  f"{csv['pyarrow']['seconds'] / csv['mnistlr']['seconds']:.2f}"))
     return rows

@@ -164,7 +164,7 @@ def test_parse_args_quick_and_skips():
 
 
 def _read(seconds: float, before_mib: float, peak_mib: float) -> dict:
-    return {"seconds": seconds, "rss_before_mib": before_mib, "rss_peak_mib": peak_mib,
+    return {"seconds": seconds, "cpu_seconds": seconds - 0.4, "rss_before_mib": before_mib, "rss_peak_mib": peak_mib,
             "result_bytes": 60_000 * 784, "n": 60_000}
 
 
@@ -198,6 +198,7 @@ def test_render_document_lists_every_target(results):
     assert by_target["…with ≤ 3× the uint8 result in peak memory on top of it"] is True
     assert "1.23× the 47 MB uint8 result" in text
     assert re.search(r"pyarrow ÷ mnistlr wall \(same run\) *\| *2\.00", text)
+    assert "2.5 s (2.1 s CPU) / 1.23× the 47 MB uint8 result" in text
     assert by_target["a second `mnistlr train` compiles nothing"] is False
     assert by_target["peak memory training on 60,000 images < 600 MB"] is True
     assert by_target["predict ≥ 1,000,000 images/s in-process (LinearModel.predict)"] is True
