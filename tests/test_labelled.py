@@ -171,6 +171,87 @@ def test_stdin_csv_and_npz(real, tmp_path):
     assert np.array_equal(X_r, X) and np.array_equal(y_r, y)
 
 
+class Piped(io.RawIOBase):
+    """Standard input as a pipe gives it: *data* (then, when *endless*, zeros for ever), in
+    reads of at most what is asked; records the largest read asked for."""
+
+    def __init__(self, data: bytes, endless: bool = False):
+        self.data, self.endless, self.largest, self.given = memoryview(data), endless, 0, 0
+        self.read_whole = False
+
+    def read(self, size=-1):
+        self.read_whole |= size is None or size < 0
+        return super().read(size)
+
+    def readable(self):
+        return True
+
+    def isatty(self):
+        return False
+
+    def readinto(self, buffer):
+        self.largest = max(self.largest, len(buffer))
+        if not self.data and self.endless:
+            buffer[:] = bytes(len(buffer))
+            self.given += len(buffer)
+            return len(buffer)
+        k = min(len(buffer), len(self.data))
+        buffer[:k], self.data = self.data[:k], self.data[k:]
+        self.given += k
+        return k
+
+
+@pytest.fixture
+def spool(tmp_path, monkeypatch):
+    """Where the copies of standard input go (checked empty afterwards)."""
+    import tempfile
+
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    yield folder
+    assert list(folder.iterdir()) == []   # the copy of standard input is gone
+
+
+def test_stdin_is_read_a_block_at_a_time_in_any_format(real, tmp_path, spool):
+    from mnistlr.io import labelled
+
+    X, y = real[0][:200], real[1][:200]
+    write_idx(tmp_path / "i.gz", X)
+    np.save(tmp_path / "y.npy", y)
+    for data in (write_csv(tmp_path / "s.csv", X, y, header=False).read_bytes(),
+                 write_csv(tmp_path / "s.csv.gz", X, y, header=True).read_bytes()):
+        stream = Piped(data)
+        X_r, y_r = read_labelled("-", stdin=stream)
+        assert np.array_equal(X_r, X) and np.array_equal(y_r, y)
+        assert not stream.read_whole and 0 < stream.largest <= labelled._STDIN_BLOCK   # a block at a time
+    X_r, y_r = read_labelled(tmp_path / "i.gz", "-", stdin=Piped((tmp_path / "y.npy").read_bytes()))
+    assert np.array_equal(X_r, X) and np.array_equal(y_r, y)
+    X_r, y_r = read_labelled("-", tmp_path / "y.npy", stdin=Piped((tmp_path / "i.gz").read_bytes()))
+    assert np.array_equal(X_r, X) and np.array_equal(y_r, y)
+
+
+def test_stdin_beyond_the_cap_is_one_line_and_stops(tmp_path, spool, monkeypatch):
+    from mnistlr.io import labelled
+
+    monkeypatch.setattr(labelled, "MAX_STDIN_BYTES", 3 << 20)
+    stream = Piped(b"0," * 1000, endless=True)
+    with pytest.raises(DataError, match=r"^<stdin>: more than 3 MiB of data on standard input") as err:
+        read_labelled("-", stdin=stream)
+    assert err.value.hint == "give it as a file"
+    assert stream.given <= (3 << 20) + labelled._STDIN_BLOCK
+
+
+def test_stdin_errors_name_stdin(tmp_path, spool):
+    with pytest.raises(DataError, match=r"^<stdin>: empty input"):
+        read_labelled("-", stdin=Piped(b""))
+    data = bytes([0, 0, 8, 3]) + (10).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2 + bytes(100)
+    with pytest.raises(DataError, match=r"^<stdin>: truncated"):
+        read_labelled("-", stdin=Piped(data))
+    with pytest.raises(DataError, match=r"^<stdin>: line 2 holds 3 values"):
+        read_labelled("-", stdin=Piped(b"1,2,3,4,5\n1,2,3\n"))
+
+
 def test_other_image_sizes_and_label_column_by_name(tmp_path):
     rng = np.random.default_rng(0)
     X = rng.integers(0, 256, (40, 12, 12), dtype=np.uint8)

@@ -15,7 +15,9 @@ file name is not used):
 - a folder of class folders DIR/<label>/*.png (torchvision's ImageFolder layout), the images
   read as they are (greyscale, one size), sorted by label then file name; a folder of images
   without class folders takes its labels from *labels*, in file-name order;
-- ``-``: standard input (IDX, .npy, .npz, CSV or Parquet, raw or gzip).
+- ``-``: standard input (IDX, .npy, .npz, CSV or Parquet, raw or gzip), copied a block at a time
+  to a temporary file (at most MAX_STDIN_BYTES; removed after) and read from there as a file:
+  memory holds the result, never the whole input as well.
 
 Pixels: the one rule of `mnistlr.io.pixels` (integers 0–255; floats in [0, 1], scaled by 255,
 or 0–255), rounded to uint8 (exact for images stored as uint8 / 255); CSV text follows `mnistlr.io.inputs`' rule. Images
@@ -31,8 +33,10 @@ import gzip
 import io
 import os
 import sys
+import tempfile
 import zipfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -40,23 +44,18 @@ import numpy as np
 
 from mnistlr.errors import DataError, UsageError
 from mnistlr.io import cache, images, tables
-from mnistlr.io.idx import parse_idx, read_idx
-from mnistlr.io.inputs import (
-    GZIP_MAGIC,
-    MAX_STREAM_BYTES,
-    STDIN,
-    content_of,
-    detect,
-    read_capped,
-    sniff,
-)
+from mnistlr.io.idx import read_idx
+from mnistlr.io.inputs import MAX_STREAM_BYTES, STDIN, content_of, detect, read_capped
 from mnistlr.io.pixels import PIXELS_HINT, raw_pixels
-from mnistlr.io.readers import HEAD_BYTES, Reopen
+from mnistlr.io.readers import Reopen
 
 SPLITS = ("train", "test")
 NPZ_PAIRS = {"train": ("x_train", "y_train"), "test": ("x_test", "y_test")}
 FORMATS = ("IDX (raw or .gz), .npy, .npz (Keras' mnist.npz), CSV (raw or .gz; Kaggle's train.csv, "
            "mnist_train.csv), Parquet (Hugging Face layout), a folder DIR/<label>/*.png, or '-'")
+STDIN_NAME = "<stdin>"
+MAX_STDIN_BYTES = 4 << 30   # labelled data on standard input (copied to a temporary file)
+_STDIN_BLOCK = 1 << 20
 LABELS_HINT = "give the labels too, with --labels or --train-labels: an IDX labels file or a .npy"
 
 
@@ -73,8 +72,10 @@ def read_labelled(source: str | os.PathLike, labels: str | os.PathLike | None = 
     if labels is not None and str(labels) == STDIN and str(source) == STDIN:
         raise UsageError("'-' (standard input) is given for both the images and the labels",
                          "give one of them as a file")
-    name = "<stdin>" if str(source) == STDIN else str(source)
-    X, y = _read_source(source, split, None if cache_dir is None else Path(cache_dir), stdin)
+    name = STDIN_NAME if str(source) == STDIN else str(source)
+    with _spooled(source, stdin) as path:
+        X, y = _read_source(path, split, None if cache_dir is None or name == STDIN_NAME else Path(cache_dir),
+                            name)
     if labels is not None:
         y = read_label_file(labels, stdin)
         if len(y) != len(X):
@@ -87,15 +88,16 @@ def read_labelled(source: str | os.PathLike, labels: str | os.PathLike | None = 
 
 def read_label_file(path: str | os.PathLike, stdin: IO[bytes] | None = None) -> np.ndarray:
     """Labels (n,) from an IDX labels file or a 1-D .npy (raw or gzip)."""
-    name = "<stdin>" if str(path) == STDIN else str(path)
-    kind, _, reopen = _content(path, stdin)
-    if kind == "idx":
-        array = parse_idx(_bytes(reopen, name), name) if str(path) == STDIN else read_idx(path)
-    elif kind == "npy":
-        array = _load_npy(_bytes(reopen, name), name)
-    else:
-        raise DataError(f"{name}: not a labels file ({kind} content)",
-                        "give an IDX labels file (e.g. train-labels-idx1-ubyte.gz) or a 1-D .npy")
+    name = STDIN_NAME if str(path) == STDIN else str(path)
+    with _spooled(path, stdin) as file:
+        kind, _, reopen = _content(file)
+        if kind == "idx":
+            array = read_idx(file)
+        elif kind == "npy":
+            array = _load_npy(_bytes(reopen, name), name)
+        else:
+            raise DataError(f"{name}: not a labels file ({kind} content)",
+                            "give an IDX labels file (e.g. train-labels-idx1-ubyte.gz) or a 1-D .npy")
     if array.ndim == 3:
         raise DataError(f"{name}: holds images, not labels", "pass it as the images file")
     return label_array(array, name)
@@ -103,32 +105,58 @@ def read_label_file(path: str | os.PathLike, stdin: IO[bytes] | None = None) -> 
 
 # ---------------------------------------------------------------- sources
 
-def _content(path: str | os.PathLike, stdin: IO[bytes] | None) -> tuple[str, bytes, Reopen]:
-    """(kind, first bytes, opener of the content) of a file or of standard input, gzip looked
-    through; standard input is read once, into memory."""
-    if str(path) == STDIN:
-        data = _read_stdin(stdin)
-        return sniff(data[:HEAD_BYTES]), data[:HEAD_BYTES], lambda: contextlib.nullcontext(io.BytesIO(data))
+def _content(path: Path) -> tuple[str, bytes, Reopen]:
+    """(kind, first bytes, opener of the content) of a file, gzip looked through."""
     kind, compressed, head = detect(path)
     return kind, head, content_of(path, compressed)
 
 
-def _bytes(reopen: Reopen, name: str) -> bytes:
-    with reopen() as stream:
-        return _read_stream(stream, name)
-
-
-def _read_stdin(stdin: IO[bytes] | None) -> bytes:
-    """All of standard input (through its gzip layer), at most MAX_STREAM_BYTES either way."""
+@contextlib.contextmanager
+def _spooled(source: str | os.PathLike, stdin: IO[bytes] | None) -> Iterator[Path]:
+    """*source* as a Path; for '-', a temporary copy of standard input (*stdin* or sys.stdin),
+    named STDIN_NAME so that every reader's messages name it so, removed afterwards."""
+    if str(source) != STDIN:
+        yield Path(source)
+        return
     stream = stdin if stdin is not None else sys.stdin.buffer
     if stream.isatty():
-        raise UsageError("<stdin> is a terminal, not data", "pipe or redirect the data into it")
-    data = _read_stream(stream, "<stdin>", MAX_STREAM_BYTES)
-    if data.startswith(GZIP_MAGIC):
-        data = _read_stream(gzip.GzipFile(fileobj=io.BytesIO(data)), "<stdin>", MAX_STREAM_BYTES)
-    if not data:
-        raise DataError("<stdin>: empty input", "pipe in a file of images and labels")
-    return data
+        raise UsageError(f"{STDIN_NAME} is a terminal, not data", "pipe or redirect the data into it")
+    with tempfile.TemporaryDirectory(prefix="mnistlr-stdin-") as folder:
+        path = Path(folder) / STDIN_NAME
+        try:
+            with open(path, "wb") as copy:
+                _copy_capped(stream, copy)
+        except OSError as exc:
+            raise DataError(f"{STDIN_NAME}: cannot keep a copy in {folder}: {exc.strerror or exc}",
+                            "free disk space there (or set TMPDIR), or give the data as a file") from None
+        yield path
+
+
+def _copy_capped(stream: IO[bytes], copy: IO[bytes]) -> None:
+    """Copy *stream* to *copy* a block at a time; a DataError when it is empty or over MAX_STDIN_BYTES."""
+    total = 0
+    while block := _read_block(stream):
+        total += len(block)
+        if total > MAX_STDIN_BYTES:
+            raise DataError(f"{STDIN_NAME}: more than {MAX_STDIN_BYTES >> 20:,} MiB of data on standard input",
+                            "give it as a file")
+        copy.write(block)
+    if not total:
+        raise DataError(f"{STDIN_NAME}: empty input", "pipe in a file of images and labels")
+
+
+def _read_block(stream: IO[bytes]) -> bytes:
+    try:
+        return stream.read(_STDIN_BLOCK)
+    except OSError as exc:
+        raise DataError(f"{STDIN_NAME}: cannot read: {exc.strerror or exc}") from None
+
+
+def _bytes(reopen: Reopen, name: str) -> bytes:
+    """All of a content (an array or archive, read into memory): at most MAX_STREAM_BYTES of it
+    when it came on standard input."""
+    with reopen() as stream:
+        return _read_stream(stream, name, MAX_STREAM_BYTES if name == STDIN_NAME else None)
 
 
 def _read_stream(stream: IO[bytes], name: str, cap: int | None = None) -> bytes:
@@ -143,19 +171,16 @@ def _read_stream(stream: IO[bytes], name: str, cap: int | None = None) -> bytes:
         raise DataError(f"{name}: cannot read: {exc.strerror or exc}") from None
 
 
-def _read_source(source: str | os.PathLike, split: str, cache_dir: Path | None,
-                 stdin: IO[bytes] | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """(images, labels or None) of *source*, by its content."""
-    stdin_source = str(source) == STDIN
-    name = "<stdin>" if stdin_source else str(source)
-    if not stdin_source and Path(source).is_dir():
-        return read_folder(Path(source))
-    kind, head, reopen = _content(source, stdin)
+def _read_source(source: Path, split: str, cache_dir: Path | None,
+                 name: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """(images, labels or None) of the file or folder *source* (called *name*), by its content."""
+    if source.is_dir():
+        return read_folder(source)
+    kind, head, reopen = _content(source)
     if kind == "unknown" and (head[:2] == b"\0\0" or _named_like_idx(name)):
         kind = "idx"  # let the IDX parser name what is wrong with it
     if kind == "idx":
-        array = (parse_idx(_bytes(reopen, name), name) if stdin_source else
-                 read_idx(source, cache=cache_dir is not None, cache_dir=cache_dir))
+        array = read_idx(source, cache=cache_dir is not None, cache_dir=cache_dir)
         if array.ndim == 1:
             raise DataError(f"{name}: holds {len(array):,} labels (a 1-D IDX file), not images",
                             "pass it as the labels file, and the images file as the images")
@@ -167,12 +192,9 @@ def _read_source(source: str | os.PathLike, split: str, cache_dir: Path | None,
     if kind in ("csv", "parquet"):
         def read() -> tuple[np.ndarray, np.ndarray | None]:
             if kind == "csv":
-                return tables.read_csv(name, reopen, head, None if stdin_source else Path(source).stat().st_size)
-            return tables.read_parquet(name, io.BytesIO(_bytes(reopen, name)) if stdin_source
-                                       else Path(source))
-        if stdin_source:
-            return read()
-        return cache.cached(Path(source), cache_dir, kind, ("images", "labels"), read, _is_pair)
+                return tables.read_csv(name, reopen, head, source.stat().st_size)
+            return tables.read_parquet(name, source)
+        return cache.cached(source, cache_dir, kind, ("images", "labels"), read, _is_pair)
     if kind == "image":
         raise DataError(f"{name}: one image file holds no labelled dataset",
                         "give a folder DIR/<label>/*.png, or predict on single images")
