@@ -91,11 +91,12 @@ def no_color() -> bool:
     return no_color_env() or not sys.stderr.isatty()
 
 
-def print_error(message: str) -> None:
-    """Write one error line to stderr (red on a colour terminal); nothing in it is a control code."""
-    line = f"mnistlr: error: {printable(message)}"
+def _print_line(kind: str, colour: str, message: str) -> None:
+    """Write `mnistlr: KIND: message` to stderr (in *colour* on a colour terminal); nothing in it is
+    a control code."""
+    line = f"mnistlr: {kind}: {printable(message)}"
     if not no_color():
-        line = f"\x1b[31m{line}\x1b[0m"
+        line = f"\x1b[{colour}m{line}\x1b[0m"
     try:
         sys.stderr.write(line + "\n")
         sys.stderr.flush()
@@ -103,16 +104,14 @@ def print_error(message: str) -> None:
         pass
 
 
+def print_error(message: str) -> None:
+    """Write one error line to stderr (red on a colour terminal)."""
+    _print_line("error", "31", message)
+
+
 def print_warning(message: str) -> None:
     """Write one warning line to stderr (yellow on a colour terminal)."""
-    line = f"mnistlr: warning: {printable(message)}"
-    if not no_color():
-        line = f"\x1b[33m{line}\x1b[0m"
-    try:
-        sys.stderr.write(line + "\n")
-        sys.stderr.flush()
-    except (OSError, ValueError, AttributeError):
-        pass
+    _print_line("warning", "33", message)
 
 
 def silence_stdout() -> None:
