@@ -58,12 +58,10 @@ def test_both_users_share_one_folder_and_one_key_function(tmp_path, monkeypatch)
     store = tmp_path / "store"
     csv, X, y = csv_file(tmp_path / "t.csv")
     gz = idx_file(tmp_path / "i.gz", X)
-    np.save(tmp_path / "y.npy", y)
     for _ in range(2):
-        for source, labels in ((csv, None), (gz, tmp_path / "y.npy")):
-            X_r, y_r = read_labelled(source, labels, cache_dir=store)
-            np.testing.assert_array_equal(X_r, X)
-            np.testing.assert_array_equal(y_r, y)
+        X_r, y_r = read_labelled(csv, cache_dir=store)
+        np.testing.assert_array_equal(X_r, X)
+        np.testing.assert_array_equal(y_r, y)
         np.testing.assert_array_equal(read_idx(gz, cache=True, cache_dir=store), X)
     assert (calls.csv, calls.idx) == (1, 1)   # each parsed once, whichever reader asked
     csv_key, idx_key = cache.content_key(csv, "csv"), cache.content_key(gz, "idx")

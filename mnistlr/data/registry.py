@@ -203,8 +203,7 @@ def load_source(source: str | os.PathLike, labels: str | os.PathLike | None = No
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Images uint8 (n, rows, cols) and labels (n,) from a file, folder or '-' in any format
     `mnistlr.io.labelled.read_labelled` reads (IDX, .npy, .npz, CSV, Parquet, DIR/<label>/);
-    parsed CSV and Parquet files and decoded gzip IDX files are cached in DATA_DIR/.cache/parsed,
-    keyed by content."""
+    parsed CSV and Parquet files are cached in DATA_DIR/.cache/parsed, keyed by content."""
     from mnistlr.io.labelled import read_labelled
 
     return read_labelled(source, labels, split=split,

@@ -22,8 +22,8 @@ file name is not used):
 Pixels: the one rule of `mnistlr.io.pixels` (integers 0–255; floats in [0, 1], scaled by 255,
 or 0–255), rounded to uint8 (exact for images stored as uint8 / 255); CSV text follows `mnistlr.io.inputs`' rule. Images
 of any size are fine when they all have the same size. *labels*, when given, replaces the
-source's own labels and must have one label per image. CSV and Parquet results and gzip IDX
-arrays are cached in *cache_dir* (when given), keyed by the file's content (`mnistlr.io.cache`).
+source's own labels and must have one label per image. CSV and Parquet results are cached in
+*cache_dir* (when given), keyed by the file's content (`mnistlr.io.cache`).
 """
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ def _read_source(source: Path, split: str, cache_dir: Path | None,
     if kind == "unknown" and (head[:2] == b"\0\0" or _named_like_idx(name)):
         kind = "idx"  # let the IDX parser name what is wrong with it
     if kind == "idx":
-        array = read_idx(source, cache=cache_dir is not None, cache_dir=cache_dir)
+        array = read_idx(source)   # not cached: a run that fails later leaves no file behind
         if array.ndim == 1:
             raise DataError(f"{name}: holds {len(array):,} labels (a 1-D IDX file), not images",
                             "pass it as the labels file, and the images file as the images")
