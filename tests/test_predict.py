@@ -504,7 +504,7 @@ def test_images_without_pillow_name_the_extra(trained, tmp_path, cli, monkeypatc
     assert "pip install 'mnistlr[images]'" in message
 
 
-HEAVY = ("numba", "scipy", "joblib", "sklearn", "matplotlib")
+HEAVY = ("numba", "scipy", "joblib", "sklearn", "matplotlib", "pydantic")
 IMPORTS_PROBE = """
 import json, sys
 from mnistlr.cli import main

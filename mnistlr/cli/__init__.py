@@ -22,6 +22,7 @@ import typer
 from mnistlr.cli import evaluate, export, fetch, imports, inspect, predict, show, sweep, train
 from mnistlr.cli.base import app as _typer_app
 from mnistlr.cli.base import print_error, print_warning, register, silence_stdout
+from mnistlr.cli.help_formatter import asks_for_help, load_help_formatter
 from mnistlr.cli.streams import check_environment, prepare_streams
 from mnistlr.errors import Interrupted, MissingExtraWarning, MnistlrError
 
@@ -96,12 +97,31 @@ def _core_warnings() -> Iterator[None]:
         yield
 
 
+def _click_group(args: list[str]):
+    """The Click group Typer makes of the app. For `mnistlr NAME ...` naming a command, only that
+    command is converted (Typer reads every command's signature and annotations to build its
+    parameters: tens of milliseconds for all of them); anything else gets the whole group."""
+    name = next((arg for arg in args if not arg.startswith("-")), None)
+    every = _typer_app.registered_commands
+    chosen = [info for info in every if info.name == name]
+    if not chosen:
+        return typer.main.get_command(_typer_app)
+    _typer_app.registered_commands = chosen
+    try:
+        return typer.main.get_command(_typer_app)
+    finally:
+        _typer_app.registered_commands = every
+
+
 def main(argv: list[str] | None = None, prog_name: str = "mnistlr") -> int:
     """Run the CLI on *argv* and return the exit status; never raises for expected errors."""
     previous = _install_handlers()
     try:
         check_environment()
-        command = typer.main.get_command(_typer_app)
+        args = sys.argv[1:] if argv is None else argv
+        if asks_for_help(args):
+            load_help_formatter()
+        command = _click_group(args)
         with _core_warnings():
             result = command.main(args=argv, prog_name=prog_name, standalone_mode=False)
         _flush_stdout()

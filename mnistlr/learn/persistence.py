@@ -198,7 +198,8 @@ def _classes(value: Any) -> np.ndarray:
              "classes is not a 1-D array of integer labels")
     _require(len(value) >= 2, f"it holds {len(value)} class{'es' if len(value) != 1 else ''}, "
              "a classifier needs at least 2")
-    _require(len(np.unique(value)) == len(value), "classes holds the same label twice")
+    ordered = np.sort(value)
+    _require(bool((ordered[1:] != ordered[:-1]).all()), "classes holds the same label twice")
     return value.astype(np.int64)
 
 

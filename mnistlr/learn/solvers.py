@@ -22,7 +22,6 @@ lr (None for lbfgs/closed), seconds (since the start of the fit). A loss that be
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import time
 from collections.abc import Callable
@@ -31,6 +30,7 @@ import numpy as np
 
 from mnistlr.errors import TrainingError
 from mnistlr.learn.kernels import scoring
+from mnistlr.learn.kernels.blas import blas_on_one_thread
 from mnistlr.learn.kernels.gram import centered_cross_products
 from mnistlr.learn.model import fold_affine
 from mnistlr.learn.objective import Objective, check_kind, objective, pack, unpack
@@ -250,17 +250,6 @@ def ridge_start(X, y, kind: str, n_outputs: int, affine=None) -> tuple[np.ndarra
 LBFGS_MEMORY = 50
 # tol is the mean relative decrease of the objective per iteration over this many iterations.
 TOL_WINDOW = 5
-
-
-def blas_on_one_thread():
-    """L-BFGS-B calls BLAS between two kernel calls; idle OpenBLAS threads then spin for
-    milliseconds and take a core from the Numba kernel (measured: 2.7 s → 1.7 s per MNIST fit).
-    BLAS runs on one thread during the fit when threadpoolctl is installed."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 def fit_lbfgs(X, y, kind: str, n_outputs: int, l2: float = 2e-4, tol: float = 1e-3, max_iter: int = 100,

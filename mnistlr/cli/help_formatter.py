@@ -1,0 +1,73 @@
+"""Typer's help formatter, loaded without the Rich parts that mnistlr's help never shows.
+
+`typer.rich_utils` (Typer's `--help` renderer) imports `rich.markdown` (with markdown-it-py and
+Pygments) and `rich.traceback` at its top: about 0.1 s, most of `mnistlr --help`, though
+mnistlr's help is Rich markup (`rich_markup_mode="rich"`, no Markdown) and its errors are one
+plain line (no tracebacks). `load_help_formatter()` imports `typer.rich_utils` while those two
+modules are stand-ins whose every name is a stand-in class: calling it, or reading one of its
+attributes, imports the real module and uses the real class, so nothing changes if Typer ever
+does use them. Only `typer.rich_utils` keeps the stand-ins: `sys.modules` drops them as soon
+as it is loaded, so any later `import rich.markdown` gets the real module.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+
+# the modules typer.rich_utils imports at its top for Markdown help and rich tracebacks
+DEFERRED_MODULES = ("rich.markdown", "rich.traceback")
+
+
+class _StandInClass(type):
+    """The metaclass of a stand-in: an attribute missing on the class is read from the real one."""
+
+    def __getattr__(cls, name: str):
+        return getattr(cls.real(), name)
+
+
+def stand_in_class(module: str, name: str) -> type:
+    """A class standing for *module*.*name*: calling it makes the real class's instance."""
+
+    def real() -> type:
+        return getattr(importlib.import_module(module), name)
+
+    def new(cls, *args, **kwargs):
+        return real()(*args, **kwargs)
+
+    return _StandInClass(name, (), {"real": staticmethod(real), "__new__": new, "__module__": module})
+
+
+def stand_in_module(module: str) -> types.ModuleType:
+    """A module whose every public name is a `stand_in_class` of the real *module*'s."""
+    stand_in = types.ModuleType(module, f"stand-in for {module} (see mnistlr.cli.help_formatter)")
+
+    def __getattr__(name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        value = stand_in_class(module, name)
+        setattr(stand_in, name, value)
+        return value
+
+    stand_in.__getattr__ = __getattr__
+    return stand_in
+
+
+def load_help_formatter() -> None:
+    """Import `typer.rich_utils` (once) with `DEFERRED_MODULES` as stand-ins, then drop them."""
+    if "typer.rich_utils" in sys.modules:
+        return
+    placed = {m: stand_in_module(m) for m in DEFERRED_MODULES if m not in sys.modules}
+    sys.modules.update(placed)
+    try:
+        import typer.rich_utils  # noqa: F401
+    finally:
+        for module, stand_in in placed.items():
+            if sys.modules.get(module) is stand_in:
+                del sys.modules[module]
+
+
+def asks_for_help(args: list[str]) -> bool:
+    """True when the command line shows help: no arguments at all, or -h/--help among them."""
+    return not args or "--help" in args or "-h" in args

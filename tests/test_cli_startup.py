@@ -1,0 +1,87 @@
+"""What a command line loads before it works: `--help` renders through Typer's formatter with
+stand-ins for Rich's Markdown and traceback modules (same text, neither loaded), and a command
+converts only its own Typer function."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mnistlr.cli import _click_group
+from mnistlr.cli.base import app
+from mnistlr.cli.help_formatter import asks_for_help, stand_in_class, stand_in_module
+
+# Loads the CLI, runs it on argv[2:] (after importing argv[1]'s comma-separated modules, if
+# any), prints stdout and writes the loaded modules' top-level names to the file named by argv[1]
+HELP_PROBE = """
+import importlib, json, os, sys
+first, record, *args = sys.argv[1:]
+for name in filter(None, first.split(",")):
+    importlib.import_module(name)
+from mnistlr.cli import main
+code = main(args)
+with open(record, "w") as handle:
+    json.dump(sorted({m.split(".")[0] for m in sys.modules} | {m for m in sys.modules if m.startswith("rich.")}),
+              handle)
+sys.exit(code)
+"""
+
+
+def _help(tmp_path, first: str, *args: str) -> tuple[str, list[str]]:
+    record = tmp_path / "modules.json"
+    env = dict(os.environ, COLUMNS="100", TERM="xterm-256color", FORCE_COLOR="1")
+    env.pop("NO_COLOR", None)
+    done = subprocess.run([sys.executable, "-c", HELP_PROBE, first, str(record), *args], capture_output=True,
+                          text=True, env=env)
+    # no arguments: the help, then exit status 2 (a usage error, as Click has it)
+    assert done.returncode == (0 if args else 2), done.stderr
+    return done.stdout, json.loads(record.read_text())
+
+
+@pytest.mark.parametrize("args", [["--help"], [], ["train", "--help"], ["predict", "-h"]])
+def test_help_is_the_same_text_without_loading_markdown_or_tracebacks(tmp_path, args):
+    lean, loaded = _help(tmp_path, "", *args)
+    full, loaded_full = _help(tmp_path, "rich.markdown,rich.traceback", *args)
+    assert "Usage" in lean and "\x1b[" in lean    # rendered by Rich, in colour
+    assert lean == full
+    for module in ("markdown_it", "pygments", "rich.markdown", "rich.traceback", "rich.syntax", "pydantic",
+                   "numpy", "numba"):
+        assert module not in loaded, module
+    assert "markdown_it" in loaded_full and "rich.traceback" in loaded_full   # the probe would see them
+
+
+def test_a_stand_in_makes_and_reads_the_real_class():
+    from rich.markdown import Markdown
+    from rich.text import Text
+    from rich.traceback import Traceback
+
+    stand_in = stand_in_class("rich.markdown", "Markdown")
+    made = stand_in("# title", style="bold")
+    assert type(made) is Markdown and made.markup == "# title"
+    assert stand_in.__name__ == "Markdown" and stand_in | Text    # annotations like `Markdown | Text` work
+    assert stand_in_class("rich.traceback", "Traceback").from_exception == Traceback.from_exception
+
+
+def test_a_stand_in_module_has_every_public_name_and_no_dunder():
+    module = stand_in_module("rich.markdown")
+    assert module.Markdown is module.Markdown and module.Markdown.__module__ == "rich.markdown"
+    assert not hasattr(module, "__path__")    # not a package to the import system
+
+
+def test_help_is_asked_by_no_arguments_or_a_help_flag():
+    assert asks_for_help([]) and asks_for_help(["train", "--help"]) and asks_for_help(["-h"])
+    assert not asks_for_help(["train", "-d", "mnist-sample"])
+
+
+def test_a_command_line_converts_only_its_command():
+    every = list(app.registered_commands)
+    assert set(_click_group(["predict", "m.joblib", "x.idx"]).commands) == {"predict"}
+    assert set(_click_group(["-q", "evaluate"]).commands) == {"evaluate"}
+    names = {info.name for info in every}
+    for args in (["--help"], [], ["predcit"], ["--version"]):
+        assert set(_click_group(args).commands) == names
+    assert app.registered_commands == every
