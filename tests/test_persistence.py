@@ -45,6 +45,43 @@ def test_round_trip_keeps_weights_params_and_meta(model, tmp_path):
     np.testing.assert_array_equal(loaded.meta["class_means"], model.meta["class_means"])
 
 
+def test_a_saved_model_is_the_file_joblib_writes_and_joblib_loads_it(model, tmp_path):
+    import io
+
+    from mnistlr.learn import joblib_format
+
+    path = tmp_path / "m.joblib"
+    payload = save_model(model, path)
+    by_joblib = io.BytesIO()
+    joblib.dump(payload, by_joblib)
+    assert path.read_bytes() == by_joblib.getvalue()
+    loaded = joblib.load(path)
+    assert loaded["sha256"] == payload["sha256"] == content_hash(loaded)
+    np.testing.assert_array_equal(loaded["W"], model.W)
+    # arrays in Fortran order and of every numeric type are joblib's bytes too
+    arrays = {"f": np.asfortranarray(np.arange(12.0).reshape(3, 4)), "u": np.arange(7, dtype=np.uint8),
+              "e": np.zeros((0, 3), np.int32), "nested": [{"b": np.array([True, False])}]}
+    ours, theirs = io.BytesIO(), io.BytesIO()
+    joblib_format.dump(arrays, ours)
+    joblib.dump(arrays, theirs)
+    assert ours.getvalue() == theirs.getvalue()
+    with pytest.raises(TypeError):
+        joblib_format.dump({"o": np.array([object()])}, io.BytesIO())
+
+
+def test_saving_does_not_import_joblib(model, tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom mnistlr.learn.persistence import load_model, save_model\n"
+            f"save_model(load_model({str(tmp_path / 'a.joblib')!r}), {str(tmp_path / 'b.joblib')!r})\n"
+            "assert 'joblib' not in sys.modules\n")
+    save_model(model, tmp_path / "a.joblib")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "b.joblib").read_bytes()[:2] == b"\x80\x04"
+
+
 def test_save_leaves_no_temporary_files(model, tmp_path):
     save_model(model, tmp_path / "m.joblib")
     assert sorted(os.listdir(tmp_path)) == ["m.joblib"]

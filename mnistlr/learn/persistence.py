@@ -1,4 +1,4 @@
-"""Model files: joblib pickles of plain data only, loaded by a restricted unpickler.
+"""Model files: joblib pickles of plain data only (written by learn.joblib_format), loaded by a restricted unpickler.
 
 A model file holds one dict of NumPy arrays, numbers, strings, lists and dicts
 (see `model_to_dict`) plus a SHA-256 over its content. Loading reads it through
@@ -23,6 +23,7 @@ import numpy as np
 from mnistlr import __version__
 from mnistlr.errors import ModelFileError
 from mnistlr.io.atomic import atomic_write
+from mnistlr.learn import joblib_format
 from mnistlr.learn.features import FeaturePipeline
 from mnistlr.learn.model import LinearModel, Preprocessor
 from mnistlr.learn.options import MODELS, PREPROCESS_KINDS
@@ -109,11 +110,10 @@ def model_to_dict(model: LinearModel) -> dict[str, Any]:
 
 def save_model(model: LinearModel, path: str | Path, inputs: Sequence[str | Path] = ()) -> dict[str, Any]:
     """Write *model* to *path* atomically (never over one of *inputs*); returns the saved payload."""
-    import joblib  # only to write: loading reads the file by learn.unpickle, without joblib
-
     payload = model_to_dict(model)
     with atomic_write(path, "wb", inputs=inputs) as handle:
-        joblib.dump(payload, handle)
+        # joblib's format, written without importing joblib; read back by learn.unpickle
+        joblib_format.dump(payload, handle)
     return payload
 
 
