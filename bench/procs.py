@@ -141,6 +141,17 @@ def count_compiles(args: list[str], workdir: Path) -> tuple[list[str], ProcResul
     return compiled, result
 
 
+def compile_package() -> None:
+    """Byte-compile mnistlr's modules, as installing a wheel does: an editable install under
+    PYTHONDONTWRITEBYTECODE=1 would otherwise compile every module from source in every process
+    (tens of milliseconds of each `mnistlr` run), which no installed mnistlr pays."""
+    import compileall
+
+    import mnistlr
+
+    compileall.compile_dir(str(Path(mnistlr.__file__).parent), quiet=1)
+
+
 def numba_cache_dirs() -> list[str]:
     """Where Numba keeps mnistlr's compiled kernels: __pycache__ folders in the package, or NUMBA_CACHE_DIR."""
     import mnistlr

@@ -311,6 +311,7 @@ def run(args: argparse.Namespace) -> str:
     from mnistlr.learn.persistence import save_model
 
     machine = report.machine_info()
+    procs.compile_package()
     loaded = datasets(args)
     results, models, peer_info = section_fits(args, loaded)
     big_data = peer_info.pop("big", None)

@@ -195,3 +195,16 @@ def test_a_diverging_summed_loss_step_names_the_safe_step_on_the_summed_loss():
     safe_mean = float(re.search(r"≤ (\S+),", str(mean.value)).group(1))
     safe_sum = float(re.search(r"≤ (\S+) on the summed loss", str(caught.value)).group(1))
     assert safe_sum == pytest.approx(safe_mean / 120, rel=0.05)       # 120 training images after the hold-out
+
+
+def test_class_means_are_the_float64_means_of_each_class():
+    from mnistlr.learn.fit import class_means
+
+    rng = np.random.default_rng(5)
+    X, y = rng.integers(0, 256, (600, 49), dtype=np.uint8), rng.integers(0, 4, 600)
+    y[y == 3] = 0    # a class without members keeps zeros
+    expected = np.zeros((4, 49), np.float32)
+    for c in range(3):
+        expected[c] = X[y == c].astype(np.float64).mean(axis=0)
+    assert np.array_equal(class_means(X, y, 4), expected)
+    assert np.array_equal(class_means(X.astype(np.float32), y, 4), expected)

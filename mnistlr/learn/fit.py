@@ -116,7 +116,8 @@ def prepare(images, labels, options: TrainOptions) -> Prepared:
                         "give the labels file that belongs to the images")
     rng = np.random.default_rng(options.seed)
     images, labels = subset(images, labels, options, rng)
-    classes = np.unique(labels)
+    # (with return_counts np.unique sorts, where it would otherwise import numpy.ma to look for a mask)
+    classes = np.unique(labels, return_counts=True)[0]
     if len(classes) < 2:
         raise TrainingError(f"the training data holds a single class ({classes.tolist()})",
                             "a classifier needs at least two classes; check --classes and the labels file")
@@ -175,11 +176,13 @@ def class_means(X, y_index, n_classes: int):
 
     # one masked mean per class (np.add.at took 0.9 s on 22,699 images, this 0.01 s)
     means = np.zeros((n_classes, X.shape[1]), np.float32)
+    exact = X.dtype == np.uint8 and len(X) < 2 ** 24    # uint32 sums of uint8 cannot overflow
     for c in range(n_classes):
         members = X[y_index == c]
         if len(members):
-            # mean_c = (1/n_c) Σ_{i: y_i = c} x_i, accumulated in float64
-            means[c] = members.mean(axis=0, dtype=np.float64)
+            # mean_c = (1/n_c) Σ_{i: y_i = c} x_i: exact integer sums for pixels, else in float64
+            sums = members.sum(axis=0, dtype=np.uint32) if exact else members.sum(axis=0, dtype=np.float64)
+            means[c] = sums / len(members)
     return means
 
 
