@@ -87,13 +87,13 @@ class PCA(FeatureStep):
         if self.k > X.shape[1]:
             raise UsageError(f"`features` pca:{self.k} asks for more components than the {X.shape[1]} inputs",
                              f"give pca:K with K ≤ {X.shape[1]}")
-        from threadpoolctl import threadpool_limits
+        from mnistlr.learn.kernels.blas import blas_on_one_thread
 
         unit = PIXEL_SCALE if pixels else 1.0
         gram, _, x_mean, _ = centered_cross_products(X, np.zeros((len(X), 1), np.float32))
         # covariance of x·unit: (unit²/n)·XcᵀXc; eigenvectors by descending eigenvalue (LAPACK on
         # one thread: on a busy machine its two threads take 10× longer)
-        with threadpool_limits(1, user_api="blas"):
+        with blas_on_one_thread():
             eigenvalues, vectors = np.linalg.eigh(gram * (unit * unit / len(X)))
         order = np.argsort(eigenvalues)[::-1][: self.k]
         V = vectors[:, order]
