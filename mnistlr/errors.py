@@ -108,15 +108,6 @@ class MissingExtraError(MnistlrError, ImportError):
         )
 
 
-class MissingExtraWarning(UserWarning):
-    """Work an optional package (an extra) would do much faster is done without it; the CLI
-    shows it once, as one line on stderr."""
-
-    def __init__(self, module: str, extra: str, purpose: str):
-        super().__init__(f"{purpose} without the optional package '{module}' is slow "
-                         f"(install it with: pip install 'mnistlr[{extra}]')")
-
-
 class OutputClosed(MnistlrError):
     """The reader of the output went away (e.g. ``| head``): not an error, exit status 0."""
 

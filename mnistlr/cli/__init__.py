@@ -10,21 +10,18 @@ or closed, say).
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import signal
 import sys
-import warnings
-from collections.abc import Iterator
 
 import typer
 
 from mnistlr.cli import evaluate, export, fetch, imports, inspect, predict, show, sweep, train
 from mnistlr.cli.base import app as _typer_app
-from mnistlr.cli.base import print_error, print_warning, register, silence_stdout
+from mnistlr.cli.base import print_error, register, silence_stdout
 from mnistlr.cli.help_formatter import asks_for_help, load_help_formatter
 from mnistlr.cli.streams import check_environment, prepare_streams
-from mnistlr.errors import Interrupted, MissingExtraWarning, MnistlrError
+from mnistlr.errors import Interrupted, MnistlrError
 
 # The commands, in the order --help lists them.
 COMMANDS = (fetch.fetch_command, imports.import_command, train.train_command,
@@ -77,26 +74,6 @@ def _os_error_line(exc: OSError) -> str:
     return f"input/output error: {reason} (check the files and the disk)"
 
 
-@contextlib.contextmanager
-def _core_warnings() -> Iterator[None]:
-    """The core's MissingExtraWarnings, each shown once in this run as one line on stderr;
-    other warnings as Python shows them."""
-    shown: set[str] = set()
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", MissingExtraWarning)
-        python_show = warnings.showwarning
-
-        def show(message, category, filename, lineno, file=None, line=None):
-            if not issubclass(category, MissingExtraWarning):
-                python_show(message, category, filename, lineno, file, line)
-            elif str(message) not in shown:
-                shown.add(str(message))
-                print_warning(str(message))
-
-        warnings.showwarning = show
-        yield
-
-
 def _click_group(args: list[str]):
     """The Click group Typer makes of the app. For `mnistlr NAME ...` naming a command, only that
     command is converted (Typer reads every command's signature and annotations to build its
@@ -122,8 +99,7 @@ def main(argv: list[str] | None = None, prog_name: str = "mnistlr") -> int:
         if asks_for_help(args):
             load_help_formatter()
         command = _click_group(args)
-        with _core_warnings():
-            result = command.main(args=argv, prog_name=prog_name, standalone_mode=False)
+        result = command.main(args=argv, prog_name=prog_name, standalone_mode=False)
         _flush_stdout()
         return result if isinstance(result, int) else 0
     except BrokenPipeError:  # the reader of stdout went away (`| head`): not an error

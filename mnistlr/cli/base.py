@@ -91,27 +91,16 @@ def no_color() -> bool:
     return no_color_env() or not sys.stderr.isatty()
 
 
-def _print_line(kind: str, colour: str, message: str) -> None:
-    """Write `mnistlr: KIND: message` to stderr (in *colour* on a colour terminal); nothing in it is
-    a control code."""
-    line = f"mnistlr: {kind}: {printable(message)}"
+def print_error(message: str) -> None:
+    """Write one error line to stderr (red on a colour terminal); nothing in it is a control code."""
+    line = f"mnistlr: error: {printable(message)}"
     if not no_color():
-        line = f"\x1b[{colour}m{line}\x1b[0m"
+        line = f"\x1b[31m{line}\x1b[0m"
     try:
         sys.stderr.write(line + "\n")
         sys.stderr.flush()
     except (OSError, ValueError, AttributeError):  # stderr closed or full: the status still tells
         pass
-
-
-def print_error(message: str) -> None:
-    """Write one error line to stderr (red on a colour terminal)."""
-    _print_line("error", "31", message)
-
-
-def print_warning(message: str) -> None:
-    """Write one warning line to stderr (yellow on a colour terminal)."""
-    _print_line("warning", "33", message)
 
 
 def silence_stdout() -> None:

@@ -192,7 +192,7 @@ def _read_source(source: Path, split: str, cache_dir: Path | None,
     if kind in ("csv", "parquet"):
         def read() -> tuple[np.ndarray, np.ndarray | None]:
             if kind == "csv":
-                return tables.read_csv(name, reopen, head, source.stat().st_size)
+                return tables.read_csv(name, reopen, head)
             return tables.read_parquet(name, source)
         return cache.cached(source, cache_dir, kind, ("images", "labels"), read, _is_pair)
     if kind == "image":

@@ -7,8 +7,7 @@ square number of values has none. The image is square: rows = cols = √(number 
 The rows are parsed by pandas' C parser (the `csv` extra) a chunk at a time; without pandas,
 or when pandas refuses a chunk (a ragged row, a value that is not a 0–255 integer), the
 streaming reader of `mnistlr.io.readers.CsvSource` reads the file instead: it accepts
-[0, 1] floats too and names the line and column of anything it cannot accept. It is several
-times slower, so without pandas a large CSV warns (`MissingExtraWarning`; the CLI shows it once).
+[0, 1] floats too and names the line and column of anything it cannot accept.
 
 Parquet (the `parquet` extra, pyarrow): a label column (as above) and either an image
 column of encoded image files (a struct with a `bytes` field, as in Hugging Face's
@@ -18,14 +17,13 @@ ylecun/mnist, or plain binary) or one numeric column per pixel; read a row group
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
-from mnistlr.errors import DataError, MissingExtraError, MissingExtraWarning
+from mnistlr.errors import DataError, MissingExtraError
 from mnistlr.io.pixels import raw_pixels
 from mnistlr.io.readers import CsvSource, Reopen, csv_first_line, is_header
 
@@ -33,7 +31,6 @@ LABEL_NAMES = ("label", "class", "y", "target")
 CHUNK_ROWS = 4096
 PANDAS_CHUNK_CELLS = 1 << 24   # values pandas parses at a time (~21,000 MNIST rows): measured fastest
                                # at bounded memory (bench/csvread.py; 4,096 rows took ~15 % more CPU)
-SLOW_CSV_BYTES = 8 << 20   # the streaming reader takes a second or more beyond this (~4,500 MNIST rows)
 PARQUET_HINT = "give a Parquet file with a 'label' column and an image or pixel columns"
 
 
@@ -70,18 +67,13 @@ def csv_layout(head: bytes, name: str) -> tuple[str | None, bool, int | None, in
     return delimiter, header, label, square_side(n - (label is not None), name, where)
 
 
-def read_csv(name: str, reopen: Reopen, head: bytes,
-             size: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Images uint8 (n, side, side) and labels int64 (n,) or None of a CSV of *size* bytes as
-    stored (None: unknown). Without pandas, a CSV of more than SLOW_CSV_BYTES (or of unknown
-    size) warns (MissingExtraWarning) that the `csv` extra would read it much faster."""
+def read_csv(name: str, reopen: Reopen, head: bytes) -> tuple[np.ndarray, np.ndarray | None]:
+    """Images uint8 (n, side, side) and labels int64 (n,) or None of a CSV."""
     delimiter, header, label, side = csv_layout(head, name)
     try:
         import pandas  # noqa: F401
     except ImportError:
         pandas = None
-        if size is None or size > SLOW_CSV_BYTES:
-            warnings.warn(MissingExtraWarning("pandas", "csv", "reading a large CSV"), stacklevel=2)
     if pandas is not None:
         try:
             return _pandas_csv(reopen, delimiter, header, label, side)
