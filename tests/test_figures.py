@@ -158,3 +158,15 @@ def test_path_figure_marks_the_chosen_penalty():
     np.testing.assert_allclose(loss_ax.lines[0].get_xydata(), [[1e-1, 0.6], [1e-2, 0.4], [1e-3, 0.45]])
     np.testing.assert_allclose(acc_ax.lines[1].get_xydata(), [[1e-2, 91.0]])
     assert "chosen l2 = 0.01" in [t.get_text() for t in loss_ax.get_legend().get_texts()]
+
+
+def test_a_cv_path_figure_draws_the_fold_means_with_their_standard_errors():
+    points = [{"l2": l2, "val_log_loss": loss, "val_accuracy": acc, "val_log_loss_se": 0.02, "val_accuracy_se": 0.01}
+              for l2, loss, acc in ((1e-1, 0.6, 0.88), (1e-2, 0.4, 0.91))]
+    fig = figures.path_figure({"points": points, "chosen": 1, "metric": "log_loss", "n_fit": 80, "n_val": 20,
+                               "cv": 5})
+    loss_ax, acc_ax = fig.axes[:2]
+    bars = loss_ax.collections[0].get_segments()     # one vertical segment per point: value ± se
+    np.testing.assert_allclose([seg[:, 1] for seg in bars], [[0.58, 0.62], [0.38, 0.42]])
+    np.testing.assert_allclose([seg[:, 1] for seg in acc_ax.collections[0].get_segments()], [[87, 89], [90, 92]])
+    assert "5 folds, mean log-loss" in loss_ax.get_ylabel() and "on 5 stratified folds of 100 images" in fig._suptitle.get_text()

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from mnistlr.errors import DataError, TrainingError, UsageError
-from mnistlr.learn.fit import data_sha256, fit_model, prepare, stratified_split
+from mnistlr.learn.fit import data_sha256, fit_model, prepare
 from mnistlr.learn.options import TrainOptions, resolve_l2
+from mnistlr.learn.splits import stratified_split
 
 
 def toy(n=120, n_classes=3, seed=0):

@@ -295,6 +295,19 @@ def test_lbfgs_l1_reaches_the_proximal_gradient_optimum_with_exact_zeros(l2):
     np.testing.assert_allclose(lbfgs.W, prox_gd.W, atol=1e-3)
 
 
+@pytest.mark.parametrize("l1", [0.0, 0.01])
+def test_lbfgs_stops_with_l1_at_a_tenth_of_tol(monkeypatch, l1):
+    """With bounds (l1 > 0) the relative-decrease rule runs at tol/10; without, at tol."""
+    X, y = sampled_problem(400, 8, 3, seed=31)
+    default = solvers.fit_lbfgs(X, y, "softmax", 3, l2=1e-3, l1=l1, tol=1e-3)
+    monkeypatch.setattr(solvers, "BOUNDED_TOL_FACTOR", 1.0)
+    given = solvers.fit_lbfgs(X, y, "softmax", 3, l2=1e-3, l1=l1, tol=1e-3 * (0.1 if l1 else 1.0))
+    np.testing.assert_array_equal(default.W, given.W)
+    assert default.n_iter == given.n_iter
+    if l1:       # and it is a later stop than tol itself gives
+        assert default.n_iter > solvers.fit_lbfgs(X, y, "softmax", 3, l2=1e-3, l1=l1, tol=1e-3).n_iter
+
+
 @pytest.mark.parametrize("kind,n_classes", [("softmax", 3), ("ovr", 3), ("ovr", 2)])
 def test_ridge_start_turns_the_ridge_scores_into_the_best_scaled_logits(kind, n_classes):
     X, y = sampled_problem(300, 5, n_classes, seed=60 + n_classes)

@@ -7,6 +7,7 @@ Adding a training option: a field in `mnistlr.learn.options`, its solver, and on
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import enum
 import functools
@@ -101,6 +102,11 @@ COpt = Annotated[str | None, typer.Option(
 LossScaleOpt = Annotated[LossScale, typer.Option(
     "--loss-scale", help="sum: --lr, --l2 and --l1 as course write-ups give them, for Σ loss + λ‖W‖² + λ₁‖W‖₁ "
     "(converted: l2 = 2λ/n, l1 = λ₁/n, lr = n·η for gd, batch-size·η for sgd).", rich_help_panel=_T)]
+PathCvOpt = Annotated[int | None, typer.Option(
+    "--cv", "--path-cv", min=1, help="--l2 auto: score the path on K stratified folds (seeded by --seed; each "
+    "fold's path warm-started, strongest penalty first) by the mean fold score, then refit on all the training "
+    "images; without it, on the hold-out. (sweep: --path-cv, its --cv being the search's folds.)",
+    rich_help_panel=_T, show_default=False)]
 PathMetricOpt = Annotated[PathMetric, typer.Option(
     "--path-metric", help="The hold-out score that picks --l2 auto's penalty (log_loss: lower is better).",
     rich_help_panel=_T)]
@@ -114,7 +120,7 @@ BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Mini-batch s
 PatienceOpt = Annotated[int, typer.Option(
     "--patience", min=1, help="Stop after this many epochs without hold-out improvement (gd/sgd).",
     rich_help_panel=_T)]
-TolOpt = Annotated[float, typer.Option("--tol", min=0, help="Stop lbfgs when the objective falls by less than this (relative) per iteration.", rich_help_panel=_T)]
+TolOpt = Annotated[float, typer.Option("--tol", min=0, help="Stop lbfgs when the objective falls by less than this (relative) per iteration (a tenth of it with --l1).", rich_help_panel=_T)]
 MaxIterOpt = Annotated[int, typer.Option("--max-iter", min=1, help="Most iterations (lbfgs).", rich_help_panel=_T)]
 InitOpt = Annotated[Init, typer.Option("--init", help="Initial weights.", rich_help_panel=_T)]
 PreprocessOpt = Annotated[Preprocess, typer.Option(
@@ -157,7 +163,7 @@ OPTIONS = {
     "tol": TolOpt, "max_iter": MaxIterOpt, "init": InitOpt, "preprocess": PreprocessOpt,
     "features": FeaturesOpt, "classes": ClassesOpt, "train_limit": TrainLimitOpt, "per_class": PerClassOpt,
     "val_size": ValSizeOpt, "val_fraction": ValFractionOpt,
-    "path_metric": PathMetricOpt, "loss_scale": LossScaleOpt,
+    "path_metric": PathMetricOpt, "path_cv": PathCvOpt, "loss_scale": LossScaleOpt,
 }
 # Fields whose command-line text is parsed before it reaches TrainOptions.
 PARSERS = {"classes": parse_classes, "lr": parse_number_or_auto("--lr"),
@@ -174,13 +180,38 @@ def _cli_default(field: dataclasses.Field, annotation) -> object:
     return field.default
 
 
+def _option_names(annotation) -> tuple[str, ...]:
+    """The flags ("--cv", "-j", ...) an Annotated[type, typer.Option(...)] declares."""
+    info = next((m for m in getattr(annotation, "__metadata__", ()) if isinstance(m, typer.models.OptionInfo)), None)
+    if info is None:
+        return ()
+    # in Annotated form Typer reads a str default as the first flag
+    return ((info.default,) if isinstance(info.default, str) else ()) + tuple(info.param_decls)
+
+
+def _without_flags(annotation, taken: set[str]):
+    """*annotation* with the flags in *taken* (the command's own) dropped from its option."""
+    names = _option_names(annotation)
+    kept = [n for n in names if n not in taken]
+    if len(kept) == len(names):
+        return annotation
+    info = copy.copy(annotation.__metadata__[0])
+    info.default, info.param_decls = kept[0], tuple(kept[1:])
+    return Annotated[annotation.__origin__, info]
+
+
 def training_options(func):
-    """Give *func* one option per TrainOptions field; it receives them as `options: TrainOptions`."""
+    """Give *func* one option per TrainOptions field; it receives them as `options: TrainOptions`.
+
+    A flag the command declares itself (sweep's --cv) is left to the command: the training
+    option keeps its other flags (--path-cv).
+    """
     fields = {f.name: f for f in dataclasses.fields(TrainOptions)}
     hints = typing.get_type_hints(func, include_extras=True)
     own = [p.replace(annotation=hints[name]) for name, p in inspect.signature(func).parameters.items()
            if name != "options"]
-    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
+    taken = {flag for p in own for flag in _option_names(p.annotation)}
+    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=_without_flags(annotation, taken),
                                default=_cli_default(fields[name], annotation))
              for name, annotation in OPTIONS.items()]
 

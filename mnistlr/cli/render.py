@@ -326,13 +326,18 @@ def _history_rows(history: list[dict[str, Any]], kind: str) -> list[tuple[str, s
 
 
 def l2_path_text(path: dict[str, Any]) -> str:
-    """--l2 auto's path, one line per penalty: l2, hold-out log-loss and accuracy, the choice marked."""
-    lines = [f"{len(path['points'])} fits on {path['n_fit']:,} images, scored on {path['n_val']:,} "
-             f"by {path['metric'].replace('_', '-')}:"]
+    """--l2 auto's path, one line per penalty: l2, hold-out (or mean fold) log-loss and accuracy, the choice marked."""
+    metric = path["metric"].replace("_", "-")
+    if path.get("cv"):
+        lines = [f"{len(path['points'])} penalties × {path['cv']} folds of {path['n_fit'] + path['n_val']:,} "
+                 f"images, scored by the mean fold {metric} (± standard error):"]
+    else:
+        lines = [f"{len(path['points'])} fits on {path['n_fit']:,} images, scored on {path['n_val']:,} by {metric}:"]
     for k, point in enumerate(path["points"]):
         mark = "  ← chosen" if k == path["chosen"] else ""
-        lines.append(f"{point['l2']:8.2g}  log-loss {point['val_log_loss']:.4f}  "
-                     f"accuracy {point['val_accuracy']:.4f}{mark}")
+        spread = [f" ± {point[key]:.4f}" if key in point else "" for key in ("val_log_loss_se", "val_accuracy_se")]
+        lines.append(f"{point['l2']:8.2g}  log-loss {point['val_log_loss']:.4f}{spread[0]}  "
+                     f"accuracy {point['val_accuracy']:.4f}{spread[1]}{mark}")
     return "\n".join(lines)
 
 

@@ -182,17 +182,21 @@ def learning_curves_figure(history: list[dict[str, Any]] | None, *, best_epoch: 
 
 
 def path_figure(path: dict[str, Any]):
-    """--l2 auto's regularisation path: hold-out log-loss and accuracy against l2 (log axis), the choice marked.
+    """--l2 auto's regularisation path: hold-out (or mean fold) log-loss and accuracy against l2 (log axis),
+    with ± one standard error over the folds under --cv, the choice marked.
 
-    path: {points: [{l2, val_log_loss, val_accuracy}], chosen: index, metric, n_fit, n_val}.
+    path: {points: [{l2, val_log_loss, val_accuracy (, *_se)}], chosen: index, metric, n_fit, n_val, cv}.
     """
     points = path["points"]
     l2 = np.array([p["l2"] for p in points])
+    scored = f"{path['cv']} folds, mean" if path.get("cv") else "hold-out"
     fig = new_figure(11, 4.2)
     for ax, key, name in zip(fig.subplots(1, 2), ("val_log_loss", "val_accuracy"),
-                             ("hold-out log-loss", "hold-out percent correct"), strict=True):
-        values = np.array([p[key] for p in points]) * (100 if key == "val_accuracy" else 1)
-        ax.plot(l2, values, "-o", ms=4)
+                             (f"{scored} log-loss", f"{scored} percent correct"), strict=True):
+        unit = 100 if key == "val_accuracy" else 1
+        values = np.array([p[key] for p in points]) * unit
+        spread = [p.get(f"{key}_se") for p in points]
+        ax.errorbar(l2, values, yerr=None if None in spread else np.array(spread) * unit, fmt="-o", ms=4, capsize=2)
         chosen = path["chosen"]
         ax.plot(l2[chosen], values[chosen], "*", ms=14, color="tab:red", label=f"chosen l2 = {l2[chosen]:.3g}")
         ax.set_xscale("log")
@@ -200,8 +204,10 @@ def path_figure(path: dict[str, Any]):
         ax.set(xlabel="l2 (strong → weak)", ylabel=name, title=f"{name} along the path")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"--l2 auto: {len(points)} warm-started fits on {path['n_fit']:,} images, scored on "
-                 f"{path['n_val']:,} held out by {path['metric'].replace('_', '-')}", fontsize=10)
+    how = (f"each on {path['cv']} stratified folds of {path['n_fit'] + path['n_val']:,} images" if path.get("cv")
+           else f"on {path['n_fit']:,} images, scored on {path['n_val']:,} held out")
+    fig.suptitle(f"--l2 auto: {len(points)} warm-started fits {how} by {path['metric'].replace('_', '-')}",
+                 fontsize=10)
     return fig
 
 

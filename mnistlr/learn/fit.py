@@ -33,30 +33,6 @@ class Prepared:
     image_shape: tuple[int, int]
 
 
-def stratified_split(y, n_val: int, rng) -> tuple[Any, Any]:
-    """Indices (train, val) with n_val hold-out samples spread over classes in proportion.
-
-    y: (n_samples,) labels. Each class keeps at least one training sample.
-    """
-    import numpy as np
-
-    labels, counts = np.unique(y, return_counts=True)
-    # share_c = n_val · count_c / n, rounded by largest remainder so the shares sum to n_val
-    exact = n_val * counts / counts.sum()
-    take = np.floor(exact).astype(int)
-    order = np.argsort(-(exact - take), kind="stable")
-    take[order[: n_val - take.sum()]] += 1
-    take = np.minimum(take, counts - 1)
-    val = []
-    for label, k in zip(labels, take, strict=True):
-        members = np.flatnonzero(y == label)
-        val.append(rng.permutation(members)[:k])
-    val_idx = np.sort(np.concatenate(val)) if val else np.empty(0, int)
-    mask = np.ones(len(y), bool)
-    mask[val_idx] = False
-    return np.flatnonzero(mask), val_idx
-
-
 def subset(images, labels, options: TrainOptions, rng) -> tuple[Any, Any]:
     """Apply --train-limit, --classes and --per-class (in that order)."""
     import numpy as np
@@ -81,7 +57,7 @@ def subset(images, labels, options: TrainOptions, rng) -> tuple[Any, Any]:
 
 def _n_val(options: TrainOptions, n_samples: int) -> int:
     fraction = options.val_fraction
-    needs_val = options.resolved_solver() in ("gd", "sgd") or options.auto_l2()
+    needs_val = options.resolved_solver() in ("gd", "sgd") or (options.auto_l2() and options.path_cv is None)
     if options.val_size is None and fraction is None and needs_val:
         fraction = DEFAULT_VAL_FRACTION
     n_val = options.val_size if options.val_size is not None else round((fraction or 0) * n_samples)
@@ -106,6 +82,7 @@ def prepare(images, labels, options: TrainOptions) -> Prepared:
     import numpy as np
 
     from mnistlr.errors import DataError
+    from mnistlr.learn.splits import stratified_split
 
     images, labels = np.asarray(images), np.asarray(labels)
     if images.ndim != 3:
@@ -213,7 +190,9 @@ def fit_model(images, labels, options: TrainOptions, callback=None, dataset: str
     if options.auto_l2():
         fitted = _fit_on_path(options, data, (X, y, X_val, y_val), features, preprocessor, callback, track)
         result, l2, path, data, X = fitted
-        X_val, y, y_val = None, np.searchsorted(data.classes, data.y_train), None
+        y = np.searchsorted(data.classes, data.y_train)
+        if data.y_val is None:   # refitted on the hold-out too
+            X_val, y_val = None, None
     else:
         l2 = resolve_l2(options, len(y))
         try:
@@ -288,15 +267,40 @@ def _track(test, data: Prepared, features=None):
 
 
 def _fit_on_path(options: TrainOptions, data: Prepared, inputs, features, preprocessor, callback, track=None):
-    """--l2 auto: the path on the training part scored on the hold-out, then the chosen l2 refitted
-    on both (warm-started). inputs: (X, y, X_val, y_val) as the solvers read them. Returns
-    (FitResult, l2, path {points, chosen, metric, n_fit, n_val}, Prepared of all, X of all)."""
+    """--l2 auto: the path scored on the hold-out (or, with path_cv, on K folds of the training part),
+    then the chosen l2 refitted on all of it (hold-out included, unless path_cv left it out),
+    warm-started. inputs: (X, y, X_val, y_val) as the solvers read them. Returns
+    (FitResult, l2, path {points, chosen, metric, n_fit, n_val, cv}, Prepared fitted on, its X)."""
     import numpy as np
 
-    from mnistlr.learn.model import LinearModel
     from mnistlr.learn.path import run_path
 
     X, y, X_val, y_val = inputs
+    if options.path_cv is None:
+        folds = [_path_fold(options, data, preprocessor, features, (X, y), (X_val, data.y_val), callback)]
+        data = Prepared(np.concatenate([data.X_train, data.X_val]), np.concatenate([data.y_train, data.y_val]),
+                        None, None, data.classes, data.image_shape)
+        X, y, n_fit, n_val = np.concatenate([X, X_val]), np.concatenate([y, y_val]), len(y), len(y_val)
+    else:
+        folds = _cv_folds(options, data, preprocessor, features, (X, y), callback)
+        n_fit, n_val = len(y) - len(y) // options.path_cv, len(y) // options.path_cv
+    points, best, best_fits = run_path(folds, metric=options.path_metric)
+    l2 = points[best]["l2"]
+    # the refit starts from the chosen point (the folds' mean solution with path_cv)
+    start = (np.mean([r.W for r in best_fits], axis=0), np.mean([r.b for r in best_fits], axis=0))
+    result = _run_solver(options, X, y, None, None, len(data.classes), l2, callback, preprocessor.affine(),
+                         start=start, track=track)
+    path = {"points": points, "chosen": best, "metric": options.path_metric, "n_fit": n_fit, "n_val": n_val,
+            "cv": options.path_cv}
+    return result, l2, path, data, X
+
+
+def _path_fold(options: TrainOptions, data: Prepared, preprocessor, features, fit_part, score_part, callback):
+    """(fit, score) of one fold of the path: fit on fit_part (X, y) as the solvers read them, score on
+    score_part (model inputs, labels)."""
+    from mnistlr.learn.model import LinearModel
+
+    X, y = fit_part
     n_classes, affine = len(data.classes), preprocessor.affine()
 
     def fit(l2, W0, b0):
@@ -305,18 +309,20 @@ def _fit_on_path(options: TrainOptions, data: Prepared, inputs, features, prepro
 
     def score(W, b):
         model = LinearModel(options.model, data.classes, data.image_shape, preprocessor, W, b, features=features)
-        return accuracy_and_log_loss(model, data.X_val, data.y_val, X_val if features is not None else None)
+        return accuracy_and_log_loss(model, score_part[0], score_part[1], score_part[0])
 
-    points, best, best_fit = run_path(fit, score, metric=options.path_metric)
-    l2 = points[best]["l2"]
-    both = Prepared(np.concatenate([data.X_train, data.X_val]), np.concatenate([data.y_train, data.y_val]),
-                    None, None, data.classes, data.image_shape)
-    X_all = np.concatenate([X, X_val])
-    result = _run_solver(options, X_all, np.concatenate([y, y_val]), None, None, n_classes, l2, callback, affine,
-                         start=(best_fit.W, best_fit.b), track=track)
-    path = {"points": points, "chosen": best, "metric": options.path_metric,
-            "n_fit": len(data.y_train), "n_val": len(data.y_val)}
-    return result, l2, path, both, X_all
+    return fit, score
+
+
+def _cv_folds(options: TrainOptions, data: Prepared, preprocessor, features, fit_part, callback):
+    """The path's K stratified folds of the training part (seeded by options.seed); the preprocessing
+    and features stay those fitted on the whole training part."""
+    from mnistlr.learn.path import fold_splits
+
+    X, y = fit_part
+    splits = fold_splits(y, options.path_cv, options.seed)
+    return [_path_fold(options, data, preprocessor, features, (X[rows], y[rows]), (X[held], data.y_train[held]),
+                       callback) for rows, held in splits]
 
 
 def _pixels(X):

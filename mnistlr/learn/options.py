@@ -52,6 +52,7 @@ class TrainOptions:
     val_size: int | None = None        # hold-out images (stratified, seeded)
     val_fraction: float | None = None
     path_metric: str = "log_loss"      # --l2 auto: the hold-out score that picks the penalty
+    path_cv: int | None = None         # --l2 auto: K stratified folds score the path instead of the hold-out
     loss_scale: str = "mean"           # sum: lr, l2, l1 as course write-ups give them (Σ ℓ + λ‖W‖² + λ₁‖W‖₁)
     seed: int = 0
 
@@ -82,6 +83,7 @@ class TrainOptions:
             raise UsageError(f"`{'l2' if self.l2 == AUTO else 'C'}=auto` runs a path of L-BFGS fits, not {solver}",
                              "drop `solver`, or give a number")
         _check_choice("path_metric", self.path_metric, PATH_METRICS)
+        self._check_path_cv()
         _check_choice("loss_scale", self.loss_scale, LOSS_SCALES)
         if self.loss_scale == "sum" and self.C is not None:
             raise UsageError("`C` is scikit-learn's inverse penalty on the summed loss already; "
@@ -123,6 +125,15 @@ class TrainOptions:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
             raise UsageError(f"`seed` must be a whole number from 0 to {MAX_SEED:,} (32 bits), got {self.seed}",
                              "e.g. `seed=0`")
+
+    def _check_path_cv(self) -> None:
+        if self.path_cv is None:
+            return
+        if not self.auto_l2():
+            raise UsageError("`path_cv` scores the path of `l2=auto` (or `C=auto`) on folds",
+                             "add `l2=auto`, or drop `path_cv`")
+        if isinstance(self.path_cv, bool) or not isinstance(self.path_cv, int) or self.path_cv < 2:
+            raise UsageError(f"`path_cv` must be a whole number of folds ≥ 2, got {self.path_cv}", "e.g. `path_cv=5`")
 
     def _check_data_options(self) -> None:
         if self.val_fraction is not None and not 0 < self.val_fraction < 1:

@@ -250,6 +250,11 @@ def ridge_start(X, y, kind: str, n_outputs: int, affine=None) -> tuple[np.ndarra
 LBFGS_MEMORY = 50
 # tol is the mean relative decrease of the objective per iteration over this many iterations.
 TOL_WINDOW = 5
+# With l1 (bounds on W⁺, W⁻) the objective keeps falling slowly while weights settle on the
+# bounds, so tol stops it further from the optimum: on MNIST (l1 = 1e-4) 1.0 % above it at
+# tol 1e-3 (L2's default fit: 0.3 %), above saga's; tol/10 leaves 0.16 %, below saga's, in 76
+# instead of 46 iterations (2.7× the default L2 fit's CPU time against 1.65×).
+BOUNDED_TOL_FACTOR = 0.1
 
 
 def fit_lbfgs(X, y, kind: str, n_outputs: int, l2: float = 2e-4, tol: float = 1e-3, max_iter: int = 100,
@@ -258,8 +263,8 @@ def fit_lbfgs(X, y, kind: str, n_outputs: int, l2: float = 2e-4, tol: float = 1e
     """Minimise the objective by L-BFGS (`learn.lbfgs`; scipy's L-BFGS-B with l1); one history record per iteration.
 
     X (n_samples, n_features); y (n_samples,) int; kind "softmax" | "ovr"; n_outputs columns
-    of W. Converged ("converged") when the objective fell by less than tol (relative) per
-    iteration, on average over the last 5 iterations, or when the line search can make no
+    of W. Converged ("converged") when the objective fell by less than tol (relative; tol/10
+    with l1) per iteration, on average over the last 5 iterations, or when the line search can make no
     more progress (float32 precision); max_iter caps the iterations ("max_iter").
     W0 (n_features, n_outputs) / b0 (n_outputs,) start the search (zeros by default).
     The hold-out, when given, is only reported. L-BFGS runs in (W, b' = b + z̄W), z̄ the mean
@@ -279,6 +284,7 @@ def fit_lbfgs(X, y, kind: str, n_outputs: int, l2: float = 2e-4, tol: float = 1e
     recorder = Recorder(kind, X_val, y_val, callback, affine=affine, track=track)
     centred = CentredObjective(X, y, kind, n_outputs, l2, affine, l1)
     values: list[float] = []
+    stop_tol = tol * BOUNDED_TOL_FACTOR if l1 > 0 else tol
 
     def on_iteration(intermediate_result):
         obj, W_k, b_k = centred.at(intermediate_result.x)
@@ -286,7 +292,7 @@ def fit_lbfgs(X, y, kind: str, n_outputs: int, l2: float = 2e-4, tol: float = 1e
         # f + l1‖W‖₁
         values.append(obj.value + l1 * float(np.abs(W_k).sum()))
         # converged when (f_{k−m} − f_k) / m ≤ tol·|f_k|
-        if len(values) > TOL_WINDOW and values[-1 - TOL_WINDOW] - values[-1] <= TOL_WINDOW * tol * abs(values[-1]):
+        if len(values) > TOL_WINDOW and values[-1 - TOL_WINDOW] - values[-1] <= TOL_WINDOW * stop_tol * abs(values[-1]):
             raise StopIteration
 
     with blas_on_one_thread():

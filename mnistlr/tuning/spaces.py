@@ -26,6 +26,7 @@ from mnistlr.learn.options import (
     SOLVERS,
     TrainOptions,
 )
+from mnistlr.learn.splits import check_cv, derive_seed, stratified_kfold  # noqa: F401  (the search's folds)
 
 SCALE_PARAMS = ("l2", "l1", "C", "lr", "tol")
 FLOAT_PARAMS = ("l2", "l1", "C", "lr", "anneal", "tol")
@@ -335,40 +336,6 @@ def _check_one(base: TrainOptions, params: dict[str, Any], check=TrainOptions.va
     except UsageError as exc:
         shown = ", ".join(f"{k}={v}" for k, v in params.items()) or "the fixed options"
         raise UsageError(f"parameters {shown}: {exc.message}", exc.hint) from None
-
-
-def derive_seed(*keys: int) -> int:
-    """A 32-bit seed determined by *keys* (base seed, stage, fold, ...)."""
-    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1)[0])
-
-
-# ---------------------------------------------------------------- stratified folds
-
-def check_cv(y: np.ndarray, n_splits: int, option: str = "--cv") -> None:
-    """UsageError unless 2 ≤ n_splits ≤ the smallest class count of labels y (n,)."""
-    if n_splits < 2:
-        raise UsageError(f"{option} must be at least 2, got {n_splits}", f"e.g. {option} 5")
-    labels, counts = np.unique(y, return_counts=True)
-    smallest = int(counts.min())
-    if n_splits > smallest:
-        label = labels[int(np.argmin(counts))]
-        raise UsageError(f"{option} {n_splits} is more than the {smallest} image(s) of class {label}",
-                         f"use {option} {smallest} or fewer, or more training data")
-
-
-def stratified_kfold(y: np.ndarray, n_splits: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Seeded stratified K-fold: [(train_idx, test_idx)] with sorted int64 indices.
-
-    Each class's samples are shuffled and dealt round-robin (continuing across classes),
-    so per-class counts differ by at most one between folds, and so do fold sizes.
-    """
-    y = np.asarray(y)
-    check_cv(y, n_splits)
-    rng = np.random.default_rng(seed)
-    order = np.concatenate([rng.permutation(np.flatnonzero(y == c)) for c in np.unique(y)])
-    fold_of = np.empty(len(y), np.int64)
-    fold_of[order] = np.arange(len(y)) % n_splits
-    return [(np.flatnonzero(fold_of != k), np.flatnonzero(fold_of == k)) for k in range(n_splits)]
 
 
 # ---------------------------------------------------------------- scoring
