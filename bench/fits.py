@@ -178,9 +178,30 @@ def contest(data: Dataset, contenders: list[Contender], repeat: int, repeat_unde
         # preprocessing + solver time of the fastest run (the rest: split, metrics, class means, hash)
         best = runs.index(min(runs))
         core = inner[c.name][best] if inner[c.name] else None
+        f = l1_objective(c, models[c.name], inputs) if c.family == "l1" and c.external is None else None
         results.append(FitResult(data.name, c.name, c.family, c.is_mnistlr, runs, accuracy, loss,
-                                 note=_note(c, models[c.name]), core_seconds=core, cpu_seconds=cpu[c.name][best]))
+                                 note=_note(c, models[c.name]) + ("" if f is None else f", f {f:.5f}"),
+                                 core_seconds=core, cpu_seconds=cpu[c.name][best], objective=f))
     return results, {c.name: models[c.name] for c in contenders if c.is_mnistlr}
+
+
+def l1_objective(contender: Contender, model: Any, inputs: _Inputs) -> float:
+    """The L1 rows' common training objective f = mean cross-entropy + L1·‖W‖₁, W on x/255, b free.
+
+    One formula for both fits (scikit-learn's C·Σ CE + ‖W‖₁ divided by C·n): the cross-entropy
+    from each model's own predict_proba on its training inputs, ‖W‖₁ from its weights on x/255
+    (mnistlr's W with its default preprocessing, scale; scikit-learn's coef_).
+    """
+    if contender.is_mnistlr:
+        P, W = model.predict_proba(inputs.X_train), model.W
+    else:
+        P, W = model.predict_proba(inputs.X64), model.coef_
+    P = np.asarray(P, dtype=np.float64)
+    rows = np.arange(len(inputs.y_train))
+    labels = np.searchsorted(np.asarray(model.classes_ if hasattr(model, "classes_") else model.classes),
+                             inputs.y_train)
+    # f = −(1/n) Σ log p_{i,y_i} + L1·Σ|W|
+    return float(-np.mean(np.log(P[rows, labels] / P.sum(axis=1))) + L1 * np.abs(np.asarray(W, np.float64)).sum())
 
 
 def warm_up(data: Dataset, contenders: list[Contender], n: int = 500) -> None:

@@ -33,6 +33,7 @@ class FitResult:
     note: str = ""
     core_seconds: float | None = None    # mnistlr: preprocessing + solver part of the best fit
     cpu_seconds: float | None = None     # process CPU time (all threads) of the best fit
+    objective: float | None = None       # the L1 rows: training objective, one formula for both (fits.l1_objective)
 
     @property
     def best(self) -> float:
@@ -138,6 +139,8 @@ def fit_checks(results: Sequence[FitResult], peer_name: str, family: str, min_ra
         if check_loss and ref.log_loss is not None and peer.log_loss is not None:
             ok = ok and ref.log_loss <= peer.log_loss
             parts.append(f"log-loss {ref.log_loss:.4f} vs {peer.log_loss:.4f}")
+        if ref.objective is not None and peer.objective is not None:   # shown, not judged
+            parts.append(f"training objective {ref.objective:.5f} vs {peer.objective:.5f}")
         checks.append(Check(f"{ref.name} ≥{min_ratio:g}× {peer_name} ({peer.dataset})", ", ".join(parts), ok))
     return checks
 

@@ -300,3 +300,30 @@ def test_gzip_idx_written_block_by_block_reads_back(tmp_path):
     X = np.random.default_rng(0).integers(0, 256, size=(300, 28, 28)).astype(np.uint8)
     scale.write_gzip_idx(tmp_path / "x.gz", X, rows=64)
     np.testing.assert_array_equal(read_images(tmp_path / "x.gz"), X)
+
+
+def test_the_l1_rows_objective_is_one_formula_for_mnistlr_and_scikit_learn():
+    """fits.l1_objective: mean cross-entropy + L1·‖W‖₁ on x/255, the same number for the same weights."""
+    import fits
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from mnistlr.learn import objective
+    from mnistlr.learn.fit import fit_model
+    from mnistlr.learn.options import TrainOptions
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(90, 4, 4)).astype(np.uint8)
+    labels = np.repeat([0, 1, 2], 30)
+    data = fits._Inputs(fits.Dataset("toy", images, labels, images[:0], labels[:0]))
+    model = fit_model(images, labels, TrainOptions(l1=fits.L1 * 100, l2=0.0, max_iter=30))
+    X64 = data.X64
+    # mnistlr's own objective of its weights on z = x/255, plus the L1 term
+    expected = (objective.objective(X64, labels, model.W, model.b, "softmax").loss
+                + fits.L1 * np.abs(model.W.astype(np.float64)).sum())
+    mnistlr_side = fits.Contender("m", "l1", True, None)
+    assert fits.l1_objective(mnistlr_side, model, data) == pytest.approx(expected, rel=1e-5)
+    # scikit-learn's model holding the same weights gives the same value
+    sk = LogisticRegression().fit(X64, labels)
+    sk.coef_, sk.intercept_ = model.W.T.astype(np.float64), model.b.astype(np.float64)
+    assert fits.l1_objective(fits.Contender("s", "l1", False, None), sk, data) == pytest.approx(expected, rel=1e-5)
