@@ -133,7 +133,9 @@ def _shut(sock: socket.socket) -> None:
         pass
 
 
-class _WatchedHTTP(http.client.HTTPConnection):
+class _Watched:
+    """A connection mixin: the socket, once connected, is handed to the watchdog."""
+
     def __init__(self, *args, watch: _Watchdog, **kwargs):
         super().__init__(*args, **kwargs)
         self._watch = watch
@@ -143,14 +145,12 @@ class _WatchedHTTP(http.client.HTTPConnection):
         self._watch.attach(self.sock)
 
 
-class _WatchedHTTPS(http.client.HTTPSConnection):
-    def __init__(self, *args, watch: _Watchdog, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._watch = watch
+class _WatchedHTTP(_Watched, http.client.HTTPConnection):
+    pass
 
-    def connect(self) -> None:
-        super().connect()
-        self._watch.attach(self.sock)
+
+class _WatchedHTTPS(_Watched, http.client.HTTPSConnection):
+    pass
 
 
 class _HTTPHandler(urllib.request.HTTPHandler):
