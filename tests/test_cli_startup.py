@@ -39,6 +39,7 @@ def _help(tmp_path, first: str, *args: str) -> tuple[str, list[str]]:
                           text=True, env=env)
     # no arguments: the help, then exit status 2 (a usage error, as Click has it)
     assert done.returncode == (0 if args else 2), done.stderr
+    assert done.stderr == "", done.stderr    # the help alone: no empty error line after it
     return done.stdout, json.loads(record.read_text())
 
 

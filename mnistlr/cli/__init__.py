@@ -114,7 +114,8 @@ def main(argv: list[str] | None = None, prog_name: str = "mnistlr") -> int:
         where = f"mnistlr {exc.ctx.info_name}" if exc.ctx and exc.ctx.parent else "mnistlr"
         # Typer's choice errors read "Value error, 'x' is not one of ...": keep the message only
         message = exc.format_message().replace("Value error, ", "")
-        print_error(f"{message} (see '{where} --help')")
+        if message.strip():    # empty when Click has just shown the help (no arguments)
+            print_error(f"{message} (see '{where} --help')")
         return 2
     except _ClickException as exc:
         print_error(exc.format_message())
