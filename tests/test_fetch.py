@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import http.server
@@ -85,14 +86,22 @@ class Handler(http.server.BaseHTTPRequestHandler):
         entry["sent"] = len(payload)
 
 
-@pytest.fixture
-def server():
-    srv = Server()
+@contextlib.contextmanager
+def serving(srv: http.server.ThreadingHTTPServer):
+    """*srv* answering on a thread of its own until the block ends (both fetch test files use it)."""
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+@pytest.fixture
+def server():
+    with serving(Server()) as srv:
+        yield srv
 
 
 def gz_files(n_train=40, n_test=12, seed=3) -> dict[str, bytes]:

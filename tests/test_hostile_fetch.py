@@ -11,12 +11,12 @@ import gzip
 import hashlib
 import http.server
 import socket
-import threading
 import time
 import zlib
 
 import numpy as np
 import pytest
+from test_fetch import serving
 from test_hostile_streams import MEMORY_LIMIT, run
 from test_reliability import assert_one_line_error
 
@@ -66,12 +66,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server():
-    srv = HostileServer()
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with serving(HostileServer()) as srv:
+        yield srv
 
 
 # ---------------------------------------------------------------- what the server sends
