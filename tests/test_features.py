@@ -9,7 +9,7 @@ from mnistlr.errors import UsageError
 from mnistlr.learn import features
 from mnistlr.learn.features import FeaturePipeline
 from mnistlr.learn.kernels.deskew import deskew_images
-from mnistlr.learn.kernels.projection import project
+from mnistlr.learn.kernels.projection import on_float32_grid, project, snap_to_float32_grid
 from tests import reference
 
 
@@ -41,32 +41,82 @@ def test_deskew_makes_a_slanted_stroke_upright_and_leaves_blank_images_alone():
     np.testing.assert_array_equal(deskew_images(np.zeros((2, 5, 7), np.uint8)), 0)
 
 
-def test_deskew_is_the_same_alone_and_in_a_parallel_batch(digits):
+@pytest.mark.parametrize("numba", [True, False])
+def test_deskew_is_the_same_alone_and_in_a_parallel_batch(digits, numba):
     X, _ = digits
-    many = np.concatenate([X] * 8)               # above the parallel threshold
-    np.testing.assert_array_equal(deskew_images(many)[:300], deskew_images(X))
-    np.testing.assert_array_equal(deskew_images(X[7:8])[0], deskew_images(X)[7])
+    many = np.concatenate([X] * 8)               # above the parallel threshold, several NumPy blocks
+    np.testing.assert_array_equal(deskew_images(many, numba)[:300], deskew_images(X, numba))
+    np.testing.assert_array_equal(deskew_images(X[7:8], numba)[0], deskew_images(X, numba)[7])
 
 
-@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
-def test_projection_kernel_matches_numpy(digits, dtype):
-    X = digits[0].reshape(300, -1)[:40].astype(dtype)
+def test_deskew_numpy_path_gives_the_kernels_bits(digits):
+    rng = np.random.default_rng(5)
+    sparse = ((rng.random((400, 28, 28)) < 0.2) * rng.integers(0, 256, (400, 28, 28))).astype(np.uint8)
+    sparse[:3] = 0                               # blank
+    sparse[3:6] = 0
+    sparse[3:6, 4, :] = 200                      # one row of ink: var(r) = 0
+    sparse[6:9] = 0
+    sparse[6:9, 5:9, 3] = 90                     # a short vertical bar near the edge: large shears
+    for images in (digits[0], sparse, rng.integers(0, 256, (30, 5, 7)).astype(np.uint8),
+                   rng.integers(0, 256, (30, 1, 1)).astype(np.uint8)):
+        np.testing.assert_array_equal(deskew_images(images, numba=False), deskew_images(images, numba=True))
+
+
+def _projection_case(digits, path):
+    """(X, W, b, scale) for each exact path of `kernels.projection`: uint8 rows with W snapped to its
+    float32 grid (sgemm), uint8 rows with any W (float64), float rows (float64, rows on grids)."""
+    X = digits[0].reshape(300, -1)
     rng = np.random.default_rng(1)
-    W = rng.normal(0, 0.2, size=(784, 300)).astype(np.float32)    # two column chunks, the second partial
+    W = rng.normal(0, 0.2, size=(784, 300)).astype(np.float32)
     b = rng.uniform(0, 2 * np.pi, 300).astype(np.float32)
-    linear = project(X, W, b, 1 / 255)
-    np.testing.assert_allclose(linear, (X.astype(np.float64) / 255) @ W + b, rtol=1e-5, atol=2e-5)
-    rff = project(X, W, b, 1 / 255, cosine_norm=np.sqrt(2 / 300))
-    np.testing.assert_allclose(rff, reference.random_fourier_features(X, W, b, 1 / 255), atol=1e-6)
+    if path == "float32 grid":
+        W = snap_to_float32_grid(W)
+    elif path == "float rows":
+        X = (X.astype(np.float32) / 255 - 0.1) * np.float32(3.7)
+        W = W[:, :300] * np.float32(2.5)
+    assert on_float32_grid(W) == (path == "float32 grid")
+    return X, W, b, (1 / 255 if X.dtype == np.uint8 else 1.0)
 
 
-def test_projection_of_a_row_does_not_depend_on_its_batch(digits):
-    X = np.concatenate([digits[0].reshape(300, -1)] * 3)          # 900 rows: the parallel kernel
-    W = np.random.default_rng(2).normal(size=(784, 50)).astype(np.float32)
-    b = np.zeros(50, np.float32)
-    block = project(X, W, b, 1 / 255, cosine_norm=0.2)
-    for i in (0, 17, 899):
-        np.testing.assert_array_equal(project(X[i:i + 1], W, b, 1 / 255, cosine_norm=0.2)[0], block[i])
+PROJECTION_PATHS = ["float32 grid", "any W", "float rows"]
+
+
+@pytest.mark.parametrize("path", PROJECTION_PATHS)
+def test_projection_matches_numpy_in_float64(digits, path):
+    X, W, b, scale = _projection_case(digits, path)
+    X = X[:60]
+    X64, W64 = X.astype(np.float64) * scale, W.astype(np.float64)
+    expected = X64 @ W64 + b
+    # the grids (x to 22 bits of its row's largest, W to 31 bits of its column's Σ|W_jk|) and
+    # float32's rounding of the result bound the error
+    bound = 2.0 ** -20 * np.abs(X64).max(axis=1, keepdims=True) * np.abs(W64).sum(axis=0) + 2.0 ** -23 * np.abs(expected)
+    assert (np.abs(project(X, W, b, scale) - expected) <= bound).all()
+    norm = np.sqrt(2 / 300)
+    rff = project(X, W, b, scale, cosine_norm=norm)
+    # |Δcos(z)| ≤ |Δz|, plus float32's rounding of z and of cos
+    assert (np.abs(rff - reference.random_fourier_features(X, W, b, scale))
+            <= norm * (bound + 2.0 ** -23 * np.abs(expected) + 2.0 ** -22)).all()
+
+
+def test_snapping_to_the_float32_grid_moves_weights_by_a_small_step():
+    W = np.random.default_rng(3).normal(0, 0.16, size=(784, 400)).astype(np.float32)
+    snapped = snap_to_float32_grid(W)
+    # steps of at most σ/40 (σ = 0.16): the same Gaussian kernel for distances that occur
+    assert 0 < np.abs(snapped - W).max() <= 0.16 / 80
+    assert not on_float32_grid(W) and on_float32_grid(snapped)
+
+
+@pytest.mark.parametrize("path", PROJECTION_PATHS)
+def test_projection_of_a_row_does_not_depend_on_its_batch(digits, path):
+    X, W, b, scale = _projection_case(digits, path)
+    X = np.concatenate([X] * 4)                  # 1,200 rows: three blocks, on two threads
+    block = project(X, W, b, scale, cosine_norm=0.2)
+    for i in (0, 17, 513, 1199):
+        np.testing.assert_array_equal(project(X[i:i + 1], W, b, scale, cosine_norm=0.2)[0], block[i])
+    order = np.random.default_rng(4).permutation(len(X))
+    np.testing.assert_array_equal(project(X[order], W, b, scale, cosine_norm=0.2), block[order])
+    for size in (7, 256, 700):
+        np.testing.assert_array_equal(project(X[100:100 + size], W, b, scale), project(X, W, b, scale)[100:100 + size])
 
 
 def test_pca_matches_svd_and_transforms_like_numpy(digits):

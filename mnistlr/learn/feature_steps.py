@@ -2,8 +2,8 @@
 
 Each step is fitted on the training part (`fit`), maps a block of rows (`transform`) and keeps
 its fitted parameters as plain numbers and float32 arrays (`state`, `step_from_state`).
-PCA and rff project through `kernels.projection`, whose sums keep one order, so a row gets the
-same features alone or in any batch.
+PCA and rff project through `kernels.projection`, whose sums are exact, so a row gets the same
+features alone or in any batch; each step builds its projection once (`_projection`).
 """
 
 from __future__ import annotations
@@ -48,6 +48,26 @@ class FeatureStep:
     def describe(self) -> str:
         return self.spec()
 
+    def _projection(self, X: np.ndarray, pixels: bool, W: np.ndarray, offset: np.ndarray,
+                    cosine_norm: float | None = None):
+        """The step's `kernels.projection.Projection` for rows like X (built on first use, then kept)."""
+        from mnistlr.learn.kernels.projection import Projection
+
+        key = (X.dtype == np.uint8, pixels)
+        cache = self.__dict__.setdefault("_projections", {})
+        if key not in cache:
+            cache[key] = Projection(W, offset, PIXEL_SCALE if pixels else 1.0, cosine_norm, key[0])
+        return cache[key]
+
+    def _forget_projections(self) -> None:
+        self.__dict__.pop("_projections", None)
+
+    def __getstate__(self):
+        """Pickled without the built projections (rebuilt on first use)."""
+        state = dict(self.__dict__)
+        state.pop("_projections", None)
+        return state
+
 
 class Deskew(FeatureStep):
     """Moment-based deskewing; uint8 in, uint8 out (float pixels are rounded to 0–255 first)."""
@@ -89,6 +109,7 @@ class PCA(FeatureStep):
                              f"give pca:K with K ≤ {X.shape[1]}")
         from mnistlr.learn.kernels.blas import blas_on_one_thread
 
+        self._forget_projections()
         unit = PIXEL_SCALE if pixels else 1.0
         gram, _, x_mean, _ = centered_cross_products(X, np.zeros((len(X), 1), np.float32))
         # covariance of x·unit: (unit²/n)·XcᵀXc; eigenvectors by descending eigenvalue (LAPACK on
@@ -105,11 +126,10 @@ class PCA(FeatureStep):
         self.total_variance = float(eigenvalues.clip(0).sum())
 
     def transform(self, X, pixels, image_shape):
-        from mnistlr.learn.kernels.projection import project
-
+        X = _kernel_input(X)
         # z = (x·unit − μ)V = (x·unit)V − μV
         offset = -(self.mean.astype(np.float64) @ self.components).astype(np.float32)
-        return project(_kernel_input(X), self.components, offset, PIXEL_SCALE if pixels else 1.0)
+        return self._projection(X, pixels, self.components, offset)(X)
 
     def state(self):
         return {"name": self.name, "k": self.k, "mean": self.mean, "components": self.components,
@@ -163,18 +183,21 @@ class RFF(FeatureStep):
         return float(np.sqrt(2.0 / self.n_components))
 
     def fit(self, X, pixels, rng, image_shape):
+        from mnistlr.learn.kernels.projection import snap_to_float32_grid
+
+        self._forget_projections()
         if self.gamma is None:
             self.gamma = median_gamma(X, PIXEL_SCALE if pixels else 1.0, rng)
         # k(x, x′) = exp(−γ‖x − x′‖²) = E[2 cos(wx + b) cos(wx′ + b)], w ~ N(0, 2γI), b ~ U[0, 2π)
-        self.weights = (rng.standard_normal((X.shape[1], self.n_components), np.float32)
-                        * np.float32(np.sqrt(2.0 * self.gamma)))
+        weights = (rng.standard_normal((X.shape[1], self.n_components), np.float32)
+                   * np.float32(np.sqrt(2.0 * self.gamma)))
+        # on pixels, W on a grid where the sums are exact in float32 (steps ≤ σ/40: the same kernel)
+        self.weights = snap_to_float32_grid(weights) if pixels else weights
         self.offset = rng.uniform(0.0, 2.0 * np.pi, self.n_components).astype(np.float32)
 
     def transform(self, X, pixels, image_shape):
-        from mnistlr.learn.kernels.projection import project
-
-        return project(_kernel_input(X), self.weights, self.offset, PIXEL_SCALE if pixels else 1.0,
-                       cosine_norm=float(np.sqrt(2.0 / self.n_components)))
+        X = _kernel_input(X)
+        return self._projection(X, pixels, self.weights, self.offset, float(np.sqrt(2.0 / self.n_components)))(X)
 
     def state(self):
         return {"name": self.name, "n_components": self.n_components, "gamma": float(self.gamma),

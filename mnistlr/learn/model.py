@@ -200,10 +200,15 @@ class LinearModel:
         X = self.flatten_inputs(X)
         if self.features is None:
             return self.scores_of_inputs(X, dtype)
+        from mnistlr.learn.kernels.blas import blas_on_one_thread
+
         S = np.empty((len(X), self.W.shape[1]), dtype)
-        for start in range(0, len(X), BLOCK_ROWS):
-            rows = slice(start, start + BLOCK_ROWS)
-            S[rows] = self.scores_of_inputs(self.features.transform(X[rows]), dtype)
+        # BLAS on one thread: its products here are small blocks (two threads spin: 0.31 → 0.19 CPU s
+        # for 10,000 × 5,000 features); the feature steps run their blocks on two threads themselves
+        with blas_on_one_thread():
+            for start in range(0, len(X), BLOCK_ROWS):
+                rows = slice(start, start + BLOCK_ROWS)
+                S[rows] = self.scores_of_inputs(self.features.transform(X[rows]), dtype)
         return S
 
     def scores_of_inputs(self, X: np.ndarray, dtype: type = np.float32) -> np.ndarray:

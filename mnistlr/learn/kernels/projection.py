@@ -1,94 +1,168 @@
-"""Row projections X·scale·W + offset (optionally through cos, for random Fourier features).
+"""Row projections X·scale·W + offset (optionally through cos, for random Fourier features), by BLAS.
 
-Rows are taken in tiles and the columns of W in chunks that stay in cache; zero inputs (most
-of an MNIST image) are skipped. Every output is summed over the inputs in ascending order by
-the same loop whatever the batch, so a row gets the same features alone or inside a block.
+Every sum Σ_j x_j·W_jk is made exact, so BLAS's order of summation (which depends on a row's
+position in its block, the block's size and the thread count) cannot change a bit, and a row
+gets the same features alone or in any batch:
+
+- uint8 rows and W on its float32 grid (W = K·2^−e per column, integers K with
+  255·Σ_j|K_jk| < 2^24; `snap_to_float32_grid`, which rff on pixels draws): every partial sum is
+  a multiple of 2^−e below 2^(24−e), exact in float32, so sgemm runs at full speed;
+- uint8 rows and any other W: W rounded to K·2^−e with 255·Σ_j|K_jk| < 2^53, exact in float64;
+- float rows: each row rounded on its own grid, x = q·2^−a (integers |q| ≤ 2^B, B = `row_bits`:
+  24 for 50 inputs, 22 for 784), and W to K·2^−e with 2^B·Σ_j|K_jk| < 2^53: exact in float64.
+
+Scaling, offset and cos then act element by element (NumPy's float32 cos gives an element the
+same bits wherever it sits). Blocks of rows run on up to two threads, BLAS on one thread each.
 """
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
+
 import numpy as np
 
-from mnistlr.learn.kernels.setup import njit, prange
+from mnistlr.learn.kernels.blas import blas_on_one_thread
 
-_TILE_ROWS = 16        # rows that share one cached chunk of W
-_CHUNK_COLS = 256      # columns of W per chunk: 784 × 256 float32 = 0.8 MB
-_PARALLEL_MIN_ROWS = 512
-
-
-_FAST = {"contract", "nsz", "arcp"}   # no "reassoc": each output's sum keeps its order
+_THREAD_ROWS = 512     # rows per BLAS call (512 × 5,000 float32 sums: 10 MB)
+_MAX_THREADS = 2
+_PIXEL_MAX = 255.0
+_DENSE_SHARE = 0.9     # pixels in use above which a block's product takes them all
 
 
-@njit(cache=True, fastmath=_FAST)
-def _axpy(acc, a, w, width):
-    """acc[:width] += a·w[:width] (vectorised over k)."""
-    for k in range(width):
-        acc[k] += a * w[k]
+def grid_exponents(W: np.ndarray, input_max: float, mantissa_bits: int) -> np.ndarray:
+    """e (k,) int64 per column of W (d, k): the largest e with input_max·(Σ_j|W_jk|·2^e + d) < 2^bits.
+
+    Then |rint(W·2^e)| sums below 2^bits/input_max: every partial sum of inputs |x| ≤ input_max
+    times those integers is an exact integer in a float of *mantissa_bits* bits.
+    """
+    W = np.asarray(W, np.float64)
+    room = 2.0 ** mantissa_bits / input_max - W.shape[0]
+    column_sums = np.abs(W).sum(axis=0)
+    safe = np.where(column_sums > 0, column_sums, 1.0)
+    # 2^e ≤ room / Σ_j|W_jk|
+    return np.where(column_sums > 0, np.floor(np.log2(room / safe)), 0).astype(np.int64)
 
 
-_TWO_PI = np.float32(2.0 * np.pi)
-_INV_TWO_PI = np.float32(1.0 / (2.0 * np.pi))
-_PI = np.float32(np.pi)
-_HALF_PI = np.float32(np.pi / 2.0)
-# Taylor coefficients of cos on [0, π/2] in u = x²: 1 − u/2! + u²/4! − … − u⁷/14! (error < 1e-8)
-_COS_TAYLOR = tuple(np.float32((-1.0) ** k / np.prod(np.arange(1, 2 * k + 1, dtype=np.float64)))
-                    for k in range(8))
+def snap_to_float32_grid(W: np.ndarray) -> np.ndarray:
+    """W (d, k) rounded to a float32 grid on which uint8 rows project exactly in float32 (float32).
+
+    One bit below `grid_exponents`' limit, so the snapped W finds its own grid again.
+    """
+    exponent = grid_exponents(W, _PIXEL_MAX, 24) - 1
+    return np.ldexp(np.rint(np.ldexp(np.asarray(W, np.float64), exponent)), -exponent).astype(np.float32)
 
 
-@njit(cache=True, fastmath=_FAST)
-def _cos(z):
-    """cos(z) in float32 by branch-free reduction to [0, π/2] and a polynomial (vectorises)."""
-    # x = |z − 2π·round(z/2π)| ∈ [0, π];  cos(x) = −cos(π − x) for x > π/2
-    x = abs(z - _TWO_PI * np.floor(z * _INV_TWO_PI + np.float32(0.5)))
-    flip = x > _HALF_PI
-    x = _PI - x if flip else x
-    u = x * x
-    c0, c1, c2, c3, c4, c5, c6, c7 = _COS_TAYLOR
-    p = c0 + u * (c1 + u * (c2 + u * (c3 + u * (c4 + u * (c5 + u * (c6 + u * c7))))))
-    return -p if flip else p
+def on_float32_grid(W: np.ndarray) -> bool:
+    """True when W (d, k) float32 lies on its float32 grid: uint8 rows then project exactly in float32."""
+    K = np.ldexp(np.asarray(W, np.float64), grid_exponents(W, _PIXEL_MAX, 24))
+    return bool(np.array_equal(K, np.rint(K)))
 
 
-@njit(cache=True, fastmath=_FAST)
-def _epilogue(acc, offset, norm, cosine, row, width):
-    """row = cos(acc + offset)·norm for rff, else acc + offset."""
-    if cosine:
-        for k in range(width):
-            # φ_k = cos(z_k)·√(2/D)
-            row[k] = _cos(acc[k] + offset[k]) * norm
+def _float64_grid(W: np.ndarray, input_max: float) -> np.ndarray:
+    """W (d, k) rounded to K·2^−e in float64: sums of inputs ≤ input_max (on an integer grid) stay exact."""
+    exponent = grid_exponents(W, input_max, 53)
+    return np.ldexp(np.rint(np.ldexp(np.asarray(W, np.float64), exponent)), -exponent)
+
+
+def row_bits(n_in: int) -> int:
+    """Bits a float row keeps on its grid: half of float64's 53 after the log2(d) the sums take
+    (the other half goes to W's grid), at most float32's 24 (d = 50: 24, d = 784: 22)."""
+    return min(24, (53 - int(np.ceil(np.log2(max(n_in, 2))))) // 2 + 1)
+
+
+def _rows_on_grid(X: np.ndarray, bits: int) -> np.ndarray:
+    """X (n, d) float32 → float64, each row rounded on its own grid 2^−a_i, |x|·2^a_i ≤ 2^bits."""
+    X = X.astype(np.float64)
+    top = np.abs(X).max(axis=1, initial=0.0)
+    # max|x_i| < 2^E_i (frexp), a_i = bits − E_i
+    exponent = bits - np.frexp(np.where(top > 0, top, 1.0))[1]
+    return np.ldexp(np.rint(np.ldexp(X, exponent[:, None])), -exponent[:, None])
+
+
+class Projection:
+    """x ↦ x·scale·W + offset, or cos(x·scale·W + offset)·cosine_norm, for uint8 rows (pixels=True)
+    or float32 rows: W (d, k), offset (k,) float32; the exact form of W is built once."""
+
+    def __init__(self, W: np.ndarray, offset: np.ndarray, scale: float = 1.0,
+                 cosine_norm: float | None = None, pixels: bool = True):
+        W = np.ascontiguousarray(W, dtype=np.float32)
+        offset = np.ascontiguousarray(offset, dtype=np.float32)
+        if W.ndim != 2 or offset.shape != (W.shape[1],):
+            raise ValueError(f"Projection: W {W.shape} and offset {offset.shape} do not fit")
+        self.pixels, self.n_in, self.row_bits = pixels, W.shape[0], row_bits(W.shape[0])
+        if pixels and on_float32_grid(W):
+            self.W = W           # Σ_j x_j·W_jk: multiples of 2^−e_k below 2^(24−e_k), exact in float32
+        else:
+            self.W = _float64_grid(W, _PIXEL_MAX if pixels else 2.0 ** self.row_bits)
+        self.scale = None if scale == 1.0 else self.W.dtype.type(scale)
+        self.offset = offset.astype(self.W.dtype)
+        self.cosine_norm = None if cosine_norm is None else np.float32(cosine_norm)
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        """(n, k) float32 for the rows X (n, d): uint8 when built with pixels=True, else float32."""
+        X = np.ascontiguousarray(X)
+        dtype = np.uint8 if self.pixels else np.float32
+        if X.ndim != 2 or X.dtype != dtype or X.shape[1] != self.n_in:
+            raise ValueError(f"this projection takes (n, {self.n_in}) {np.dtype(dtype)} rows, got {X.dtype} {X.shape}")
+        out = np.empty((len(X), self.W.shape[1]), np.float32)
+        if len(X):
+            _run_blocks(self, X, out)
+        return out
+
+    def rows(self, X: np.ndarray, out: np.ndarray) -> None:
+        """out (n, k) float32 for the rows X (n, d)."""
+        # z = (x·W)·scale + offset, x·W exact
+        z = self._pixel_sums(X) if self.pixels else _rows_on_grid(X, self.row_bits) @ self.W
+        if self.scale is not None:
+            z *= self.scale
+        z += self.offset
+        if self.cosine_norm is None:
+            out[...] = z
+            return
+        # φ_k = cos(z_k)·√(2/D)
+        np.cos(z, out=out) if z.dtype == np.float32 else np.cos(z.astype(np.float32), out=out)
+        out *= self.cosine_norm
+
+
+    def _pixel_sums(self, X: np.ndarray) -> np.ndarray:
+        """X·W (n, k) for uint8 rows X (n, d), leaving out the pixels that are 0 in every row (the sums
+        are exact, so dropping zero terms changes no bit; a quarter of MNIST's pixels in 512 rows)."""
+        used = np.flatnonzero(X.max(axis=0, initial=0))
+        if len(used) > _DENSE_SHARE * X.shape[1]:
+            return X.astype(self.W.dtype) @ self.W
+        return X[:, used].astype(self.W.dtype) @ self.W[used]
+
+
+def _n_threads() -> int:
+    """Threads for the blocks: Numba's setting when Numba is loaded (sweep workers lower it), else the cores."""
+    if "numba" in sys.modules:
+        import numba
+
+        cores = numba.get_num_threads()
     else:
-        for k in range(width):
-            row[k] = acc[k] + offset[k]
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(_MAX_THREADS, cores))
 
 
-@njit(cache=True, fastmath=_FAST)
-def _project_tile(X, r0, r1, W, offset, scale, norm, cosine, out):
-    """out[i, :] for rows r0 ≤ i < r1 (see `project`); acc holds one row's chunk."""
-    n_in, n_out = W.shape
-    acc = np.empty(_CHUNK_COLS, np.float32)
-    for c0 in range(0, n_out, _CHUNK_COLS):
-        c1 = min(c0 + _CHUNK_COLS, n_out)
-        width = c1 - c0
-        for i in range(r0, r1):
-            acc[:] = 0.0
-            for j in range(n_in):
-                v = X[i, j]
-                if v != 0:
-                    # acc_k += x_j·scale·W_jk, j ascending
-                    _axpy(acc, np.float32(v) * scale, W[j, c0:c1], width)
-            _epilogue(acc, offset[c0:c1], norm, cosine, out[i, c0:c1], width)
+def _run_blocks(plan: Projection, X: np.ndarray, out: np.ndarray) -> None:
+    """plan.rows over blocks of _THREAD_ROWS rows, the blocks shared out among the threads."""
+    starts = list(range(0, len(X), _THREAD_ROWS))
+    n_threads = min(_n_threads(), len(starts))
 
+    def work(first: int) -> None:
+        for start in starts[first::n_threads]:
+            rows = slice(start, start + _THREAD_ROWS)
+            plan.rows(X[rows], out[rows])
 
-@njit(cache=True, parallel=True)
-def _project_parallel(X, W, offset, scale, norm, cosine, out):
-    n_tiles = (X.shape[0] + _TILE_ROWS - 1) // _TILE_ROWS
-    for t in prange(n_tiles):
-        r0 = t * _TILE_ROWS
-        _project_tile(X, r0, min(r0 + _TILE_ROWS, X.shape[0]), W, offset, scale, norm, cosine, out)
-
-
-@njit(cache=True)
-def _project_serial(X, W, offset, scale, norm, cosine, out):
-    _project_tile(X, 0, X.shape[0], W, offset, scale, norm, cosine, out)
+    with blas_on_one_thread():
+        threads = [threading.Thread(target=work, args=(t,)) for t in range(1, n_threads)]
+        for thread in threads:
+            thread.start()
+        work(0)
+        for thread in threads:
+            thread.join()
 
 
 def project(X: np.ndarray, W: np.ndarray, offset: np.ndarray, scale: float = 1.0,
@@ -100,12 +174,6 @@ def project(X: np.ndarray, W: np.ndarray, offset: np.ndarray, scale: float = 1.0
     X = np.ascontiguousarray(X)
     if X.ndim != 2 or X.dtype not in (np.uint8, np.float32):
         raise ValueError(f"project needs a 2-D uint8/float32 array, got {X.dtype} {X.shape}")
-    W = np.ascontiguousarray(W, dtype=np.float32)
-    offset = np.ascontiguousarray(offset, dtype=np.float32)
-    if W.ndim != 2 or W.shape[0] != X.shape[1] or offset.shape != (W.shape[1],):
-        raise ValueError(f"project: W {W.shape} and offset {offset.shape} do not fit X {X.shape}")
-    out = np.empty((len(X), W.shape[1]), np.float32)
-    cosine = cosine_norm is not None
-    kernel = _project_parallel if len(X) >= _PARALLEL_MIN_ROWS else _project_serial
-    kernel(X, W, offset, np.float32(scale), np.float32(cosine_norm or 1.0), cosine, out)
-    return out
+    if np.shape(W)[0] != X.shape[1]:
+        raise ValueError(f"project: W {np.shape(W)} does not fit X {X.shape}")
+    return Projection(W, offset, scale, cosine_norm, X.dtype == np.uint8)(X)
