@@ -48,6 +48,9 @@ def test_scores_of_a_row_do_not_depend_on_its_batch(models, sample, key):
     block = model.decision_function(X_test)
     for i in (0, 123, 299):
         np.testing.assert_array_equal(model.decision_function(X_test[i:i + 1])[0], block[i])
+    many = np.concatenate([X_test] * 4)            # 1,200 rows: blocks on two threads
+    order = np.random.default_rng(0).permutation(len(many))
+    np.testing.assert_array_equal(model.decision_function(many[order]), np.concatenate([block] * 4)[order])
 
 
 def test_predictions_are_the_linear_model_on_the_features(models, sample):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -117,6 +119,28 @@ def test_projection_of_a_row_does_not_depend_on_its_batch(digits, path):
     np.testing.assert_array_equal(project(X[order], W, b, scale, cosine_norm=0.2), block[order])
     for size in (7, 256, 700):
         np.testing.assert_array_equal(project(X[100:100 + size], W, b, scale), project(X, W, b, scale)[100:100 + size])
+
+
+def test_thread_blocks_run_every_block_once_reraise_errors_and_do_not_nest():
+    from mnistlr.learn.kernels.threads import run_blocks
+
+    seen, pairs = [], []
+
+    def outer(i):
+        seen.append(i)
+        here = threading.get_ident()
+        run_blocks(range(3), lambda j: pairs.append((here, threading.get_ident())))
+
+    run_blocks(range(10), outer)
+    # every block once; a call from inside a worker stays on that worker's thread
+    assert sorted(seen) == list(range(10)) and len(pairs) == 30 and all(a == b for a, b in pairs)
+
+    def fail(i):
+        if i == 5:
+            raise ValueError("block 5")
+
+    with pytest.raises(ValueError, match="block 5"):
+        run_blocks(range(8), fail)
 
 
 def test_pca_matches_svd_and_transforms_like_numpy(digits):

@@ -9,6 +9,7 @@ features alone or in any batch; each step builds its projection once (`_projecti
 from __future__ import annotations
 
 import dataclasses
+import threading
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from mnistlr.errors import UsageError
 # Training rows whose pairwise distances set gamma's default.
 GAMMA_SAMPLE = 1000
 PIXEL_SCALE = 1.0 / 255.0
+_BUILDING = threading.Lock()
 
 
 class FeatureStep:
@@ -54,10 +56,11 @@ class FeatureStep:
         from mnistlr.learn.kernels.projection import Projection
 
         key = (X.dtype == np.uint8, pixels)
-        cache = self.__dict__.setdefault("_projections", {})
-        if key not in cache:
-            cache[key] = Projection(W, offset, PIXEL_SCALE if pixels else 1.0, cosine_norm, key[0])
-        return cache[key]
+        with _BUILDING:      # blocks of rows may arrive on two threads at once
+            cache = self.__dict__.setdefault("_projections", {})
+            if key not in cache:
+                cache[key] = Projection(W, offset, PIXEL_SCALE if pixels else 1.0, cosine_norm, key[0])
+            return cache[key]
 
     def _forget_projections(self) -> None:
         self.__dict__.pop("_projections", None)

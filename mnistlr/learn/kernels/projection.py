@@ -17,16 +17,12 @@ same bits wherever it sits). Blocks of rows run on up to two threads, BLAS on on
 
 from __future__ import annotations
 
-import os
-import sys
-import threading
-
 import numpy as np
 
 from mnistlr.learn.kernels.blas import blas_on_one_thread
+from mnistlr.learn.kernels.threads import run_blocks
 
 _THREAD_ROWS = 512     # rows per BLAS call (512 × 5,000 float32 sums: 10 MB)
-_MAX_THREADS = 2
 _PIXEL_MAX = 255.0
 _DENSE_SHARE = 0.9     # pixels in use above which a block's product takes them all
 
@@ -135,34 +131,14 @@ class Projection:
         return X[:, used].astype(self.W.dtype) @ self.W[used]
 
 
-def _n_threads() -> int:
-    """Threads for the blocks: Numba's setting when Numba is loaded (sweep workers lower it), else the cores."""
-    if "numba" in sys.modules:
-        import numba
-
-        cores = numba.get_num_threads()
-    else:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(_MAX_THREADS, cores))
-
-
 def _run_blocks(plan: Projection, X: np.ndarray, out: np.ndarray) -> None:
-    """plan.rows over blocks of _THREAD_ROWS rows, the blocks shared out among the threads."""
-    starts = list(range(0, len(X), _THREAD_ROWS))
-    n_threads = min(_n_threads(), len(starts))
-
-    def work(first: int) -> None:
-        for start in starts[first::n_threads]:
-            rows = slice(start, start + _THREAD_ROWS)
-            plan.rows(X[rows], out[rows])
+    """plan.rows over blocks of _THREAD_ROWS rows, on up to two threads, BLAS on one thread each."""
+    def work(start: int) -> None:
+        rows = slice(start, start + _THREAD_ROWS)
+        plan.rows(X[rows], out[rows])
 
     with blas_on_one_thread():
-        threads = [threading.Thread(target=work, args=(t,)) for t in range(1, n_threads)]
-        for thread in threads:
-            thread.start()
-        work(0)
-        for thread in threads:
-            thread.join()
+        run_blocks(range(0, len(X), _THREAD_ROWS), work)
 
 
 def project(X: np.ndarray, W: np.ndarray, offset: np.ndarray, scale: float = 1.0,
