@@ -41,7 +41,8 @@ class FeatureStep:
     def fit(self, X: np.ndarray, pixels: bool, rng: np.random.Generator, image_shape) -> None:
         """Fit on the training part X (n, n_in); pixels: X holds pixel values 0–255."""
 
-    def transform(self, X: np.ndarray, pixels: bool, image_shape) -> np.ndarray:
+    def transform(self, X: np.ndarray, pixels: bool, image_shape, out: np.ndarray | None = None) -> np.ndarray:
+        """The features of the rows X; steps that can write them into *out* (n, n_out) float32 return it."""
         raise NotImplementedError
 
     def state(self) -> dict[str, Any]:
@@ -78,7 +79,7 @@ class Deskew(FeatureStep):
     name = "deskew"
     pixels_out = True
 
-    def transform(self, X, pixels, image_shape):
+    def transform(self, X, pixels, image_shape, out=None):
         from mnistlr.learn.kernels.deskew import deskew_images
 
         if X.dtype != np.uint8:
@@ -128,11 +129,11 @@ class PCA(FeatureStep):
         self.variance = eigenvalues[order].clip(0).astype(np.float32)
         self.total_variance = float(eigenvalues.clip(0).sum())
 
-    def transform(self, X, pixels, image_shape):
+    def transform(self, X, pixels, image_shape, out=None):
         X = _kernel_input(X)
         # z = (x·unit − μ)V = (x·unit)V − μV
         offset = -(self.mean.astype(np.float64) @ self.components).astype(np.float32)
-        return self._projection(X, pixels, self.components, offset)(X)
+        return self._projection(X, pixels, self.components, offset)(X, out)
 
     def state(self):
         return {"name": self.name, "k": self.k, "mean": self.mean, "components": self.components,
@@ -151,7 +152,7 @@ class Poly2(FeatureStep):
     def n_out(self, n_in: int) -> int:
         return n_in + n_in * (n_in + 1) // 2
 
-    def transform(self, X, pixels, image_shape):
+    def transform(self, X, pixels, image_shape, out=None):
         X = np.asarray(X, np.float32)
         i, j = np.triu_indices(X.shape[1])
         out = np.empty((len(X), self.n_out(X.shape[1])), np.float32)
@@ -198,9 +199,9 @@ class RFF(FeatureStep):
         self.weights = snap_to_float32_grid(weights) if pixels else weights
         self.offset = rng.uniform(0.0, 2.0 * np.pi, self.n_components).astype(np.float32)
 
-    def transform(self, X, pixels, image_shape):
+    def transform(self, X, pixels, image_shape, out=None):
         X = _kernel_input(X)
-        return self._projection(X, pixels, self.weights, self.offset, float(np.sqrt(2.0 / self.n_components)))(X)
+        return self._projection(X, pixels, self.weights, self.offset, float(np.sqrt(2.0 / self.n_components)))(X, out)
 
     def state(self):
         return {"name": self.name, "n_components": self.n_components, "gamma": float(self.gamma),

@@ -172,12 +172,15 @@ class FeaturePipeline:
         out = np.empty((len(X), n_out), dtype) if len(X) > BLOCK_ROWS else None
         for start in range(0, len(X), BLOCK_ROWS):
             Z, flag = X[start:start + BLOCK_ROWS], pixels
-            for step in steps:
-                Z = step.transform(Z, flag, self.image_shape)
+            rows = None if out is None else out[start:start + len(Z)]
+            for i, step in enumerate(steps):
+                # the last step writes straight into the result when it can (pca, rff)
+                Z = step.transform(Z, flag, self.image_shape, out=rows if i == len(steps) - 1 else None)
                 flag = flag and step.pixels_out
             if out is None:     # one block: its result is the whole answer (no copy)
                 return np.ascontiguousarray(Z, dtype)
-            out[start:start + len(Z)] = Z
+            if Z is not rows:
+                rows[...] = Z
         return out if out is not None else np.empty((0, n_out), dtype)
 
     def to_dict(self) -> dict[str, Any]:

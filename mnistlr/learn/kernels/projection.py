@@ -96,13 +96,16 @@ class Projection:
         self.offset = offset.astype(self.W.dtype)
         self.cosine_norm = None if cosine_norm is None else np.float32(cosine_norm)
 
-    def __call__(self, X: np.ndarray) -> np.ndarray:
-        """(n, k) float32 for the rows X (n, d): uint8 when built with pixels=True, else float32."""
+    def __call__(self, X: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """(n, k) float32 for the rows X (n, d): uint8 when built with pixels=True, else float32;
+        written into *out* when given as a C-contiguous (n, k) float32 array."""
         X = np.ascontiguousarray(X)
         dtype = np.uint8 if self.pixels else np.float32
         if X.ndim != 2 or X.dtype != dtype or X.shape[1] != self.n_in:
             raise ValueError(f"this projection takes (n, {self.n_in}) {np.dtype(dtype)} rows, got {X.dtype} {X.shape}")
-        out = np.empty((len(X), self.W.shape[1]), np.float32)
+        shape = (len(X), self.W.shape[1])
+        if out is None or out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+            out = np.empty(shape, np.float32)
         if len(X):
             _run_blocks(self, X, out)
         return out
