@@ -111,27 +111,31 @@ class Projection:
         return out
 
     def rows(self, X: np.ndarray, out: np.ndarray) -> None:
-        """out (n, k) float32 for the rows X (n, d)."""
-        # z = (x·W)·scale + offset, x·W exact
-        z = self._pixel_sums(X) if self.pixels else _rows_on_grid(X, self.row_bits) @ self.W
+        """out (n, k) float32 (C-contiguous) for the rows X (n, d)."""
+        # z = (x·W)·scale + offset, x·W exact; float32 sums go straight into out
+        z = out if self.W.dtype == np.float32 else np.empty(out.shape)
+        if self.pixels:
+            self._pixel_sums(X, z)
+        else:
+            np.matmul(_rows_on_grid(X, self.row_bits), self.W, out=z)
         if self.scale is not None:
             z *= self.scale
         z += self.offset
-        if self.cosine_norm is None:
+        if z is not out:
             out[...] = z
-            return
-        # φ_k = cos(z_k)·√(2/D)
-        np.cos(z, out=out) if z.dtype == np.float32 else np.cos(z.astype(np.float32), out=out)
-        out *= self.cosine_norm
+        if self.cosine_norm is not None:
+            # φ_k = cos(z_k)·√(2/D)
+            np.cos(out, out=out)
+            out *= self.cosine_norm
 
-
-    def _pixel_sums(self, X: np.ndarray) -> np.ndarray:
-        """X·W (n, k) for uint8 rows X (n, d), leaving out the pixels that are 0 in every row (the sums
-        are exact, so dropping zero terms changes no bit; a quarter of MNIST's pixels in 512 rows)."""
+    def _pixel_sums(self, X: np.ndarray, z: np.ndarray) -> None:
+        """z = X·W (n, k) for uint8 rows X (n, d), leaving out the pixels that are 0 in every row (the
+        sums are exact, so dropping zero terms changes no bit; a quarter of MNIST's pixels in 512 rows)."""
         used = np.flatnonzero(X.max(axis=0, initial=0))
         if len(used) > _DENSE_SHARE * X.shape[1]:
-            return X.astype(self.W.dtype) @ self.W
-        return X[:, used].astype(self.W.dtype) @ self.W[used]
+            np.matmul(X.astype(self.W.dtype), self.W, out=z)
+        else:
+            np.matmul(X[:, used].astype(self.W.dtype), self.W[used], out=z)
 
 
 def _run_blocks(plan: Projection, X: np.ndarray, out: np.ndarray) -> None:
