@@ -78,7 +78,11 @@ def sklearn_contenders() -> list[Contender]:
 
 # The penalty rows (issue 15): pure L1 at l1 = 1e-4 on the mean loss, i.e. scikit-learn's C = 1/(l1·n)
 # on its summed loss; and the penalty chosen automatically, by mnistlr's path or by LogisticRegressionCV.
+# The peers' iteration caps and tolerances are scikit-learn's defaults, stated so the rows say where they
+# stopped: saga at most 100 epochs (tol 1e-4 on the weights' change), LogisticRegressionCV's lbfgs at most
+# 100 iterations per fold and C (tol 1e-4), 10 Cs × 3 folds + one refit, one process (n_jobs=None).
 L1 = 1e-4
+SAGA_MAX_ITER, CV_MAX_ITER, PEER_TOL = 100, 100, 1e-4
 
 
 def penalty_contenders(peers: bool = True) -> list[Contender]:
@@ -98,9 +102,11 @@ def penalty_contenders(peers: bool = True) -> list[Contender]:
         Contender('LogisticRegression(penalty="l1", solver="saga")', "l1", False,
                   # sklearn: C·Σ CE + ‖W‖₁ ≡ mean CE + l1‖W‖₁ with C = 1/(l1·n)
                   lambda d: LogisticRegression(penalty="l1", solver="saga", C=1.0 / (L1 * len(d.y_train)),
+                                               max_iter=SAGA_MAX_ITER, tol=PEER_TOL,
                                                random_state=0).fit(d.X64, d.y_train)),
         Contender("LogisticRegressionCV(Cs=10, cv=3)", "auto-l2", False,
-                  lambda d: LogisticRegressionCV(Cs=10, cv=3).fit(d.X64, d.y_train)),
+                  lambda d: LogisticRegressionCV(Cs=10, cv=3, solver="lbfgs", max_iter=CV_MAX_ITER,
+                                                 tol=PEER_TOL).fit(d.X64, d.y_train)),
     ]
 
 
@@ -224,7 +230,10 @@ def _note(contender: Contender, model: Any) -> str:
         weights = model.W
     else:
         n_iter = getattr(model, "n_iter_", None)
-        notes = ["" if n_iter is None else f"{int(np.max(n_iter))} it"]
+        cap = getattr(model, "max_iter", None)
+        # "(cap)": some fit stopped at max_iter, not by its tolerance
+        notes = ["" if n_iter is None else f"{int(np.max(n_iter))} it" + (" (cap)" if cap and np.max(n_iter) >= cap
+                                                                           else "")]
         weights = getattr(model, "coef_", None)
     if contender.family == "l1" and weights is not None:
         notes.append(f"{float(np.mean(np.asarray(weights) == 0)):.0%} zero")

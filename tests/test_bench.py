@@ -327,3 +327,15 @@ def test_the_l1_rows_objective_is_one_formula_for_mnistlr_and_scikit_learn():
     sk = LogisticRegression().fit(X64, labels)
     sk.coef_, sk.intercept_ = model.W.T.astype(np.float64), model.b.astype(np.float64)
     assert fits.l1_objective(fits.Contender("s", "l1", False, None), sk, data) == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("n_iter, shown", [([[100, 37]], "100 it (cap)"), ([[99, 37]], "99 it")])
+def test_a_peer_stopped_by_its_iteration_cap_says_so(n_iter, shown):
+    """fits._note: a scikit-learn fit whose largest n_iter_ reached max_iter is marked "(cap)"."""
+    import types
+
+    import fits
+    import numpy as np
+
+    peer = types.SimpleNamespace(n_iter_=np.array(n_iter), max_iter=100, coef_=np.array([[0.0, 1.0]]))
+    assert fits._note(fits.Contender("saga", "l1", False, None), peer) == f"{shown}, 50% zero"
