@@ -191,8 +191,8 @@ def contest(data: Dataset, contenders: list[Contender], repeat: int, repeat_unde
     return results, {c.name: models[c.name] for c in contenders if c.is_mnistlr}
 
 
-def l1_objective(contender: Contender, model: Any, inputs: _Inputs) -> float:
-    """The L1 rows' common training objective f = mean cross-entropy + L1·‖W‖₁, W on x/255, b free.
+def l1_objective(contender: Contender, model: Any, inputs: _Inputs, l1: float = L1) -> float:
+    """The L1 rows' common training objective f = mean cross-entropy + l1·‖W‖₁, W on x/255, b free.
 
     One formula for both fits (scikit-learn's C·Σ CE + ‖W‖₁ divided by C·n): the cross-entropy
     from each model's own predict_proba on its training inputs, ‖W‖₁ from its weights on x/255
@@ -206,8 +206,8 @@ def l1_objective(contender: Contender, model: Any, inputs: _Inputs) -> float:
     rows = np.arange(len(inputs.y_train))
     labels = np.searchsorted(np.asarray(model.classes_ if hasattr(model, "classes_") else model.classes),
                              inputs.y_train)
-    # f = −(1/n) Σ log p_{i,y_i} + L1·Σ|W|
-    return float(-np.mean(np.log(P[rows, labels] / P.sum(axis=1))) + L1 * np.abs(np.asarray(W, np.float64)).sum())
+    # f = −(1/n) Σ log p_{i,y_i} + l1·Σ|W|
+    return float(-np.mean(np.log(P[rows, labels] / P.sum(axis=1))) + l1 * np.abs(np.asarray(W, np.float64)).sum())
 
 
 def warm_up(data: Dataset, contenders: list[Contender], n: int = 500) -> None:
