@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import typer
 
-from mnistlr.cli.base import app
+from mnistlr.cli import _click_group
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = ["fetch", "train", "evaluate", "predict", "sweep", "inspect", "show"]
@@ -44,7 +44,7 @@ def mnistlr_words(line: str) -> list[str]:
 def parse(words: list[str]) -> None:
     """Parse *words* as the CLI would, without running the command: unknown options, bad
     choices and malformed numbers raise click's UsageError."""
-    group = typer.main.get_command(app)
+    group = _click_group([])
     name, *rest = words
     assert name in group.commands, f"no command {name!r}"
     with group.make_context("mnistlr", [name]) as ctx:
@@ -54,7 +54,7 @@ def parse(words: list[str]) -> None:
 
 def epilog_examples(command: list[str]) -> list[str]:
     """The example command lines of a command's epilog (the top level's with no command)."""
-    group = typer.main.get_command(app)
+    group = _click_group([])
     epilog = (group.commands[command[0]] if command else group).epilog or ""
     return [line.strip() for line in epilog.splitlines() if line.startswith("  ")]
 
@@ -110,7 +110,7 @@ def test_readme_command_lines_parse(line, shown):
 
 @pytest.mark.parametrize("command", PROGRESS_COMMANDS)
 def test_quiet_option_where_progress_is_shown(command):
-    group = typer.main.get_command(app)
+    group = _click_group([])
     options = {o for p in group.commands[command].params for o in getattr(p, "opts", [])}
     assert {"-q", "--quiet"} <= options
 
@@ -155,7 +155,7 @@ def test_training_option_defaults_match_the_api(command):
     from mnistlr.learn.options import TrainOptions
 
     defaults = {f.name: f.default for f in dataclasses.fields(TrainOptions)}
-    group = typer.main.get_command(app)
+    group = _click_group([])
     params = {p.name: p.default for p in group.commands[command].params}
     for name, default in defaults.items():
         value = params[name]

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from mnistlr.cli import _click_group
+from mnistlr.cli import COMMANDS, _click_group
 from mnistlr.cli.base import app
 from mnistlr.cli.help_formatter import asks_for_help, stand_in_class, stand_in_module
 
@@ -82,7 +82,35 @@ def test_a_command_line_converts_only_its_command():
     every = list(app.registered_commands)
     assert set(_click_group(["predict", "m.joblib", "x.idx"]).commands) == {"predict"}
     assert set(_click_group(["-q", "evaluate"]).commands) == {"evaluate"}
-    names = {info.name for info in every}
+    names = {name for name, _ in COMMANDS}
     for args in (["--help"], [], ["predcit"], ["--version"]):
         assert set(_click_group(args).commands) == names
     assert app.registered_commands == every
+
+
+def test_a_command_line_imports_only_its_command_module():
+    probe = ("import json, sys; from mnistlr.cli import main; main(['predict', '--help']); "
+             "sys.stderr.write(json.dumps(sorted(m for m in sys.modules if m.startswith('mnistlr.cli.'))))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    loaded = json.loads(done.stderr)
+    assert "mnistlr.cli.predict" in loaded and "Usage" in done.stdout
+    for other in ("train", "evaluate", "sweep", "export", "options"):
+        assert f"mnistlr.cli.{other}" not in loaded, other
+
+
+@pytest.mark.parametrize("message", ["wrote 10,000 predictions to /tmp/out dir/x.csv", "to a [bold]b[/bold].csv",
+                                     "to x:smile:.csv", "tab\there", "to é.csv", "bell\x07", ""])
+def test_a_note_reads_as_rich_prints_it(capsys, message):
+    from mnistlr.cli.base import print_note, stderr_console
+
+    print_note(message)
+    ours = capsys.readouterr().err
+    stderr_console().print(message, highlight=False, soft_wrap=True)
+    assert ours == capsys.readouterr().err
+
+
+def test_a_plain_note_does_not_load_rich():
+    probe = ("import sys; from mnistlr.cli.base import print_note; print_note('wrote 3 predictions to x.csv'); "
+             "sys.stdout.write(str('rich.console' in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert (done.stdout, done.stderr) == ("False", "wrote 3 predictions to x.csv\n")

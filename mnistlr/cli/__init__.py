@@ -11,24 +11,24 @@ or closed, say).
 from __future__ import annotations
 
 import errno
+import importlib
 import signal
 import sys
 
 import typer
 
-from mnistlr.cli import evaluate, export, fetch, imports, inspect, predict, show, sweep, train
 from mnistlr.cli.base import app as _typer_app
 from mnistlr.cli.base import print_error, register, silence_stdout
 from mnistlr.cli.help_formatter import asks_for_help, load_help_formatter
 from mnistlr.cli.streams import check_environment, prepare_streams
 from mnistlr.errors import Interrupted, MnistlrError
 
-# The commands, in the order --help lists them.
-COMMANDS = (fetch.fetch_command, imports.import_command, train.train_command,
-            evaluate.evaluate_command, predict.predict_command, sweep.sweep_command,
-            inspect.inspect_command, show.show_command, export.export_command)
-for _command in COMMANDS:
-    register(_command)
+# The commands, in the order --help lists them: (name, its module in mnistlr.cli); the module's
+# function NAME_command is the command. A module is imported only when its command is needed.
+COMMANDS = (("fetch", "fetch"), ("import", "imports"), ("train", "train"), ("evaluate", "evaluate"),
+            ("predict", "predict"), ("sweep", "sweep"), ("inspect", "inspect"), ("show", "show"),
+            ("export", "export"))
+_command_infos: dict[str, typer.models.CommandInfo] = {}
 
 
 # Typer may vendor its own click: find the exception classes through its public names.
@@ -74,16 +74,29 @@ def _os_error_line(exc: OSError) -> str:
     return f"input/output error: {reason} (check the files and the disk)"
 
 
+def _command_info(name: str, module: str) -> typer.models.CommandInfo:
+    """Typer's record of the command *name*, made (its module imported) on first use."""
+    if name not in _command_infos:
+        function = getattr(importlib.import_module(f"mnistlr.cli.{module}"), f"{name}_command")
+        every = _typer_app.registered_commands
+        _typer_app.registered_commands = []
+        try:
+            register(function)
+            _command_infos[name] = _typer_app.registered_commands[0]
+        finally:
+            _typer_app.registered_commands = every
+    return _command_infos[name]
+
+
 def _click_group(args: list[str]):
     """The Click group Typer makes of the app. For `mnistlr NAME ...` naming a command, only that
-    command is converted (Typer reads every command's signature and annotations to build its
-    parameters: tens of milliseconds for all of them); anything else gets the whole group."""
+    command's module is imported and only it is converted (Typer reads every command's signature
+    and annotations to build its parameters: tens of milliseconds for all of them); anything
+    else gets the whole group."""
     name = next((arg for arg in args if not arg.startswith("-")), None)
+    chosen = [command for command in COMMANDS if command[0] == name] or COMMANDS
     every = _typer_app.registered_commands
-    chosen = [info for info in every if info.name == name]
-    if not chosen:
-        return typer.main.get_command(_typer_app)
-    _typer_app.registered_commands = chosen
+    _typer_app.registered_commands = [_command_info(*command) for command in chosen]
     try:
         return typer.main.get_command(_typer_app)
     finally:

@@ -169,6 +169,22 @@ def stderr_console():
     return Console(file=sys.stderr, highlight=False, **plain)
 
 
+def print_note(message: str) -> None:
+    """Print *message* on stderr as `stderr_console().print(message, soft_wrap=True)` does: when
+    stderr is not a terminal and the message is plain printable ASCII with nothing Rich would
+    change (no markup '[', no emoji code ':'), the same line is written without importing Rich."""
+    if sys.stderr.isatty() or not (message.isascii() and message.isprintable()) or any(
+            mark in message for mark in "[:"):
+        stderr_console().print(message, highlight=False, soft_wrap=True)
+        return
+    try:
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
+    except BrokenPipeError:  # as Rich's Console.on_broken_pipe
+        silence_stdout()
+        raise SystemExit(1) from None
+
+
 def show_progress(quiet: bool) -> bool:
     """Progress displays only go to a terminal, and never with -q."""
     return not quiet and sys.stderr.isatty()

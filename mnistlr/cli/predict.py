@@ -13,8 +13,8 @@ from mnistlr.cli.base import (
     OutputFormat,
     QuietOpt,
     command,
+    print_note,
     silence_stdout,
-    stderr_console,
 )
 
 INPUT_HELP = ("IDX image files (raw or gzip), .npy/.npz arrays (uint8 0–255, or floats in [0, 1] or 0–255), "
@@ -91,5 +91,4 @@ def predict_command(
         silence_stdout()
         raise
     if output is not None and not quiet:
-        stderr_console().print(f"wrote {summary['images']:,} predictions to {output}",
-                               highlight=False, soft_wrap=True)
+        print_note(f"wrote {summary['images']:,} predictions to {output}")

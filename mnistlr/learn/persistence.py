@@ -14,7 +14,6 @@ import datetime as _dt
 import hashlib
 import platform
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +77,8 @@ def content_hash(payload: dict[str, Any]) -> str:
 
 
 def library_versions() -> dict[str, str]:
+    from importlib import metadata  # only when saving: importing it costs tens of milliseconds
+
     versions = {"mnistlr": __version__, "python": platform.python_version()}
     for name in ("numpy", "numba", "scipy", "joblib"):
         try:
