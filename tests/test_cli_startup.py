@@ -114,3 +114,16 @@ def test_a_plain_note_does_not_load_rich():
              "sys.stdout.write(str('rich.console' in sys.modules))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert (done.stdout, done.stderr) == ("False", "wrote 3 predictions to x.csv\n")
+
+
+def test_the_console_script_freezes_the_collector_after_the_run(monkeypatch, capsys):
+    import gc
+
+    import mnistlr.cli as cli
+
+    events = []
+    monkeypatch.setattr(gc, "freeze", lambda: events.append(("freeze", capsys.readouterr().out)))
+    with pytest.raises(SystemExit) as stop:
+        cli.app(["--version"])
+    # after the run and its output, before the exit (with the run's status)
+    assert stop.value.code == 0 and events == [("freeze", "mnistlr 0.1.0\n")]

@@ -11,6 +11,7 @@ or closed, say).
 from __future__ import annotations
 
 import errno
+import gc
 import importlib
 import signal
 import sys
@@ -159,6 +160,10 @@ class _App:
         except OSError as exc:
             print_error(_os_error_line(exc))
             status = status or 1
+        # The run is over: the interpreter's shutdown need not collect garbage among every object
+        # still alive (with numba loaded, its collections took 0.2–0.4 s of each `mnistlr train`).
+        # Shutdown is otherwise the same: atexit, threads, and every object freed by refcount.
+        gc.freeze()
         sys.exit(status)
 
 
