@@ -182,7 +182,7 @@ def test_scores_uint8_match_reference_and_do_not_depend_on_the_batch(n_outputs):
 @pytest.mark.parametrize("n_features", [1, 784, 5000])
 def test_integer_weights_give_exact_sums_on_both_paths(n_features, monkeypatch):
     rng = np.random.default_rng(12)
-    X = rng.integers(0, 256, size=(600, n_features)).astype(np.uint8)
+    X = rng.integers(0, 256, size=(603, n_features)).astype(np.uint8)   # not a multiple of 4 rows
     X[0] = 255                                        # the largest sums the bound allows
     W = rng.normal(scale=0.05, size=(n_features, 4)).astype(np.float32)
     W[:, 1] *= 1e-6                                   # columns of very different sizes
@@ -243,3 +243,30 @@ def test_numba_cache_fallback_decision(env, writable, expected):
 
 def test_writable_looks_at_the_nearest_existing_folder(tmp_path):
     assert setup._writable(str(tmp_path / "not" / "yet"))
+
+
+@pytest.mark.parametrize("with_numba", [True, False])
+def test_class_means_match_masked_means(with_numba, monkeypatch):
+    import numba  # noqa: F401  (the one-pass kernel runs when numba is loaded)
+
+    from mnistlr.learn.fit import class_means
+    from mnistlr.learn.kernels.class_sums import class_pixel_sums
+
+    rng = np.random.default_rng(4)
+    X = rng.integers(0, 256, size=(1001, 37)).astype(np.uint8)
+    X[:5] = 255
+    y = rng.integers(0, 5, size=1001)
+    y[y == 3] = 4                                   # an empty class
+    sums = class_pixel_sums(X, y, 6)
+    assert sums.dtype == np.uint32
+    np.testing.assert_array_equal(sums, [X[y == c].astype(np.int64).sum(axis=0) for c in range(6)])
+    if not with_numba:
+        monkeypatch.delitem(sys.modules, "numba")   # the masked path
+    means = class_means(X, y, 6)
+    reference = np.zeros((6, 37), np.float32)
+    for c in (0, 1, 2, 4):
+        reference[c] = X[y == c].mean(axis=0)       # float64 mean of the members, rounded once
+    np.testing.assert_array_equal(means, reference)
+    np.testing.assert_array_equal(class_means(X.astype(np.float32), y, 6), reference)
+    with pytest.raises(ValueError, match="class indices"):
+        class_pixel_sums(X, np.full(1001, 6), 6)

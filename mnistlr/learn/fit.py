@@ -149,17 +149,22 @@ def _run_solver(options: TrainOptions, X, y, X_val, y_val, n_classes: int, l2: f
 
 def class_means(X, y_index, n_classes: int):
     """Mean raw pixels per class: (n_classes, n_features) float32."""
+    import sys
+
     import numpy as np
 
-    # one masked mean per class (np.add.at took 0.9 s on 22,699 images, this 0.01 s)
-    means = np.zeros((n_classes, X.shape[1]), np.float32)
     exact = X.dtype == np.uint8 and len(X) < 2 ** 24    # uint32 sums of uint8 cannot overflow
-    for c in range(n_classes):
-        members = X[y_index == c]
-        if len(members):
-            # mean_c = (1/n_c) Σ_{i: y_i = c} x_i: exact integer sums for pixels, else in float64
-            sums = members.sum(axis=0, dtype=np.uint32) if exact else members.sum(axis=0, dtype=np.float64)
-            means[c] = sums / len(members)
+    if exact and "numba" in sys.modules:   # one pass over the rows (most solvers load numba anyway)
+        from mnistlr.learn.kernels.class_sums import class_pixel_sums
+
+        sums = class_pixel_sums(X, y_index, n_classes)
+    else:   # one masked sum per class (np.add.at took 0.9 s on 22,699 images, this 0.01 s)
+        sums = np.stack([X[y_index == c].sum(axis=0, dtype=np.uint32 if exact else np.float64)
+                         for c in range(n_classes)])
+    counts = np.bincount(y_index, minlength=n_classes)
+    means, present = np.zeros((n_classes, X.shape[1]), np.float32), counts > 0
+    # mean_c = (1/n_c) Σ_{i: y_i = c} x_i, from exact integer sums for pixels (else float64 sums)
+    means[present] = sums[present] / counts[present, None]
     return means
 
 
