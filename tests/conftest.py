@@ -10,6 +10,21 @@ import pytest
 SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _help_cache_of_the_session(tmp_path_factory):
+    """The console scripts the tests start keep replayed help in a folder of this session's, not
+    in the user's cache."""
+    import os
+
+    previous = os.environ.get("MNISTLR_HELP_CACHE")
+    os.environ["MNISTLR_HELP_CACHE"] = str(tmp_path_factory.mktemp("help-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("MNISTLR_HELP_CACHE", None)
+    else:
+        os.environ["MNISTLR_HELP_CACHE"] = previous
+
+
 @dataclasses.dataclass
 class CliResult:
     code: int

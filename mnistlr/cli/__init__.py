@@ -1,164 +1,56 @@
-"""The mnistlr command line: a Typer app whose errors are mapped in one place.
+"""The mnistlr command line.
 
-`main(argv)` runs a command and returns its exit status (tests call it in-process);
-`app()` (the console script) does the same and exits with that status. Everything that
-can go wrong ends in one line on stderr: mnistlr's own errors, usage errors, signals
-(SIGINT, SIGTERM, SIGHUP: the atomic writers clean up on the way out), an environment
-numba cannot use, running out of memory, and any OSError (standard output on a full disk
-or closed, say).
+`main(argv)` (from `mnistlr.cli.dispatch`, where every error becomes one line on stderr)
+runs a command and returns its exit status; `app()`, the console script, does the same and
+exits with that status. A help text rendered before under the same conditions is replayed
+from `mnistlr.cli.help_cache`, without importing Typer or Rich.
 """
 
 from __future__ import annotations
 
-import errno
 import gc
-import importlib
-import signal
 import sys
 
-import typer
-
-from mnistlr.cli.base import app as _typer_app
-from mnistlr.cli.base import print_error, register, silence_stdout
-from mnistlr.cli.help_formatter import asks_for_help, load_help_formatter
-from mnistlr.cli.streams import check_environment, prepare_streams
-from mnistlr.errors import Interrupted, MnistlrError
-
-# The commands, in the order --help lists them: (name, its module in mnistlr.cli); the module's
-# function NAME_command is the command. A module is imported only when its command is needed.
-COMMANDS = (("fetch", "fetch"), ("import", "imports"), ("train", "train"), ("evaluate", "evaluate"),
-            ("predict", "predict"), ("sweep", "sweep"), ("inspect", "inspect"), ("show", "show"),
-            ("export", "export"))
-_command_infos: dict[str, typer.models.CommandInfo] = {}
+# what `mnistlr.cli` offers from `mnistlr.cli.dispatch` (imported on first use: Typer is in it)
+_DISPATCH_NAMES = ("main", "COMMANDS", "_click_group")
 
 
-# Typer may vendor its own click: find the exception classes through its public names.
-_ClickUsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
-_ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+def __getattr__(name: str):
+    if name not in _DISPATCH_NAMES:
+        raise AttributeError(f"module 'mnistlr.cli' has no attribute {name!r}")
+    from mnistlr.cli import dispatch
 
-# The signals that end a run cleanly (the exception unwinds, so temporary files are removed).
-_SIGNALS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}
-if hasattr(signal, "SIGHUP"):
-    _SIGNALS[signal.SIGHUP] = "hung up (SIGHUP)"
-# errno values of a failed write that names no file: standard output (or stderr) failed
-_STREAM_ERRNOS = (errno.ENOSPC, errno.EBADF, errno.EIO, errno.EFBIG, errno.EDQUOT, errno.EPIPE)
+    return getattr(dispatch, name)
 
 
-def _on_signal(signum, frame):
-    raise Interrupted(f"{_SIGNALS.get(signum, 'stopped')}; nothing partial was left behind",
-                      "run the same command again to finish", exit_code=128 + signum)
+def _run(args: list[str] | None, prog_name: str) -> int:
+    """The exit status of the command line: replayed help, or `main` (its help recorded)."""
+    from mnistlr.cli import help_cache
 
+    argv = sys.argv[1:] if args is None else list(args)
+    status = help_cache.replay(argv, prog_name)
+    if status is not None:
+        return status
+    from mnistlr.cli.dispatch import main
 
-def _install_handlers() -> dict:
-    previous = {}
-    for signum in _SIGNALS:
-        try:
-            previous[signum] = signal.signal(signum, _on_signal)
-        except (ValueError, OSError):  # not in the main thread
-            pass
-    return previous
-
-
-def _flush_stdout() -> None:
-    if sys.stdout is not None:
-        sys.stdout.flush()
-
-
-def _os_error_line(exc: OSError) -> str:
-    """One line for an OSError that no layer turned into a MnistlrError."""
-    reason = exc.strerror or type(exc).__name__
-    if exc.filename is not None:
-        return f"{exc.filename}: {reason} (check the path and the disk)"
-    if exc.errno in _STREAM_ERRNOS:
-        silence_stdout()  # so the interpreter's last flush cannot fail again
-        return f"cannot write to standard output: {reason} (check where it is redirected)"
-    return f"input/output error: {reason} (check the files and the disk)"
-
-
-def _command_info(name: str, module: str) -> typer.models.CommandInfo:
-    """Typer's record of the command *name*, made (its module imported) on first use."""
-    if name not in _command_infos:
-        function = getattr(importlib.import_module(f"mnistlr.cli.{module}"), f"{name}_command")
-        every = _typer_app.registered_commands
-        _typer_app.registered_commands = []
-        try:
-            register(function)
-            _command_infos[name] = _typer_app.registered_commands[0]
-        finally:
-            _typer_app.registered_commands = every
-    return _command_infos[name]
-
-
-def _click_group(args: list[str]):
-    """The Click group Typer makes of the app. For `mnistlr NAME ...` naming a command, only that
-    command's module is imported and only it is converted (Typer reads every command's signature
-    and annotations to build its parameters: tens of milliseconds for all of them); anything
-    else gets the whole group."""
-    name = next((arg for arg in args if not arg.startswith("-")), None)
-    chosen = [command for command in COMMANDS if command[0] == name] or COMMANDS
-    every = _typer_app.registered_commands
-    _typer_app.registered_commands = [_command_info(*command) for command in chosen]
-    try:
-        return typer.main.get_command(_typer_app)
-    finally:
-        _typer_app.registered_commands = every
-
-
-def main(argv: list[str] | None = None, prog_name: str = "mnistlr") -> int:
-    """Run the CLI on *argv* and return the exit status; never raises for expected errors."""
-    previous = _install_handlers()
-    try:
-        check_environment()
-        args = sys.argv[1:] if argv is None else argv
-        if asks_for_help(args):
-            load_help_formatter()
-        command = _click_group(args)
-        result = command.main(args=argv, prog_name=prog_name, standalone_mode=False)
-        _flush_stdout()
-        return result if isinstance(result, int) else 0
-    except BrokenPipeError:  # the reader of stdout went away (`| head`): not an error
-        silence_stdout()
-        return 0
-    except MnistlrError as exc:
-        if exc.exit_code == 0:
-            return 0
-        print_error(exc.for_command_line())
-        return exc.exit_code
-    except _ClickUsageError as exc:
-        where = f"mnistlr {exc.ctx.info_name}" if exc.ctx and exc.ctx.parent else "mnistlr"
-        # Typer's choice errors read "Value error, 'x' is not one of ...": keep the message only
-        message = exc.format_message().replace("Value error, ", "")
-        if message.strip():    # empty when Click has just shown the help (no arguments)
-            print_error(f"{message} (see '{where} --help')")
-        return 2
-    except _ClickException as exc:
-        print_error(exc.format_message())
-        return exc.exit_code
-    except typer.Abort:
-        print_error("interrupted")
-        return 130
-    except MemoryError:
-        print_error("out of memory (use a smaller input, e.g. --train-limit N or a smaller --batch-size, "
-                    "or free memory)")
-        return 1
-    except OSError as exc:
-        print_error(_os_error_line(exc))
-        return 1
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    return help_cache.run_recorded(argv, prog_name, lambda: main(args, prog_name=prog_name))
 
 
 class _App:
     """The console-script entry point `mnistlr.cli:app`."""
 
     def __call__(self, args: list[str] | None = None, prog_name: str = "mnistlr") -> None:
+        from mnistlr.cli.streams import prepare_streams
+
         prepare_streams()
-        status = main(args, prog_name=prog_name)
+        status = _run(args, prog_name)
         try:
-            _flush_stdout()
+            if sys.stdout is not None:
+                sys.stdout.flush()
         except OSError as exc:
-            print_error(_os_error_line(exc))
+            from mnistlr.cli.dispatch import os_error_line, print_error
+
+            print_error(os_error_line(exc))
             status = status or 1
         # The run is over: the interpreter's shutdown need not collect garbage among every object
         # still alive (with numba loaded, its collections took 0.2–0.4 s of each `mnistlr train`).

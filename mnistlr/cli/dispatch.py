@@ -1,0 +1,148 @@
+"""Running a command line: the Typer app, whose errors are mapped here and only here.
+
+`main(argv)` runs a command and returns its exit status (tests call it in-process;
+`mnistlr.cli.app`, the console script, calls it). Everything that can go wrong ends in one
+line on stderr: mnistlr's own errors, usage errors, signals
+(SIGINT, SIGTERM, SIGHUP: the atomic writers clean up on the way out), an environment
+numba cannot use, running out of memory, and any OSError (standard output on a full disk
+or closed, say).
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib
+import signal
+import sys
+
+import typer
+
+from mnistlr.cli.base import app as _typer_app
+from mnistlr.cli.base import print_error, register, silence_stdout
+from mnistlr.cli.help_formatter import asks_for_help, load_help_formatter
+from mnistlr.cli.streams import check_environment
+from mnistlr.errors import Interrupted, MnistlrError
+
+# The commands, in the order --help lists them: (name, its module in mnistlr.cli); the module's
+# function NAME_command is the command. A module is imported only when its command is needed.
+COMMANDS = (("fetch", "fetch"), ("import", "imports"), ("train", "train"), ("evaluate", "evaluate"),
+            ("predict", "predict"), ("sweep", "sweep"), ("inspect", "inspect"), ("show", "show"),
+            ("export", "export"))
+_command_infos: dict[str, typer.models.CommandInfo] = {}
+
+
+# Typer may vendor its own click: find the exception classes through its public names.
+_ClickUsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+_ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+# The signals that end a run cleanly (the exception unwinds, so temporary files are removed).
+_SIGNALS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}
+if hasattr(signal, "SIGHUP"):
+    _SIGNALS[signal.SIGHUP] = "hung up (SIGHUP)"
+# errno values of a failed write that names no file: standard output (or stderr) failed
+_STREAM_ERRNOS = (errno.ENOSPC, errno.EBADF, errno.EIO, errno.EFBIG, errno.EDQUOT, errno.EPIPE)
+
+
+def _on_signal(signum, frame):
+    raise Interrupted(f"{_SIGNALS.get(signum, 'stopped')}; nothing partial was left behind",
+                      "run the same command again to finish", exit_code=128 + signum)
+
+
+def _install_handlers() -> dict:
+    previous = {}
+    for signum in _SIGNALS:
+        try:
+            previous[signum] = signal.signal(signum, _on_signal)
+        except (ValueError, OSError):  # not in the main thread
+            pass
+    return previous
+
+
+def flush_stdout() -> None:
+    if sys.stdout is not None:
+        sys.stdout.flush()
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an OSError that no layer turned into a MnistlrError."""
+    reason = exc.strerror or type(exc).__name__
+    if exc.filename is not None:
+        return f"{exc.filename}: {reason} (check the path and the disk)"
+    if exc.errno in _STREAM_ERRNOS:
+        silence_stdout()  # so the interpreter's last flush cannot fail again
+        return f"cannot write to standard output: {reason} (check where it is redirected)"
+    return f"input/output error: {reason} (check the files and the disk)"
+
+
+def _command_info(name: str, module: str) -> typer.models.CommandInfo:
+    """Typer's record of the command *name*, made (its module imported) on first use."""
+    if name not in _command_infos:
+        function = getattr(importlib.import_module(f"mnistlr.cli.{module}"), f"{name}_command")
+        every = _typer_app.registered_commands
+        _typer_app.registered_commands = []
+        try:
+            register(function)
+            _command_infos[name] = _typer_app.registered_commands[0]
+        finally:
+            _typer_app.registered_commands = every
+    return _command_infos[name]
+
+
+def _click_group(args: list[str]):
+    """The Click group Typer makes of the app. For `mnistlr NAME ...` naming a command, only that
+    command's module is imported and only it is converted (Typer reads every command's signature
+    and annotations to build its parameters: tens of milliseconds for all of them); anything
+    else gets the whole group."""
+    name = next((arg for arg in args if not arg.startswith("-")), None)
+    chosen = [command for command in COMMANDS if command[0] == name] or COMMANDS
+    every = _typer_app.registered_commands
+    _typer_app.registered_commands = [_command_info(*command) for command in chosen]
+    try:
+        return typer.main.get_command(_typer_app)
+    finally:
+        _typer_app.registered_commands = every
+
+
+def main(argv: list[str] | None = None, prog_name: str = "mnistlr") -> int:
+    """Run the CLI on *argv* and return the exit status; never raises for expected errors."""
+    previous = _install_handlers()
+    try:
+        check_environment()
+        args = sys.argv[1:] if argv is None else argv
+        if asks_for_help(args):
+            load_help_formatter()
+        command = _click_group(args)
+        result = command.main(args=argv, prog_name=prog_name, standalone_mode=False)
+        flush_stdout()
+        return result if isinstance(result, int) else 0
+    except BrokenPipeError:  # the reader of stdout went away (`| head`): not an error
+        silence_stdout()
+        return 0
+    except MnistlrError as exc:
+        if exc.exit_code == 0:
+            return 0
+        print_error(exc.for_command_line())
+        return exc.exit_code
+    except _ClickUsageError as exc:
+        where = f"mnistlr {exc.ctx.info_name}" if exc.ctx and exc.ctx.parent else "mnistlr"
+        # Typer's choice errors read "Value error, 'x' is not one of ...": keep the message only
+        message = exc.format_message().replace("Value error, ", "")
+        if message.strip():    # empty when Click has just shown the help (no arguments)
+            print_error(f"{message} (see '{where} --help')")
+        return 2
+    except _ClickException as exc:
+        print_error(exc.format_message())
+        return exc.exit_code
+    except typer.Abort:
+        print_error("interrupted")
+        return 130
+    except MemoryError:
+        print_error("out of memory (use a smaller input, e.g. --train-limit N or a smaller --batch-size, "
+                    "or free memory)")
+        return 1
+    except OSError as exc:
+        print_error(os_error_line(exc))
+        return 1
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
