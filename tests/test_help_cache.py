@@ -113,3 +113,17 @@ def test_the_cache_keeps_at_most_max_entries(tmp_path, monkeypatch):
         os.utime(help_cache.entry_path(str(tmp_path), f"key {n}"), ns=(n, n))
     kept = sorted(os.listdir(tmp_path))
     assert kept == sorted(os.path.basename(help_cache.entry_path(str(tmp_path), f"key {n}")) for n in (2, 3, 4))
+
+
+def test_a_command_whose_option_value_is_dash_h_is_never_recorded(tmp_path):
+    """`-o -h` names an output file: the run is a command, not help, and must run every time."""
+    output = tmp_path / "-h"
+    for attempt in range(2):
+        done = subprocess.run([sys.executable, "-c", "from mnistlr.cli import app; app()", "train", "-d",
+                               "mnist-sample", "--train-limit", "200", "--max-iter", "2", "-q", "-o", "-h"],
+                              capture_output=True, env=dict(os.environ, MNISTLR_HELP_CACHE=str(tmp_path / "help")),
+                              cwd=tmp_path)
+        assert done.returncode == 0 and b"Training summary" in done.stdout and done.stderr == b"", done.stderr
+        assert output.exists(), attempt
+        output.unlink()
+    assert not (tmp_path / "help").exists()

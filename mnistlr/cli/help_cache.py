@@ -4,9 +4,9 @@ A help text depends only on what this module puts in its key: the command line, 
 environment variable (NO_COLOR, COLUMNS, TERM, LANG, ...), the working directory, whether each
 standard stream is a terminal and its size, standard output's encoding, the interpreter and
 its module path, and the size and modification time of every file of mnistlr, Typer, Click
-and Rich. The first run renders the help as usual and records what it wrote to standard
-output (nothing may go to standard error) and its exit status; a later run with the same key
-writes the same text and returns the same status. An entry holds its whole key, which must
+and Rich. The first run renders the help as usual and, when it showed help (Typer's formatter
+ran) and wrote nothing to standard error, records what it wrote to standard output and its
+exit status; a later run with the same key writes the same text and returns the same status. An entry holds its whole key, which must
 match exactly (the file name is only a checksum of it). Entries are written atomically into
 ``$MNISTLR_HELP_CACHE`` (empty: no cache), else ``$XDG_CACHE_HOME/mnistlr/help`` or
 ``~/.cache/mnistlr/help``; at most MAX_ENTRIES are kept. Any problem (no home, a read-only
@@ -169,13 +169,18 @@ def run_recorded(args: list[str], prog_name: str, run: Callable[[], int]) -> int
         key = entry_key(args, prog_name)
     except Exception:
         return run()
+    from mnistlr.cli.help_formatter import help_renderings
+
     out, err = _Recorder(sys.stdout), _Recorder(sys.stderr)
+    shown = help_renderings()
     sys.stdout, sys.stderr = out, err
     try:
         status = run()
     finally:
         sys.stdout, sys.stderr = out.stream, err.stream
-    if not (out.failed or err.failed or err.parts) and type(status) is int:
+    # only a run that showed help and nothing else ("-o -h" names a file: that run is a command)
+    showed_help = help_renderings() > shown
+    if showed_help and not (out.failed or err.failed or err.parts) and type(status) is int:
         store(folder, key, status, "".join(out.parts))
     return status
 

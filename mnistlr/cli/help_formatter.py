@@ -54,6 +54,25 @@ def stand_in_module(module: str) -> types.ModuleType:
     return stand_in
 
 
+_renderings = [0]   # help texts Typer has rendered in this process
+
+
+def help_renderings() -> int:
+    """How many help texts Typer's formatter has rendered in this process (counted from
+    `load_help_formatter`: `mnistlr.cli.help_cache` records a run only when it showed help)."""
+    return _renderings[0]
+
+
+def _count_renderings(rich_utils: types.ModuleType) -> None:
+    render = rich_utils.rich_format_help
+
+    def rich_format_help(*args, **kwargs):
+        _renderings[0] += 1
+        return render(*args, **kwargs)
+
+    rich_utils.rich_format_help = rich_format_help
+
+
 def load_help_formatter() -> None:
     """Import `typer.rich_utils` (once) with `DEFERRED_MODULES` as stand-ins, then drop them."""
     if "typer.rich_utils" in sys.modules:
@@ -61,11 +80,12 @@ def load_help_formatter() -> None:
     placed = {m: stand_in_module(m) for m in DEFERRED_MODULES if m not in sys.modules}
     sys.modules.update(placed)
     try:
-        import typer.rich_utils  # noqa: F401
+        import typer.rich_utils
     finally:
         for module, stand_in in placed.items():
             if sys.modules.get(module) is stand_in:
                 del sys.modules[module]
+    _count_renderings(typer.rich_utils)
 
 
 def asks_for_help(args: list[str]) -> bool:
