@@ -127,3 +127,26 @@ def test_a_command_whose_option_value_is_dash_h_is_never_recorded(tmp_path):
         assert output.exists(), attempt
         output.unlink()
     assert not (tmp_path / "help").exists()
+
+
+def test_a_run_that_reaches_the_binary_stream_is_not_recorded(tmp_path, monkeypatch, capsys):
+    import mnistlr.cli.help_formatter as formatter
+
+    monkeypatch.setenv("MNISTLR_HELP_CACHE", str(tmp_path))
+    monkeypatch.setattr(formatter, "_renderings", [0])
+
+    def shows_help_in_bytes() -> int:
+        formatter._renderings[0] += 1
+        sys.stdout.buffer.write(b"")                     # as a writer of bytes would
+        return 0
+
+    assert help_cache.run_recorded(["--help"], "mnistlr", shows_help_in_bytes) == 0
+    assert os.listdir(tmp_path) == []
+    monkeypatch.setattr(formatter, "_renderings", [0])
+
+    def shows_help() -> int:
+        formatter._renderings[0] += 1
+        sys.stdout.write("help\n")
+        return 0
+
+    assert help_cache.run_recorded(["--help"], "mnistlr", shows_help) == 0 and len(os.listdir(tmp_path)) == 1

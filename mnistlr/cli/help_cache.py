@@ -156,6 +156,12 @@ class _Recorder:
             self.failed = True
             raise
 
+    @property
+    def buffer(self) -> Any:
+        """The binary stream beneath: bytes written there would not be kept, so nothing is."""
+        self.failed = True
+        return self.stream.buffer
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.stream, name)
 
