@@ -126,8 +126,9 @@ def top_level_imports(importtime_stderr: str) -> set[str]:
 
 
 def help_imports() -> set[str]:
-    """The top-level packages `python -m mnistlr --help` imports."""
-    result = run_checked([sys.executable, "-X", "importtime", "-m", "mnistlr", "--help"])
+    """The top-level packages `python -m mnistlr --help` imports when it renders the help (no help cache)."""
+    result = run_checked([sys.executable, "-X", "importtime", "-m", "mnistlr", "--help"],
+                         child_env(MNISTLR_HELP_CACHE=""))
     return top_level_imports(result.stderr)
 
 
