@@ -143,3 +143,13 @@ def pairwise_products(Z):
         quad = [z[i] * z[j] for i in range(len(z)) for j in range(i, len(z))]
         rows.append(np.concatenate([z, quad]))
     return np.array(rows)
+
+
+def nystroem_features(X, L, gamma, unit):
+    """k(x·unit, L)·K_LL^(−1/2) in float64, row by row: scikit-learn's Nystroem normalisation
+    (K_LL's eigendecomposition, eigenvalues clipped at 1e-12)."""
+    L = np.asarray(L, np.float64)
+    K_LL = np.exp(-gamma * ((L[:, None] - L[None]) ** 2).sum(-1))
+    eigenvalues, U = np.linalg.eigh(K_LL)
+    A = (U / np.sqrt(np.maximum(eigenvalues, 1e-12))) @ U.T
+    return np.array([np.exp(-gamma * ((np.asarray(x, np.float64) * unit - L) ** 2).sum(-1)) @ A for x in X])

@@ -135,7 +135,7 @@ def test_not_a_model_and_missing_onnx(model_paths, tmp_path, cli, monkeypatch):
     assert kept.read_bytes() == b"old"   # nothing clobbered
 
 
-FEATURE_SPECS = ("pca:30,rff:600", "pca:12,poly2", "rff:400")
+FEATURE_SPECS = ("pca:30,rff:600", "pca:12,poly2", "rff:400", "pca:20,nystroem:300")
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ from mnistlr.learn.fit import fit_model
 from mnistlr.learn.options import TrainOptions
 from mnistlr.learn.persistence import load_model, save_model
 
-SPECS = ["deskew", "deskew,pca:20", "pca:10,poly2", "deskew,pca:20,rff:300", "rff:200:0.02"]
+SPECS = ["deskew", "deskew,pca:20", "pca:10,poly2", "deskew,pca:20,rff:300", "rff:200:0.02",
+         "deskew,pca:20,nystroem:300"]
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +70,7 @@ def test_features_beat_raw_pixels_on_the_sample(models, sample):
     raw_accuracy = float((raw.predict(X_test) == y_test).mean())
     assert accuracy["deskew"] > raw_accuracy
     assert accuracy["deskew,pca:20,rff:300"] > raw_accuracy
+    assert accuracy["deskew,pca:20,nystroem:300"] > raw_accuracy
 
 
 def test_training_metrics_of_a_feature_model_match_its_predictions(models, sample):

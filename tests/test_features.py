@@ -1,4 +1,4 @@
-"""Feature maps (deskew, pca, poly2, rff) against NumPy/SciPy references; parsing; persistence."""
+"""Feature maps (deskew, pca, poly2, rff, nystroem) against NumPy/SciPy references; parsing; persistence."""
 
 from __future__ import annotations
 
@@ -195,6 +195,35 @@ def test_rff_is_seeded(digits):
     assert not np.array_equal(a, c)
 
 
+def test_nystroem_matches_the_eigendecomposition_reference_and_is_exact_on_its_landmarks(digits):
+    X = digits[0].reshape(300, -1)
+    pipeline = FeaturePipeline.from_spec("nystroem:60:0.02", (28, 28))
+    F = pipeline.fit_transform(X, seed=3).astype(np.float64)
+    step = pipeline.steps[0]
+    x = X.astype(np.float64) / 255
+    # the landmarks are 60 distinct training images (x/255)
+    hits = [np.flatnonzero(np.abs(x - mark).max(axis=1) < 1e-6) for mark in step.landmarks.astype(np.float64)]
+    assert all(len(h) == 1 for h in hits) and len({int(h[0]) for h in hits}) == 60
+    R = reference.nystroem_features(X, step.landmarks, 0.02, 1 / 255)
+    # A = C⁻ᵀ is a rotation of K_LL^(−1/2): the same inner products φ(x)·φ(x′)
+    np.testing.assert_allclose(F @ F.T, R @ R.T, atol=2e-4)
+    L = F[[int(h[0]) for h in hits]]
+    K_LL = np.exp(-0.02 * ((step.landmarks[:, None].astype(np.float64) - step.landmarks[None]) ** 2).sum(-1))
+    np.testing.assert_allclose(L @ L.T, K_LL, atol=2e-4)
+
+
+def test_nystroem_is_seeded_the_same_in_any_batch_and_too_many_landmarks_is_a_usage_error(digits):
+    X = digits[0].reshape(300, -1)
+    a, b, c = (FeaturePipeline.from_spec("pca:10,nystroem:50", (28, 28)) for _ in range(3))
+    Fa, Fb, Fc = a.fit_transform(X, 1), b.fit_transform(X, 1), c.fit_transform(X, 2)
+    np.testing.assert_array_equal(Fa, Fb)
+    assert not np.array_equal(Fa, Fc) and "median" in a.describe()[1] and a.spec == "pca:10,nystroem:50"
+    for i in (0, 77, 299):
+        np.testing.assert_array_equal(a.transform(X[i:i + 1])[0], Fa[i])
+    with pytest.raises(UsageError, match="needs 301 landmark images but the training part has 300"):
+        FeaturePipeline.from_spec("nystroem:301", (28, 28)).fit_transform(X, 0)
+
+
 @pytest.mark.parametrize("spec, message", [
     ("", "empty step"), ("deskew,,rff:10", "empty step"), ("sharpen", "unknown step 'sharpen'"),
     ("pca", "should read pca:K"), ("pca:0", "from 1 to 65,536, got 0"), ("rff:65537", "from 1 to 65,536, got 65,537"),
@@ -202,6 +231,8 @@ def test_rff_is_seeded(digits):
     ("rff:100:-1", "finite number > 0"), ("rff:100:1:2", "should read rff:D"),
     ("pca:10,deskew", "deskew cannot follow pca"), ("rff:10,pca:5", "pca cannot follow rff"),
     ("poly2", "needs pca:K"), ("pca:5,poly2,rff:10", "not both"), ("deskew,deskew", "twice"),
+    ("nystroem:10001", "from 1 to 10,000, got 10,001"), ("rff:10,nystroem:10", "not both rff and nystroem"),
+    ("nystroem:10:0", "nystroem's gamma must be a finite number > 0"), ("nystroem", "should read nystroem:D"),
 ])
 def test_bad_specs_are_usage_errors_naming_the_problem(spec, message):
     with pytest.raises(UsageError, match=message):
@@ -225,6 +256,15 @@ def test_pipeline_state_is_plain_arrays_and_round_trips(digits):
     again = FeaturePipeline.from_dict(state)
     np.testing.assert_array_equal(again.transform(X), F)
     state["steps"][2]["weights"] = state["steps"][2]["weights"][:5]
+    with pytest.raises(ValueError, match="does not fit"):
+        FeaturePipeline.from_dict(state)
+    nystroem = FeaturePipeline.from_spec("pca:10,nystroem:30", (28, 28))
+    F = nystroem.fit_transform(X, seed=0)
+    state = nystroem.to_dict()
+    assert {k: type(v) for k, v in state["steps"][1].items() if isinstance(v, np.ndarray)} == {
+        "landmarks": np.ndarray, "normalization": np.ndarray}
+    np.testing.assert_array_equal(FeaturePipeline.from_dict(state).transform(X), F)
+    state["steps"][1]["normalization"] = state["steps"][1]["normalization"][:, :29]
     with pytest.raises(ValueError, match="does not fit"):
         FeaturePipeline.from_dict(state)
 

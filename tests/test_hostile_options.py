@@ -107,6 +107,8 @@ SWEEP_CASES = [
     ("l2-range-to-1e300", "--param l2=log:1e-300:1e300", r"1e\+300 is more than l2 can be", r"accepted forms"),
     ("features-range-past-the-limit", "--param features=rff:int:10:9999999999",
      r"9,999,999,999 is more than rff can be \(65,536\)", r"accepted forms"),
+    ("nystroem-range-past-the-limit", "--param features=nystroem:int:10:20000",
+     r"20,000 is more than nystroem can be \(10,000\)", r"accepted forms"),
     ("int-range-not-whole", "--param epochs=int:1:1e30 --solver gd", r"'1e30' is not a whole number",
      r"accepted forms"),
     ("n-iter-past-the-limit", "--param l2=log:1e-4:1e-2 --n-iter 10000000000000",

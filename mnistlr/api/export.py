@@ -61,14 +61,15 @@ def export(model: Any, output: str | os.PathLike, *, input_type: str = "uint8",
 
 def feature_maps(pipeline) -> list[tuple]:
     """A feature pipeline as the plain maps `io.onnx_graph` applies to raw pixels: ("affine", W,
-    b) float64, ("cos", c), ("poly2", K). UsageError for deskew, which ONNX cannot express here."""
+    b) float64, ("cos", c), ("poly2", K), ("rbf", L, gamma, unit). UsageError for deskew, which ONNX
+    cannot express here."""
     import numpy as np
 
     maps, unit = [], 1.0 / 255.0       # the first projection acts on x/255
     for step in pipeline.steps:
         if step.name == "deskew":
             raise UsageError(f"ONNX export cannot express the deskew step of `features={pipeline.spec}`",
-                             "export a model trained without deskew; pca, poly2 and rff export")
+                             "export a model trained without deskew; pca, poly2, rff and nystroem export")
         if step.name == "pca":
             V = step.components.astype(np.float64)
             # z = (x·unit − μ)V = x·(unit·V) − μV, the offset rounded to float32 as the model keeps it
@@ -78,6 +79,10 @@ def feature_maps(pipeline) -> list[tuple]:
             # φ = cos(x·unit·W + b)·√(2/D)
             maps += [("affine", step.weights.astype(np.float64) * unit, step.offset),
                      ("cos", float(np.sqrt(2.0 / step.n_components)))]
+        elif step.name == "nystroem":
+            # φ = k(x·unit, L)·A: the Gaussian kernels of the landmarks, then a projection without offset
+            maps += [("rbf", step.landmarks, step.gamma, unit),
+                     ("affine", step.normalization.astype(np.float64), np.zeros(step.n_components, np.float32))]
         else:
             maps.append(("poly2", maps[-1][1].shape[1]))
         unit = 1.0

@@ -7,7 +7,8 @@ the same, so export twice for both). Float32 images follow the scale part of the
 graph cannot refuse values the rule refuses: check them before, or use uint8).
 Feature maps (a model's `--features` pipeline, given as plain arrays by `feature_maps`) come
 between the pixels and the scores: ("affine", W, b) is x·W + b summed in float64 and rounded to
-float32, ("cos", c) is cos(x)·c and ("poly2",) appends the products x_i·x_j (i ≤ j), in float32.
+float32, ("cos", c) is cos(x)·c, ("poly2",) appends the products x_i·x_j (i ≤ j), in float32, and
+("rbf", L, gamma, unit) is exp(−gamma·‖x·unit − l_j‖²) for the rows l_j of L, kept in float64.
 Outputs: ``label`` (n,) int64 and ``probabilities`` (n, n_classes) float32, as
 `mnistlr predict --proba` computes them: scores s = x·W_raw + b_raw summed in float64 and
 rounded to float32; softmax (softmax, ridge), σ and 1 − σ (binary logistic) or σ_k / Σ σ
@@ -86,7 +87,7 @@ def _feature_nodes(h: Any, nodes: list, constants: dict, x64: str, maps: list, n
     """Nodes applying the feature *maps* to raw pixels *x64* (float64); returns the float64 features."""
     x32 = None
     for i, step in enumerate(maps):
-        if x32 is not None and step[0] == "affine":
+        if x32 is not None and step[0] in ("affine", "rbf"):
             nodes.append(h.make_node("Cast", [x32], [f"f{i}_x64"], to=h.TensorProto.DOUBLE))
             x64 = f"f{i}_x64"
         if step[0] == "affine":
@@ -95,6 +96,9 @@ def _feature_nodes(h: Any, nodes: list, constants: dict, x64: str, maps: list, n
             nodes += [h.make_node("MatMul", [x64, f"f{i}_W"], [f"f{i}_xw"]),
                       h.make_node("Add", [f"f{i}_xw", f"f{i}_b"], [f"f{i}_z64"]),
                       h.make_node("Cast", [f"f{i}_z64"], [f"f{i}_z"], to=h.TensorProto.FLOAT)]
+        elif step[0] == "rbf":
+            x64, x32 = _rbf_nodes(h, nodes, constants, x64, step, f"f{i}", np), None
+            continue
         elif step[0] == "cos":
             # φ = cos(z)·c
             constants[f"f{i}_c"] = np.array(step[1], np.float32)
@@ -115,6 +119,26 @@ def _feature_nodes(h: Any, nodes: list, constants: dict, x64: str, maps: list, n
         return x64
     nodes.append(h.make_node("Cast", [x32], ["features64"], to=h.TensorProto.DOUBLE))
     return "features64"
+
+
+def _rbf_nodes(h: Any, nodes: list, constants: dict, x64: str, step: tuple, name: str, np: Any) -> str:
+    """Nodes of ("rbf", L, gamma, unit) on *x64* (n, n_in) float64; returns the (n, D) float64 kernels."""
+    _, L, gamma, unit = step
+    L = np.asarray(L, np.float64)
+    constants |= {f"{name}_unit": np.array(unit, np.float64), f"{name}_Lt": np.ascontiguousarray(L.T),
+                  f"{name}_ll": np.einsum("ij,ij->i", L, L), f"{name}_m2": np.array(-2.0, np.float64),
+                  f"{name}_0": np.array(0.0, np.float64), f"{name}_mg": np.array(-float(gamma), np.float64)}
+    # ‖x·u − l‖² = ‖x·u‖² + ‖l‖² − 2(x·u)·l, clipped at 0;  k = exp(−γ‖x·u − l‖²)
+    nodes += [h.make_node("Mul", [x64, f"{name}_unit"], [f"{name}_xs"]),
+              h.make_node("ReduceSumSquare", [f"{name}_xs"], [f"{name}_xx"], axes=[1], keepdims=1),
+              h.make_node("MatMul", [f"{name}_xs", f"{name}_Lt"], [f"{name}_xl"]),
+              h.make_node("Mul", [f"{name}_xl", f"{name}_m2"], [f"{name}_m2xl"]),
+              h.make_node("Add", [f"{name}_m2xl", f"{name}_xx"], [f"{name}_s1"]),
+              h.make_node("Add", [f"{name}_s1", f"{name}_ll"], [f"{name}_sq"]),
+              h.make_node("Max", [f"{name}_sq", f"{name}_0"], [f"{name}_sq0"]),
+              h.make_node("Mul", [f"{name}_sq0", f"{name}_mg"], [f"{name}_e"]),
+              h.make_node("Exp", [f"{name}_e"], [f"{name}_k"])]
+    return f"{name}_k"
 
 
 def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:

@@ -1,4 +1,5 @@
-"""The steps of a feature pipeline (`mnistlr.learn.features`): deskew, pca:K, poly2, rff:D[:gamma].
+"""The steps of a feature pipeline (`mnistlr.learn.features`): deskew, pca:K, poly2, rff:D[:gamma]
+(nystroem:D[:gamma] lives in `mnistlr.learn.nystroem`).
 
 Each step is fitted on the training part (`fit`), maps a block of rows (`transform`) and keeps
 its fitted parameters as plain numbers and float32 arrays (`state`, `step_from_state`).
@@ -247,6 +248,13 @@ def step_from_state(state: dict[str, Any]) -> FeatureStep:
     if name == "pca":
         return PCA(int(state["k"]), _array(state["mean"], 1), _array(state["components"], 2),
                    _array(state["variance"], 1), float(state["total_variance"]))
+    if name == "nystroem":
+        from mnistlr.learn.nystroem import Nystroem
+
+        step = Nystroem(int(state["n_components"]), float(state["gamma"]), _array(state["landmarks"], 2),
+                        _array(state["normalization"], 2))
+        step.gamma_given = bool(state["gamma_given"])
+        return step
     if name == "rff":
         step = RFF(int(state["n_components"]), float(state["gamma"]), _array(state["weights"], 2),
                    _array(state["offset"], 1))
@@ -263,6 +271,8 @@ def check_state(step: FeatureStep, n_in: int) -> None:
     elif isinstance(step, RFF):
         ok = (step.weights.shape == (n_in, step.n_components) and step.offset.shape == (step.n_components,)
               and np.isfinite(step.gamma) and step.gamma > 0)
+    elif step.name == "nystroem":
+        ok = step.fits(n_in)
     else:
         ok = True
     if not ok:

@@ -7,7 +7,9 @@ A pipeline turns raw pixels (n, rows·cols), values 0–255, into the model's in
 - ``poly2``: after ``pca:K``, the components and all their pairwise products z_i·z_j (i ≤ j);
 - ``rff:D[:gamma]``: random Fourier features cos(xW + b)·√(2/D) for the Gaussian kernel
   exp(−gamma·‖x − x′‖²), x the pixels/255 (or the PCA components, which are in the same units);
-  W ~ N(0, 2·gamma), b ~ U[0, 2π), seeded; gamma defaults to 1/median ‖x − x′‖² over a sample.
+  W ~ N(0, 2·gamma), b ~ U[0, 2π), seeded; gamma defaults to 1/median ‖x − x′‖² over a sample;
+- ``nystroem:D[:gamma]``: the Nyström features k(x, L)·A of the same kernel on D landmarks
+  (training rows drawn by the seed), A·Aᵀ = K_LL⁻¹ (`mnistlr.learn.nystroem`).
 
 This module parses SPEC, runs the pipeline and maps weights back to pixels; the steps
 themselves live in `mnistlr.learn.feature_steps`. Fitted parameters are plain float32 arrays and
@@ -34,9 +36,9 @@ from mnistlr.learn.feature_steps import (
     step_from_state,
 )
 
-NAMES = ("deskew", "pca", "poly2", "rff")
+NAMES = ("deskew", "pca", "poly2", "rff", "nystroem")
 # The type of each step's numeric arguments (pca:K, rff:D:gamma), for sweep ranges.
-ARGUMENT_KINDS = {"deskew": (), "pca": (int,), "poly2": (), "rff": (int, float)}
+ARGUMENT_KINDS = {"deskew": (), "pca": (int,), "poly2": (), "rff": (int, float), "nystroem": (int, float)}
 SPEC_EXAMPLE = "deskew,pca:50,rff:5000"
 # Rows pushed through the pipeline at a time (a 5,000-feature block is 40 MB of float32).
 BLOCK_ROWS = 2048
@@ -47,16 +49,17 @@ MAX_FEATURES = 1 << 16
 
 def _bad(spec: str, why: str) -> UsageError:
     return UsageError(f"`features` '{spec}': {why}",
-                      f"e.g. `features={SPEC_EXAMPLE}`; steps: deskew, pca:K, poly2, rff:D[:gamma]")
+                      f"e.g. `features={SPEC_EXAMPLE}`; steps: deskew, pca:K, poly2, rff:D[:gamma], "
+                      "nystroem:D[:gamma]")
 
 
-def _whole(spec: str, text: str, what: str) -> int:
+def _whole(spec: str, text: str, what: str, most: int = MAX_FEATURES) -> int:
     try:
         value = int(text)
     except ValueError:
         raise _bad(spec, f"{what} must be a whole number, got '{text}'") from None
-    if not 1 <= value <= MAX_FEATURES:
-        raise _bad(spec, f"{what} must be from 1 to {MAX_FEATURES:,}, got {value:,}")
+    if not 1 <= value <= most:
+        raise _bad(spec, f"{what} must be from 1 to {most:,}, got {value:,}")
     return value
 
 
@@ -72,12 +75,13 @@ def _positive(spec: str, text: str, what: str) -> float:
 
 def _step(spec: str, part: str) -> FeatureStep:
     name, *args = part.strip().split(":")
-    takes = {"deskew": (0, 0), "pca": (1, 1), "poly2": (0, 0), "rff": (1, 2)}
+    takes = {"deskew": (0, 0), "pca": (1, 1), "poly2": (0, 0), "rff": (1, 2), "nystroem": (1, 2)}
     if name not in takes:
         raise _bad(spec, f"unknown step '{name}'")
     low, high = takes[name]
     if not low <= len(args) <= high:
-        form = {"deskew": "deskew", "pca": "pca:K", "poly2": "poly2", "rff": "rff:D or rff:D:gamma"}[name]
+        form = {"deskew": "deskew", "pca": "pca:K", "poly2": "poly2", "rff": "rff:D or rff:D:gamma",
+                "nystroem": "nystroem:D or nystroem:D:gamma"}[name]
         raise _bad(spec, f"'{part}' should read {form}")
     if name == "deskew":
         return Deskew()
@@ -85,7 +89,11 @@ def _step(spec: str, part: str) -> FeatureStep:
         return Poly2()
     if name == "pca":
         return PCA(_whole(spec, args[0], "pca's K"))
-    gamma = _positive(spec, args[1], "rff's gamma") if len(args) == 2 else None
+    gamma = _positive(spec, args[1], f"{name}'s gamma") if len(args) == 2 else None
+    if name == "nystroem":
+        from mnistlr.learn.nystroem import MAX_LANDMARKS, Nystroem
+
+        return Nystroem(_whole(spec, args[0], "nystroem's D", MAX_LANDMARKS), gamma)
     return RFF(_whole(spec, args[0], "rff's D"), gamma)
 
 
@@ -96,15 +104,16 @@ def parse(spec: str) -> list[FeatureStep]:
         raise _bad(spec, "empty step")
     steps = [_step(spec, p) for p in parts]
     names = [s.name for s in steps]
-    # the order the steps can take: images → deskew → pca → poly2 or rff
-    rank = {"deskew": 0, "pca": 1, "poly2": 2, "rff": 2}
+    # the order the steps can take: images → deskew → pca → poly2, rff or nystroem
+    rank = {"deskew": 0, "pca": 1, "poly2": 2, "rff": 2, "nystroem": 2}
     for before, after in itertools.pairwise(names):
         if before == after:
             raise _bad(spec, f"'{before}' appears twice")
-        if {before, after} == {"poly2", "rff"}:
-            raise _bad(spec, "give poly2 or rff, not both")
+        if rank[after] == rank[before] == 2:
+            raise _bad(spec, f"give one of poly2, rff or nystroem, not both {before} and {after}")
         if rank[after] <= rank[before]:
-            raise _bad(spec, f"{after} cannot follow {before} (the order is deskew, pca:K, then poly2 or rff:D)")
+            raise _bad(spec, f"{after} cannot follow {before} "
+                       "(the order is deskew, pca:K, then poly2, rff:D or nystroem:D)")
     if "poly2" in names and "pca" not in names:
         raise _bad(spec, "poly2 multiplies PCA components, so it needs pca:K before it")
     if "poly2" in names and steps[-1].n_out(steps[names.index("pca")].k) > MAX_FEATURES:
@@ -135,7 +144,7 @@ class FeaturePipeline:
 
     @property
     def unit(self) -> float:
-        """The scale of the output (255 for pixels, √(2/D) for rff, 1 for PCA components)."""
+        """The scale of the output (255 for pixels, √(2/D) for rff and nystroem, 1 for PCA components)."""
         return self.steps[-1].unit()
 
     @property
@@ -209,12 +218,13 @@ def pixel_weights(pipeline: FeaturePipeline, W: np.ndarray) -> tuple[np.ndarray 
     """W (n_out, k), acting on the pipeline's features, mapped to the image's pixels, and a caption.
 
     Defined while the pipeline is linear in the pixels: deskew (weights on the deskewed image)
-    and pca (V·W on x/255); (None, the reason) for poly2 and rff, which are not.
+    and pca (V·W on x/255); (None, the reason) for poly2, rff and nystroem, which are not.
     """
     names = [step.name for step in pipeline.steps]
-    for name in ("rff", "poly2"):
+    reasons = {"rff": "cos(xW + b) of random directions", "poly2": "products of PCA components",
+               "nystroem": "Gaussian kernels of landmark images"}
+    for name, why in reasons.items():
         if name in names:
-            why = ("cos(xW + b) of random directions" if name == "rff" else "products of PCA components")
             return None, (f"no weight images: the {pipeline.spec} features are {why}, not linear in "
                           "the pixels, so their weights have no image")
     W = np.asarray(W, np.float64)

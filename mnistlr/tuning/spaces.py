@@ -155,8 +155,10 @@ def _check_most(text: str, name: str, value: float | int, integer: bool) -> None
     """Refuse a value past what the parameter can take (before any draw: numpy's integers are
     64-bit, and a `features` step's whole number is capped too)."""
     from mnistlr.learn.features import MAX_FEATURES
+    from mnistlr.learn.nystroem import MAX_LANDMARKS
 
-    most = (INT_LIMITS.get(name, MAX_FEATURES) if integer else MAX_L2 if name in ("l2", "l1") else None)
+    step_most = MAX_LANDMARKS if name == "nystroem" else MAX_FEATURES
+    most = (INT_LIMITS.get(name, step_most) if integer else MAX_L2 if name in ("l2", "l1") else None)
     if most is not None and value > most:
         raise _bad_spec(text, f"{value:,} is more than {name} can be ({most:,})" if integer else
                         f"{value:g} is more than {name} can be ({most:g}: every weight would be 0)")
