@@ -8,7 +8,8 @@ positive definite): a rotation of scikit-learn's K_LL^(−1/2), which the L2 pen
 apart, found in D³/3 operations instead of an eigendecomposition's ~10·D³.
 
 Landmarks and A are float32 arrays in the model file (A is D² floats: 100 MB at D = 5,000).
-The product k(x, L)·A is a float64 matrix product (BLAS) rounded to float32: in float32 its
+The product k(x, L)·A is a float64 triangular matrix product (BLAS dtrmm: A is upper triangular,
+so D²/2 multiply-adds a row) rounded to float32: in float32 its
 sums would depend on where a row sits in its block by up to 3e-3 (A's entries reach ~100), in
 float64 the rounded features of a row alone and inside a batch agree.
 """
@@ -86,9 +87,20 @@ class Nystroem(FeatureStep):
 
     def transform(self, X, pixels, image_shape):
         unit = PIXEL_SCALE if pixels else 1.0
+        from scipy.linalg import blas
+
         K = gaussian_kernel(np.asarray(X, np.float64) * unit, self.landmarks, self.gamma)
-        # φ = k(x, L)·A, summed in float64 and rounded to float32
-        return (K @ self.normalization.astype(np.float64)).astype(np.float32)
+        # φ = k(x, L)·A, i.e. φᵀ = C⁻¹·Kᵀ with C⁻¹ = Aᵀ lower triangular: a triangular product (half
+        # a full one's work) on the Fortran-ordered views, summed in float64 and rounded to float32
+        phi_t = blas.dtrmm(1.0, self._normalization64().T, K.T, side=0, lower=1, trans_a=0, overwrite_b=1)
+        return phi_t.T.astype(np.float32)
+
+    def _normalization64(self) -> np.ndarray:
+        """A in float64, converted once per fitted or loaded step (not part of its state)."""
+        cached = self.__dict__.get("_a64")
+        if cached is None or cached[0] is not self.normalization:
+            cached = self.__dict__["_a64"] = (self.normalization, self.normalization.astype(np.float64))
+        return cached[1]
 
     def state(self):
         return {"name": self.name, "n_components": self.n_components, "gamma": float(self.gamma),
