@@ -85,15 +85,19 @@ class Nystroem(FeatureStep):
                              "give a larger gamma or fewer landmarks")
         self.normalization = np.ascontiguousarray(C_inverse.T, np.float32)
 
-    def transform(self, X, pixels, image_shape):
-        unit = PIXEL_SCALE if pixels else 1.0
+    def transform(self, X, pixels, image_shape, out=None):
         from scipy.linalg import blas
+
+        unit = PIXEL_SCALE if pixels else 1.0
 
         K = gaussian_kernel(np.asarray(X, np.float64) * unit, self.landmarks, self.gamma)
         # φ = k(x, L)·A, i.e. φᵀ = C⁻¹·Kᵀ with C⁻¹ = Aᵀ lower triangular: a triangular product (half
         # a full one's work) on the Fortran-ordered views, summed in float64 and rounded to float32
         phi_t = blas.dtrmm(1.0, self._normalization64().T, K.T, side=0, lower=1, trans_a=0, overwrite_b=1)
-        return phi_t.T.astype(np.float32)
+        if out is None:
+            return phi_t.T.astype(np.float32)
+        out[...] = phi_t.T
+        return out
 
     def _normalization64(self) -> np.ndarray:
         """A in float64, converted once per fitted or loaded step (not part of its state)."""
