@@ -61,8 +61,8 @@ def train_command(
         typer.echo(json.dumps(result))
     else:
         from mnistlr.cli.render import l2_path_text
-        from mnistlr.cli.tables import key_value_table, print_stdout
+        from mnistlr.cli.tables import print_key_values
 
         if "l2_path" in result:
             result = result | {"l2_path": l2_path_text(result["l2_path"])}
-        print_stdout(key_value_table(result, title="Training summary"))
+        print_key_values(result, title="Training summary")

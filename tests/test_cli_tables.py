@@ -1,0 +1,89 @@
+"""The train summary's Rich-free path prints exactly what Rich prints to a pipe, and declines otherwise."""
+
+from __future__ import annotations
+
+import io
+import string
+import sys
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mnistlr.cli import tables
+
+
+def rich_text(data, title, monkeypatch) -> str:
+    """What print_stdout(key_value_table(...)) writes to a (non-terminal) stdout."""
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    tables.print_stdout(tables.key_value_table(data, title))
+    return out.getvalue()
+
+
+@pytest.fixture
+def pipe_env(monkeypatch):
+    for name in tables._RICH_ENV + ("NO_COLOR",):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+SUMMARY = {"model": "softmax", "solver": "lbfgs", "dataset": None, "classes": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+           "l2": 0.0002, "l1": 0.0, "n_train": 22699, "train_accuracy": 0.94101, "best_epoch": None,
+           "stop_reason": "converged", "seconds": 1.7573, "tiny": 3.2e-7, "huge": 123456.0, "flag": True,
+           "output": "/tmp/some dir/model.joblib"}
+
+
+@pytest.mark.parametrize("title", ["Training summary", None, "T"])
+def test_plain_text_is_richs(pipe_env, title):
+    plain = tables.plain_key_value_text(SUMMARY, title)
+    assert plain is not None
+    assert plain == rich_text(SUMMARY, title, pipe_env)
+
+
+_cell = st.text(alphabet=string.ascii_letters + string.digits + " -_./,=()—", min_size=1, max_size=30)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.dictionaries(st.from_regex(r"[a-z][a-z_]{0,14}", fullmatch=True), _cell, min_size=1, max_size=8),
+       title=st.one_of(st.none(), _cell))
+def test_plain_text_matches_rich_on_random_tables(data, title):
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for name in tables._RICH_ENV + ("NO_COLOR",):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setattr(sys, "stdout", io.StringIO())
+        plain = tables.plain_key_value_text(data, title)
+        if plain is not None:
+            assert plain == rich_text(data, title, monkeypatch)
+
+
+@pytest.mark.parametrize("data, title", [
+    ({"output": "C:/models/x.joblib"}, None),          # ':' could be an emoji code
+    ({"note": "[bold]x[/bold]"}, None),                 # markup
+    ({"name": "café"}, None),                           # not one column per character for sure
+    ({"path": "x" * 120}, None),                        # wider than the pipe's 100 columns
+    ({"a": "b"}, "a title longer than the table is"),   # Rich would wrap the title
+    ({}, "empty"),
+])
+def test_declines_what_only_rich_can_render(pipe_env, data, title):
+    assert tables.plain_key_value_text(data, title) is None
+
+
+@pytest.mark.parametrize("name", ["FORCE_COLOR", "COLUMNS", "TTY_COMPATIBLE"])
+def test_declines_under_rich_settings(pipe_env, name):
+    pipe_env.setenv(name, "1")
+    assert tables.plain_key_value_text(SUMMARY, "Training summary") is None
+
+
+def test_declines_on_a_terminal(pipe_env):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+    pipe_env.setattr(sys, "stdout", Terminal())
+    assert tables.plain_key_value_text(SUMMARY, "Training summary") is None
+
+
+def test_print_key_values_writes_the_plain_text(pipe_env):
+    pipe_env.setattr(sys, "stdout", io.StringIO())   # inside the test: pytest's capture resets it after set-up
+    tables.print_key_values(SUMMARY, "Training summary")
+    assert sys.stdout.getvalue() == tables.plain_key_value_text(SUMMARY, "Training summary")
