@@ -163,8 +163,29 @@ class Poly2(FeatureStep):
         return out
 
 
+class GaussianKernelStep(FeatureStep):
+    """What the Gaussian-kernel steps (rff, nystroem) share: D = n_components outputs, a gamma that is
+    given in the spec or chosen at fit time (median heuristic), and features on the scale √(2/D)."""
+
+    fitted_field = ""   # the array a fitted step holds (None before fit)
+
+    def __post_init__(self):
+        fitted = getattr(self, self.fitted_field) is not None
+        self.gamma_given = self.gamma_given if fitted else self.gamma is not None
+
+    def spec(self) -> str:
+        return f"{self.name}:{self.n_components}" + (f":{self.gamma:g}" if self.gamma_given else "")
+
+    def n_out(self, n_in: int) -> int:
+        return self.n_components
+
+    def unit(self) -> float:
+        # rff: φ_k ∈ [−√(2/D), √(2/D)]; nystroem: ‖φ(x)‖² ≈ k(x, x) = 1 over D features; both scale by √(2/D)
+        return float(np.sqrt(2.0 / self.n_components))
+
+
 @dataclasses.dataclass
-class RFF(FeatureStep):
+class RFF(GaussianKernelStep):
     """φ(x) = cos(xW + b)·√(2/D), W (n_in, D) ~ N(0, 2γ), b (D,) ~ U[0, 2π); x in x/255 units."""
 
     n_components: int
@@ -173,19 +194,7 @@ class RFF(FeatureStep):
     offset: np.ndarray | None = None      # (D,) float32
     gamma_given: bool = True
     name = "rff"
-
-    def __post_init__(self):
-        self.gamma_given = self.gamma is not None if self.weights is None else self.gamma_given
-
-    def spec(self) -> str:
-        return f"rff:{self.n_components}" + (f":{self.gamma:g}" if self.gamma_given else "")
-
-    def n_out(self, n_in: int) -> int:
-        return self.n_components
-
-    def unit(self) -> float:
-        # φ_k ∈ [−√(2/D), √(2/D)]: scaling by √(2/D) gives cos(xW + b) ∈ [−1, 1]
-        return float(np.sqrt(2.0 / self.n_components))
+    fitted_field = "weights"
 
     def fit(self, X, pixels, rng, image_shape):
         from mnistlr.learn.kernels.projection import snap_to_float32_grid

@@ -21,7 +21,7 @@ import dataclasses
 import numpy as np
 
 from mnistlr.errors import UsageError
-from mnistlr.learn.feature_steps import PIXEL_SCALE, FeatureStep, median_gamma
+from mnistlr.learn.feature_steps import PIXEL_SCALE, GaussianKernelStep, median_gamma
 
 # The most landmarks: A is D² float32 (400 MB at 10,000) and its float64 factor twice that.
 MAX_LANDMARKS = 10_000
@@ -38,7 +38,7 @@ def gaussian_kernel(X: np.ndarray, L: np.ndarray, gamma: float) -> np.ndarray:
 
 
 @dataclasses.dataclass
-class Nystroem(FeatureStep):
+class Nystroem(GaussianKernelStep):
     """φ(x) = k(x, L)·A, L (D, n_in) seeded training rows, A (D, D) with A·Aᵀ = (K_LL + εI)⁻¹."""
 
     n_components: int
@@ -47,19 +47,7 @@ class Nystroem(FeatureStep):
     normalization: np.ndarray | None = None  # (D, D) float32, A
     gamma_given: bool = True
     name = "nystroem"
-
-    def __post_init__(self):
-        self.gamma_given = self.gamma is not None if self.landmarks is None else self.gamma_given
-
-    def spec(self) -> str:
-        return f"nystroem:{self.n_components}" + (f":{self.gamma:g}" if self.gamma_given else "")
-
-    def n_out(self, n_in: int) -> int:
-        return self.n_components
-
-    def unit(self) -> float:
-        # ‖φ(x)‖² ≈ k(x, x) = 1 over D features, as rff's √(2/D)·cos: the same scaling, the same penalty
-        return float(np.sqrt(2.0 / self.n_components))
+    fitted_field = "landmarks"
 
     def fit(self, X, pixels, rng, image_shape):
         from scipy.linalg import lapack
