@@ -66,12 +66,18 @@ def fake_package(root, monkeypatch) -> None:
     monkeypatch.setattr(help_cache, "PACKAGES", ("fakehelp", "no_such_package_here"))
 
 
-def test_a_changed_source_file_makes_the_entry_stale(tmp_path, monkeypatch, capsys):
+def stored_entry(tmp_path, monkeypatch, argv, text):
+    """A fake package to key on, the cache folder in MNISTLR_HELP_CACHE, and one entry for argv: (folder, key)."""
     fake_package(tmp_path / "src", monkeypatch)
     folder = tmp_path / "help"
     monkeypatch.setenv("MNISTLR_HELP_CACHE", str(folder))
-    key = help_cache.entry_key(["--help"], "mnistlr")
-    help_cache.store(str(folder), key, 0, "recorded help\n")
+    key = help_cache.entry_key(argv, "mnistlr")
+    help_cache.store(str(folder), key, 0, text)
+    return folder, key
+
+
+def test_a_changed_source_file_makes_the_entry_stale(tmp_path, monkeypatch, capsys):
+    folder, key = stored_entry(tmp_path, monkeypatch, ["--help"], "recorded help\n")
     assert help_cache.replay(["--help"], "mnistlr") == 0 and capsys.readouterr().out == "recorded help\n"
     assert help_cache.replay(["train", "--help"], "mnistlr") is None   # another command line
     source = tmp_path / "src" / "fakehelp" / "__init__.py"
@@ -87,11 +93,7 @@ def test_a_changed_source_file_makes_the_entry_stale(tmp_path, monkeypatch, caps
 
 
 def test_a_damaged_entry_or_unusable_folder_is_no_cache(tmp_path, monkeypatch, capsys):
-    fake_package(tmp_path / "src", monkeypatch)
-    folder = tmp_path / "help"
-    monkeypatch.setenv("MNISTLR_HELP_CACHE", str(folder))
-    key = help_cache.entry_key(["-h"], "mnistlr")
-    help_cache.store(str(folder), key, 0, "text\n")
+    folder, key = stored_entry(tmp_path, monkeypatch, ["-h"], "text\n")
     path = help_cache.entry_path(str(folder), key)
     for damage in ("", "{not json", json.dumps({"key": key, "status": "0", "text": "x"}),
                    json.dumps({"key": key + " ", "status": 0, "text": "x"})):
