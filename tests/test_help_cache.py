@@ -95,8 +95,9 @@ def test_a_changed_source_file_makes_the_entry_stale(tmp_path, monkeypatch, caps
 def test_a_damaged_entry_or_unusable_folder_is_no_cache(tmp_path, monkeypatch, capsys):
     folder, key = stored_entry(tmp_path, monkeypatch, ["-h"], "text\n")
     path = help_cache.entry_path(str(folder), key)
-    for damage in ("", "{not json", json.dumps({"key": key, "status": "0", "text": "x"}),
-                   json.dumps({"key": key + " ", "status": 0, "text": "x"})):
+    digest = help_cache.key_digest
+    for damage in ("", "{not json", json.dumps({"key_sha256": digest(key), "status": "0", "text": "x"}),
+                   json.dumps({"key_sha256": digest(key + " "), "status": 0, "text": "x"})):
         with open(path, "w") as handle:
             handle.write(damage)
         assert help_cache.replay(["-h"], "mnistlr") is None
@@ -106,6 +107,14 @@ def test_a_damaged_entry_or_unusable_folder_is_no_cache(tmp_path, monkeypatch, c
     help_cache.store(str(blocker / "help"), key, 0, "text\n")       # cannot be created: no error
     monkeypatch.setenv("MNISTLR_HELP_CACHE", "")
     assert help_cache.cache_dir() is None
+
+
+def test_an_entry_holds_no_environment_value(tmp_path, monkeypatch):
+    monkeypatch.setenv("SOME_SECRET_TOKEN", "s3cr3t-value-9f2c")
+    folder, key = stored_entry(tmp_path, monkeypatch, ["--help"], "help\n")
+    assert "s3cr3t-value-9f2c" in key
+    stored = [path.read_text() for path in folder.iterdir()]
+    assert len(stored) == 1 and "s3cr3t-value-9f2c" not in stored[0] and "SOME_SECRET_TOKEN" not in stored[0]
 
 
 def test_the_cache_keeps_at_most_max_entries(tmp_path, monkeypatch):

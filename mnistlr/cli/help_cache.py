@@ -6,8 +6,8 @@ standard stream is a terminal and its size, standard output's encoding, the inte
 its module path, and the size and modification time of every file of mnistlr, Typer, Click
 and Rich. The first run renders the help as usual and, when it showed help (Typer's formatter
 ran) and wrote nothing to standard error, records what it wrote to standard output and its
-exit status; a later run with the same key writes the same text and returns the same status. An entry holds its whole key, which must
-match exactly (the file name is only a checksum of it). Entries are written atomically into
+exit status; a later run with the same key writes the same text and returns the same status. An entry holds the SHA-256 of its key, which must
+match (so no environment variable's value is written to disk; the file name is a prefix of it). Entries are written atomically into
 ``$MNISTLR_HELP_CACHE`` (empty: no cache), else ``$XDG_CACHE_HOME/mnistlr/help`` or
 ``~/.cache/mnistlr/help``; at most MAX_ENTRIES are kept. Any problem (no home, a read-only
 or damaged cache, an odd stream) means the help is rendered as usual: the cache can only
@@ -93,10 +93,15 @@ def entry_key(args: list[str], prog_name: str) -> str:
     return json.dumps(key, sort_keys=True)
 
 
-def entry_path(folder: str, key: str) -> str:
-    import zlib
+def key_digest(key: str) -> str:
+    """SHA-256 of the key: what an entry stores, so no environment variable's value is written to disk."""
+    import hashlib
 
-    return os.path.join(folder, f"{zlib.crc32(key.encode()):08x}-{len(key)}.json")
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def entry_path(folder: str, key: str) -> str:
+    return os.path.join(folder, f"{key_digest(key)[:32]}.json")
 
 
 def replay(args: list[str], prog_name: str) -> int | None:
@@ -112,7 +117,7 @@ def replay(args: list[str], prog_name: str) -> int | None:
         key = entry_key(args, prog_name)
         with open(entry_path(folder, key), encoding="utf-8") as handle:
             entry = json.load(handle)
-        if entry["key"] != key or not isinstance(entry["text"], str) or type(entry["status"]) is not int:
+        if entry["key_sha256"] != key_digest(key) or not isinstance(entry["text"], str) or type(entry["status"]) is not int:
             return None
     except Exception:   # no entry, a damaged one, an odd stream or environment: render as usual
         return None
@@ -201,7 +206,7 @@ def store(folder: str, key: str, status: int, text: str) -> None:
         handle, temporary = tempfile.mkstemp(dir=folder, prefix=".entry-", suffix=".tmp")
         try:
             with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                json.dump({"key": key, "status": status, "text": text}, stream)
+                json.dump({"key_sha256": key_digest(key), "status": status, "text": text}, stream)
             os.replace(temporary, entry_path(folder, key))
         except BaseException:
             os.unlink(temporary)
