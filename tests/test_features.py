@@ -11,7 +11,13 @@ from mnistlr.errors import UsageError
 from mnistlr.learn import features
 from mnistlr.learn.features import FeaturePipeline
 from mnistlr.learn.kernels.deskew import deskew_images
-from mnistlr.learn.kernels.projection import on_float32_grid, project, snap_to_float32_grid
+from mnistlr.learn.kernels.projection import (
+    float32_row_bits,
+    grid_exponents,
+    on_float32_grid,
+    project,
+    snap_to_float32_grid,
+)
 from tests import reference
 
 
@@ -66,21 +72,25 @@ def test_deskew_numpy_path_gives_the_kernels_bits(digits):
 
 def _projection_case(digits, path):
     """(X, W, b, scale) for each exact path of `kernels.projection`: uint8 rows with W snapped to its
-    float32 grid (sgemm), uint8 rows with any W (float64), float rows (float64, rows on grids)."""
+    float32 grid (sgemm), uint8 rows with any W (float64), float rows with W snapped to their float32
+    grid (50 inputs, as after pca:50: sgemm), float rows with any W (float64, rows on grids)."""
     X = digits[0].reshape(300, -1)
     rng = np.random.default_rng(1)
     W = rng.normal(0, 0.2, size=(784, 300)).astype(np.float32)
     b = rng.uniform(0, 2 * np.pi, 300).astype(np.float32)
     if path == "float32 grid":
         W = snap_to_float32_grid(W)
-    elif path == "float rows":
+    elif path.startswith("float rows"):
         X = (X.astype(np.float32) / 255 - 0.1) * np.float32(3.7)
         W = W[:, :300] * np.float32(2.5)
-    assert on_float32_grid(W) == (path == "float32 grid")
+    if path == "float rows, float32 grid":
+        X = np.ascontiguousarray(X[:, 300:350])
+        W = snap_to_float32_grid(W[300:350], pixels=False)
+    assert on_float32_grid(W, X.dtype == np.uint8) == (path in ("float32 grid", "float rows, float32 grid"))
     return X, W, b, (1 / 255 if X.dtype == np.uint8 else 1.0)
 
 
-PROJECTION_PATHS = ["float32 grid", "any W", "float rows"]
+PROJECTION_PATHS = ["float32 grid", "any W", "float rows, float32 grid", "float rows"]
 
 
 @pytest.mark.parametrize("path", PROJECTION_PATHS)
@@ -89,9 +99,10 @@ def test_projection_matches_numpy_in_float64(digits, path):
     X = X[:60]
     X64, W64 = X.astype(np.float64) * scale, W.astype(np.float64)
     expected = X64 @ W64 + b
-    # the grids (x to 22 bits of its row's largest, W to 31 bits of its column's Σ|W_jk|) and
-    # float32's rounding of the result bound the error
-    bound = 2.0 ** -20 * np.abs(X64).max(axis=1, keepdims=True) * np.abs(W64).sum(axis=0) + 2.0 ** -23 * np.abs(expected)
+    # the grids (x to 22 bits of its row's largest, or 12 on the float32 path for float rows; W to
+    # 31 bits of its column's Σ|W_jk|) and float32's rounding of the result bound the error
+    row_error = 2.0 ** -(float32_row_bits(50) if path == "float rows, float32 grid" else 20)
+    bound = row_error * np.abs(X64).max(axis=1, keepdims=True) * np.abs(W64).sum(axis=0) + 2.0 ** -23 * np.abs(expected)
     assert (np.abs(project(X, W, b, scale) - expected) <= bound).all()
     norm = np.sqrt(2 / 300)
     rff = project(X, W, b, scale, cosine_norm=norm)
@@ -100,12 +111,45 @@ def test_projection_matches_numpy_in_float64(digits, path):
             <= norm * (bound + 2.0 ** -23 * np.abs(expected) + 2.0 ** -22)).all()
 
 
+@pytest.mark.parametrize("path", ["float32 grid", "float rows, float32 grid"])
+def test_float32_projections_are_exact_integer_sums_rounded_once(digits, path):
+    X, W, b, scale = _projection_case(digits, path)
+    X = X[:60]
+    # W = K·2^−e per column; float rows x = q·2^−a per row (q = round-to-even of x·2^a, |q| ≤ 2^B)
+    e = grid_exponents(W, 255.0 if X.dtype == np.uint8 else 2.0 ** float32_row_bits(50), 24)
+    K = np.ldexp(W.astype(np.float64), e).astype(np.int64)
+    if X.dtype == np.uint8:
+        q, a = X.astype(np.int64), np.zeros((len(X), 1), np.int64)
+    else:
+        a = float32_row_bits(50) - np.frexp(np.abs(X).max(axis=1, keepdims=True).astype(np.float64))[1]
+        q = np.rint(np.ldexp(X.astype(np.float64), a)).astype(np.int64)
+    # Σ_j q_ij·K_jk in int64, then ·2^−(a_i + e_k): exact in float32, scaled and shifted in float32
+    z = np.ldexp((q @ K).astype(np.float64), -(a + e)).astype(np.float32)
+    if X.dtype == np.uint8:
+        z = z * np.float32(scale)
+    np.testing.assert_array_equal(project(X, W, b, scale), z + b)
+
+
 def test_snapping_to_the_float32_grid_moves_weights_by_a_small_step():
     W = np.random.default_rng(3).normal(0, 0.16, size=(784, 400)).astype(np.float32)
     snapped = snap_to_float32_grid(W)
     # steps of at most σ/40 (σ = 0.16): the same Gaussian kernel for distances that occur
     assert 0 < np.abs(snapped - W).max() <= 0.16 / 80
     assert not on_float32_grid(W) and on_float32_grid(snapped)
+    # for float rows of 50 inputs (rff after pca:50): steps of at most σ/20; none past 128 inputs
+    rows = snap_to_float32_grid(W[:50], pixels=False)
+    assert 0 < np.abs(rows - W[:50]).max() <= 0.16 / 40
+    assert on_float32_grid(rows, pixels=False) and not on_float32_grid(W[:50], pixels=False)
+    with pytest.raises(ValueError, match="129 inputs"):
+        snap_to_float32_grid(W[:129], pixels=False)
+
+
+def test_rff_after_pca_draws_weights_on_the_float_rows_grid(digits):
+    X = digits[0].reshape(300, -1)
+    for spec, on_grid in (("pca:20,rff:50", True), ("pca:200,rff:50", False)):
+        pipeline = FeaturePipeline.from_spec(spec, (28, 28))
+        pipeline.fit_transform(X, seed=0)
+        assert on_float32_grid(pipeline.steps[1].weights, pixels=False) == on_grid
 
 
 @pytest.mark.parametrize("path", PROJECTION_PATHS)
@@ -141,6 +185,34 @@ def test_thread_blocks_run_every_block_once_reraise_errors_and_do_not_nest():
 
     with pytest.raises(ValueError, match="block 5"):
         run_blocks(range(8), fail)
+
+
+def test_blas_is_limited_once_by_the_outermost_context_for_every_thread(monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from mnistlr.learn.kernels.blas import blas_on_one_thread
+
+    def blas_threads():
+        return {p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"}
+
+    limits = []
+    real = threadpoolctl.threadpool_limits
+    monkeypatch.setattr(threadpoolctl, "threadpool_limits", lambda **kw: limits.append(kw) or real(**kw))
+    seen = []
+
+    def inner():
+        with blas_on_one_thread():
+            seen.append(blas_threads())
+
+    with real(limits=2, user_api="blas"):
+        with blas_on_one_thread():
+            worker = threading.Thread(target=inner)   # a block of rows on another thread
+            worker.start()
+            worker.join()
+            inner()
+            seen.append(blas_threads())
+        seen.append(blas_threads())
+    # one limit set (threadpoolctl scans the loaded libraries each time), held until the outer exit
+    assert limits == [{"limits": 1, "user_api": "blas"}] and seen == [{1}, {1}, {1}, {2}]
 
 
 def test_pca_matches_svd_and_transforms_like_numpy(digits):
@@ -281,3 +353,15 @@ def test_pixel_weights_back_project_pca_and_explain_rff(digits):
     rff.fit_transform(X, 0)
     none, why = features.pixel_weights(rff, np.zeros((16, 10)))
     assert none is None and "not linear in the pixels" in why
+
+
+def test_features_in_tiles_are_the_features_of_the_whole_batch(digits):
+    X = digits[0].reshape(300, -1)
+    for spec in ("deskew,pca:10,rff:40", "deskew"):
+        pipeline = FeaturePipeline.from_spec(spec, (28, 28))
+        whole = pipeline.fit_transform(X, seed=0)
+        for tile_rows in (1, 7, 64, 512):
+            pieces: dict[int, np.ndarray] = {}
+            pipeline.transform_tiles(X, lambda start, F, into=pieces: into.setdefault(start, F.copy()), tile_rows)
+            assert sorted(pieces) == list(range(0, 300, tile_rows))
+            np.testing.assert_array_equal(np.concatenate([pieces[s] for s in sorted(pieces)]), whole)

@@ -61,9 +61,11 @@ def export(model: Any, output: str | os.PathLike, *, input_type: str = "uint8",
 
 def feature_maps(pipeline) -> list[tuple]:
     """A feature pipeline as the plain maps `io.onnx_graph` applies to raw pixels: ("affine", W,
-    b) float64, ("cos", c), ("poly2", K), ("rbf", L, gamma, unit). UsageError for deskew, which ONNX
-    cannot express here."""
+    b) float64, ("cos", c), ("poly2", K), ("rbf", L, gamma, unit), ("round_rows", B). UsageError for
+    deskew, which ONNX cannot express here."""
     import numpy as np
+
+    from mnistlr.learn.kernels.projection import rounded_row_bits
 
     maps, unit = [], 1.0 / 255.0       # the first projection acts on x/255
     for step in pipeline.steps:
@@ -76,7 +78,9 @@ def feature_maps(pipeline) -> list[tuple]:
             offset = -(step.mean.astype(np.float64) @ V).astype(np.float32)
             maps.append(("affine", V * unit, offset))
         elif step.name == "rff":
-            # φ = cos(x·unit·W + b)·√(2/D)
+            bits = None if unit != 1.0 else rounded_row_bits(step.weights)
+            # φ = cos(x·unit·W + b)·√(2/D), on rows rounded as the model's float32 projection rounds them
+            maps += [("round_rows", bits)] if bits is not None else []
             maps += [("affine", step.weights.astype(np.float64) * unit, step.offset),
                      ("cos", float(np.sqrt(2.0 / step.n_components)))]
         elif step.name == "nystroem":

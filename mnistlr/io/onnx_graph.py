@@ -8,7 +8,9 @@ graph cannot refuse values the rule refuses: check them before, or use uint8).
 Feature maps (a model's `--features` pipeline, given as plain arrays by `feature_maps`) come
 between the pixels and the scores: ("affine", W, b) is x·W + b summed in float64 and rounded to
 float32, ("cos", c) is cos(x)·c, ("poly2",) appends the products x_i·x_j (i ≤ j), in float32, and
-("rbf", L, gamma, unit) is exp(−gamma·‖x·unit − l_j‖²) for the rows l_j of L, kept in float64.
+("rbf", L, gamma, unit) is exp(−gamma·‖x·unit − l_j‖²) for the rows l_j of L, kept in float64,
+and ("round_rows", B) rounds each row to B bits of its own largest |x| (the rows rff's float32
+projection takes after pca).
 Outputs: ``label`` (n,) int64 and ``probabilities`` (n, n_classes) float32, as
 `mnistlr predict --proba` computes them: scores s = x·W_raw + b_raw summed in float64 and
 rounded to float32; softmax (softmax, ridge), σ and 1 − σ (binary logistic) or σ_k / Σ σ
@@ -99,6 +101,8 @@ def _feature_nodes(h: Any, nodes: list, constants: dict, x64: str, maps: list, n
         elif step[0] == "rbf":
             x64, x32 = _rbf_nodes(h, nodes, constants, x64, step, f"f{i}", np), None
             continue
+        elif step[0] == "round_rows":
+            _round_rows_nodes(h, nodes, constants, x32, int(step[1]), f"f{i}", np)
         elif step[0] == "cos":
             # φ = cos(z)·c
             constants[f"f{i}_c"] = np.array(step[1], np.float32)
@@ -119,6 +123,38 @@ def _feature_nodes(h: Any, nodes: list, constants: dict, x64: str, maps: list, n
         return x64
     nodes.append(h.make_node("Cast", [x32], ["features64"], to=h.TensorProto.DOUBLE))
     return "features64"
+
+
+def _round_rows_nodes(h: Any, nodes: list, constants: dict, x32: str, bits: int, name: str, np: Any) -> None:
+    """Nodes rounding each row of *x32* (n, d) float32 on its own grid, as the model's projection
+    does: x = q·2^(E−B), q = round(x·2^(B−E)) to even, 2^(E−1) ≤ max|x| < 2^E (1 for a zero row);
+    E from log2, then moved by one where a power of two shows it off. Writes f"{name}_z"."""
+    n = name
+    constants |= {f"{n}_0": np.array(0.0, np.float64), f"{n}_1": np.array(1.0, np.float64),
+                  f"{n}_2": np.array(2.0, np.float64), f"{n}_ln2": np.array(np.log(2.0), np.float64),
+                  f"{n}_bits": np.array(float(bits), np.float64)}
+    node = h.make_node
+    nodes += [node("Cast", [x32], [f"{n}_x"], to=h.TensorProto.DOUBLE),
+              node("Abs", [f"{n}_x"], [f"{n}_abs"]),
+              node("ReduceMax", [f"{n}_abs"], [f"{n}_top0"], axes=[1], keepdims=1),
+              node("Greater", [f"{n}_top0", f"{n}_0"], [f"{n}_inked"]),
+              node("Where", [f"{n}_inked", f"{n}_top0", f"{n}_1"], [f"{n}_top"]),
+              # E₀ = ⌊log2 top⌋ + 1, then E = E₀ + 1 where 2^E₀ ≤ top, E − 1 where 2^(E−1) > top
+              node("Log", [f"{n}_top"], [f"{n}_ln"]), node("Div", [f"{n}_ln", f"{n}_ln2"], [f"{n}_log2"]),
+              node("Floor", [f"{n}_log2"], [f"{n}_fl"]), node("Add", [f"{n}_fl", f"{n}_1"], [f"{n}_e0"]),
+              node("Pow", [f"{n}_2", f"{n}_e0"], [f"{n}_p0"]),
+              node("LessOrEqual", [f"{n}_p0", f"{n}_top"], [f"{n}_low"]),
+              node("Add", [f"{n}_e0", f"{n}_1"], [f"{n}_e0up"]),
+              node("Where", [f"{n}_low", f"{n}_e0up", f"{n}_e0"], [f"{n}_e1"]),
+              node("Sub", [f"{n}_e1", f"{n}_1"], [f"{n}_e1dn"]),
+              node("Pow", [f"{n}_2", f"{n}_e1dn"], [f"{n}_p1"]),
+              node("Greater", [f"{n}_p1", f"{n}_top"], [f"{n}_high"]),
+              node("Where", [f"{n}_high", f"{n}_e1dn", f"{n}_e1"], [f"{n}_e"]),
+              # x ↦ round(x·2^(B−E))·2^(E−B)
+              node("Sub", [f"{n}_bits", f"{n}_e"], [f"{n}_a"]), node("Pow", [f"{n}_2", f"{n}_a"], [f"{n}_scale"]),
+              node("Mul", [f"{n}_x", f"{n}_scale"], [f"{n}_xs"]), node("Round", [f"{n}_xs"], [f"{n}_q"]),
+              node("Div", [f"{n}_q", f"{n}_scale"], [f"{n}_xq"]),
+              node("Cast", [f"{n}_xq"], [f"{n}_z"], to=h.TensorProto.FLOAT)]
 
 
 def _rbf_nodes(h: Any, nodes: list, constants: dict, x64: str, step: tuple, name: str, np: Any) -> str:

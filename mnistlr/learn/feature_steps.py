@@ -197,7 +197,7 @@ class RFF(GaussianKernelStep):
     fitted_field = "weights"
 
     def fit(self, X, pixels, rng, image_shape):
-        from mnistlr.learn.kernels.projection import snap_to_float32_grid
+        from mnistlr.learn.kernels.projection import float_rows_fit_float32, snap_to_float32_grid
 
         self._forget_projections()
         if self.gamma is None:
@@ -205,8 +205,10 @@ class RFF(GaussianKernelStep):
         # k(x, x′) = exp(−γ‖x − x′‖²) = E[2 cos(wx + b) cos(wx′ + b)], w ~ N(0, 2γI), b ~ U[0, 2π)
         weights = (rng.standard_normal((X.shape[1], self.n_components), np.float32)
                    * np.float32(np.sqrt(2.0 * self.gamma)))
-        # on pixels, W on a grid where the sums are exact in float32 (steps ≤ σ/40: the same kernel)
-        self.weights = snap_to_float32_grid(weights) if pixels else weights
+        # W on a grid where the sums of pixels (steps ≤ σ/40), or of rows rounded on their own grid
+        # (after pca:K, K ≤ 128; steps ≤ σ/20), are exact in float32: the same kernel
+        on_grid = pixels or float_rows_fit_float32(X.shape[1])
+        self.weights = snap_to_float32_grid(weights, pixels) if on_grid else weights
         self.offset = rng.uniform(0.0, 2.0 * np.pi, self.n_components).astype(np.float32)
 
     def transform(self, X, pixels, image_shape, out=None):

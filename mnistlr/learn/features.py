@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,8 @@ ARGUMENT_KINDS = {"deskew": (), "pca": (int,), "poly2": (), "rff": (int, float),
 SPEC_EXAMPLE = "deskew,pca:50,rff:5000"
 # Rows pushed through the pipeline at a time (a 5,000-feature block is 40 MB of float32).
 BLOCK_ROWS = 2048
+# Rows of the last step's output scored at a time (`transform_tiles`; 5,000 features: 1.3 MB).
+TILE_ROWS = 64
 # The most features a step may make (rff:D, pca:K, pca:K,poly2's K + K(K+1)/2): 65,536 float32
 # columns are 256 KiB a row, 15 GB for 60,000 rows.
 MAX_FEATURES = 1 << 16
@@ -171,6 +174,21 @@ class FeaturePipeline:
     def transform(self, X: np.ndarray) -> np.ndarray:
         """Features (n, n_out) of raw pixels X (n, rows·cols): uint8 for deskew alone, else float32."""
         return self._blocks(X, self.steps, True)
+
+    def transform_tiles(self, X: np.ndarray, consume: Callable[[int, np.ndarray], None],
+                        tile_rows: int = TILE_ROWS) -> None:
+        """consume(start, F) for the features F (m, n_out) of the rows X[start:start + m] of raw
+        pixels X (n, rows·cols), m ≤ tile_rows: every step but the last on all of X, the last a tile
+        at a time into one reused buffer (so its output is still in cache when *consume* reads it;
+        F is overwritten by the next tile). Each row's features are those `transform` gives."""
+        *first, last = self.steps
+        Z = self._blocks(X, first, True) if first else X
+        pixels = all(step.pixels_out for step in first)
+        buffer = None if last.pixels_out else np.empty((min(tile_rows, len(Z)), self.n_out), np.float32)
+        for start in range(0, len(Z), tile_rows):
+            tile = Z[start:start + tile_rows]
+            out = None if buffer is None else buffer[:len(tile)]
+            consume(start, last.transform(tile, pixels, self.image_shape, out=out))
 
     def _blocks(self, X: np.ndarray, steps: list[FeatureStep], pixels: bool) -> np.ndarray:
         """Run *steps* over X a block of rows at a time into one preallocated result."""

@@ -207,8 +207,10 @@ class LinearModel:
         S = np.empty((len(X), self.W.shape[1]), dtype)
 
         def score_block(start: int) -> None:
-            rows = slice(start, start + FEATURE_SCORE_ROWS)
-            S[rows] = self.scores_of_inputs(self.features.transform(X[rows]), dtype)
+            def score_tile(offset: int, F: np.ndarray) -> None:
+                S[start + offset:start + offset + len(F)] = self.scores_of_inputs(F, dtype)
+
+            self.features.transform_tiles(X[start:start + FEATURE_SCORE_ROWS], score_tile)
 
         # blocks on two threads, BLAS on one thread each (two BLAS threads spin on these small
         # products: 0.31 → 0.19 CPU s for 10,000 × 5,000 features)

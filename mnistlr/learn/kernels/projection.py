@@ -8,8 +8,12 @@ gets the same features alone or in any batch:
   255·Σ_j|K_jk| < 2^24; `snap_to_float32_grid`, which rff on pixels draws): every partial sum is
   a multiple of 2^−e below 2^(24−e), exact in float32, so sgemm runs at full speed;
 - uint8 rows and any other W: W rounded to K·2^−e with 255·Σ_j|K_jk| < 2^53, exact in float64;
-- float rows: each row rounded on its own grid, x = q·2^−a (integers |q| ≤ 2^B, B = `row_bits`:
-  24 for 50 inputs, 22 for 784), and W to K·2^−e with 2^B·Σ_j|K_jk| < 2^53: exact in float64.
+- float rows and W on its float32 grid for them (2^B·Σ_j|K_jk| < 2^24, B = `float32_row_bits`:
+  12 for 50 inputs, d ≤ 128; `snap_to_float32_grid(W, pixels=False)`, which rff after pca:K
+  draws): each row rounded on its own grid, x = q·2^−a (integers |q| ≤ 2^B), then exact in
+  float32 (sgemm);
+- float rows and any other W (models saved before): rows rounded to B = `row_bits` (24 for 50
+  inputs, 22 for 784) and W to K·2^−e with 2^B·Σ_j|K_jk| < 2^53: exact in float64.
 
 Scaling, offset and cos then act element by element (NumPy's float32 cos gives an element the
 same bits wherever it sits). Blocks of rows run on up to two threads, BLAS on one thread each.
@@ -25,6 +29,7 @@ from mnistlr.learn.kernels.threads import run_blocks
 _THREAD_ROWS = 512     # rows per BLAS call (512 × 5,000 float32 sums: 10 MB)
 _PIXEL_MAX = 255.0
 _DENSE_SHARE = 0.9     # pixels in use above which a block's product takes them all
+FLOAT32_MAX_INPUTS = 128   # float rows of more inputs keep < 11 bits on the float32 path: float64
 
 
 def grid_exponents(W: np.ndarray, input_max: float, mantissa_bits: int) -> np.ndarray:
@@ -41,19 +46,47 @@ def grid_exponents(W: np.ndarray, input_max: float, mantissa_bits: int) -> np.nd
     return np.where(column_sums > 0, np.floor(np.log2(room / safe)), 0).astype(np.int64)
 
 
-def snap_to_float32_grid(W: np.ndarray) -> np.ndarray:
-    """W (d, k) rounded to a float32 grid on which uint8 rows project exactly in float32 (float32).
+def float32_row_bits(n_in: int) -> int:
+    """Bits B a float row keeps for an exact float32 product (d = 50: 12, d = 128: 11): 24 less
+    log2(d) for the sums and 6 for W's own steps, so W ~ N(0, σ²) snapped moves by steps ≤ σ/20."""
+    return 18 - int(np.ceil(np.log2(max(n_in, 2))))
+
+
+def float_rows_fit_float32(n_in: int) -> bool:
+    """Whether float rows of n_in inputs may take the float32 path (they keep ≥ 11 bits there)."""
+    return n_in <= FLOAT32_MAX_INPUTS
+
+
+def _float32_input_max(n_in: int, pixels: bool) -> float:
+    """The largest |input| of the float32 path: 255 for pixels, 2^B for float rows on their grid."""
+    return _PIXEL_MAX if pixels else 2.0 ** float32_row_bits(n_in)
+
+
+def snap_to_float32_grid(W: np.ndarray, pixels: bool = True) -> np.ndarray:
+    """W (d, k) rounded to a float32 grid on which rows project exactly in float32 (float32): uint8
+    rows (pixels), or float rows rounded to `float32_row_bits` bits (pixels=False, d ≤ 128).
 
     One bit below `grid_exponents`' limit, so the snapped W finds its own grid again.
     """
-    exponent = grid_exponents(W, _PIXEL_MAX, 24) - 1
+    if not (pixels or float_rows_fit_float32(np.shape(W)[0])):
+        raise ValueError(f"float rows of {np.shape(W)[0]} inputs (> {FLOAT32_MAX_INPUTS}) have no float32 grid")
+    exponent = grid_exponents(W, _float32_input_max(np.shape(W)[0], pixels), 24) - 1
     return np.ldexp(np.rint(np.ldexp(np.asarray(W, np.float64), exponent)), -exponent).astype(np.float32)
 
 
-def on_float32_grid(W: np.ndarray) -> bool:
-    """True when W (d, k) float32 lies on its float32 grid: uint8 rows then project exactly in float32."""
-    K = np.ldexp(np.asarray(W, np.float64), grid_exponents(W, _PIXEL_MAX, 24))
+def on_float32_grid(W: np.ndarray, pixels: bool = True) -> bool:
+    """True when W (d, k) float32 lies on its float32 grid for uint8 rows (pixels) or float rows:
+    they then project exactly in float32."""
+    if not (pixels or float_rows_fit_float32(np.shape(W)[0])):
+        return False
+    K = np.ldexp(np.asarray(W, np.float64), grid_exponents(W, _float32_input_max(np.shape(W)[0], pixels), 24))
     return bool(np.array_equal(K, np.rint(K)))
+
+
+def rounded_row_bits(W: np.ndarray) -> int | None:
+    """The bits float rows keep before they meet W (d, k) on the float32 path (W on its grid for
+    float rows), else None (the float64 path: rows keep 22–24 bits, about float32's own)."""
+    return float32_row_bits(np.shape(W)[0]) if on_float32_grid(W, pixels=False) else None
 
 
 def _float64_grid(W: np.ndarray, input_max: float) -> np.ndarray:
@@ -68,9 +101,10 @@ def row_bits(n_in: int) -> int:
     return min(24, (53 - int(np.ceil(np.log2(max(n_in, 2))))) // 2 + 1)
 
 
-def _rows_on_grid(X: np.ndarray, bits: int) -> np.ndarray:
-    """X (n, d) float32 → float64, each row rounded on its own grid 2^−a_i, |x|·2^a_i ≤ 2^bits."""
-    X = X.astype(np.float64)
+def _rows_on_grid(X: np.ndarray, bits: int, dtype: type = np.float64) -> np.ndarray:
+    """X (n, d) float32 → *dtype*, each row rounded on its own grid 2^−a_i, |x|·2^a_i ≤ 2^bits
+    (bits ≤ 24: the rounded rows are exact in float32 too)."""
+    X = X.astype(dtype)
     top = np.abs(X).max(axis=1, initial=0.0)
     # max|x_i| < 2^E_i (frexp), a_i = bits − E_i
     exponent = bits - np.frexp(np.where(top > 0, top, 1.0))[1]
@@ -87,10 +121,12 @@ class Projection:
         offset = np.ascontiguousarray(offset, dtype=np.float32)
         if W.ndim != 2 or offset.shape != (W.shape[1],):
             raise ValueError(f"Projection: W {W.shape} and offset {offset.shape} do not fit")
-        self.pixels, self.n_in, self.row_bits = pixels, W.shape[0], row_bits(W.shape[0])
-        if pixels and on_float32_grid(W):
-            self.W = W           # Σ_j x_j·W_jk: multiples of 2^−e_k below 2^(24−e_k), exact in float32
+        self.pixels, self.n_in = pixels, W.shape[0]
+        if on_float32_grid(W, pixels):
+            # Σ_j x_j·W_jk: multiples of 2^−(a_i+e_k) below 2^(24−a_i−e_k), exact in float32
+            self.W, self.row_bits = W, float32_row_bits(self.n_in)
         else:
+            self.row_bits = row_bits(self.n_in)
             self.W = _float64_grid(W, _PIXEL_MAX if pixels else 2.0 ** self.row_bits)
         self.scale = None if scale == 1.0 else self.W.dtype.type(scale)
         self.offset = offset.astype(self.W.dtype)
@@ -117,12 +153,11 @@ class Projection:
         if self.pixels:
             self._pixel_sums(X, z)
         else:
-            np.matmul(_rows_on_grid(X, self.row_bits), self.W, out=z)
+            np.matmul(_rows_on_grid(X, self.row_bits, self.W.dtype.type), self.W, out=z)
         if self.scale is not None:
             z *= self.scale
-        z += self.offset
-        if z is not out:
-            out[...] = z
+        # float64 sums: the offset added in float64 and the sum rounded to float32 in one pass
+        np.add(z, self.offset, out=out)
         if self.cosine_norm is not None:
             # φ_k = cos(z_k)·√(2/D)
             np.cos(out, out=out)
