@@ -152,6 +152,31 @@ def test_rff_after_pca_draws_weights_on_the_float_rows_grid(digits):
         assert on_float32_grid(pipeline.steps[1].weights, pixels=False) == on_grid
 
 
+def _float64_grid_reference(W, shift, input_max):
+    """(K·2^−e as float32, whether W is on the grid) computed in float64 (the reference of the float32 paths)."""
+    W = np.asarray(W, np.float64)
+    column_sums = np.abs(W).sum(axis=0)
+    room = 2.0 ** 24 / input_max - W.shape[0]
+    e = np.where(column_sums > 0, np.floor(np.log2(room / np.where(column_sums > 0, column_sums, 1.0))), 0)
+    K = np.ldexp(W, e.astype(np.int64) - shift)
+    return np.ldexp(np.rint(K), -(e.astype(np.int64) - shift)).astype(np.float32), bool(np.array_equal(K, np.rint(K)))
+
+
+@pytest.mark.parametrize("pixels", [True, False])
+@pytest.mark.parametrize("scale", [1e-30, 1e-3, 0.16, 40.0, 1e25])
+def test_float32_grid_gives_the_float64_computations_bits(scale, pixels):
+    from mnistlr.learn.kernels.projection import float32_row_bits
+
+    rng = np.random.default_rng(11)
+    W = (rng.standard_normal((300 if pixels else 50, 17)) * scale).astype(np.float32)
+    W[:, 0], W[0, 1:] = 0, np.float32(1e-41)   # a zero column and subnormal weights
+    input_max = 255.0 if pixels else 2.0 ** float32_row_bits(len(W))
+    snapped = snap_to_float32_grid(W, pixels=pixels)
+    assert np.array_equal(snapped.view(np.uint32), _float64_grid_reference(W, 1, input_max)[0].view(np.uint32))
+    for M in (W, snapped, snapped * np.float32(1 + 2 ** -20)):
+        assert on_float32_grid(M, pixels=pixels) == _float64_grid_reference(M, 0, input_max)[1]
+
+
 @pytest.mark.parametrize("path", PROJECTION_PATHS)
 def test_projection_of_a_row_does_not_depend_on_its_batch(digits, path):
     X, W, b, scale = _projection_case(digits, path)

@@ -88,3 +88,21 @@ def test_uint8_and_float_pixels_score_alike_and_rows_do_not_depend_on_the_batch(
     np.testing.assert_allclose(S, model.decision_function(X.astype(np.float32)), rtol=1e-5, atol=1e-5)
     one_by_one = np.concatenate([model.decision_function(X[i:i + 1]) for i in range(len(X))])
     np.testing.assert_array_equal(one_by_one, S)
+
+
+def test_float_inputs_score_on_two_threads_as_each_span_alone(monkeypatch):
+    from mnistlr.learn import model as model_module
+    from mnistlr.learn.kernels import threads
+
+    rng = np.random.default_rng(8)
+    X = rng.normal(0, 0.02, size=(2 * model_module.SCORE_SPAN_ROWS + 300, 40)).astype(np.float32)
+    model = LinearModel("softmax", np.arange(3), (5, 8), Preprocessor.fit("none", X),
+                        rng.normal(size=(40, 3)).astype(np.float32), np.array([0.1, 0.0, -0.2], np.float32))
+    S = model.scores_of_inputs(X)
+    span = model_module.SCORE_SPAN_ROWS
+    alone = np.concatenate([model.scores_of_inputs(X[i:i + span]) for i in range(0, len(X), span)])
+    assert np.array_equal(S, alone)
+    monkeypatch.setattr(threads, "n_threads", lambda: 1)
+    assert np.array_equal(S, model.scores_of_inputs(X))
+    # s = x·W + b in float64, rounded once
+    np.testing.assert_allclose(S, X.astype(np.float64) @ model.W.astype(np.float64) + model.b, rtol=1e-6, atol=1e-6)

@@ -324,3 +324,15 @@ def test_ridge_start_turns_the_ridge_scores_into_the_best_scaled_logits(kind, n_
     # α is the best scale: scaling it up or down raises the training loss
     f = [objective.objective(X, y, s * W, s * b, kind).loss for s in (0.8, 1.0, 1.25)]
     assert f[1] < f[0] and f[1] < f[2]
+
+
+def test_column_means_of_float_rows_are_the_mean_in_any_thread_count(monkeypatch):
+    from mnistlr.learn.kernels import threads
+
+    X = np.random.default_rng(5).normal(3.0, 2.0, size=(2 * solvers.MEAN_SPAN_ROWS + 77, 13)).astype(np.float32)
+    two = solvers.column_means(X)
+    np.testing.assert_allclose(two, X.astype(np.float64).mean(axis=0), rtol=1e-13)
+    monkeypatch.setattr(threads, "n_threads", lambda: 1)
+    assert np.array_equal(two, solvers.column_means(X))
+    pixels = np.random.default_rng(6).integers(0, 256, size=(3000, 9), dtype=np.uint8)
+    assert np.array_equal(solvers.column_means(pixels), pixels.mean(axis=0, dtype=np.float64))

@@ -25,6 +25,7 @@ from mnistlr.learn.options import PREPROCESS_KINDS
 
 SCORE_BLOCK_ROWS = 256   # float inputs converted to float64 at a time (5,000 features: 10 MB)
 FEATURE_SCORE_ROWS = 512  # rows a thread takes through the feature pipeline and scoring at a time
+SCORE_SPAN_ROWS = 2048   # float inputs a thread scores at a time (a multiple of SCORE_BLOCK_ROWS)
 
 
 def fold_affine(W, b, affine=None) -> tuple[np.ndarray, np.ndarray]:
@@ -39,6 +40,19 @@ def fold_affine(W, b, affine=None) -> tuple[np.ndarray, np.ndarray]:
     W64 = np.asarray(W, dtype=np.float64)
     # z·W + b = x·(scale⊙W) + (b − shift·W)
     return scale[:, None] * W64, np.asarray(b, dtype=np.float64) - shift @ W64
+
+
+def _float64_scores(X: np.ndarray, W64: np.ndarray, b64: np.ndarray, S: np.ndarray) -> None:
+    """S (n, k) = X·W64 + b64 for float inputs X (n, d), accumulated in float64 a block of rows at a time."""
+    # a small block of rows at a time into one reused float64 buffer (a float64 copy of
+    # 16,384 × 5,000 features would be 0.65 GB; 256 rows of them stay in cache)
+    block = np.empty((min(SCORE_BLOCK_ROWS, len(X)), X.shape[1]))
+    for start in range(0, len(X), SCORE_BLOCK_ROWS):
+        rows = slice(start, start + SCORE_BLOCK_ROWS)
+        x64 = block[:len(X[rows])]
+        np.copyto(x64, X[rows])
+        # s = x·W_raw + b_raw
+        S[rows] = x64 @ W64 + b64
 
 
 def _column_std(X: np.ndarray, column_mean: np.ndarray, block_rows: int = 2048) -> np.ndarray:
@@ -237,15 +251,19 @@ class LinearModel:
             self._effective64 = (W_raw.astype(np.float64), b_raw.astype(np.float64))
         W64, b64 = self._effective64
         S = np.empty((len(X), W64.shape[1]), dtype)
-        # a small block of rows at a time into one reused float64 buffer (a float64 copy of
-        # 16,384 × 5,000 features would be 0.65 GB; 256 rows of them stay in cache)
-        block = np.empty((min(SCORE_BLOCK_ROWS, len(X)), X.shape[1]))
-        for start in range(0, len(X), SCORE_BLOCK_ROWS):
-            rows = slice(start, start + SCORE_BLOCK_ROWS)
-            x64 = block[:len(X[rows])]
-            np.copyto(x64, X[rows])
-            # s = x·W_raw + b_raw
-            S[rows] = x64 @ W64 + b64
+        if len(X) <= SCORE_SPAN_ROWS:
+            _float64_scores(X, W64, b64, S)
+            return S
+        from mnistlr.learn.kernels.blas import blas_on_one_thread
+        from mnistlr.learn.kernels.threads import run_blocks
+
+        def score_span(start: int) -> None:
+            rows = slice(start, start + SCORE_SPAN_ROWS)
+            _float64_scores(X[rows], W64, b64, S[rows])
+
+        # spans of rows on two threads (the same 256-row blocks as on one), BLAS on one thread each
+        with blas_on_one_thread():
+            run_blocks(range(0, len(X), SCORE_SPAN_ROWS), score_span)
         return S
 
     def proba_from_scores(self, S: np.ndarray) -> np.ndarray:

@@ -38,9 +38,10 @@ def grid_exponents(W: np.ndarray, input_max: float, mantissa_bits: int) -> np.nd
     Then |rint(W·2^e)| sums below 2^bits/input_max: every partial sum of inputs |x| ≤ input_max
     times those integers is an exact integer in a float of *mantissa_bits* bits.
     """
-    W = np.asarray(W, np.float64)
+    W = np.asarray(W)
     room = 2.0 ** mantissa_bits / input_max - W.shape[0]
-    column_sums = np.abs(W).sum(axis=0)
+    # Σ_j|W_jk| in float64, row after row (float32 W is not copied to float64 first: the same sums)
+    column_sums = np.abs(W).sum(axis=0, dtype=np.float64)
     safe = np.where(column_sums > 0, column_sums, 1.0)
     # 2^e ≤ room / Σ_j|W_jk|
     return np.where(column_sums > 0, np.floor(np.log2(room / safe)), 0).astype(np.int64)
@@ -70,7 +71,12 @@ def snap_to_float32_grid(W: np.ndarray, pixels: bool = True) -> np.ndarray:
     """
     if not (pixels or float_rows_fit_float32(np.shape(W)[0])):
         raise ValueError(f"float rows of {np.shape(W)[0]} inputs (> {FLOAT32_MAX_INPUTS}) have no float32 grid")
-    exponent = grid_exponents(W, _float32_input_max(np.shape(W)[0], pixels), 24) - 1
+    W = np.asarray(W)
+    exponent = grid_exponents(W, _float32_input_max(W.shape[0], pixels), 24) - 1
+    if W.dtype == np.float32 and _exact_in_float32(W, exponent):
+        # W·2^e, its rint and K·2^−e (products by powers of two, correctly rounded) give in float32
+        # the float64 path's numbers, without a float64 copy
+        return np.rint(W * _powers_of_two(exponent)) * _powers_of_two(-exponent)
     return np.ldexp(np.rint(np.ldexp(np.asarray(W, np.float64), exponent)), -exponent).astype(np.float32)
 
 
@@ -79,8 +85,26 @@ def on_float32_grid(W: np.ndarray, pixels: bool = True) -> bool:
     they then project exactly in float32."""
     if not (pixels or float_rows_fit_float32(np.shape(W)[0])):
         return False
-    K = np.ldexp(np.asarray(W, np.float64), grid_exponents(W, _float32_input_max(np.shape(W)[0], pixels), 24))
+    W = np.asarray(W)
+    exponent = grid_exponents(W, _float32_input_max(W.shape[0], pixels), 24)
+    if W.dtype == np.float32 and _exact_in_float32(W, exponent):
+        K32 = W * _powers_of_two(exponent)
+        # no entry flushed to zero: K in float32 is then an integer exactly when the float64 one is
+        if not np.any((K32 == 0) & (W != 0)):
+            return bool(np.array_equal(K32, np.rint(K32)))
+    K = np.ldexp(np.asarray(W, np.float64), exponent)
     return bool(np.array_equal(K, np.rint(K)))
+
+
+def _exact_in_float32(W: np.ndarray, exponent: np.ndarray) -> bool:
+    """Whether W (d, k) is finite and the powers 2^±e (k,) of its grid are normal float32 numbers: then
+    scaling W by them is exact, up to values below float32's normal range, whose rint is 0 either way."""
+    return bool(np.abs(exponent).max(initial=0) < 126 and np.isfinite(W).all())
+
+
+def _powers_of_two(exponent: np.ndarray) -> np.ndarray:
+    """2^e (k,) float32 for integers |e| < 126."""
+    return np.ldexp(np.float32(1), exponent.astype(np.int32))
 
 
 def rounded_row_bits(W: np.ndarray) -> int | None:
