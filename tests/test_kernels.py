@@ -208,6 +208,32 @@ def test_integer_weights_give_exact_sums_on_both_paths(n_features, monkeypatch):
     np.testing.assert_allclose(blas, ref.scores(X, W, b), rtol=1e-6, atol=1e-6 * np.abs(blas).max())
 
 
+def test_scores_uint8_takes_the_numba_kernel_only_when_loaded_or_for_many_rows(monkeypatch):
+    from mnistlr.learn.kernels import integer_scores
+
+    rng = np.random.default_rng(13)
+    X = rng.integers(0, 256, size=(300, 784)).astype(np.uint8)
+    W = rng.normal(scale=0.05, size=(784, 3)).astype(np.float32)
+    b = np.zeros(3, np.float32)
+    blas = scoring.scores_uint8(X, W, b)
+    integer_scores.integer_sums(X[:5], np.zeros((3, 784)))
+    assert integer_scores.loaded()                   # a call leaves a specialization behind
+    kernel_calls = []
+    real = integer_scores.integer_sums
+    monkeypatch.setattr(integer_scores, "integer_sums", lambda *a: kernel_calls.append(1) or real(*a))
+    monkeypatch.setattr(integer_scores, "loaded", lambda: False)
+    # numba is imported, but loading the kernel would cost more than the BLAS path: not loaded
+    np.testing.assert_array_equal(scoring.scores_uint8(X, W, b), blas)
+    assert kernel_calls == []
+    monkeypatch.setattr(scoring, "NUMBA_MIN_ROWS", 300)
+    np.testing.assert_array_equal(scoring.scores_uint8(X, W, b), blas)
+    assert kernel_calls == [1]
+    monkeypatch.setattr(scoring, "NUMBA_MIN_ROWS", 301)
+    monkeypatch.setattr(integer_scores, "loaded", lambda: True)
+    np.testing.assert_array_equal(scoring.scores_uint8(X, W, b), blas)
+    assert kernel_calls == [1, 1]
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
 @pytest.mark.parametrize("kind,n_outputs", [("softmax", 10), ("softmax", 7), ("ovr", 1), ("ovr", 6)])
 def test_fused_losses_of_raw_pixels_match_reference(dtype, kind, n_outputs):

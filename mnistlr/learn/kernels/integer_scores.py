@@ -60,6 +60,11 @@ def _all_row_sums_serial(X, KT, S):
 _PARALLEL_MIN_ROWS = 16384   # below this one thread: no parallel launch for a small batch
 
 
+def loaded() -> bool:
+    """Whether either kernel has been loaded (or compiled) in this process."""
+    return bool(_all_row_sums.signatures or _all_row_sums_serial.signatures)
+
+
 def integer_sums(X: np.ndarray, KT: np.ndarray) -> np.ndarray:
     """X (n, d) uint8 times integer-valued KT (k, d) float64, transposed: (n, k) float64, exact."""
     S = np.empty((len(X), KT.shape[0]))

@@ -8,21 +8,24 @@ S = (XK)·2^−e + b, rounded once to float32. The grid's error is below 2^−34
 weight (for 784 pixels), far under float32's rounding of the result.
 
 Since every path gives the same bits, the cheapest is taken: NumPy's BLAS on small blocks of
-rows in a process without Numba (importing it and loading a kernel costs more than scoring
-10,000 images), the Numba kernel when Numba is loaded anyway (training) or for NUMBA_MIN_ROWS
-rows and more (about 2× faster than the BLAS path per row).
+rows on two threads, unless the Numba kernel is already loaded in the process (a sweep scoring
+many models) or there are NUMBA_MIN_ROWS rows or more. Importing Numba and loading the kernel
+costs more than scoring 10,000 images, and loading it costs 50–70 ms of CPU even when training
+has loaded Numba already: more than one pass over 60,000 images by BLAS.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 
 import numpy as np
 
 from mnistlr.learn.kernels.blas import blas_on_one_thread
+from mnistlr.learn.kernels.threads import run_blocks
 
 NUMBA_MIN_ROWS = 65536   # from here the Numba kernel (its import is paid back)
-_BLOCK_ROWS = 512        # rows converted to float64 at a time (1.6 MB for 784 pixels: in L2)
+_BLOCK_ROWS = 256        # rows converted to float64 at a time (1.6 MB for 784 pixels: in L2)
 
 
 def integer_weights(W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -41,15 +44,27 @@ def integer_weights(W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _integer_sums_blas(X: np.ndarray, K: np.ndarray) -> np.ndarray:
-    """Σ_j x_ij·K_jc (n, k) float64 by BLAS on float64 blocks of rows."""
+    """Σ_j x_ij·K_jc (n, k) float64 by BLAS on float64 blocks of rows (two threads, one BLAS thread each)."""
     out = np.empty((len(X), K.shape[1]))
-    block = np.empty((min(_BLOCK_ROWS, len(X)), X.shape[1]))
+    buffers = threading.local()   # each thread converts its blocks into its own float64 buffer
+
+    def sum_block(start: int) -> None:
+        rows = X[start:start + _BLOCK_ROWS]
+        if not hasattr(buffers, "block"):
+            buffers.block = np.empty((min(_BLOCK_ROWS, len(X)), X.shape[1]))
+        block = buffers.block[:len(rows)]
+        np.copyto(block, rows)
+        np.matmul(block, K, out=out[start:start + len(rows)])
+
     with blas_on_one_thread():
-        for start in range(0, len(X), _BLOCK_ROWS):
-            rows = X[start:start + _BLOCK_ROWS]
-            np.copyto(block[:len(rows)], rows)
-            np.matmul(block[:len(rows)], K, out=out[start:start + len(rows)])
+        run_blocks(range(0, len(X), _BLOCK_ROWS), sum_block)
     return out
+
+
+def _numba_kernel_loaded() -> bool:
+    """Whether the Numba kernel of `integer_scores` is loaded in this process already (no load to pay)."""
+    module = sys.modules.get("mnistlr.learn.kernels.integer_scores")
+    return module is not None and module.loaded()
 
 
 def scores_uint8(X: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -64,7 +79,7 @@ def scores_uint8(X: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
     if W.ndim != 2 or W.shape[0] != X.shape[1] or np.shape(b) != (W.shape[1],):
         raise ValueError(f"scores_uint8: W {W.shape} and b {np.shape(b)} do not fit X {X.shape}")
     K, unit = integer_weights(W)
-    if len(X) >= NUMBA_MIN_ROWS or "numba" in sys.modules:
+    if len(X) >= NUMBA_MIN_ROWS or _numba_kernel_loaded():
         from mnistlr.learn.kernels.integer_scores import integer_sums
 
         sums = integer_sums(X, np.ascontiguousarray(K.T))
