@@ -127,3 +127,52 @@ def test_the_console_script_freezes_the_collector_after_the_run(monkeypatch, cap
         cli.app(["--version"])
     # after the run and its output, before the exit (with the run's status)
     assert stop.value.code == 0 and events == [("freeze", "mnistlr 0.1.0\n")]
+
+
+# A console-script run with an atexit handler (its print left in stdout's buffer); THREAD=1 leaves
+# a thread running.
+_ENDING = """
+import atexit, os, sys, threading, time
+from mnistlr.cli import app
+atexit.register(lambda: print("atexit ran"))
+if os.environ.get("THREAD"):
+    threading.Thread(target=lambda: (time.sleep(0.5), print("thread done"))).start()
+sys.argv = ["mnistlr", *sys.argv[1:]]
+app()
+"""
+
+
+@pytest.mark.parametrize("thread", ["", "1"])
+@pytest.mark.parametrize("args,status,out", [(["--version"], 0, "mnistlr 0.1.0\n"),
+                                             (["train", "--no-such-option"], 2, "")])
+def test_the_console_script_keeps_the_status_atexit_output_and_threads(args, status, out, thread):
+    done = subprocess.run([sys.executable, "-c", _ENDING, *args], capture_output=True, text=True,
+                          env=dict(os.environ, NO_COLOR="1", THREAD=thread))
+    # the status and every byte of output, atexit's included (after a running thread's end)
+    assert (done.returncode, done.stdout) == (status, out + "thread done\n" * bool(thread) + "atexit ran\n")
+    assert (status == 0) == (done.stderr == "")
+
+
+def test_the_console_script_ends_the_process_once_atexit_ran_and_streams_are_flushed(monkeypatch, capsys):
+    import atexit
+
+    import mnistlr.cli as cli
+
+    events = []
+
+    class Ended(BaseException):
+        pass
+
+    def end(status):
+        events.append(("os._exit", status, capsys.readouterr().out))
+        raise Ended
+
+    import gc
+
+    monkeypatch.setattr(gc, "freeze", lambda: None)
+    monkeypatch.setattr(atexit, "_run_exitfuncs", lambda: events.append(("atexit",)))
+    monkeypatch.setattr(os, "_exit", end)
+    monkeypatch.setattr(sys, "argv", ["mnistlr", "--version"])
+    with pytest.raises(Ended):
+        cli.app()
+    assert events == [("atexit",), ("os._exit", 0, "mnistlr 0.1.0\n")]

@@ -25,14 +25,16 @@ from test_reliability import assert_one_line_error
 from mnistlr.io.idx import read_idx, write_idx
 from mnistlr.learn.persistence import save_model
 
+# What the `mnistlr` console script runs (app() without arguments: it ends the process itself)
+CONSOLE_SCRIPT = "import sys; from mnistlr.cli import app; sys.argv[0] = 'mnistlr'; app()"
 # Under this address-space limit numpy, numba and the CLI still start (they map ~1 GiB).
 MEMORY_LIMIT = 3 << 29
 
 
 def run(args, *, env=None, stdin=None, stdout=subprocess.PIPE, shell_prefix: str | None = None,
         limit: int | None = None, timeout: float = 120) -> CliResult:
-    """`python -m mnistlr ARGS` in a fresh process (optionally under RLIMIT_AS=*limit*)."""
-    code = "import sys; from mnistlr.cli import app; app(sys.argv[1:])"
+    """The console script `mnistlr ARGS` in a fresh process (optionally under RLIMIT_AS=*limit*)."""
+    code = CONSOLE_SCRIPT
     if limit:
         code = f"import resource; resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit})); " + code
     command = [sys.executable, "-c", code, *map(str, args)]
@@ -152,7 +154,7 @@ def test_control_characters_in_a_file_name_are_escaped(d, tmp_path, cli):
 def test_signal_during_predict_to_a_file_leaves_nothing(signum, status, word, d, tmp_path):
     """predict -o reading standard input: stopped half-way, it leaves no .part and no output."""
     out = tmp_path / "pred.csv"
-    code = "import sys; from mnistlr.cli import app; app(sys.argv[1:])"
+    code = CONSOLE_SCRIPT
     proc = subprocess.Popen([sys.executable, "-c", code, "predict", str(d / "m.joblib"), "-", "-o", str(out),
                              "--batch-size", "1"], stdin=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=dict(os.environ, NO_COLOR="1"))
