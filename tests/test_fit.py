@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from mnistlr.errors import DataError, TrainingError, UsageError
-from mnistlr.learn.fit import data_sha256, fit_model, prepare
+from mnistlr.learn.digest import data_sha256, data_sha256_in_background
+from mnistlr.learn.fit import fit_model, prepare
 from mnistlr.learn.options import TrainOptions, resolve_l2
 from mnistlr.learn.splits import stratified_split
 
@@ -110,6 +111,32 @@ def test_single_class_and_mismatched_counts():
         prepare(images, np.zeros_like(labels), TrainOptions())
     with pytest.raises(DataError, match="120 training images but 119 labels"):
         prepare(images, labels[:-1], TrainOptions())
+
+
+def test_data_sha256_in_background_gives_the_same_hash_or_the_error():
+    X = np.arange(2 * 5000, dtype=np.uint32).astype(np.uint8).reshape(2, 5000)   # above hashlib's GIL threshold
+    y = np.arange(2, dtype=np.uint8)
+    assert data_sha256_in_background(X, y)() == data_sha256(X, y)
+    class Unreadable:
+        def __array__(self, *args, **kwargs):
+            raise OSError("the labels cannot be read")
+
+    with pytest.raises(OSError, match="cannot be read"):    # the thread's error, in the caller
+        data_sha256_in_background(X, Unreadable())()
+
+
+@pytest.mark.parametrize("l2", [1e-3, "auto"])
+def test_the_model_records_the_hash_of_the_data_it_was_fitted_on(l2):
+    rng = np.random.default_rng(5)
+    images = rng.integers(0, 256, size=(90, 4, 4)).astype(np.uint8)
+    labels = np.repeat(np.arange(3, dtype=np.uint8), 30)
+    options = TrainOptions(l2=l2, val_size=30, max_iter=5)
+    model = fit_model(images, labels, options)
+    data = prepare(images, labels, options)
+    # with l2=auto the model is refitted on the hold-out too
+    X, y = ((np.concatenate([data.X_train, data.X_val]), np.concatenate([data.y_train, data.y_val]))
+            if l2 == "auto" else (data.X_train, data.y_train))
+    assert model.meta["data_sha256"] == data_sha256(X, y) and model.meta["n_train"] == len(y)
 
 
 def test_data_sha256_sees_bytes_and_shape():

@@ -12,6 +12,7 @@ import dataclasses
 from typing import Any
 
 from mnistlr.errors import TrainingError, UsageError
+from mnistlr.learn.digest import data_sha256, data_sha256_in_background
 from mnistlr.learn.options import (
     DEFAULT_VAL_FRACTION,
     TrainOptions,
@@ -183,6 +184,8 @@ def fit_model(images, labels, options: TrainOptions, callback=None, dataset: str
 
     options.validate()
     data = prepare(images, labels, options)
+    # the path (l2=auto) refits on the hold-out too: its data are hashed once known
+    digest = None if options.auto_l2() else data_sha256_in_background(data.X_train, data.y_train)
     started = time.perf_counter()
     features, X, X_val = _features(options, data)
     preprocessor = Preprocessor.fit(options.preprocess, X, unit=255.0 if features is None else features.unit)
@@ -219,7 +222,7 @@ def fit_model(images, labels, options: TrainOptions, callback=None, dataset: str
         "seed": options.seed, "history": result.history, "stop_reason": result.stop_reason,
         "best_epoch": result.best_epoch, "n_iter": result.n_iter,
         "seconds": time.perf_counter() - started,
-        "data_sha256": data_sha256(data.X_train, data.y_train),
+        "data_sha256": data_sha256(data.X_train, data.y_train) if digest is None else digest(),
         "class_means": class_means(data.X_train, y, len(data.classes)),
         "metrics": final_metrics(model, data, (X, X_val) if features is not None else None),
     }
@@ -337,20 +340,6 @@ def _pixels(X):
     if X is None:
         return None
     return np.ascontiguousarray(X, dtype=X.dtype if X.dtype in (np.uint8, np.float32, np.float64) else np.float32)
-
-
-def data_sha256(X, y) -> str:
-    """SHA-256 of the training images and labels actually used (shapes, dtypes and bytes)."""
-    import hashlib
-
-    import numpy as np
-
-    h = hashlib.sha256()
-    for array in (X, y):
-        array = np.ascontiguousarray(array)
-        h.update(f"{array.dtype.str}{array.shape}".encode())
-        h.update(array)   # the buffer itself: no copy of the images
-    return h.hexdigest()
 
 
 # Rows scored at a time by final_metrics.
