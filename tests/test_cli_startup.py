@@ -155,6 +155,7 @@ def test_the_console_script_keeps_the_status_atexit_output_and_threads(args, sta
 
 def test_the_console_script_ends_the_process_once_atexit_ran_and_streams_are_flushed(monkeypatch, capsys):
     import atexit
+    import threading
 
     import mnistlr.cli as cli
 
@@ -173,6 +174,8 @@ def test_the_console_script_ends_the_process_once_atexit_ran_and_streams_are_flu
     monkeypatch.setattr(atexit, "_run_exitfuncs", lambda: events.append(("atexit",)))
     monkeypatch.setattr(os, "_exit", end)
     monkeypatch.setattr(sys, "argv", ["mnistlr", "--version"])
+    # (threads other tests left in this process would send it down the ordinary exit)
+    monkeypatch.setattr(threading, "enumerate", lambda: [threading.main_thread()])
     with pytest.raises(Ended):
         cli.app()
     assert events == [("atexit",), ("os._exit", 0, "mnistlr 0.1.0\n")]
