@@ -179,3 +179,16 @@ def test_the_console_script_ends_the_process_once_atexit_ran_and_streams_are_flu
     with pytest.raises(Ended):
         cli.app()
     assert events == [("atexit",), ("os._exit", 0, "mnistlr 0.1.0\n")]
+
+
+def test_a_model_without_features_and_a_registered_dataset_load_neither_module(tmp_path):
+    from test_hostile_models import small_model
+
+    from mnistlr.learn.persistence import save_model
+
+    save_model(small_model(), tmp_path / "m.joblib")
+    probe = ("import sys; from mnistlr.data.registry import get_spec; from mnistlr.learn.persistence import load_model; "
+             f"get_spec('mnist'); load_model({str(tmp_path / 'm.joblib')!r}); "
+             "print(sorted(m for m in sys.modules if m in ('mnistlr.learn.features', 'mnistlr.data.imported')))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout == "[]\n"

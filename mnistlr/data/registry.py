@@ -139,9 +139,11 @@ DATASETS: dict[str, DatasetSpec] = {
 def get_spec(name: str, data_dir: str | os.PathLike | None = None) -> DatasetSpec:
     """The DatasetSpec called *name* (registered, or imported into the data directory);
     a UsageError listing the known names otherwise."""
-    from mnistlr.data.imported import imported_spec
+    spec = DATASETS.get(name)
+    if spec is None:   # (the imported datasets' module only for a name not registered)
+        from mnistlr.data.imported import imported_spec
 
-    spec = DATASETS.get(name) or imported_spec(name, data_dir)
+        spec = imported_spec(name, data_dir)
     if spec is None:
         raise UsageError(f"unknown dataset '{name}'",
                          f"known datasets: {', '.join(dataset_names(data_dir))}; "

@@ -14,14 +14,16 @@ computed a block of rows at a time.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mnistlr.errors import DataError, InputTypeError, UsageError
 from mnistlr.io.pixels import raw_pixels
-from mnistlr.learn.features import FeaturePipeline
 from mnistlr.learn.options import PREPROCESS_KINDS
+
+if TYPE_CHECKING:   # a model without features (most) never imports the feature steps
+    from mnistlr.learn.features import FeaturePipeline
 
 SCORE_BLOCK_ROWS = 256   # float inputs converted to float64 at a time (5,000 features: 10 MB)
 FEATURE_SCORE_ROWS = 512  # rows a thread takes through the feature pipeline and scoring at a time

@@ -15,7 +15,7 @@ import hashlib
 import platform
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,10 +23,12 @@ from mnistlr import __version__
 from mnistlr.errors import ModelFileError
 from mnistlr.io.atomic import atomic_write
 from mnistlr.learn import joblib_format
-from mnistlr.learn.features import FeaturePipeline
 from mnistlr.learn.model import LinearModel, Preprocessor
 from mnistlr.learn.options import MODELS, PREPROCESS_KINDS
 from mnistlr.learn.unpickle import read_payload
+
+if TYPE_CHECKING:
+    from mnistlr.learn.features import FeaturePipeline
 
 # Version 2 adds "features" (the fitted feature pipeline, or None); version 1 files (no
 # features) still load. An mnistlr that reads only version 1 refuses version 2 files instead
@@ -256,6 +258,8 @@ def _features(p: dict[str, Any], image_shape: tuple[int, int]) -> FeaturePipelin
     """The fitted feature pipeline of the payload, or None."""
     if p["format_version"] == 1 or p.get("features") is None:
         return None
+    from mnistlr.learn.features import FeaturePipeline  # only for a model with features
+
     try:
         features = FeaturePipeline.from_dict(p["features"])
     except Exception as exc:  # noqa: BLE001  from_dict raises ValueError, a crafted dict anything
