@@ -167,3 +167,16 @@ def test_a_format_version_must_be_an_int_exactly(model, tmp_path, version):
     joblib.dump(payload, tmp_path / "odd.joblib")
     with pytest.raises(ModelFileError, match=r"format version .* is not supported"):
         load_model(tmp_path / "odd.joblib")
+
+
+def test_installed_versions_are_importlib_metadata_s():
+    from importlib import metadata
+
+    from mnistlr.learn.persistence import installed_version, library_versions
+
+    names = sorted({d.metadata["Name"] for d in metadata.distributions() if d.metadata["Name"]})
+    assert len(names) > 20 and "numpy" in names
+    for name in names:
+        assert installed_version(name) == metadata.version(name), name
+    assert installed_version("no-such-distribution-xyz") == "unknown"
+    assert library_versions()["numpy"] == metadata.version("numpy")

@@ -78,15 +78,30 @@ def content_hash(payload: dict[str, Any]) -> str:
     return h.hexdigest()
 
 
-def library_versions() -> dict[str, str]:
+def installed_version(name: str) -> str:
+    """The installed version of distribution *name* (importlib.metadata's), or "unknown".
+
+    Read from the metadata file's header lines: `metadata.version` parses the whole file, long
+    description included (numpy's and scipy's are tens of kilobytes: a few ms each).
+    """
     from importlib import metadata  # only when saving: importing it costs tens of milliseconds
 
+    try:
+        distribution = metadata.distribution(name)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+    for line in (distribution.read_text("METADATA") or distribution.read_text("PKG-INFO") or "").splitlines():
+        if not line:   # the end of the headers
+            break
+        if line.lower().startswith("version:"):
+            return line.partition(":")[2].strip()
+    return distribution.version
+
+
+def library_versions() -> dict[str, str]:
     versions = {"mnistlr": __version__, "python": platform.python_version()}
     for name in ("numpy", "numba", "scipy", "joblib"):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "unknown"
+        versions[name] = installed_version(name)
     return versions
 
 
