@@ -130,13 +130,13 @@ def test_the_console_script_freezes_the_collector_after_the_run(monkeypatch, cap
 
 
 # A console-script run with an atexit handler (its print left in stdout's buffer); THREAD=1 leaves
-# a thread running.
+# a thread running that prints once the main thread is over.
 _ENDING = """
-import atexit, os, sys, threading, time
+import atexit, os, sys, threading
 from mnistlr.cli import app
 atexit.register(lambda: print("atexit ran"))
 if os.environ.get("THREAD"):
-    threading.Thread(target=lambda: (time.sleep(0.5), print("thread done"))).start()
+    threading.Thread(target=lambda: (threading.main_thread().join(), print("thread done"))).start()
 sys.argv = ["mnistlr", *sys.argv[1:]]
 app()
 """
@@ -147,7 +147,7 @@ app()
                                              (["train", "--no-such-option"], 2, "")])
 def test_the_console_script_keeps_the_status_atexit_output_and_threads(args, status, out, thread):
     done = subprocess.run([sys.executable, "-c", _ENDING, *args], capture_output=True, text=True,
-                          env=dict(os.environ, NO_COLOR="1", THREAD=thread))
+                          env=dict(os.environ, NO_COLOR="1", THREAD=thread), timeout=120)
     # the status and every byte of output, atexit's included (after a running thread's end)
     assert (done.returncode, done.stdout) == (status, out + "thread done\n" * bool(thread) + "atexit ran\n")
     assert (status == 0) == (done.stderr == "")
