@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mnistlr.errors import DataError, TrainingError, UsageError
-from mnistlr.learn.digest import data_sha256, data_sha256_in_background
+from mnistlr.learn.data_record import class_means, data_record, data_sha256
 from mnistlr.learn.fit import fit_model, prepare
 from mnistlr.learn.options import TrainOptions, resolve_l2
 from mnistlr.learn.splits import stratified_split
@@ -113,16 +113,19 @@ def test_single_class_and_mismatched_counts():
         prepare(images, labels[:-1], TrainOptions())
 
 
-def test_data_sha256_in_background_gives_the_same_hash_or_the_error():
+def test_in_background_gives_the_result_or_the_error():
+    from mnistlr.learn.kernels.threads import in_background
+
     X = np.arange(2 * 5000, dtype=np.uint32).astype(np.uint8).reshape(2, 5000)   # above hashlib's GIL threshold
     y = np.arange(2, dtype=np.uint8)
-    assert data_sha256_in_background(X, y)() == data_sha256(X, y)
+    assert in_background(data_sha256, X, y)() == data_sha256(X, y)
+
     class Unreadable:
         def __array__(self, *args, **kwargs):
             raise OSError("the labels cannot be read")
 
     with pytest.raises(OSError, match="cannot be read"):    # the thread's error, in the caller
-        data_sha256_in_background(X, Unreadable())()
+        in_background(data_sha256, X, Unreadable())()
 
 
 @pytest.mark.parametrize("l2", [1e-3, "auto"])
@@ -137,6 +140,23 @@ def test_the_model_records_the_hash_of_the_data_it_was_fitted_on(l2):
     X, y = ((np.concatenate([data.X_train, data.X_val]), np.concatenate([data.y_train, data.y_val]))
             if l2 == "auto" else (data.X_train, data.y_train))
     assert model.meta["data_sha256"] == data_sha256(X, y) and model.meta["n_train"] == len(y)
+    # the class means too (computed beside the fit by NumPy, or after it)
+    means = class_means(X.reshape(len(X), -1), np.searchsorted(model.classes, y), 3)
+    assert np.array_equal(model.meta["class_means"], means)
+
+
+def test_class_means_in_blocks_and_by_the_kernel_are_the_same(monkeypatch):
+    import numba  # noqa: F401  (the kernel path needs it loaded)
+
+    from mnistlr.learn import data_record as record
+
+    rng = np.random.default_rng(6)
+    X, y = rng.integers(0, 256, (1000, 30), dtype=np.uint8), rng.integers(0, 5, 1000)
+    whole = class_means(X, y, 5, kernel=False)
+    monkeypatch.setattr(record, "MEANS_BLOCK_ROWS", 7)          # 143 blocks, the last one short
+    assert np.array_equal(class_means(X, y, 5, kernel=False), whole)
+    assert np.array_equal(class_means(X, y, 5), whole)          # the kernel
+    assert data_record(prepare(X.reshape(1000, 5, 6), y, TrainOptions()), False)["class_means"].shape == (5, 30)
 
 
 def test_data_sha256_sees_bytes_and_shape():
@@ -226,8 +246,6 @@ def test_a_diverging_summed_loss_step_names_the_safe_step_on_the_summed_loss():
 
 
 def test_class_means_are_the_float64_means_of_each_class():
-    from mnistlr.learn.fit import class_means
-
     rng = np.random.default_rng(5)
     X, y = rng.integers(0, 256, (600, 49), dtype=np.uint8), rng.integers(0, 4, 600)
     y[y == 3] = 0    # a class without members keeps zeros

@@ -275,7 +275,7 @@ def test_writable_looks_at_the_nearest_existing_folder(tmp_path):
 def test_class_means_match_masked_means(with_numba, monkeypatch):
     import numba  # noqa: F401  (the one-pass kernel runs when numba is loaded)
 
-    from mnistlr.learn.fit import class_means
+    from mnistlr.learn.data_record import class_means
     from mnistlr.learn.kernels.class_sums import class_pixel_sums
 
     rng = np.random.default_rng(4)

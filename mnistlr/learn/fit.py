@@ -12,7 +12,8 @@ import dataclasses
 from typing import Any
 
 from mnistlr.errors import TrainingError, UsageError
-from mnistlr.learn.digest import data_sha256, data_sha256_in_background
+from mnistlr.learn.data_record import data_record
+from mnistlr.learn.kernels.threads import in_background
 from mnistlr.learn.options import (
     DEFAULT_VAL_FRACTION,
     TrainOptions,
@@ -148,27 +149,6 @@ def _run_solver(options: TrainOptions, X, y, X_val, y_val, n_classes: int, l2: f
     return descent.fit_sgd(X, y, batch_size=options.batch_size, rng=rng, **schedule, **common)
 
 
-def class_means(X, y_index, n_classes: int):
-    """Mean raw pixels per class: (n_classes, n_features) float32."""
-    import sys
-
-    import numpy as np
-
-    exact = X.dtype == np.uint8 and len(X) < 2 ** 24    # uint32 sums of uint8 cannot overflow
-    if exact and "numba" in sys.modules:   # one pass over the rows (most solvers load numba anyway)
-        from mnistlr.learn.kernels.class_sums import class_pixel_sums
-
-        sums = class_pixel_sums(X, y_index, n_classes)
-    else:   # one masked sum per class (np.add.at took 0.9 s on 22,699 images, this 0.01 s)
-        sums = np.stack([X[y_index == c].sum(axis=0, dtype=np.uint32 if exact else np.float64)
-                         for c in range(n_classes)])
-    counts = np.bincount(y_index, minlength=n_classes)
-    means, present = np.zeros((n_classes, X.shape[1]), np.float32), counts > 0
-    # mean_c = (1/n_c) Σ_{i: y_i = c} x_i, from exact integer sums for pixels (else float64 sums)
-    means[present] = sums[present] / counts[present, None]
-    return means
-
-
 def fit_model(images, labels, options: TrainOptions, callback=None, dataset: str | None = None, test=None):
     """Fit a LinearModel on raw images (n, rows, cols) uint8 and labels (n,).
 
@@ -184,8 +164,9 @@ def fit_model(images, labels, options: TrainOptions, callback=None, dataset: str
 
     options.validate()
     data = prepare(images, labels, options)
-    # the path (l2=auto) refits on the hold-out too: its data are hashed once known
-    digest = None if options.auto_l2() else data_sha256_in_background(data.X_train, data.y_train)
+    # the record of the data (hash, class means) on a thread beside the fit, which first imports
+    # Numba on one core; the path (l2=auto) refits on the hold-out too: its record comes after
+    record = None if options.auto_l2() else in_background(data_record, data, False)
     started = time.perf_counter()
     features, X, X_val = _features(options, data)
     preprocessor = Preprocessor.fit(options.preprocess, X, unit=255.0 if features is None else features.unit)
@@ -222,8 +203,7 @@ def fit_model(images, labels, options: TrainOptions, callback=None, dataset: str
         "seed": options.seed, "history": result.history, "stop_reason": result.stop_reason,
         "best_epoch": result.best_epoch, "n_iter": result.n_iter,
         "seconds": time.perf_counter() - started,
-        "data_sha256": data_sha256(data.X_train, data.y_train) if digest is None else digest(),
-        "class_means": class_means(data.X_train, y, len(data.classes)),
+        **(data_record(data) if record is None else record()),   # data_sha256, class_means
         "metrics": final_metrics(model, data, (X, X_val) if features is not None else None),
     }
     if path is not None:

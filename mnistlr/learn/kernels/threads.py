@@ -2,6 +2,7 @@
 
 Results do not depend on the number of threads: each block is computed alone. A call made
 from inside a worker runs its blocks serially, so nested calls never multiply the threads.
+`in_background` runs one call on a thread beside the caller.
 """
 
 from __future__ import annotations
@@ -56,3 +57,27 @@ def run_blocks(starts: Iterable[int], work: Callable[[int], None]) -> None:
         thread.join()
     if errors:
         raise errors[0]
+
+
+def in_background(function: Callable, *args) -> Callable:
+    """Start function(*args) on a thread of its own; returns a function that waits for it and returns
+    its result (or raises what it raised). For work that leaves the GIL (hashing, NumPy's loops)
+    beside work that holds it on the other core."""
+    outcome: list = []
+
+    def run() -> None:
+        try:
+            outcome.append(function(*args))
+        except BaseException as error:   # handed to the caller below
+            outcome.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+
+    def result():
+        thread.join()
+        if isinstance(outcome[0], BaseException):
+            raise outcome[0]
+        return outcome[0]
+
+    return result
