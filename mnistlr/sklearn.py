@@ -150,14 +150,14 @@ class _IterativeClassifier(_LinearClassifier):
 
     def __init__(self, *, l2: float | None = _DEFAULTS.l2, C: float | None = _DEFAULTS.C,
                  solver: str | None = _DEFAULTS.solver, l1: float = _DEFAULTS.l1,
-                 lr: float = _DEFAULTS.lr, anneal: float = _DEFAULTS.anneal,
+                 lr: float = _DEFAULTS.lr, anneal: float = _DEFAULTS.anneal, accel: str | None = _DEFAULTS.accel,
                  epochs: int = _DEFAULTS.epochs, batch_size: int = _DEFAULTS.batch_size,
                  patience: int = _DEFAULTS.patience, tol: float = _DEFAULTS.tol,
                  max_iter: int = _DEFAULTS.max_iter, init: str = _DEFAULTS.init,
                  preprocess: str = "none", val_size: int | None = _DEFAULTS.val_size,
                  val_fraction: float | None = _DEFAULTS.val_fraction, seed: int = _DEFAULTS.seed):
         self.l2, self.C, self.solver, self.l1 = l2, C, solver, l1
-        self.lr, self.anneal, self.epochs, self.batch_size = lr, anneal, epochs, batch_size
+        self.lr, self.anneal, self.accel, self.epochs, self.batch_size = lr, anneal, accel, epochs, batch_size
         self.patience, self.tol, self.max_iter, self.init = patience, tol, max_iter, init
         self.preprocess, self.val_size, self.val_fraction, self.seed = preprocess, val_size, val_fraction, seed
 

@@ -1,4 +1,5 @@
-"""gd's line-searched step, the safe-step estimate and divergence detection (small synthetic problems)."""
+"""gd's line-searched step, its momentum (FISTA), the safe-step estimate and divergence detection (small
+synthetic problems)."""
 
 from __future__ import annotations
 
@@ -82,11 +83,11 @@ def test_a_first_best_epoch_followed_by_growing_loss_is_divergence():
     watch.check_end(None, growing)                                # no hold-out: no early stopping
 
 
-@pytest.mark.parametrize("solver", ["gd", "sgd"])
-def test_an_oversized_step_is_a_training_error_naming_the_safe_step(solver):
+@pytest.mark.parametrize("solver,momentum", [("gd", {}), ("gd", {"accel": "nesterov"}), ("sgd", {})])
+def test_an_oversized_step_is_a_training_error_naming_the_safe_step(solver, momentum):
     X, y = sampled_problem(100, 4, 3, dtype=np.float32)
     with pytest.raises(TrainingError) as caught:
-        getattr(descent, f"fit_{solver}")(X, y, "softmax", 3, l2=1e-3, lr=1e6, epochs=50)
+        getattr(descent, f"fit_{solver}")(X, y, "softmax", 3, l2=1e-3, lr=1e6, epochs=50, **momentum)
     safe = descent.safe_step(X, "softmax", 1e-3)
     assert "diverged" in caught.value.message
     assert caught.value.for_command_line().endswith(f"(use --lr ≤ {safe:.2g}, the estimated safe step, or --lr auto)")
@@ -98,3 +99,69 @@ def test_auto_step_is_deterministic():
                                     X_val=X[:50], y_val=y[:50]) for _ in range(2))
     np.testing.assert_array_equal(first.W, second.W)
     assert [r["lr"] for r in first.history] == [r["lr"] for r in second.history]
+
+
+def ill_conditioned_problem():
+    X, y = sampled_problem(300, 8, 3, seed=11)
+    X[:, :4] *= 5.0                       # feature scales 5 and 1, off-centre: plain gd crawls
+    return X + 1.0, y
+
+
+@pytest.mark.parametrize("l2,l1", [(1e-3, 0.0), (0.0, 0.02)])
+def test_nesterov_reaches_the_lbfgs_optimum_sooner_than_plain_gd(l2, l1):
+    X, y = ill_conditioned_problem()
+
+    def f(r):     # smooth part + l1‖W‖₁
+        return objective.objective(X, y, r.W, r.b, "softmax", l2=l2).value + l1 * np.abs(r.W.astype(np.float64)).sum()
+
+    best = solvers.fit_lbfgs(X, y, "softmax", 3, l2=l2, l1=l1, tol=0.0, max_iter=2000)
+    fista = descent.fit_gd(X, y, "softmax", 3, l2=l2, l1=l1, anneal=1e9, epochs=300, accel="nesterov")
+    assert f(fista) == pytest.approx(f(best), rel=1e-9)
+    # the l1 prox leaves exact zeros, the optimum's (L-BFGS-B's on the split W⁺ − W⁻)
+    np.testing.assert_array_equal(fista.W == 0, best.W == 0)
+    assert np.count_nonzero(best.W == 0) >= (4 if l1 else 0)
+    gap = {accel: f(descent.fit_gd(X, y, "softmax", 3, l2=l2, l1=l1, anneal=1e9, epochs=40, accel=accel)) - f(best)
+           for accel in ("none", "nesterov")}
+    assert gap["nesterov"] < gap["none"] / 10
+
+
+def test_nesterov_restarts_its_momentum_when_a_step_turns_back():
+    """f = ½‖W‖², fixed step 0.9: the second, extrapolated step overshoots 0 and turns back."""
+    def evaluate(W, b):
+        return objective.Objective(0.5 * float(np.vdot(W, W)), 0.0, 0.0, W.copy(), np.zeros_like(b))
+
+    def step(W, b, state, factor):
+        W_new = W - 0.9 * state.grad_W
+        return W_new, b, evaluate(W_new, b), 0.9
+
+    accelerated = descent._Accelerated(evaluate, step)
+    W, b = np.ones((1, 1)), np.zeros(1)
+    points = []
+    for _ in range(3):
+        W, b, state, _ = accelerated(W, b, evaluate(W, b), 1.0)
+        points.append((float(W[0, 0]), accelerated.t))
+    # x₁ = 0.1 (no momentum yet); y₂ = x₁ + β(x₁ − x₀), β = (t₁ − 1)/t₂ with t₁ = (1 + √5)/2
+    t1 = (1 + np.sqrt(5)) / 2
+    beta = (t1 - 1) / ((1 + np.sqrt(1 + 4 * t1 ** 2)) / 2)
+    y2 = 0.1 + beta * (0.1 - 1.0)
+    assert points[0] == pytest.approx((0.1, t1))
+    assert points[1] == pytest.approx((0.1 * y2, 1.0))       # ⟨y₂ − x₂, x₂ − x₁⟩ > 0: t back to 1
+    assert points[2][0] == pytest.approx(0.01 * y2)            # so x₃ is a plain step from x₂
+
+
+def test_nesterov_is_the_gd_default_and_deterministic_for_a_seed():
+    from mnistlr.learn.fit import fit_model
+    from mnistlr.learn.options import TrainOptions
+
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, size=(90, 4, 4), dtype=np.uint8)
+    labels = np.repeat(np.arange(3), 30)
+    runs = [fit_model(images, labels, TrainOptions(solver="gd", init="normal", epochs=15, seed=seed))
+            for seed in (1, 1, 2)]
+    assert runs[0].params["accel"] == "nesterov"
+    assert all(r["grad_norm"] is None for r in runs[0].meta["history"])
+    np.testing.assert_array_equal(runs[0].W, runs[1].W)
+    assert [r["lr"] for r in runs[0].meta["history"]] == [r["lr"] for r in runs[1].meta["history"]]
+    assert not np.array_equal(runs[0].W, runs[2].W)      # another seed: another split and start
+    plain = fit_model(images, labels, TrainOptions(solver="gd", init="normal", epochs=15, seed=1, accel="none"))
+    assert plain.params["accel"] == "none" and not np.array_equal(plain.W, runs[0].W)

@@ -39,6 +39,9 @@ def toy(n=120, n_classes=3, seed=0):
     (TrainOptions(l2=1e-3, C=1.0), "give only one"),
     (TrainOptions(classes=[3]), "at least two distinct labels"),
     (TrainOptions(val_fraction=1.5), "between 0 and 1"),
+    (TrainOptions(accel="nesterov"), "--accel nesterov is momentum for --solver gd, not lbfgs"),
+    (TrainOptions(accel="nesterov", solver="sgd"), "not sgd"),
+    (TrainOptions(accel="heavy-ball", solver="gd"), "--accel 'heavy-ball' is not one of none, nesterov"),
 ])
 def test_bad_options_are_usage_errors(options, message):
     with pytest.raises(UsageError) as info:

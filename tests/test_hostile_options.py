@@ -47,6 +47,8 @@ TRAIN_CASES = [
     ("lr-nan", "--solver gd --lr nan", r"--lr must be a finite number ≥ 0, got nan", r"non-negative"),
     ("lr-inf", "--solver gd --lr inf", r"--lr must be a finite number ≥ 0, got inf", r"non-negative"),
     ("lr-zero", "--solver gd --lr 0", r"--lr must be > 0", r"positive value"),
+    ("accel-lbfgs", "--accel nesterov", r"--accel nesterov is momentum for --solver gd, not lbfgs",
+     r"add --solver gd"),
     ("tol-nan", "--tol nan", rf"--tol.*({bound(0)}|{NAN_CHECK})", rf"({USAGE}|{NAN_FIX})"),
     ("anneal-inf", "--solver gd --anneal inf", r"--anneal must be a finite number ≥ 0, got inf", r"non-negative"),
     ("per-class-1-gd", "-d mnist-sample --per-class 1 --solver gd",

@@ -9,7 +9,7 @@ from typing import Any
 # TrainOptions fields that only matter for some solvers (shown only when they applied).
 _SOLVER_PARAMS = {
     "lbfgs": ("tol", "max_iter"),
-    "gd": ("lr", "anneal", "epochs", "patience", "l1"),
+    "gd": ("lr", "anneal", "accel", "epochs", "patience", "l1"),
     "sgd": ("lr", "anneal", "epochs", "batch_size", "patience", "l1"),
     "closed": (),
 }

@@ -144,7 +144,7 @@ def _run_solver(options: TrainOptions, X, y, X_val, y_val, n_classes: int, l2: f
     schedule = dict(l1=options.l1, lr=options.lr, anneal=options.anneal,
                     epochs=options.epochs, patience=options.patience)
     if solver == "gd":
-        return descent.fit_gd(X, y, **schedule, **common)
+        return descent.fit_gd(X, y, accel=options.resolved_accel(), **schedule, **common)
     rng = np.random.default_rng([options.seed, 2])
     return descent.fit_sgd(X, y, batch_size=options.batch_size, rng=rng, **schedule, **common)
 
@@ -189,7 +189,7 @@ def fit_model(images, labels, options: TrainOptions, callback=None, dataset: str
                                  preprocessor.affine(), track=track)
         except TrainingError as exc:
             raise _in_given_units(exc, given, len(y)) from None
-    params = options.to_dict() | {"solver": options.resolved_solver(), "l2": l2}
+    params = options.to_dict() | {"solver": options.resolved_solver(), "l2": l2, "accel": options.resolved_accel()}
     if options.C is not None:
         # C = 1/(l2·n_train), also when chosen on the path
         params["C"] = 1.0 / (l2 * len(y))

@@ -16,7 +16,8 @@ cross-entropy + (l2/2)‖W‖² + l1‖W‖₁, intercept not penalised.
 Every solver calls ``callback(record)`` after each epoch/iteration with the record it
 appends to ``history``: epoch, train_loss (mean cross-entropy without the penalty; ridge:
 mean squared error to the one-hot targets, also for val_loss), train_accuracy, val_loss,
-val_accuracy (None without a hold-out), grad_norm (‖∇ of the smooth objective‖₂ in (W, b)),
+val_accuracy (None without a hold-out), grad_norm (‖∇ of the smooth objective‖₂ in (W, b); None for gd
+with momentum, which does not compute it there),
 lr (None for lbfgs/closed), seconds (since the start of the fit). A loss that becomes inf/nan raises `TrainingError`.
 """
 
@@ -75,8 +76,9 @@ class Recorder:
             "train_accuracy": train.accuracy,
             "val_loss": val_loss,
             "val_accuracy": val_accuracy,
-            # ‖∇f‖₂ over (W, b)
-            "grad_norm": float(np.sqrt(np.vdot(train.grad_W, train.grad_W) + np.vdot(train.grad_b, train.grad_b))),
+            # ‖∇f‖₂ over (W, b); None where the solver did not need the gradient (gd with momentum)
+            "grad_norm": None if train.grad_W is None else
+            float(np.sqrt(np.vdot(train.grad_W, train.grad_W) + np.vdot(train.grad_b, train.grad_b))),
             "lr": lr,
             "seconds": time.perf_counter() - self.started,
         }
