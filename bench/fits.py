@@ -110,6 +110,15 @@ def penalty_contenders(peers: bool = True) -> list[Contender]:
     ]
 
 
+def gd_contenders() -> list[Contender]:
+    """`train --solver gd` with its defaults (issue 15's target ≥ 0.915; --accel nesterov, ~2 s a fit)."""
+    from mnistlr.learn.fit import fit_model
+    from mnistlr.learn.options import TrainOptions
+
+    return [Contender("mnistlr softmax --solver gd", "gd", True,
+                      lambda d: fit_model(d.X_train, d.y_train, TrainOptions(solver="gd")))]
+
+
 class _Inputs:
     """What a fit function sees: uint8 images for mnistlr, X64 = x/255 float64 for scikit-learn."""
 

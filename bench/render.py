@@ -29,6 +29,7 @@ MEMORY_MB = 600
 # The targets of issue 16: a 60,000-row MNIST CSV in ≤ 3 s, ≤ 3× the uint8 result on top of it.
 CSV_SECONDS, CSV_MEMORY_RATIO = 3.0, 3.0
 # seconds a whole `mnistlr train` may take beyond its fit, by dataset
+GD_ACCURACY = 0.915                  # issue 15: `train --solver gd` with every other option at its default
 TRAIN_SLACK = {"MNIST 22,699": 0.4, "Fashion 60,000": 0.5}
 BIG_MEMORY_FACTOR, BIG_MEMORY_EXTRA_MB = 1.25, 300.0
 
@@ -137,6 +138,13 @@ def process_checks(parts: dict) -> list[Check]:
     return out
 
 
+def gd_checks(results) -> list[Check]:
+    """`train --solver gd` with its defaults: test accuracy ≥ GD_ACCURACY."""
+    return [Check(f"`train --solver gd` (defaults) test accuracy ≥ {GD_ACCURACY} ({r.dataset})",
+                  f"{r.accuracy:.4f} in {fmt_seconds(r.best)} s ({r.note})", r.accuracy >= GD_ACCURACY)
+            for r in results if r.family == "gd"]
+
+
 def checks(parts: dict) -> list[Check]:
     """Every target of the issue against the measurements."""
     results = parts["results"]
@@ -145,6 +153,7 @@ def checks(parts: dict) -> list[Check]:
                       accuracy_slack=RIDGE_ACCURACY_SLACK, check_loss=False)
     out += fit_checks(results, 'LogisticRegression(penalty="l1", solver="saga")', "l1", L1_RATIO, check_loss=False)
     out += fit_checks(results, "LogisticRegressionCV(Cs=10, cv=3)", "auto-l2", AUTO_L2_RATIO, check_loss=False)
+    out += gd_checks(results)
     predict = dict(parts.get("predict", []))
     out.append(threshold_check("predict ≥ 1,000,000 images/s in-process (LinearModel.predict)",
                                predict.get("LinearModel.predict"), PREDICT_RATE, "images/s",

@@ -27,7 +27,14 @@ import peers  # noqa: E402
 import procs  # noqa: E402
 import report  # noqa: E402
 import scale  # noqa: E402
-from fits import Dataset, contest, mnistlr_contenders, penalty_contenders, sklearn_contenders  # noqa: E402
+from fits import (  # noqa: E402
+    Dataset,
+    contest,
+    gd_contenders,
+    mnistlr_contenders,
+    penalty_contenders,
+    sklearn_contenders,
+)
 
 REPO = HERE.parent
 MNIST_DIR = REPO.parent / "shared" / "data" / "mnist"
@@ -141,6 +148,7 @@ def section_fits(args, loaded) -> tuple[list[report.FitResult], dict, dict]:
     contenders = mnistlr_contenders() + ([] if args.no_peers or args.no_sklearn else sklearn_contenders())
     # the penalty rows on the first dataset only (MNIST): saga and LogisticRegressionCV take minutes there
     penalties = [] if args.no_penalties else penalty_contenders(peers=not args.no_peers)
+    penalties += gd_contenders()     # gd with its defaults, on the first dataset too (~6 s in 3 rounds)
     fast, peer_info = fast_peers(args)
     results, models = [], {}
     for i, (data, _) in enumerate(loaded):

@@ -91,8 +91,10 @@ def summary(model, output: Path | None) -> dict[str, Any]:
     """The run's headline figures, as `train --json` prints them."""
     meta, metrics = model.meta, model.meta["metrics"]
     history = meta["history"]
+    # gd's momentum (models saved before it existed: plain gd)
+    accel = {"accel": model.params.get("accel", "none")} if model.params["solver"] == "gd" else {}
     return {
-        "model": model.kind, "solver": model.params["solver"], "dataset": meta.get("dataset"),
+        "model": model.kind, "solver": model.params["solver"], **accel, "dataset": meta.get("dataset"),
         "classes": model.classes.tolist(), "l2": model.params["l2"], "l1": model.params["l1"],
         "n_train": meta["n_train"], "n_val": meta["n_val"],
         "train_accuracy": metrics["train_accuracy"], "val_accuracy": metrics["val_accuracy"],
