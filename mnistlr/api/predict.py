@@ -55,8 +55,9 @@ class Predictions:
 
 
 def scores(model: LinearModel, X: np.ndarray) -> np.ndarray:
-    """Decision scores (n, n_outputs) float32 of raw pixels X, SCORE_CHUNK rows at a time."""
-    if len(X) <= SCORE_CHUNK:
+    """Decision scores (n, n_outputs) float32 of raw pixels X, SCORE_CHUNK rows at a time (a feature
+    model takes them all: it scores blocks of rows on two threads)."""
+    if len(X) <= SCORE_CHUNK or model.features is not None:
         return model.raw_scores(X)
     return np.concatenate([model.raw_scores(X[i:i + SCORE_CHUNK])
                            for i in range(0, len(X), SCORE_CHUNK)])
