@@ -44,13 +44,15 @@ def fold_affine(W, b, affine=None) -> tuple[np.ndarray, np.ndarray]:
     return scale[:, None] * W64, np.asarray(b, dtype=np.float64) - shift @ W64
 
 
-def _float64_scores(X: np.ndarray, W64: np.ndarray, b64: np.ndarray, S: np.ndarray) -> None:
-    """S (n, k) = X·W64 + b64 for float inputs X (n, d), accumulated in float64 a block of rows at a time."""
+def _float64_scores(X: np.ndarray, W64: np.ndarray, b64: np.ndarray, S: np.ndarray,
+                    work: np.ndarray | None = None) -> None:
+    """S (n, k) = X·W64 + b64 for float inputs X (n, d), accumulated in float64 a block of rows at a
+    time; work: a float64 scratch (≥ 1 row, d) reused across calls (else one is made)."""
     # a small block of rows at a time into one reused float64 buffer (a float64 copy of
     # 16,384 × 5,000 features would be 0.65 GB; 256 rows of them stay in cache)
-    block = np.empty((min(SCORE_BLOCK_ROWS, len(X)), X.shape[1]))
-    for start in range(0, len(X), SCORE_BLOCK_ROWS):
-        rows = slice(start, start + SCORE_BLOCK_ROWS)
+    block = work if work is not None else np.empty((max(1, min(SCORE_BLOCK_ROWS, len(X))), X.shape[1]))
+    for start in range(0, len(X), len(block)):
+        rows = slice(start, start + len(block))
         x64 = block[:len(X[rows])]
         np.copyto(x64, X[rows])
         # s = x·W_raw + b_raw
@@ -217,14 +219,17 @@ class LinearModel:
         X = self.flatten_inputs(X)
         if self.features is None:
             return self.scores_of_inputs(X, dtype)
+        from mnistlr.learn.features import TILE_ROWS
         from mnistlr.learn.kernels.blas import blas_on_one_thread
         from mnistlr.learn.kernels.threads import run_blocks
 
         S = np.empty((len(X), self.W.shape[1]), dtype)
 
         def score_block(start: int) -> None:
+            work = np.empty((TILE_ROWS, self.n_features))    # the float64 copy of a tile, reused
+
             def score_tile(offset: int, F: np.ndarray) -> None:
-                S[start + offset:start + offset + len(F)] = self.scores_of_inputs(F, dtype)
+                S[start + offset:start + offset + len(F)] = self.scores_of_inputs(F, dtype, work)
 
             self.features.transform_tiles(X[start:start + FEATURE_SCORE_ROWS], score_tile)
 
@@ -235,14 +240,15 @@ class LinearModel:
             run_blocks(range(0, len(X), FEATURE_SCORE_ROWS), score_block)
         return S
 
-    def scores_of_inputs(self, X: np.ndarray, dtype: type = np.float32) -> np.ndarray:
+    def scores_of_inputs(self, X: np.ndarray, dtype: type = np.float32, work: np.ndarray | None = None) -> np.ndarray:
         """Scores (n, n_outputs) of the model's inputs X (n, n_features): pixels, or features.
 
         The same scores for a row whatever the batch it comes in: uint8 pixels go through
         `kernels.scoring.scores_uint8` (exact integer sums of the weights on a fine grid); other
         dtypes are accumulated in float64, where the different summation orders of BLAS for one
         row (gemv) and a block (gemm) vanish in the rounding to float32 (dtype float32, the
-        default; float64 keeps the float64 sums).
+        default; float64 keeps the float64 sums). work: a float64 scratch (≥ 1 row, n_features)
+        reused across calls for up to SCORE_SPAN_ROWS rows (else one of ≤ SCORE_BLOCK_ROWS rows is made).
         """
         W_raw, b_raw = self.effective_weights()
         if X.dtype == np.uint8 and dtype == np.float32:
@@ -254,7 +260,7 @@ class LinearModel:
         W64, b64 = self._effective64
         S = np.empty((len(X), W64.shape[1]), dtype)
         if len(X) <= SCORE_SPAN_ROWS:
-            _float64_scores(X, W64, b64, S)
+            _float64_scores(X, W64, b64, S, work)
             return S
         from mnistlr.learn.kernels.blas import blas_on_one_thread
         from mnistlr.learn.kernels.threads import run_blocks
