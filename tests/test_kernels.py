@@ -296,3 +296,44 @@ def test_class_means_match_masked_means(with_numba, monkeypatch):
     np.testing.assert_array_equal(class_means(X.astype(np.float32), y, 6), reference)
     with pytest.raises(ValueError, match="class indices"):
         class_pixel_sums(X, np.full(1001, 6), 6)
+
+
+def pixels_problem(n_samples, n_features, n_outputs, binary, seed=3):
+    rng = np.random.default_rng(seed)
+    X = rng.integers(0, 256, size=(n_samples, n_features)).astype(np.uint8)
+    y = rng.integers(0, 2 if binary else n_outputs, n_samples)
+    W = rng.normal(scale=1 / (32 * np.sqrt(n_features)), size=(n_features, n_outputs))   # logits of a few units
+    return X, y, W, rng.normal(size=n_outputs)
+
+
+# uint8 X takes the slice-blocked kernel (fused_blocks): ragged blocks of 64 rows and groups of 4,
+# one or three feature slices (1001 features, 10 classes: slices of 336, not multiples of 8 at the end),
+# classes not a multiple of the 5-class or 2-class register blocks, one class, one-vs-rest.
+@pytest.mark.parametrize("kind,n_outputs", [("softmax", 1), ("softmax", 2), ("softmax", 3), ("softmax", 7),
+                                            ("softmax", 10), ("softmax", 11), ("ovr", 1), ("ovr", 5)])
+@pytest.mark.parametrize("n_samples,n_features", [(5, 20), (130, 20), (130, 1001)])
+def test_blocked_uint8_kernel_matches_reference(kind, n_outputs, n_samples, n_features):
+    X, y, W, b = pixels_problem(n_samples, n_features, n_outputs, binary=kind == "ovr" and n_outputs == 1)
+    fn, reference = ((fused.softmax_cross_entropy, ref.softmax_cross_entropy) if kind == "softmax"
+                     else (fused.ovr_cross_entropy, ref.ovr_cross_entropy))
+    got = fn(X, y, W, b)
+    assert got.grad_W.shape == W.shape and got.grad_W.dtype == np.float64
+    assert_matches_reference(got, reference(X, y, W, b), np.float32)
+
+
+def test_blocked_kernel_with_several_blocks_per_chunk_and_threads():
+    X, y, W, b = pixels_problem(1100, 37, 10, binary=False)     # 16 chunks of 68–69 rows: 2 blocks each
+    rows = np.random.default_rng(4).integers(0, 1100, 1500)      # repeated rows, in any order
+    want = ref.softmax_cross_entropy(X[rows], y[rows], W, b)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = fused.softmax_cross_entropy(X, y, W, b, rows=rows)
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        many = fused.softmax_cross_entropy(X, y, W, b, rows=rows)
+    finally:
+        numba.set_num_threads(before)
+    assert_matches_reference(many, want, np.float32)
+    assert one.loss_sum == many.loss_sum and one.n_correct == many.n_correct
+    np.testing.assert_array_equal(one.grad_W, many.grad_W)
+    np.testing.assert_array_equal(one.grad_b, many.grad_b)

@@ -1,0 +1,60 @@
+"""Per-row pieces shared by the fused loss kernels: the loss of one row of logits and its residual ∂ℓ/∂s."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mnistlr.learn.kernels.setup import njit
+
+FASTMATH = {"reassoc", "contract", "nsz", "arcp"}   # no nnan/ninf: divergence must stay visible
+KIND_SOFTMAX = 0
+KIND_OVR = 1
+
+
+@njit(cache=True)
+def row_max(S, r):
+    """(max_c S[r, c], first c that reaches it)."""
+    top = S[r, 0]
+    arg = 0
+    for c in range(1, S.shape[1]):
+        if S[r, c] > top:
+            top = S[r, c]
+            arg = c
+    return top, arg
+
+
+@njit(cache=True)
+def softmax_residual(S, r, yi):
+    """Row r of S (logits) becomes p − onehot(y); returns (loss ℓ, 1 if argmax = y)."""
+    k = S.shape[1]
+    top, arg = row_max(S, r)
+    s_y = S[r, yi]
+    total = 0.0
+    for c in range(k):
+        e = np.exp(S[r, c] - top)
+        S[r, c] = e
+        total += e
+    # ℓ = log Σ_c e^{s_c} − s_y = log Σ_c e^{s_c − max} + max − s_y
+    loss = np.log(total) + top - s_y
+    for c in range(k):
+        # ∂ℓ/∂s_c = p_c − [c = y]
+        S[r, c] = S[r, c] / total
+    S[r, yi] -= 1.0
+    return loss, 1 if arg == yi else 0
+
+
+@njit(cache=True)
+def ovr_residual(S, r, yi):
+    """Row r of S (logits) becomes σ(s) − t with t_c = [y = c] (one output: t = y); returns (ℓ, hit)."""
+    k = S.shape[1]
+    loss = 0.0
+    arg = row_max(S, r)[1]
+    hit = (1 if S[r, 0] > 0.0 else 0) == yi if k == 1 else arg == yi
+    for c in range(k):
+        s = S[r, c]
+        t = float(yi) if k == 1 else (1.0 if c == yi else 0.0)
+        # ℓ_c = log(1 + e^s) − t·s = max(s, 0) + log1p(e^−|s|) − t·s
+        loss += max(s, 0.0) + np.log1p(np.exp(-abs(s))) - t * s
+        # ∂ℓ_c/∂s = σ(s) − t
+        S[r, c] = (1.0 / (1.0 + np.exp(-s)) if s >= 0.0 else np.exp(s) / (1.0 + np.exp(s))) - t
+    return loss, 1 if hit else 0
