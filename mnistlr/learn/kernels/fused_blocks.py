@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mnistlr.learn.kernels.residuals import FASTMATH, KIND_SOFTMAX, ovr_residual, softmax_residual
+from mnistlr.learn.kernels.residuals import FASTMATH, block_residuals
 from mnistlr.learn.kernels.setup import njit, prange
 
 SLICE_BYTES = 16384         # a slice of Wᵀ or of G (k × width floats) fills at most half the L1 cache
@@ -150,14 +150,7 @@ def _loss_grad_rows(X, rows, start, end, WS, b, y, kind, want_grad, GS, gb, XS):
         m = min(n_rows, end - i0)
         _gather_block(X, rows, i0, m, XS)
         _block_logits(XS, m, WS, b, S)
-        for r in range(m):
-            yi = y[rows[i0 + r]]
-            if kind == KIND_SOFTMAX:
-                loss, hit = softmax_residual(S, r, yi)
-            else:
-                loss, hit = ovr_residual(S, r, yi)
-            loss_sum += loss
-            n_correct += hit
+        loss_sum, n_correct = block_residuals(S, m, y, rows, i0, kind, loss_sum, n_correct)
         if want_grad:
             _block_gradient(XS, m, S, GS, gb)
     return loss_sum, n_correct

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mnistlr.learn.kernels.residuals import FASTMATH, KIND_SOFTMAX, ovr_residual, softmax_residual
+from mnistlr.learn.kernels.residuals import FASTMATH, block_residuals
 from mnistlr.learn.kernels.setup import njit, prange
 
 CLASS_BLOCK = 5
@@ -127,14 +127,7 @@ def _loss_grad_rows(X, rows, start, end, WT, b, y, kind, want_grad, G, gb):
         x2 = X[rows[i0 + 2]] if m > 2 else x0
         x3 = X[rows[i0 + 3]] if m > 3 else x0
         _block_logits(x0, x1, x2, x3, WT, b, S)
-        for r in range(m):
-            yi = y[rows[i0 + r]]
-            if kind == KIND_SOFTMAX:
-                loss, hit = softmax_residual(S, r, yi)
-            else:
-                loss, hit = ovr_residual(S, r, yi)
-            loss_sum += loss
-            n_correct += hit
+        loss_sum, n_correct = block_residuals(S, m, y, rows, i0, kind, loss_sum, n_correct)
         if want_grad:
             _block_accumulate(x0, x1, x2, x3, S, G, gb, m)
     return loss_sum, n_correct

@@ -58,3 +58,17 @@ def ovr_residual(S, r, yi):
         # ∂ℓ_c/∂s = σ(s) − t
         S[r, c] = (1.0 / (1.0 + np.exp(-s)) if s >= 0.0 else np.exp(s) / (1.0 + np.exp(s))) - t
     return loss, 1 if hit else 0
+
+
+@njit(cache=True, inline="always")
+def block_residuals(S, m, y, rows, i0, kind, loss_sum, n_correct):
+    """Rows 0..m−1 of S (logits of X[rows[i0:i0+m]]) become residuals; returns the running (Σ ℓ, hits) plus theirs."""
+    for r in range(m):
+        yi = y[rows[i0 + r]]
+        if kind == KIND_SOFTMAX:
+            loss, hit = softmax_residual(S, r, yi)
+        else:
+            loss, hit = ovr_residual(S, r, yi)
+        loss_sum += loss
+        n_correct += hit
+    return loss_sum, n_correct
