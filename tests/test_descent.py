@@ -101,6 +101,29 @@ def test_auto_step_is_deterministic():
     assert [r["lr"] for r in first.history] == [r["lr"] for r in second.history]
 
 
+def test_auto_step_follows_the_annealing_schedule():
+    """lr=auto: η(t) = η₀/(1 + t/T), η₀ the largest step accepted at the start (to 2^⅛), only
+    ever halved after that — never grown back against the annealing."""
+    X, y, affine = raw_pixels(300, 6, 3, seed=54)
+    for accel in ("none", "nesterov"):
+        result = descent.fit_gd(X, y, "softmax", 3, l2=1e-3, epochs=25, anneal=2.0, affine=affine, accel=accel)
+        steps = np.array([r["lr"] for r in result.history])
+        base = steps * (1.0 + np.arange(len(steps)) / 2.0)
+        halvings = np.log2(base[0] / base)
+        np.testing.assert_allclose(halvings, np.round(halvings), atol=1e-9)
+        assert np.all(np.diff(np.round(halvings)) >= 0) and halvings[-1] < 5
+    search = descent._LineSearch(None, lambda W, b: objective.objective(X, y, W, b, "softmax", l2=1e-3,
+                                                                      grad=False, affine=affine),
+                                 solvers.input_mean(X, affine), 0.0)
+    W, b = np.zeros((X.shape[1], 3), np.float32), np.zeros(3)
+    state = objective.objective(X, y, W, b, "softmax", l2=1e-3, affine=affine)
+    grad_W = state.grad_W - np.outer(search.z_mean, state.grad_b)
+    first = search._first_step(W, b, state, grad_W, state.grad_b)
+    assert first == steps[0]
+    assert search._accepts(W, b, state, grad_W, state.grad_b, first, search.probe)[3]
+    assert not search._accepts(W, b, state, grad_W, state.grad_b, first * 2 ** 0.125, search.probe)[3]
+
+
 def ill_conditioned_problem():
     X, y = sampled_problem(300, 8, 3, seed=11)
     X[:, :4] *= 5.0                       # feature scales 5 and 1, off-centre: plain gd crawls
@@ -115,12 +138,12 @@ def test_nesterov_reaches_the_lbfgs_optimum_sooner_than_plain_gd(l2, l1):
         return objective.objective(X, y, r.W, r.b, "softmax", l2=l2).value + l1 * np.abs(r.W.astype(np.float64)).sum()
 
     best = solvers.fit_lbfgs(X, y, "softmax", 3, l2=l2, l1=l1, tol=0.0, max_iter=2000)
-    fista = descent.fit_gd(X, y, "softmax", 3, l2=l2, l1=l1, anneal=1e9, epochs=300, accel="nesterov")
+    fista = descent.fit_gd(X, y, "softmax", 3, l2=l2, l1=l1, anneal=1e9, epochs=1000, accel="nesterov")
     assert f(fista) == pytest.approx(f(best), rel=1e-9)
     # the l1 prox leaves exact zeros, the optimum's (L-BFGS-B's on the split W⁺ − W⁻)
     np.testing.assert_array_equal(fista.W == 0, best.W == 0)
     assert np.count_nonzero(best.W == 0) >= (4 if l1 else 0)
-    gap = {accel: f(descent.fit_gd(X, y, "softmax", 3, l2=l2, l1=l1, anneal=1e9, epochs=40, accel=accel)) - f(best)
+    gap = {accel: f(descent.fit_gd(X, y, "softmax", 3, l2=l2, l1=l1, anneal=1e9, epochs=80, accel=accel)) - f(best)
            for accel in ("none", "nesterov")}
     assert gap["nesterov"] < gap["none"] / 10
 

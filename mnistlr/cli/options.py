@@ -115,15 +115,15 @@ PathMetricOpt = Annotated[PathMetric, typer.Option(
     "--path-metric", help="The hold-out score that picks --l2 auto's penalty (log_loss: lower is better).",
     rich_help_panel=_T)]
 LrOpt = Annotated[str | None, typer.Option(
-    "--lr", help="Initial learning rate η₀ (gd/sgd), or auto (the default): gd searches a safe step each epoch "
-    "(backtracking), sgd takes 0.5.", rich_help_panel=_T, show_default="auto")]
+    "--lr", help="Initial learning rate η₀ (gd/sgd), or auto (the default): gd searches η₀ at the first epoch "
+    "(backtracking; halved later if a step fails), sgd takes 0.5.", rich_help_panel=_T, show_default="auto")]
 AnnealOpt = Annotated[float, typer.Option(
     "--anneal", min=0, help="T in the annealed rate η(t)=η₀/(1+t/T), t in epochs (gd/sgd).", rich_help_panel=_T)]
 AccelOpt = Annotated[Accel | None, typer.Option(
     "--accel", help="gd's momentum. nesterov (gd's default): FISTA, each step (the same --lr and --anneal "
-    "schedule, line-searched with --lr auto) taken from the point extrapolated along the last move, the momentum "
-    "restarted when a step turns back (O'Donoghue & Candès); on MNIST it reaches in 37 epochs a lower objective "
-    "than plain gd in 100. none: plain proximal gradient descent, the textbook method.",
+    "schedule) taken from the point extrapolated along the last move, the momentum restarted when a step turns "
+    "back (O'Donoghue & Candès); on MNIST it ends 100 annealed epochs at a far lower objective than plain gd. "
+    "none: plain proximal gradient descent, the textbook method.",
     rich_help_panel=_T, show_default="nesterov for gd")]
 EpochsOpt = Annotated[int, typer.Option("--epochs", min=1, help="Most epochs (gd/sgd).", rich_help_panel=_T)]
 BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Mini-batch size (sgd).", rich_help_panel=_T)]

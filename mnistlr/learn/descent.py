@@ -4,10 +4,10 @@ Shapes and the objective as in `mnistlr.learn.solvers`. Both take the annealed s
 η(t) = η₀/(1 + t/anneal), t = 0, 1, ... the epoch, and the l1 prox (soft-threshold by η·l1)
 after every step, so weights become exactly zero.
 
-- ``fit_gd(..., lr=None)`` ("auto"): each epoch a backtracking (Armijo) search finds the step in
-  the centred variables (W, b' = b + z̄W) — the first trial 1, then twice the last accepted
-  base step, halved until the proximal sufficient-decrease condition holds — and the annealing
-  factor 1/(1 + t/anneal) multiplies every trial. A given ``lr`` is the fixed η₀ of the plain
+- ``fit_gd(..., lr=None)`` ("auto"): a backtracking (Armijo) search in the centred variables
+  (W, b' = b + z̄W) finds η₀ at the first epoch — the largest step the proximal
+  sufficient-decrease condition accepts there — and epoch t steps η₀/(1 + t/anneal); η₀ halves
+  whenever a step fails the condition (so it never grows back against the annealing). A given ``lr`` is the fixed η₀ of the plain
   schedule in (W, b), as before. ``accel="nesterov"`` (`TrainOptions`' default for gd) takes the
   same step from an extrapolated point: FISTA with adaptive restart (`_Accelerated`).
 - ``fit_sgd(..., batch_size, rng)``: mini-batch proximal SGD, rows reshuffled with ``rng`` every
@@ -46,9 +46,11 @@ from mnistlr.learn.solvers import (
 SGD_DEFAULT_LR = 0.5
 # the training loss above this multiple of its starting value, patience epochs in a row: diverged
 DIVERGED_RATIO = 2.0
-# line search: the next epoch's first trial is GROWTH × the last accepted step; at most MAX_HALVINGS halvings
+# line search: η₀ doubles (×GROWTH) from 1 while accepted, then SEARCH_BISECTIONS bisections in log
+# scale; a refused step halves it; at most MAX_HALVINGS doublings or halvings
 GROWTH = 2.0
 MAX_HALVINGS = 30
+SEARCH_BISECTIONS = 3
 # curvature bound of the loss in the logits: softmax cross-entropy ½, binary cross-entropy ¼
 CURVATURE = {"softmax": 0.5, "ovr": 0.25}
 
@@ -139,32 +141,72 @@ def _prox_step(W, b, grad_W, grad_b, eta: float, l1: float):
 
 
 class _LineSearch:
-    """The gd epoch of ``lr=None``: a backtracking proximal step in (W, b' = b + z̄W)."""
+    """The gd epoch of ``lr=None``: a backtracking proximal step in (W, b' = b + z̄W).
 
-    def __init__(self, evaluate, z_mean, l1: float):
-        self.evaluate, self.z_mean, self.l1 = evaluate, z_mean, l1
-        self.base = 1.0 / GROWTH      # the first trial is 1
+    The first epoch finds η₀, the largest step the sufficient-decrease condition accepts there
+    (doubling from 1, then SEARCH_BISECTIONS bisections in log scale; ``probe`` evaluates the
+    objective's value only). Epoch t then steps η₀·factor, factor = 1/(1 + t/T), so the schedule
+    η(t) = η₀/(1 + t/T) applies as written; η₀ halves whenever a step fails the condition.
+    """
+
+    def __init__(self, landed, probe, z_mean, l1: float):
+        self.landed, self.probe, self.z_mean, self.l1 = landed, probe, z_mean, l1
+        self.base: float | None = None
+
+    def _move(self, W, b, grad_W, grad_b, eta: float):
+        """(W, b) after the proximal step η in the centred variables, and the step ΔW."""
+        W_new, _ = _prox_step(W, b, grad_W, grad_b, eta, self.l1)
+        step_W = W_new - W
+        # b' ← b' − η∇_b f, so b = b' − z̄W moves by −η∇_b f − z̄·ΔW
+        return W_new, b - eta * grad_b - self.z_mean @ step_W, step_W
+
+    def _decreases(self, state, grad_W, grad_b, step_W, eta: float, value: float) -> bool:
+        """The sufficient decrease f(v + Δ) ≤ f(v) + ⟨∇f, Δ⟩ + ‖Δ‖²/(2η), Δ = (ΔW, −η∇_b f)."""
+        bound = (state.value + float(np.vdot(grad_W, step_W)) - eta * float(np.vdot(grad_b, grad_b))
+                 + (float(np.vdot(step_W, step_W)) + eta ** 2 * float(np.vdot(grad_b, grad_b))) / (2 * eta))
+        return bool(np.isfinite(value) and value <= bound + 1e-12 * abs(state.value))
+
+    def _accepts(self, W, b, state, grad_W, grad_b, eta: float, evaluate):
+        """(W, b, Objective) after the step η, and whether it meets the sufficient decrease."""
+        W_new, b_new, step_W = self._move(W, b, grad_W, grad_b, eta)
+        new = evaluate(W_new, b_new)
+        return W_new, b_new, new, self._decreases(state, grad_W, grad_b, step_W, eta, new.value)
+
+    def _first_step(self, W, b, state, grad_W, grad_b) -> float:
+        """η₀: from 1, doubling while the condition holds (halving while it fails), then
+        bisections between the last accepted and the first refused step."""
+        accepted = refused = None
+        eta = 1.0
+        for _ in range(MAX_HALVINGS):
+            if self._accepts(W, b, state, grad_W, grad_b, eta, self.probe)[3]:
+                accepted, eta = eta, eta * GROWTH
+            else:
+                refused, eta = eta, eta / GROWTH
+            if accepted is not None and refused is not None:
+                break
+        if accepted is None or refused is None:
+            return eta if accepted is None else accepted
+        for _ in range(SEARCH_BISECTIONS):
+            middle = float(np.sqrt(accepted * refused))
+            if self._accepts(W, b, state, grad_W, grad_b, middle, self.probe)[3]:
+                accepted = middle
+            else:
+                refused = middle
+        return accepted
 
     def __call__(self, W, b, state, factor: float):
         """(W, b, Objective, η) after one accepted step; Objective None when no step decreases f."""
         # ∂f/∂W at fixed b' = ∇_W f − z̄ᵀ∇_b f;  ∂f/∂b' = ∇_b f
         grad_W = state.grad_W - np.outer(self.z_mean, state.grad_b)
         grad_b = state.grad_b
-        trial = self.base * GROWTH
+        if self.base is None:
+            self.base = self._first_step(W, b, state, grad_W, grad_b)
         for _ in range(MAX_HALVINGS):
-            eta = trial * factor
-            W_new, _ = _prox_step(W, b, grad_W, grad_b, eta, self.l1)
-            step_W = W_new - W
-            # b' ← b' − η∇_b f, so b = b' − z̄W moves by −η∇_b f − z̄·ΔW
-            b_new = b - eta * grad_b - self.z_mean @ step_W
-            new = self.evaluate(W_new, b_new)
-            # sufficient decrease: f(v + Δ) ≤ f(v) + ⟨∇f, Δ⟩ + ‖Δ‖²/(2η), Δ = (ΔW, −η∇_b f)
-            bound = (state.value + float(np.vdot(grad_W, step_W)) - eta * float(np.vdot(grad_b, grad_b))
-                     + (float(np.vdot(step_W, step_W)) + eta ** 2 * float(np.vdot(grad_b, grad_b))) / (2 * eta))
-            if np.isfinite(new.value) and new.value <= bound + 1e-12 * abs(state.value):
-                self.base = trial
+            eta = self.base * factor
+            W_new, b_new, new, accepted = self._accepts(W, b, state, grad_W, grad_b, eta, self.landed)
+            if accepted:
                 return W_new, b_new, new, eta
-            trial /= 2
+            self.base /= GROWTH
         return W, b, None, 0.0
 
 
@@ -255,7 +297,7 @@ def fit_gd(X, y, kind: str, n_outputs: int, l2: float = 2e-4, l1: float = 0.0, l
         return evaluate(W, b, grad=not accelerated)
 
     if lr is None:
-        step = _LineSearch(landed, input_mean(X, affine), l1)
+        step = _LineSearch(landed, lambda W, b: evaluate(W, b, grad=False), input_mean(X, affine), l1)
     else:
         def step(W, b, state, factor):
             W, b = _prox_step(W, b, state.grad_W, state.grad_b, lr * factor, l1)

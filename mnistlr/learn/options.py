@@ -18,8 +18,8 @@ DEFAULT_SOLVER = {"softmax": "lbfgs", "logistic": "lbfgs", "ridge": "closed"}
 PATH_METRICS = ("log_loss", "accuracy")
 LOSS_SCALES = ("mean", "sum")
 ACCELS = ("none", "nesterov")          # gd's: proximal gradient, or FISTA (mnistlr.learn.descent)
-# nesterov for gd: on MNIST 22,699 it stops (early, on the hold-out) at a 2 % lower training objective in
-# 37 epochs instead of 100, half the CPU time, at the same test accuracy (BENCHMARKS.md, issue 15)
+# nesterov for gd: under the annealed schedule it reaches a far lower training objective in the same
+# epochs (measured in BENCHMARKS.md, issue 15)
 DEFAULT_ACCEL = {"gd": "nesterov"}
 AUTO = "auto"
 # Bounds beyond which a value is a typo, not a setting: a run of more epochs or iterations never
