@@ -193,30 +193,48 @@ def contest(data: Dataset, contenders: list[Contender], repeat: int, repeat_unde
         # preprocessing + solver time of the fastest run (the rest: split, metrics, class means, hash)
         best = runs.index(min(runs))
         core = inner[c.name][best] if inner[c.name] else None
-        f = l1_objective(c, models[c.name], inputs) if c.family == "l1" and c.external is None else None
+        f = _objective(c, models[c.name], inputs)
         results.append(FitResult(data.name, c.name, c.family, c.is_mnistlr, runs, accuracy, loss,
                                  note=_note(c, models[c.name]) + ("" if f is None else f", f {f:.5f}"),
                                  core_seconds=core, cpu_seconds=cpu[c.name][best], objective=f))
     return results, {c.name: models[c.name] for c in contenders if c.is_mnistlr}
 
 
-def l1_objective(contender: Contender, model: Any, inputs: _Inputs, l1: float = L1) -> float:
-    """The L1 rows' common training objective f = mean cross-entropy + l1·‖W‖₁, W on x/255, b free.
+def training_objective(contender: Contender, model: Any, inputs: _Inputs, l1: float = 0.0,
+                       l2: float = 0.0) -> float:
+    """One training objective for every fit: f = mean cross-entropy + (l2/2)·‖W‖² + l1·‖W‖₁, W on x/255, b free.
 
-    One formula for both fits (scikit-learn's C·Σ CE + ‖W‖₁ divided by C·n): the cross-entropy
-    from each model's own predict_proba on its training inputs, ‖W‖₁ from its weights on x/255
-    (mnistlr's W with its default preprocessing, scale; scikit-learn's coef_).
+    The cross-entropy from each model's own predict_proba on its training inputs, W from its
+    weights on x/255 (mnistlr's W with its default preprocessing, scale; scikit-learn's coef_);
+    scikit-learn's C·Σ CE + ‖W‖₁ divided by C·n is the L1 rows' f. The fast peers compute the
+    same f in their own process (bench/peer_fit.py).
     """
     if contender.is_mnistlr:
         P, W = model.predict_proba(inputs.X_train), model.W
     else:
         P, W = model.predict_proba(inputs.X64), model.coef_
-    P = np.asarray(P, dtype=np.float64)
-    rows = np.arange(len(inputs.y_train))
     labels = np.searchsorted(np.asarray(model.classes_ if hasattr(model, "classes_") else model.classes),
                              inputs.y_train)
-    # f = −(1/n) Σ log p_{i,y_i} + l1·Σ|W|
-    return float(-np.mean(np.log(P[rows, labels] / P.sum(axis=1))) + l1 * np.abs(np.asarray(W, np.float64)).sum())
+    return penalised_cross_entropy(P, labels, W, l1=l1, l2=l2)
+
+
+def penalised_cross_entropy(P, labels, W, l1: float = 0.0, l2: float = 0.0) -> float:
+    """f from probabilities P (n, n_classes) (renormalised in float64), label columns (n,) and W."""
+    P, W = np.asarray(P, dtype=np.float64), np.asarray(W, dtype=np.float64)
+    # f = −(1/n) Σ log p_{i,y_i} + (l2/2)‖W‖² + l1·Σ|W|
+    return float(-np.mean(np.log(P[np.arange(len(labels)), labels] / P.sum(axis=1))) + 0.5 * l2 * np.vdot(W, W)
+                 + l1 * np.abs(W).sum())
+
+
+def _objective(contender: Contender, model: Any, inputs: _Inputs) -> float | None:
+    """f of the rows that share one objective: the L1 rows, and mnistlr softmax with the fast peers."""
+    if contender.external is not None:
+        return model.get("objective")
+    if contender.family == "l1":
+        return training_objective(contender, model, inputs, l1=L1)
+    if contender.is_mnistlr and contender.family == "softmax" and model.params.get("l1", 0.0) == 0.0:
+        return training_objective(contender, model, inputs, l2=float(model.params["l2"]))
+    return None
 
 
 def warm_up(data: Dataset, contenders: list[Contender], n: int = 500) -> None:

@@ -3,7 +3,7 @@
     python bench/l1_grid.py [L1,L1,...] [--saga-max-iter N]     # default 3e-5,1e-4,3e-4; 100 epochs
 
 Both fits at the same penalty on the 22,699 real training images (mnistlr: `--l1 L1 --l2 0`;
-saga: C = 1/(L1·n), tol 1e-4), scored on the 10,000 test images; f from `fits.l1_objective`.
+saga: C = 1/(L1·n), tol 1e-4), scored on the 10,000 test images; f from `fits.training_objective`.
 One JSON line per penalty on stdout (accuracy, f, share of exact zeros, iterations, CPU seconds).
 """
 
@@ -35,7 +35,7 @@ def measured(contender: fits.Contender, inputs, data: fits.Dataset, l1: float) -
     W = model.W if contender.is_mnistlr else model.coef_
     n_iter = model.meta.get("n_iter") if contender.is_mnistlr else int(np.max(model.n_iter_))
     return {"accuracy": float(np.mean(model.predict(X_test) == data.y_test)),
-            "f": round(fits.l1_objective(contender, model, inputs, l1), 6),
+            "f": round(fits.training_objective(contender, model, inputs, l1=l1), 6),
             "zeros": round(float(np.mean(np.asarray(W) == 0)), 4), "n_iter": n_iter, "cpu_seconds": round(cpu, 2)}
 
 

@@ -33,7 +33,7 @@ class FitResult:
     note: str = ""
     core_seconds: float | None = None    # mnistlr: preprocessing + solver part of the best fit
     cpu_seconds: float | None = None     # process CPU time (all threads) of the best fit
-    objective: float | None = None       # the L1 rows: training objective, one formula for both (fits.l1_objective)
+    objective: float | None = None       # training objective where rows share one (fits.training_objective)
 
     @property
     def best(self) -> float:

@@ -306,8 +306,9 @@ def test_gzip_idx_written_block_by_block_reads_back(tmp_path):
     np.testing.assert_array_equal(read_images(tmp_path / "x.gz"), X)
 
 
-def test_the_l1_rows_objective_is_one_formula_for_mnistlr_and_scikit_learn():
-    """fits.l1_objective: mean cross-entropy + L1·‖W‖₁ on x/255, the same number for the same weights."""
+def test_the_training_objective_is_one_formula_for_mnistlr_and_scikit_learn():
+    """fits.training_objective: mean cross-entropy + (l2/2)‖W‖² + l1·‖W‖₁ on x/255, the same number
+    for the same weights."""
     import fits
     import numpy as np
     from sklearn.linear_model import LogisticRegression
@@ -323,14 +324,16 @@ def test_the_l1_rows_objective_is_one_formula_for_mnistlr_and_scikit_learn():
     model = fit_model(images, labels, TrainOptions(l1=fits.L1 * 100, l2=0.0, max_iter=30))
     X64 = data.X64
     # mnistlr's own objective of its weights on z = x/255, plus the L1 term
-    expected = (objective.objective(X64, labels, model.W, model.b, "softmax").loss
+    l2 = 3e-3
+    expected = (objective.objective(X64, labels, model.W, model.b, "softmax", l2=l2).value
                 + fits.L1 * np.abs(model.W.astype(np.float64)).sum())
     mnistlr_side = fits.Contender("m", "l1", True, None)
-    assert fits.l1_objective(mnistlr_side, model, data) == pytest.approx(expected, rel=1e-5)
+    assert fits.training_objective(mnistlr_side, model, data, l1=fits.L1, l2=l2) == pytest.approx(expected, rel=1e-5)
     # scikit-learn's model holding the same weights gives the same value
     sk = LogisticRegression().fit(X64, labels)
     sk.coef_, sk.intercept_ = model.W.T.astype(np.float64), model.b.astype(np.float64)
-    assert fits.l1_objective(fits.Contender("s", "l1", False, None), sk, data) == pytest.approx(expected, rel=1e-5)
+    assert (fits.training_objective(fits.Contender("s", "l1", False, None), sk, data, l1=fits.L1, l2=l2)
+            == pytest.approx(expected, rel=1e-5))
 
 
 @pytest.mark.parametrize("n_iter, shown", [([[100, 37]], "100 it (cap)"), ([[99, 37]], "99 it")])
