@@ -153,3 +153,21 @@ def nystroem_features(X, L, gamma, unit):
     eigenvalues, U = np.linalg.eigh(K_LL)
     A = (U / np.sqrt(np.maximum(eigenvalues, 1e-12))) @ U.T
     return np.array([np.exp(-gamma * ((np.asarray(x, np.float64) * unit - L) ** 2).sum(-1)) @ A for x in X])
+
+
+def lbfgs_h_times(g, S, Y):
+    """H·g of the L-BFGS two-loop recursion over pairs S[i], Y[i] (oldest first), in float64, as
+    Nocedal & Wright's Algorithm 7.4 writes it."""
+    q = np.array(g, dtype=np.float64)
+    S, Y = [np.asarray(s, np.float64) for s in S], [np.asarray(y, np.float64) for y in Y]
+    rho = [1.0 / float(s @ y) for s, y in zip(S, Y, strict=True)]
+    alphas = []
+    for s, y, r in zip(reversed(S), reversed(Y), reversed(rho), strict=True):
+        a = r * float(s @ q)
+        q = q - a * y
+        alphas.append(a)
+    if S:
+        q = q * (float(S[-1] @ Y[-1]) / float(Y[-1] @ Y[-1]))
+    for s, y, r, a in zip(S, Y, rho, reversed(alphas), strict=True):
+        q = q + (a - r * float(y @ q)) * s
+    return q
