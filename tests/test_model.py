@@ -106,3 +106,22 @@ def test_float_inputs_score_on_two_threads_as_each_span_alone(monkeypatch):
     assert np.array_equal(S, model.scores_of_inputs(X))
     # s = x·W + b in float64, rounded once
     np.testing.assert_allclose(S, X.astype(np.float64) @ model.W.astype(np.float64) + model.b, rtol=1e-6, atol=1e-6)
+
+
+def test_wide_float32_features_score_row_by_row_the_same_in_any_batch():
+    # 5,000 features (an rff model's width): each row's float32 scores are one matrix-vector
+    # product, so a row alone, in another place or in a batch of another size gets the same bits
+    rng = np.random.default_rng(18)
+    F = (np.cos(rng.uniform(0, 2 * np.pi, size=(300, 5000))) * np.sqrt(2 / 5000)).astype(np.float32)
+    model = LinearModel("softmax", np.arange(10), (50, 100), Preprocessor.fit("none", F),
+                        rng.normal(size=(5000, 10)).astype(np.float32), rng.normal(size=10).astype(np.float32))
+    S = model.scores_of_inputs(F)
+    assert S.dtype == np.float32
+    order = rng.permutation(len(F))
+    assert np.array_equal(model.scores_of_inputs(F[order]), S[order])
+    assert np.array_equal(np.concatenate([model.scores_of_inputs(F[i:i + 7]) for i in range(0, 300, 7)]), S)
+    assert np.array_equal(model.scores_of_inputs(F[123:124]), S[123:124])
+    # float32 sums of 5,000 terms: within 5,000·2^−24 of Σ|f_j·W_jc| of the float64 sums
+    exact = F.astype(np.float64) @ model.W.astype(np.float64) + model.b
+    bound = 5000 * 2.0 ** -24 * (np.abs(F.astype(np.float64)) @ np.abs(model.W.astype(np.float64)) + np.abs(model.b))
+    assert np.all(np.abs(S - exact) <= bound)
