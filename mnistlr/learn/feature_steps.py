@@ -46,6 +46,14 @@ class FeatureStep:
         """The features of the rows X; steps that can write them into *out* (n, n_out) float32 return it."""
         raise NotImplementedError
 
+    def transform_tiles(self, X: np.ndarray, pixels: bool, image_shape, tile_rows: int, consume) -> None:
+        """consume(start, F) for the features F (m, n_out) of X[start:start + m], m ≤ tile_rows, a tile
+        at a time (float32 steps write them into one reused buffer, overwritten by the next tile)."""
+        buffer = None if self.pixels_out else np.empty((min(tile_rows, len(X)), self.n_out(X.shape[1])), np.float32)
+        for start in range(0, len(X), tile_rows):
+            tile = X[start:start + tile_rows]
+            consume(start, self.transform(tile, pixels, image_shape, out=None if buffer is None else buffer[:len(tile)]))
+
     def state(self) -> dict[str, Any]:
         return {"name": self.name}
 
@@ -213,7 +221,14 @@ class RFF(GaussianKernelStep):
 
     def transform(self, X, pixels, image_shape, out=None):
         X = _kernel_input(X)
-        return self._projection(X, pixels, self.weights, self.offset, float(np.sqrt(2.0 / self.n_components)))(X, out)
+        return self._rff_projection(X, pixels)(X, out)
+
+    def transform_tiles(self, X, pixels, image_shape, tile_rows, consume):
+        X = _kernel_input(X)
+        self._rff_projection(X, pixels).tiles(X, tile_rows, consume)
+
+    def _rff_projection(self, X, pixels):
+        return self._projection(X, pixels, self.weights, self.offset, float(np.sqrt(2.0 / self.n_components)))
 
     def state(self):
         return {"name": self.name, "n_components": self.n_components, "gamma": float(self.gamma),

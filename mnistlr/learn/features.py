@@ -184,11 +184,7 @@ class FeaturePipeline:
         *first, last = self.steps
         Z = self._blocks(X, first, True) if first else X
         pixels = all(step.pixels_out for step in first)
-        buffer = None if last.pixels_out else np.empty((min(tile_rows, len(Z)), self.n_out), np.float32)
-        for start in range(0, len(Z), tile_rows):
-            tile = Z[start:start + tile_rows]
-            out = None if buffer is None else buffer[:len(tile)]
-            consume(start, last.transform(tile, pixels, self.image_shape, out=out))
+        last.transform_tiles(Z, pixels, self.image_shape, tile_rows, consume)
 
     def _blocks(self, X: np.ndarray, steps: list[FeatureStep], pixels: bool) -> np.ndarray:
         """Run *steps* over X a block of rows at a time into one preallocated result."""

@@ -159,10 +159,7 @@ class Projection:
     def __call__(self, X: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """(n, k) float32 for the rows X (n, d): uint8 when built with pixels=True, else float32;
         written into *out* when given as a C-contiguous (n, k) float32 array."""
-        X = np.ascontiguousarray(X)
-        dtype = np.uint8 if self.pixels else np.float32
-        if X.ndim != 2 or X.dtype != dtype or X.shape[1] != self.n_in:
-            raise ValueError(f"this projection takes (n, {self.n_in}) {np.dtype(dtype)} rows, got {X.dtype} {X.shape}")
+        X = self._checked(X)
         shape = (len(X), self.W.shape[1])
         if out is None or out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
             out = np.empty(shape, np.float32)
@@ -170,14 +167,42 @@ class Projection:
             _run_blocks(self, X, out)
         return out
 
+    def tiles(self, X: np.ndarray, tile_rows: int, consume) -> None:
+        """consume(start, F) for F (m, k) float32, the rows X[start:start + m] projected, m ≤ tile_rows,
+        on this thread into one reused buffer (F is overwritten by the next tile): the same rows as
+        __call__ gives, with the rounding of float rows done once for all of X."""
+        X = self._checked(X)
+        prepared = self._prepared(X)
+        buffer = np.empty((min(tile_rows, len(X)), self.W.shape[1]), np.float32)
+        with blas_on_one_thread():
+            for start in range(0, len(X), tile_rows):
+                out = buffer[:len(X[start:start + tile_rows])]
+                self._prepared_rows(prepared[start:start + tile_rows], out)
+                consume(start, out)
+
+    def _checked(self, X: np.ndarray) -> np.ndarray:
+        X = np.ascontiguousarray(X)
+        dtype = np.uint8 if self.pixels else np.float32
+        if X.ndim != 2 or X.dtype != dtype or X.shape[1] != self.n_in:
+            raise ValueError(f"this projection takes (n, {self.n_in}) {np.dtype(dtype)} rows, got {X.dtype} {X.shape}")
+        return X
+
+    def _prepared(self, X: np.ndarray) -> np.ndarray:
+        """The rows as the product takes them: uint8 as they are, float rows rounded on their grid."""
+        return X if self.pixels else _rows_on_grid(X, self.row_bits, self.W.dtype.type)
+
     def rows(self, X: np.ndarray, out: np.ndarray) -> None:
         """out (n, k) float32 (C-contiguous) for the rows X (n, d)."""
+        self._prepared_rows(self._prepared(X), out)
+
+    def _prepared_rows(self, X: np.ndarray, out: np.ndarray) -> None:
+        """`rows` for rows already `_prepared`."""
         # z = (x·W)·scale + offset, x·W exact; float32 sums go straight into out
         z = out if self.W.dtype == np.float32 else np.empty(out.shape)
         if self.pixels:
             self._pixel_sums(X, z)
         else:
-            np.matmul(_rows_on_grid(X, self.row_bits, self.W.dtype.type), self.W, out=z)
+            np.matmul(X, self.W, out=z)
         if self.scale is not None:
             z *= self.scale
         # float64 sums: the offset added in float64 and the sum rounded to float32 in one pass
