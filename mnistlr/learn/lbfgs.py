@@ -4,7 +4,8 @@ Importing scipy.optimize costs ~0.35 s of CPU per process (it loads scipy.linalg
 linprog, ...): as much as a whole softmax fit on 22,699 images. The default L-BFGS path
 needs none of it: `minimize` here runs the classic two-loop L-BFGS (Nocedal & Wright,
 Algorithm 7.4) with a strong-Wolfe line search (Algorithms 3.5–3.6, cubic interpolation),
-with L-BFGS-B's constants (sufficient decrease 1e-3, curvature 0.9, first step 1/‖g‖).
+with L-BFGS-B's constants (sufficient decrease 1e-3, curvature 0.9, first step 1/‖g‖);
+the curvature pairs are kept in float32 and the recursion is one Numba kernel (`kernels.two_loop`).
 Calls with bounds (or another method) go to scipy.optimize.minimize unchanged.
 """
 
