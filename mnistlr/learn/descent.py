@@ -7,9 +7,10 @@ after every step, so weights become exactly zero.
 - ``fit_gd(..., lr=None)`` ("auto"): a backtracking (Armijo) search in the centred variables
   (W, b' = b + z̄W) finds η₀ at the first epoch — the largest step the proximal
   sufficient-decrease condition accepts there — and epoch t steps η₀/(1 + t/anneal); η₀ halves
-  whenever a step fails the condition (so it never grows back against the annealing). A given ``lr`` is the fixed η₀ of the plain
-  schedule in (W, b), as before. ``accel="nesterov"`` (`TrainOptions`' default for gd) takes the
-  same step from an extrapolated point: FISTA with adaptive restart (`_Accelerated`).
+  whenever a step fails the condition (so it never grows back against the annealing). A given
+  ``lr`` is the fixed η₀ of the same schedule in (W, b). ``accel="nesterov"`` (`TrainOptions`'
+  default for gd) takes the same step from an extrapolated point: FISTA with adaptive restart
+  (`_Accelerated`).
 - ``fit_sgd(..., batch_size, rng)``: mini-batch proximal SGD, rows reshuffled with ``rng`` every
   epoch; ``lr=None`` means `SGD_DEFAULT_LR`.
 
