@@ -161,3 +161,19 @@ def test_a_run_that_reaches_the_binary_stream_is_not_recorded(tmp_path, monkeypa
         return 0
 
     assert help_cache.run_recorded(["--help"], "mnistlr", shows_help) == 0 and len(os.listdir(tmp_path)) == 1
+
+
+def test_a_reader_that_goes_away_ends_help_with_status_0(tmp_path):
+    """`mnistlr --help | head -1` exits 0 quietly, rendered or replayed (Rich and Typer alone exit 1)."""
+    environment = dict(os.environ, NO_COLOR="1", MNISTLR_HELP_CACHE=str(tmp_path / "help"))
+
+    def closed_reader() -> tuple[int, bytes]:
+        process = subprocess.Popen([sys.executable, "-m", "mnistlr", "--help"], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, env=environment)
+        process.stdout.close()  # the reader is gone before the help is written
+        return process.wait(timeout=60), process.stderr.read()
+
+    assert closed_reader() == (0, b"")                                          # rendered by Typer
+    subprocess.run([sys.executable, "-m", "mnistlr", "--help"], capture_output=True, env=environment, check=True)
+    assert os.listdir(tmp_path / "help")                                        # recorded
+    assert closed_reader() == (0, b"")                                          # replayed

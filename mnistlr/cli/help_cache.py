@@ -124,11 +124,11 @@ def replay(args: list[str], prog_name: str) -> int | None:
     try:
         sys.stdout.write(entry["text"])
         sys.stdout.flush()
-    except BrokenPipeError:   # as Rich's Console.on_broken_pipe, where the rendered help meets it
+    except BrokenPipeError:   # the reader went away (`| head`): status 0, as for a rendered help
         from mnistlr.cli.base import silence_stdout
 
         silence_stdout()
-        raise SystemExit(1) from None
+        return 0
     except OSError as exc:    # as `dispatch.main`
         from mnistlr.cli.dispatch import os_error_line, print_error
 

@@ -64,13 +64,28 @@ def help_renderings() -> int:
 
 
 def _count_renderings(rich_utils: types.ModuleType) -> None:
-    render = rich_utils.rich_format_help
+    render, console = rich_utils.rich_format_help, rich_utils._get_rich_console
 
     def rich_format_help(*args, **kwargs):
         _renderings[0] += 1
         return render(*args, **kwargs)
 
-    rich_utils.rich_format_help = rich_format_help
+    def help_console(*args, **kwargs):
+        made = console(*args, **kwargs)
+        made.on_broken_pipe = _reader_went_away   # Rich's own exits 1; `mnistlr --help | head`: 0
+        return made
+
+    rich_utils.rich_format_help, rich_utils._get_rich_console = rich_format_help, help_console
+
+
+def _reader_went_away() -> None:
+    """A help text's reader closed the pipe: OutputClosed, which `dispatch.main` ends with 0
+    (an OSError would meet Typer's own EPIPE handler, which exits 1)."""
+    from mnistlr.cli.base import silence_stdout
+    from mnistlr.errors import OutputClosed
+
+    silence_stdout()
+    raise OutputClosed("the reader of the help text went away")
 
 
 def load_help_formatter() -> None:
