@@ -336,6 +336,17 @@ def bad_label_fraction(d):
     return ["--train-images", d / "l.csv"]
 
 
+def bad_label_huge(d):
+    (d / "l.csv").write_bytes(_csv_rows(["label,a,b,c,d", GOOD, "99999999999999999999,0,0,0,0"]))
+    return ["--train-images", d / "l.csv"]
+
+
+def bad_npy_label_huge(d):
+    np.save(d / "x.npy", np.zeros((2, 4, 4), np.uint8))
+    np.save(d / "y.npy", np.array([1.0, 1e20]))
+    return ["--train-images", d / "x.npy", "--train-labels", d / "y.npy"]
+
+
 def bad_not_square(d):
     (d / "s.csv").write_bytes(_csv_rows(["1,2,3,4,5,6,7"]))
     return ["--train-images", d / "s.csv"]
@@ -409,8 +420,10 @@ def bad_float_scale(d):
     (bad_big_pixel, r"b.csv: line 3 holds 300, above 255"),
     (bad_label_text, r"l.csv: line 3: label 'cat' is not an integer"),
     (bad_label_fraction, r"l.csv: line 3: label 3.5 is not an integer"),
+    (bad_label_huge, r"l.csv: line 3: label 1e\+20 is out of range"),   # not cast to −2⁶³ with a warning
+    (bad_npy_label_huge, r"y.npy: label 1 \(1e\+20\) is out of range"),
     (bad_not_square, r"s.csv: line 1 holds 7 values: neither the pixels of a square image nor a label"),
-    (bad_npz, r"odd.npz: holds arrays a, b, c; none is a pair of images and labels"),
+    (bad_npz, r"^mnistlr: error: \S*odd.npz: holds arrays a, b, c; none is a pair of images and labels"),
     (bad_class_folder, r"cats: class folder 'cats' is not an integer label"),
     (bad_image_file, r"b.png: not a readable image"),
     (bad_image_size, r"b.png: image is 4×5 pixels but a.png is 4×4"),

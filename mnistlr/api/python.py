@@ -168,9 +168,9 @@ def _labels(y: Any, n: int) -> np.ndarray:
         raise InputTypeError(f"labels hold {y.dtype} values", "labels are integers, e.g. 0–9")
     if y.ndim != 1 or len(y) != n:
         raise DataError(f"{n:,} images but labels of shape {y.shape}", "give one label per image")
-    if y.dtype.kind == "f" and not (np.isfinite(y).all() and (y == np.round(y)).all()):
-        raise DataError("labels hold values that are not whole numbers", "labels are integers, e.g. 0–9")
-    return y.astype(np.int64)
+    from mnistlr.io.labels import integer_labels
+
+    return integer_labels(y, lambda i: f"label {i:,} ({y[i]:g})")
 
 
 def _check_keywords(options: dict[str, Any]) -> None:

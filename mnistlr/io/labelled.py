@@ -46,6 +46,7 @@ from mnistlr.errors import DataError, UsageError
 from mnistlr.io import cache, images, tables
 from mnistlr.io.idx import read_idx
 from mnistlr.io.inputs import MAX_STREAM_BYTES, STDIN, content_of, detect, read_capped
+from mnistlr.io.labels import LABEL_VALUES_HINT, integer_labels
 from mnistlr.io.pixels import PIXELS_HINT, raw_pixels
 from mnistlr.io.readers import Reopen
 
@@ -237,6 +238,8 @@ def _read_npz(data: bytes, name: str, split: str) -> tuple[np.ndarray, np.ndarra
                                 f"name them {NPZ_PAIRS[split][0]}/{NPZ_PAIRS[split][1]} (Keras) "
                                 "or images/labels")
             X, y = archive[pair[0]], archive[pair[1]]
+    except DataError:
+        raise   # a ValueError too, but it names what the file holds, not damage
     except (zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError) as exc:
         raise DataError(f"{name}: damaged .npz file ({str(exc).splitlines()[0]})", "copy it again") from None
     where = f"{name}[{pair[0]}]"
@@ -321,13 +324,9 @@ def label_array(y: np.ndarray, name: str) -> np.ndarray:
     if y.ndim != 1:
         raise DataError(f"{name}: holds an array of shape {y.shape}, not labels (n,)",
                         "give one integer label per image")
-    if y.dtype.kind == "f":
-        bad = np.flatnonzero(~np.isfinite(y) | (y != np.floor(y)))
-        if len(bad):
-            raise DataError(f"{name}: label {bad[0]:,} is {y[bad[0]]:g}, not an integer",
-                            "labels must be whole numbers, e.g. 0–9")
-    elif y.dtype.kind not in "iub":
-        raise DataError(f"{name}: holds {y.dtype} labels, not integers", "labels must be whole numbers, e.g. 0–9")
+    if y.dtype.kind not in "iubf":
+        raise DataError(f"{name}: holds {y.dtype} labels, not integers", LABEL_VALUES_HINT)
+    y = integer_labels(y, lambda i: f"{name}: label {i:,} ({y[i]:g})")
     if len(y) and y.min() >= 0 and y.max() <= 255:
         return y.astype(np.uint8)
-    return y.astype(np.int64)
+    return y

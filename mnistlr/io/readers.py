@@ -21,6 +21,7 @@ import numpy as np
 from mnistlr.errors import DataError
 from mnistlr.io import images
 from mnistlr.io.idx import IDX_TYPES
+from mnistlr.io.labels import LABEL_VALUES_HINT, integer_labels
 from mnistlr.io.pixels import PIXELS_HINT, check_pixels, pixel_top
 
 HEAD_BYTES = 1 << 16  # enough for any header, and a CSV line of 784 long floats
@@ -259,12 +260,7 @@ class CsvSource(Source):
         if not self.keep_labels:
             return pixels, None
         labels = X[:, self.label_column]
-        if labels.dtype.kind == "f":
-            bad = np.flatnonzero(labels != np.floor(labels))
-            if len(bad):
-                raise DataError(f"{self.name}: line {numbers[bad[0]]}: label {labels[bad[0]]:g} "
-                                "is not an integer", "labels must be whole numbers, e.g. 0–9")
-        return pixels, labels.astype(np.int64)
+        return pixels, integer_labels(labels, lambda i: f"{self.name}: line {numbers[i]}: label {labels[i]:g}")
 
     def batches(self, batch_size: int) -> Iterator[Batch]:
         # a row of pixels is at most this long (so an endless line is refused, not read whole)
@@ -344,7 +340,7 @@ def _parse_lines(lines: list[str], numbers: list[int], delimiter: str | None, n_
                 what = f"'{text[:20]}' is not a number" if text else "the cell is empty"
                 if column - 1 == label_column:
                     raise DataError(f"{name}: line {number}: label '{text[:20]}' is not an integer",
-                                    "labels must be whole numbers, e.g. 0–9")
+                                    LABEL_VALUES_HINT)
                 raise DataError(f"{name}: line {number}, column {column}: {what}",
                                 "give one image per row of pixel values; only the first line may be a header")
     raise DataError(f"{name}: lines {numbers[0]}–{numbers[-1]} cannot be read as numbers")

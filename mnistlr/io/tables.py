@@ -24,6 +24,7 @@ from typing import IO, Any
 import numpy as np
 
 from mnistlr.errors import DataError, MissingExtraError
+from mnistlr.io.labels import LABEL_VALUES_HINT, integer_labels
 from mnistlr.io.pixels import raw_pixels
 from mnistlr.io.readers import CsvSource, Reopen, csv_first_line, is_header
 
@@ -171,7 +172,7 @@ def read_parquet(name: str, file: str | Path | IO[bytes]) -> tuple[np.ndarray, n
             else:
                 images.append(_pixel_block(batch, pixel_columns, name, offset))
             if label is not None:
-                labels.append(_label_values(batch.column(names[label]), name))
+                labels.append(_label_values(batch.column(names[label]), name, offset))
     except pa.ArrowException as exc:
         raise DataError(f"{name}: damaged Parquet data ({str(exc).splitlines()[0]})", PARQUET_HINT) from None
     if not images or not sum(map(len, images)):
@@ -218,14 +219,14 @@ def _pixel_block(batch: Any, columns: list[str], name: str, offset: int) -> np.n
     return X.reshape(len(X), side, side)
 
 
-def _label_values(column: Any, name: str) -> np.ndarray:
+def _label_values(column: Any, name: str, offset: int) -> np.ndarray:
     import pyarrow as pa
 
     if not pa.types.is_integer(column.type) or column.null_count:
         raise DataError(f"{name}: the label column holds {column.type} values"
-                        f"{' and nulls' if column.null_count else ''}, not integers",
-                        "labels must be whole numbers, e.g. 0–9")
-    return column.to_numpy().astype(np.int64)
+                        f"{' and nulls' if column.null_count else ''}, not integers", LABEL_VALUES_HINT)
+    y = column.to_numpy()
+    return integer_labels(y, lambda i: f"{name}: row {offset + i}: label {y[i]}")
 
 
 def _consistent(parts: list[np.ndarray], name: str) -> np.ndarray:
