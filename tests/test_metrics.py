@@ -109,6 +109,23 @@ def test_roc_curve_matches_sklearn_points():
         np.testing.assert_allclose(tpr, sk_tpr, atol=1e-12)
 
 
+@pytest.mark.parametrize("positive, score", [
+    ([False, True, True, False], [0.5, 0.5, 0.5, 0.5]),   # one threshold (identical images)
+    ([False, True], [0.2, 0.7]),                          # two thresholds
+    ([True, False, True], [0.3, 0.3, 0.9]),
+])
+def test_roc_curve_with_one_or_two_thresholds_matches_sklearn(positive, score):
+    fpr, tpr = metrics.roc_curve(np.array(positive), np.array(score))
+    sk_fpr, sk_tpr, _ = sk.roc_curve(positive, score, drop_intermediate=True)
+    np.testing.assert_allclose(fpr, sk_fpr, atol=1e-12)
+    np.testing.assert_allclose(tpr, sk_tpr, atol=1e-12)
+
+
+def test_roc_curve_of_a_single_image_is_its_two_end_points():
+    fpr, tpr = metrics.roc_curve(np.array([True]), np.array([0.9]))   # `evaluate --plot` on one image
+    assert len(fpr) == len(tpr) == 2 and tpr[-1] == 1.0
+
+
 def test_ece_bins_put_confidence_on_the_upper_edge_into_the_lower_bin():
     # confidence exactly 1/3 belongs to the bin (4/15, 5/15]; exactly 1 to the last bin
     P = np.array([[1 / 3, 1 / 3, 1 / 3], [1.0, 0.0, 0.0], [0.6, 0.4, 0.0]])

@@ -106,7 +106,8 @@ def roc_curve(positive: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.n
     last_of_threshold = np.append(np.flatnonzero(s[1:] != s[:-1]), len(s) - 1)
     tps = np.cumsum(hit)[last_of_threshold].astype(np.float64)
     fps = (last_of_threshold + 1) - tps
-    keep = np.r_[True, np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), True]
+    keep = np.ones(len(tps), bool)   # the first and last points always; one threshold: the one point
+    keep[1:-1] = np.logical_or(np.diff(fps, 2), np.diff(tps, 2))
     tps, fps = np.r_[0.0, tps[keep]], np.r_[0.0, fps[keep]]
     return _safe_ratio(fps, np.full_like(fps, fps[-1])), _safe_ratio(tps, np.full_like(tps, tps[-1]))
 
