@@ -223,7 +223,7 @@ def test_idx_header_larger_than_its_gzip_can_hold(tmp_path):
 
 
 @pytest.mark.parametrize("make,pattern", [
-    (lambda p: os.symlink("/dev/zero", p), r"is a device, FIFO or socket, not an IDX file"),
+    (lambda p: os.symlink("/dev/zero", p), r"is a device, FIFO or socket, not a file of images"),
     (lambda p: (os.symlink(str(p) + "2", p), os.symlink(p, str(p) + "2")),
      r"loop of symbolic links|Too many levels of symbolic links"),
 ], ids=["dev-zero", "symlink-loop"])

@@ -524,3 +524,36 @@ def test_an_array_on_stdin_is_read_up_to_a_cap(monkeypatch, compress):
     small = io.BytesIO()
     np.savez(small, images=np.zeros((2, 28, 28), np.uint8), labels=np.zeros(2, np.uint8))
     assert read_labelled("-", stdin=io.BytesIO(small.getvalue()))[0].shape == (2, 28, 28)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="needs named pipes")
+@pytest.mark.parametrize("which", ["images", "labels"])
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path, which):
+    """A named pipe is refused by its type (labelled data is read more than once), never opened:
+    opening one that nobody writes would wait for ever."""
+    import os
+    import threading
+
+    X, y = np.zeros((3, 4, 4), np.uint8), np.arange(3, dtype=np.uint8)
+    write_idx(tmp_path / "x.idx", X)
+    write_idx(tmp_path / "y.idx", y)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    args = (fifo, tmp_path / "y.idx") if which == "images" else (tmp_path / "x.idx", fifo)
+    raised = []
+
+    def read():
+        try:
+            read_labelled(*args)
+        except DataError as exc:
+            raised.append(str(exc))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout=10)
+    waited = reader.is_alive()
+    if waited:   # release the reader blocked in open(): a writer comes and goes
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join(timeout=10)
+    assert not waited
+    assert raised and "pipe: is a device, FIFO or socket" in raised[0] and "'-'" in raised[0]

@@ -70,7 +70,7 @@ def load_image(source: str | os.PathLike | bytes, name: str | None = None) -> An
         with warnings.catch_warnings():
             # Pillow warns (two lines on stderr) before its own limit; here that is an error
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else _regular(source)) as image:
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else regular_path(source)) as image:
                 _check_size(image.size, name)
                 image.load()
                 return ImageOps.exif_transpose(image)
@@ -92,14 +92,16 @@ def load_image(source: str | os.PathLike | bytes, name: str | None = None) -> An
                         "give PNG, JPEG or another format Pillow reads") from None
 
 
-def _regular(path: str | os.PathLike) -> str | os.PathLike:
-    """*path* when it is a regular file (or missing: Pillow names that); devices and FIFOs refused."""
+def regular_path(path: str | os.PathLike, what: str = "an image file",
+                 fix: str = "give the image file") -> str | os.PathLike:
+    """*path* when it is a regular file or a folder (or missing: the reader names that); a
+    device, FIFO or socket is refused without opening it (opening a FIFO waits for a writer)."""
     try:
         mode = os.stat(path).st_mode
     except OSError:
         return path
     if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-        raise DataError(f"{path}: is a device, FIFO or socket, not an image file", "give the image file")
+        raise DataError(f"{path}: is a device, FIFO or socket, not {what}", fix)
     return path
 
 

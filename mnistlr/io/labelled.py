@@ -57,6 +57,7 @@ FORMATS = ("IDX (raw or .gz), .npy, .npz (Keras' mnist.npz), CSV (raw or .gz; Ka
 STDIN_NAME = "<stdin>"
 MAX_STDIN_BYTES = 4 << 30   # labelled data on standard input (copied to a temporary file)
 _STDIN_BLOCK = 1 << 20
+_NOT_A_FILE = "give the file itself, or '-' to pipe it in on standard input"   # read more than once
 LABELS_HINT = "give the labels too, with --labels or --train-labels: an IDX labels file or a .npy"
 
 
@@ -91,6 +92,7 @@ def read_label_file(path: str | os.PathLike, stdin: IO[bytes] | None = None) -> 
     """Labels (n,) from an IDX labels file or a 1-D .npy (raw or gzip)."""
     name = STDIN_NAME if str(path) == STDIN else str(path)
     with _spooled(path, stdin) as file:
+        images.regular_path(file, "a labels file", _NOT_A_FILE)
         kind, _, reopen = _content(file)
         if kind == "idx":
             array = read_idx(file)
@@ -177,6 +179,7 @@ def _read_source(source: Path, split: str, cache_dir: Path | None,
     """(images, labels or None) of the file or folder *source* (called *name*), by its content."""
     if source.is_dir():
         return read_folder(source)
+    images.regular_path(source, "a file of images", _NOT_A_FILE)
     kind, head, reopen = _content(source)
     if kind == "unknown" and (head[:2] == b"\0\0" or _named_like_idx(name)):
         kind = "idx"  # let the IDX parser name what is wrong with it
