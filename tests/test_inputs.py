@@ -148,7 +148,13 @@ def test_idx_other_shapes_are_described(tmp_path):
     assert open_inputs([path], SHAPE)[0].shape == (20, 20)  # the model check names both shapes
     four = tmp_path / "four.idx"
     write_idx(four, np.zeros((2, 3, 4, 5), np.uint8))
-    assert "not a set of images" in error_of(four)
+    assert "declares 4 dimensions" in error_of(four)
+
+
+def test_a_header_whose_sizes_overflow_int64_is_named_truncated(tmp_path):
+    # (2³² − 1)³ elements: a product of int64s would wrap to a negative count of images
+    path = _write(tmp_path / "liar.idx", b"\0\0\x08\x03" + np.full(3, 2**32 - 1, ">u4").tobytes() + bytes(100))
+    assert "promises 4,294,967,295 images, the file holds 0" in error_of(path)
 
 
 # ---------------------------------------------------------------- NumPy

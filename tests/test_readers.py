@@ -21,11 +21,13 @@ def test_idx_header_reads_dtype_dims_and_length():
 @pytest.mark.parametrize("head, message", [
     (encode_idx(np.zeros(7, np.uint8))[:64], "holds 7 labels"),
     (b"\0\0\x08\x03" + np.array([0, 2, 2], ">u4").tobytes(), "is not a set of images"),
-    (b"\0\0\x08\x04" + np.array([1, 2, 2, 2], ">u4").tobytes(), "is not a set of images"),
+    (b"\0\0\x08\x04" + np.array([1, 2, 2, 2], ">u4").tobytes(), "declares 4 dimensions; images are 3"),
+    (b"\0\0\x08\xff" + bytes(4 * 255), "declares 255 dimensions; images are 3"),
 ])
 def test_idx_header_refuses_what_is_not_images(head, message):
-    with pytest.raises(DataError, match=message):
+    with pytest.raises(DataError, match=message) as info:
         idx_header(head, "x.idx")
+    assert len(str(info.value)) < 200   # 255 dimensions are not spelled out
 
 
 def test_idx_header_refuses_a_truncated_header():

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import io
+import math
 import os
 import stat
 import sys
@@ -37,8 +38,6 @@ import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
-
-import numpy as np
 
 from mnistlr.errors import DataError, UsageError
 from mnistlr.io import images
@@ -150,10 +149,11 @@ def _file_content(path: Path, compressed: bool) -> Reopen:
 
 def _check_size(name: str, size: int | None, header: int, dims: tuple[int, ...], itemsize: int) -> None:
     """Compare an uncompressed file's size with what its header promises (before reading)."""
-    expected = header + int(np.prod(dims)) * itemsize
+    # Python integers: a hostile header's dims overflow int64 (np.prod would wrap to a negative)
+    expected = header + math.prod(dims) * itemsize
     if size is None or size == expected:
         return
-    row = int(np.prod(dims[1:])) * itemsize
+    row = math.prod(dims[1:]) * itemsize
     if size < expected:
         raise DataError(f"{name}: truncated: the header promises {dims[0]:,} images, the file holds "
                         f"{max(size - header, 0) // row:,}", "copy the file again")

@@ -117,7 +117,10 @@ def idx_header(head: bytes, name: str) -> tuple[np.dtype, tuple[int, ...], int]:
     if ndim == 1:
         raise DataError(f"{name}: holds {dims[0]:,} labels (a 1-D IDX labels file), not images",
                         "give the images file, e.g. t10k-images-idx3-ubyte.gz")
-    if ndim > 3 or 0 in dims:
+    if ndim > 3:   # not the shape: up to 255 dimensions would make a line of a thousand characters
+        raise DataError(f"{name}: IDX header declares {ndim} dimensions; images are 3 (n, rows, cols)",
+                        "give an IDX images file, e.g. t10k-images-idx3-ubyte.gz")
+    if 0 in dims:
         raise DataError(f"{name}: IDX array of shape {'×'.join(map(str, dims))} is not a set of "
                         "images (n, rows, cols)")
     return IDX_TYPES[head[2]], dims, length
