@@ -100,6 +100,9 @@ def test_val_size_larger_than_data_is_a_usage_error():
     with pytest.raises(UsageError, match="val_size=500 leaves no training data") as info:
         prepare(images, labels, TrainOptions(val_size=500))
     assert "--val-size 500 leaves no training data" in info.value.for_command_line()
+    with pytest.raises(UsageError) as info:   # the option given is the one named
+        prepare(images, labels, TrainOptions(val_fraction=0.9999))
+    assert "--val-fraction 0.9999 leaves no training data" in info.value.for_command_line()
 
 
 def test_unknown_classes_are_named():

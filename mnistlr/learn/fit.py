@@ -64,8 +64,9 @@ def _n_val(options: TrainOptions, n_samples: int) -> int:
         fraction = DEFAULT_VAL_FRACTION
     n_val = options.val_size if options.val_size is not None else round((fraction or 0) * n_samples)
     if n_val >= n_samples:
-        raise UsageError(f"`val_size={n_val}` leaves no training data ({n_samples} images after subsetting)",
-                         f"give a hold-out smaller than {n_samples}")
+        given = f"val_size={n_val}" if options.val_size is not None else f"val_fraction={fraction:g}"
+        raise UsageError(f"`{given}` leaves no training data ({n_samples} images after subsetting)",
+                         f"give a hold-out smaller than {n_samples} images")
     return int(n_val)
 
 
