@@ -174,6 +174,7 @@ def test_bad_input_gives_the_projects_error(sample, call, error, words):
     (np.full((3, 784), np.inf), ValueError, "infinite value"),
     (np.array([["a"] * 784]), TypeError, "not numbers"),
     (np.zeros(784, np.uint8), ValueError, "x[None]"),
+    (np.zeros((28, 28), np.uint8), ValueError, "28 rows of 28 values, but the model expects images of 28×28 (for one image x, give x[None])"),
 ])
 def test_bad_prediction_input(model, X, error, words):
     with pytest.raises(error) as info:

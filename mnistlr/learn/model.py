@@ -198,6 +198,9 @@ class LinearModel:
             return X.reshape(len(X), rows * cols)
         if X.ndim == 2 and X.shape[1] == rows * cols:
             return X
+        if X.shape == (rows, cols):   # one image, not `rows` rows of `cols` features
+            raise DataError(f"input of shape {X.shape} is {rows} rows of {cols} values, but the model "
+                            f"expects images of {rows}×{cols}", "for one image x, give x[None]")
         got = "×".join(str(d) for d in X.shape[1:]) or "scalar"
         raise DataError(f"input images are {got} but the model expects {rows}×{cols}",
                         "give images of the shape the model was trained on")
