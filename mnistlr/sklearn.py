@@ -85,7 +85,7 @@ class _LinearClassifier(ClassifierMixin, BaseEstimator):
         classes, codes = np.unique(y, return_inverse=True)
         if len(classes) < 2:
             raise TrainingError(f"{type(self).__name__} needs at least 2 classes; the data holds 1 class "
-                                f"({classes[0]!r})", "give samples of two or more classes")
+                                f"({np.asarray(classes[0]).item()!r})", "give samples of two or more classes")
         return self._fitted(fit_model(X.reshape(len(X), 1, -1), codes.astype(np.int64), options), classes)
 
     @classmethod

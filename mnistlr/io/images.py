@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import stat
 import warnings
 from pathlib import Path
@@ -88,6 +89,7 @@ def load_image(source: str | os.PathLike | bytes, name: str | None = None) -> An
                         "scale it down; a digit needs no more than a few hundred pixels a side") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        detail = re.sub(r" ?<[\w.]+ object at 0x[0-9a-fA-F]+>", "", detail)   # Pillow names its stream
         raise DataError(f"{name}: not a readable image ({detail})",
                         "give PNG, JPEG or another format Pillow reads") from None
 
