@@ -519,3 +519,37 @@ def test_same_seed_same_weights(model, solver, digits):
         np.testing.assert_array_equal(other.b, first.b)
         assert [r["train_loss"] for r in other.meta["history"]] == [r["train_loss"] for r in first.meta["history"]]
         assert other.meta["data_sha256"] == first.meta["data_sha256"]
+
+
+class _SignalInFinaliser:
+    def __del__(self):
+        signal.raise_signal(signal.SIGTERM)   # its Interrupted is raised inside __del__
+
+
+def _swallowed_by_except_exception():
+    try:
+        signal.raise_signal(signal.SIGTERM)
+    except Exception:   # as matplotlib's optional imports do
+        pass
+
+
+@pytest.mark.skipif(not hasattr(signal, "raise_signal"), reason="needs signal.raise_signal")
+@pytest.mark.parametrize("swallow", [_swallowed_by_except_exception, lambda: _SignalInFinaliser()])
+def test_a_signal_whose_exception_is_swallowed_still_ends_the_run(cli, monkeypatch, tmp_path, swallow):
+    """SIGTERM during a library's `except Exception`, or inside a finaliser ("Exception ignored in"
+    and a traceback), is not lost: one line and status 143 once the command returns."""
+    model = tmp_path / "m.joblib"
+    assert cli("train", "--dataset", "mnist-sample", "--per-class", "20", "-q", "-o", model).code == 0
+    from mnistlr.api import inspect as api_inspect
+
+    real = api_inspect.inspect
+
+    def inspect(*args, **kwargs):
+        swallow()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(api_inspect, "inspect", inspect)
+    result = cli("inspect", model)
+    assert result.code == 128 + signal.SIGTERM
+    assert result.err.strip().splitlines() == ["mnistlr: error: terminated (SIGTERM); nothing partial was left "
+                                               "behind (run the same command again to finish)"]

@@ -43,9 +43,26 @@ if hasattr(signal, "SIGHUP"):
 _STREAM_ERRNOS = (errno.ENOSPC, errno.EBADF, errno.EIO, errno.EFBIG, errno.EDQUOT, errno.EPIPE)
 
 
+# Signals received in this run. The Interrupted a handler raises is an Exception, so a library's
+# `except Exception` (matplotlib's optional imports) or a finaliser can swallow it; `main` then
+# ends the run with it all the same, once the command returns.
+_received: list[int] = []
+
+
+def _interrupted(signum: int) -> Interrupted:
+    return Interrupted(f"{_SIGNALS.get(signum, 'stopped')}; nothing partial was left behind",
+                       "run the same command again to finish", exit_code=128 + signum)
+
+
 def _on_signal(signum, frame):
-    raise Interrupted(f"{_SIGNALS.get(signum, 'stopped')}; nothing partial was left behind",
-                      "run the same command again to finish", exit_code=128 + signum)
+    _received.append(signum)
+    raise _interrupted(signum)
+
+
+def _quiet_unraisable(unraisable) -> None:
+    """An Interrupted raised inside a finaliser is recorded in _received, not printed as a traceback."""
+    if not isinstance(unraisable.exc_value, Interrupted):
+        sys.__unraisablehook__(unraisable)
 
 
 def _install_handlers() -> dict:
@@ -55,6 +72,7 @@ def _install_handlers() -> dict:
             previous[signum] = signal.signal(signum, _on_signal)
         except (ValueError, OSError):  # not in the main thread
             pass
+    _received.clear()
     return previous
 
 
@@ -103,6 +121,18 @@ def _click_group(args: list[str]):
         _typer_app.registered_commands = every
 
 
+def _run_command(command, argv: list[str] | None, prog_name: str):
+    """Click's run of *command*; a signal whose Interrupted was swallowed on the way is raised again."""
+    hook, sys.unraisablehook = sys.unraisablehook, _quiet_unraisable
+    try:
+        result = command.main(args=argv, prog_name=prog_name, standalone_mode=False)
+    finally:
+        sys.unraisablehook = hook
+    if _received:   # the run still ends as the signal asked
+        raise _interrupted(_received[-1])
+    return result
+
+
 def main(argv: list[str] | None = None, prog_name: str = "mnistlr") -> int:
     """Run the CLI on *argv* and return the exit status; never raises for expected errors."""
     previous = _install_handlers()
@@ -112,13 +142,15 @@ def main(argv: list[str] | None = None, prog_name: str = "mnistlr") -> int:
         if asks_for_help(args):
             load_help_formatter()
         command = _click_group(args)
-        result = command.main(args=argv, prog_name=prog_name, standalone_mode=False)
+        result = _run_command(command, argv, prog_name)
         flush_stdout()
         return result if isinstance(result, int) else 0
     except BrokenPipeError:  # the reader of stdout went away (`| head`): not an error
         silence_stdout()
         return 0
     except MnistlrError as exc:
+        if _received and not isinstance(exc, Interrupted):   # what failed after a swallowed signal
+            exc = _interrupted(_received[-1])
         if exc.exit_code == 0:
             return 0
         print_error(exc.for_command_line())
