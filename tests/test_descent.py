@@ -81,6 +81,17 @@ def test_a_first_best_epoch_followed_by_growing_loss_is_divergence():
     watch.check_end(2, growing)                                   # a later best epoch: a model
     watch.check_end(1, [{"train_loss": v} for v in (1.9, 2.0, 1.8)])  # the loss came down again
     watch.check_end(None, growing)                                # no hold-out: no early stopping
+    watch.check_end(1, [{"train_loss": 0.6931471805599453}] * 4)    # a flat loss did not grow
+
+
+def test_identical_images_train_without_a_divergence_error():
+    """Every image the same, classes balanced: the loss stays at log 2, which is no divergence."""
+    X = np.full((60, 5), 7.0, np.float32)
+    y = np.tile([0, 1], 30)
+    for accel in ("none", "nesterov"):
+        result = descent.fit_gd(X, y, "softmax", 2, l2=1e-3, epochs=10, X_val=X[:10], y_val=y[:10], accel=accel)
+        losses = [r["train_loss"] for r in result.history]
+        assert np.allclose(losses, np.log(2.0), rtol=1e-12)
 
 
 @pytest.mark.parametrize("solver,momentum", [("gd", {}), ("gd", {"accel": "nesterov"}), ("sgd", {})])

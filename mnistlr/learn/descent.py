@@ -128,7 +128,9 @@ class _Watch:
 
     def check_end(self, best_epoch: int | None, history: list[dict]) -> None:
         losses = [r["train_loss"] for r in history]
-        if best_epoch == 1 and len(losses) > 1 and bool(np.all(np.diff(losses) >= 0)):
+        # grew: never fell after epoch 1 and ended above it (a flat loss, as on identical images, did not)
+        grew = len(losses) > 1 and bool(np.all(np.diff(losses) >= 0)) and losses[-1] > losses[0] + 1e-12 * abs(losses[0])
+        if best_epoch == 1 and grew:
             raise self.error(f"after epoch 1 (the best epoch was the first, then the loss only grew to "
                              f"epoch {len(losses)})", losses[-1])
 
