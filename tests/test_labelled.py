@@ -357,6 +357,31 @@ def bad_npz(d):
     return ["--train-images", d / "odd.npz"]
 
 
+def bad_npz_declared_count(d):
+    """An .npz whose images header declares 1,000 images (their data cut short) beside 5 labels:
+    the counts are compared from the headers, before the images are inflated."""
+    import io
+    import zipfile
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": (1000, 4, 4)})
+    labels = io.BytesIO()
+    np.save(labels, np.zeros(5, np.uint8))
+    with zipfile.ZipFile(d / "short.npz", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("images.npy", header.getvalue() + bytes(10))
+        archive.writestr("labels.npy", labels.getvalue())
+    return ["--train-images", d / "short.npz"]
+
+
+def bad_npz_text_member(d):
+    import zipfile
+
+    np.savez(d / "notes.npz", a=np.zeros((3, 4, 4), np.uint8))
+    with zipfile.ZipFile(d / "notes.npz", "a") as archive:
+        archive.writestr("notes.txt", "not an array")
+    return ["--train-images", d / "notes.npz"]
+
+
 def bad_class_folder(d):
     from PIL import Image
 
@@ -424,6 +449,8 @@ def bad_float_scale(d):
     (bad_npy_label_huge, r"y.npy: label 1 \(1e\+20\) is out of range"),
     (bad_not_square, r"s.csv: line 1 holds 7 values: neither the pixels of a square image nor a label"),
     (bad_npz, r"^mnistlr: error: \S*odd.npz: holds arrays a, b, c; none is a pair of images and labels"),
+    (bad_npz_declared_count, r"short.npz: images holds 1,000 images but labels holds 5 labels"),
+    (bad_npz_text_member, r"notes.npz: holds arrays a, notes.txt; none is a pair of images and labels"),
     (bad_class_folder, r"cats: class folder 'cats' is not an integer label"),
     (bad_image_file, r"b.png: not a readable image"),
     (bad_image_size, r"b.png: image is 4×5 pixels but a.png is 4×4"),

@@ -224,33 +224,66 @@ def _load_npy(data: bytes, name: str) -> np.ndarray:
         raise DataError(f"{name}: damaged .npy file ({str(exc).splitlines()[0]})", "copy it again") from None
 
 
+def _npz_shapes(archive) -> dict[str, tuple[int, ...] | None]:
+    """Each member's array shape from its .npy header, the data left unread (None: not an array)."""
+    names = set(archive.zip.namelist())
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    shapes: dict[str, tuple[int, ...] | None] = {}
+    for key in archive.files:
+        with archive.zip.open(key + ".npy" if key + ".npy" in names else key) as member:
+            if member.read(len(np.lib.format.MAGIC_PREFIX)) != np.lib.format.MAGIC_PREFIX:
+                shapes[key] = None
+                continue
+            member.seek(0)
+            reader = readers.get(np.lib.format.read_magic(member))
+            if reader is not None:
+                shapes[key] = tuple(reader(member)[0])
+                continue
+        shapes[key] = tuple(archive[key].shape)    # a later .npy version: read the array itself
+    return shapes
+
+
+def _npz_pair(keys: list[str], shapes: dict, split: str) -> tuple[str, str] | None:
+    """Keras' names for *split*, images/labels, or the only two arrays (the 1-D one the labels)."""
+    pair = next((p for p in (NPZ_PAIRS[split], ("images", "labels")) if set(p) <= set(keys)), None)
+    if pair is None and len(keys) == 2 and all(shapes[k] is not None for k in keys):
+        pair = tuple(sorted(keys, key=lambda k: -len(shapes[k])))
+        if len(shapes[pair[1]]) != 1:
+            pair = None
+    return pair
+
+
+def _count_mismatch(name: str, pair: tuple[str, str], n_images: int, n_labels: int) -> DataError:
+    return DataError(f"{name}: {pair[0]} holds {n_images:,} images but {pair[1]} holds {n_labels:,} labels",
+                     "save the images with their own labels")
+
+
 def _read_npz(data: bytes, name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """The (images, labels) pair of an .npz: Keras' names for *split*, images/labels, or the only two."""
+    """The (images, labels) pair of an .npz (`_npz_pair`); the counts are checked from the arrays'
+    headers before the images are inflated (a small archive can declare gigabytes of zeros)."""
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as archive:
             keys = list(archive.files)
-            pair = next((p for p in (NPZ_PAIRS[split], ("images", "labels")) if set(p) <= set(keys)), None)
-            if pair is None and len(keys) == 2:
-                shapes = {k: archive[k].ndim for k in keys}
-                pair = tuple(sorted(keys, key=lambda k: -shapes[k]))
-                if shapes[pair[1]] != 1:
-                    pair = None
+            shapes = _npz_shapes(archive)
+            pair = _npz_pair(keys, shapes, split)
             if pair is None:
                 raise DataError(f"{name}: holds arrays {', '.join(keys[:10]) or '(none)'}; none is a "
                                 f"pair of images and labels for the {split} split",
                                 f"name them {NPZ_PAIRS[split][0]}/{NPZ_PAIRS[split][1]} (Keras) "
                                 "or images/labels")
+            declared = [shapes[k] for k in pair]
+            if all(declared) and declared[0][0] != declared[1][0]:
+                raise _count_mismatch(name, pair, declared[0][0], declared[1][0])
             X, y = archive[pair[0]], archive[pair[1]]
     except DataError:
         raise   # a ValueError too, but it names what the file holds, not damage
     except (zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError) as exc:
         raise DataError(f"{name}: damaged .npz file ({str(exc).splitlines()[0]})", "copy it again") from None
     where = f"{name}[{pair[0]}]"
-    X = image_array(X, where)
+    X, y = image_array(X, where), label_array(y, f"{name}[{pair[1]}]")
     if len(y) != len(X):
-        raise DataError(f"{name}: {pair[0]} holds {len(X):,} images but {pair[1]} holds "
-                        f"{len(y):,} labels", "save the images with their own labels")
-    return X, label_array(y, f"{name}[{pair[1]}]")
+        raise _count_mismatch(name, pair, len(X), len(y))
+    return X, y
 
 
 def read_folder(folder: Path) -> tuple[np.ndarray, np.ndarray | None]:
