@@ -336,7 +336,7 @@ def test_a_cut_transfer_resumes_on_the_next_run(cli, server, monkeypatch, tmp_pa
 
 
 @pytest.mark.parametrize("mirror, problem", [
-    ("file:///dev/zero#", r"not an http:// or https:// URL \(local files come in through --source DIR\)"),
+    ("file:///dev/zero#", r"not an http:// or https:// URL \(give the http"),
     ("file:/etc/", r"not an http:// or https:// URL"),
     ("ftp://example.org/mnist/", r"not an http:// or https:// URL"),
     ("data:,x", r"not an http:// or https:// URL"),
@@ -359,6 +359,7 @@ def test_a_cut_transfer_resumes_on_the_next_run(cli, server, monkeypatch, tmp_pa
 def test_a_mirror_that_is_not_an_http_base_url_is_a_usage_error(cli, mirror, problem, tmp_path):
     result = cli("fetch", "mnist", "--mirror", mirror)
     assert_one_line_error(result, 2, problem, r"give the http\(s\) base URL .*--source DIR")
+    assert result.err.count("--source DIR") == 1          # the hint says it, once
     assert "\x1b" not in result.err and left(tmp_path) == []
 
 

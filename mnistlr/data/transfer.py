@@ -76,7 +76,7 @@ def mirror_problem(url: str) -> str | None:
     except ValueError:
         return "its port is not a number from 1 to 65535"
     if parts.scheme.lower() not in SCHEMES:
-        return "not an http:// or https:// URL (local files come in through --source DIR)"
+        return "not an http:// or https:// URL"
     if any(c.isspace() or not c.isprintable() for c in url):
         return "it holds spaces or control characters"
     if not parts.hostname:
