@@ -99,8 +99,8 @@ class _Pairs:
         sy, yy = float(np.dot(s, y.astype(np.float64))), float(np.dot(y, y.astype(np.float64)))
         if not sy > np.finfo(float).eps * yy:
             return
-        used = set(self.order)
-        row = self.order.pop(0) if len(self.order) == len(self.rho) else min(set(range(len(self.rho))) - used)
+        # rows fill 0, 1, … in order after a clear; once all are used the oldest one is reused
+        row = self.order.pop(0) if len(self.order) == len(self.rho) else len(self.order)
         self.S[row], self.Y[row] = s, y
         # ρ = 1/sᵀy
         self.rho[row] = 1.0 / sy
