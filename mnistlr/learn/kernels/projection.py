@@ -176,7 +176,7 @@ class Projection:
         buffer = np.empty((min(tile_rows, len(X)), self.W.shape[1]), np.float32)
         with blas_on_one_thread():
             for start in range(0, len(X), tile_rows):
-                out = buffer[:len(X[start:start + tile_rows])]
+                out = buffer[:min(tile_rows, len(X) - start)]
                 self._prepared_rows(prepared[start:start + tile_rows], out)
                 consume(start, out)
 
