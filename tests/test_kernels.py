@@ -312,7 +312,9 @@ def pixels_problem(n_samples, n_features, n_outputs, binary, seed=3):
 @pytest.mark.parametrize("kind,n_outputs", [("softmax", 1), ("softmax", 2), ("softmax", 3), ("softmax", 7),
                                             ("softmax", 10), ("softmax", 11), ("ovr", 1), ("ovr", 5)])
 @pytest.mark.parametrize("n_samples,n_features", [(5, 20), (130, 20), (130, 1001)])
-def test_blocked_uint8_kernel_matches_reference(kind, n_outputs, n_samples, n_features):
+@pytest.mark.parametrize("logit_rows", [2, 4])         # the AVX2 and the AVX-512 register blocks
+def test_blocked_uint8_kernel_matches_reference(kind, n_outputs, n_samples, n_features, logit_rows, monkeypatch):
+    monkeypatch.setattr(fused, "_LOGIT_ROWS", logit_rows)
     X, y, W, b = pixels_problem(n_samples, n_features, n_outputs, binary=kind == "ovr" and n_outputs == 1)
     fn, reference = ((fused.softmax_cross_entropy, ref.softmax_cross_entropy) if kind == "softmax"
                      else (fused.ovr_cross_entropy, ref.ovr_cross_entropy))
@@ -337,3 +339,50 @@ def test_blocked_kernel_with_several_blocks_per_chunk_and_threads():
     assert one.loss_sum == many.loss_sum and one.n_correct == many.n_correct
     np.testing.assert_array_equal(one.grad_W, many.grad_W)
     np.testing.assert_array_equal(one.grad_b, many.grad_b)
+
+
+def test_vectorised_exp_matches_numpy_within_a_few_ulps():
+    from mnistlr.learn.kernels.expf import exp_nonpositive
+
+    x = np.concatenate([np.linspace(-87, 0, 200_001, dtype=np.float32), np.float32([0.0, -0.0, -1e-8, -86.99])])
+    got, bits = x.copy(), np.empty(x.size, np.int32)
+    exp_nonpositive(got, x.size, bits)
+    exact = np.exp(x.astype(np.float64))
+    ulps = np.abs(got - exact) / np.spacing(exact.astype(np.float32))
+    assert ulps.max() <= 5 and np.median(ulps) <= 1
+    assert got[-4] == 1.0 and got[-3] == 1.0
+    # below the floor: e^−87, not 0 or a subnormal; NaN goes through; only the first n values change
+    low = np.float32([-88.0, -1e4, -np.inf, np.nan, -1.0])
+    exp_nonpositive(low, 4, np.empty(4, np.int32))
+    np.testing.assert_allclose(low[:3], np.exp(np.float32(-87.0)), rtol=1e-6)
+    assert np.isnan(low[3]) and low[4] == -1.0
+
+
+def test_softmax_block_residuals_match_the_row_residuals():
+    from mnistlr.learn.kernels.residuals import block_residuals, softmax_block_residuals
+
+    rng = np.random.default_rng(5)
+    S = (rng.standard_normal((64, 10)) * 8).astype(np.float32)
+    S[3, 4] = S[3, 7] = S[3].max() + 1         # a tie: the first maximum is the prediction
+    S[9] = -1e4                                # one class far ahead: the others' e^{s − max} fall below e^−87
+    S[9, 2] = 0.0
+    y, rows = rng.integers(0, 10, 200), rng.permutation(200)[:64]
+    want, got = S.copy(), S.copy()
+    want_sums = block_residuals(want, 61, y, rows, 0, 0, 0.5, 3)
+    got_sums = softmax_block_residuals(got, 61, y, rows, 0, 0.5, 3, np.empty(640, np.int32))
+    assert got_sums[1] == want_sums[1]
+    np.testing.assert_allclose(got_sums[0], want_sums[0], rtol=1e-6)
+    np.testing.assert_allclose(got[:61], want[:61], rtol=1e-5, atol=1e-7)
+    assert np.array_equal(got[61:], S[61:])     # rows past m untouched
+
+
+def test_vector_registers_follow_the_cpu_numba_targets(monkeypatch):
+    from numba.core import config
+
+    monkeypatch.setattr(config, "CPU_NAME", "skylake-avx512")
+    monkeypatch.setattr(config, "CPU_FEATURES", "+avx2,+avx512f,+fma")
+    assert setup.vector_registers() == 32
+    monkeypatch.setattr(config, "CPU_FEATURES", "+avx2,-avx512f,+fma")
+    assert setup.vector_registers() == 16
+    monkeypatch.setattr(config, "CPU_FEATURES", "")
+    assert setup.vector_registers() == 16      # a named CPU without its features: the safe reading

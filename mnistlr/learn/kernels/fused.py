@@ -25,6 +25,7 @@ from mnistlr.learn.kernels.residuals import KIND_OVR, KIND_SOFTMAX
 _MAX_CHUNKS = 16
 _ROWS_PER_CHUNK_MIN = 64
 _PARALLEL_MIN_ROWS = 1024   # below this (SGD batches) the same chunks run on one thread
+_LOGIT_ROWS = fused_blocks.logit_rows()
 __all__ = ["KIND_OVR", "KIND_SOFTMAX", "LossGrad", "ovr_cross_entropy", "softmax_cross_entropy"]
 
 
@@ -101,7 +102,7 @@ def _blocked(X, y, WT, b, rows, grad, kind, gb, losses, hits, parallel):
     GS = np.zeros((losses.size, n_slices if grad else 0, n_outputs, width), WT.dtype)
     XS = np.empty((losses.size, n_slices, block_rows, width), WT.dtype)
     kernel = fused_blocks.loss_grad_chunks if parallel else fused_blocks.loss_grad_chunks_serial
-    kernel(X, rows, WS, b, y, kind, grad, GS, gb, losses, hits, XS)
+    kernel(X, rows, WS, b, y, kind, grad, GS, gb, losses, hits, XS, _LOGIT_ROWS)
     G = GS.sum(axis=0, dtype=np.float64)              # (n_slices, k, width)
     return G.transpose(0, 2, 1).reshape(-1, n_outputs)[:n_features].copy()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mnistlr.learn.kernels.expf import exp_nonpositive
 from mnistlr.learn.kernels.setup import njit
 
 FASTMATH = {"reassoc", "contract", "nsz", "arcp"}   # no nnan/ninf: divergence must stay visible
@@ -71,4 +72,35 @@ def block_residuals(S, m, y, rows, i0, kind, loss_sum, n_correct):
             loss, hit = ovr_residual(S, r, yi)
         loss_sum += loss
         n_correct += hit
+    return loss_sum, n_correct
+
+
+@njit(cache=True)
+def softmax_block_residuals(S, m, y, rows, i0, loss_sum, n_correct, bits):
+    """`block_residuals` for softmax on float32 logits S (≥ m, k), the exponentials vectorised over the block.
+
+    bits (≥ m·k,) int32 scratch for `exp_nonpositive`. The same loss and hits; residuals within a
+    few float32 ulps of `softmax_residual`'s.
+    """
+    k = S.shape[1]
+    shifted_y = np.empty(m)
+    for r in range(m):
+        top, arg = row_max(S, r)
+        yi = y[rows[i0 + r]]
+        n_correct += 1 if arg == yi else 0
+        shifted_y[r] = S[r, yi] - top
+        for c in range(k):
+            S[r, c] -= top
+    exp_nonpositive(S.reshape(-1), m * k, bits)
+    for r in range(m):
+        total = 0.0
+        for c in range(k):
+            total += S[r, c]
+        # ℓ = log Σ_c e^{s_c − max} − (s_y − max)
+        loss_sum += np.log(total) - shifted_y[r]
+        inv = 1.0 / total
+        for c in range(k):
+            # ∂ℓ/∂s_c = p_c − [c = y]
+            S[r, c] = S[r, c] * inv
+        S[r, y[rows[i0 + r]]] -= 1.0
     return loss_sum, n_correct

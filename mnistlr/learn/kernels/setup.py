@@ -74,7 +74,7 @@ def _refresh_without_scipy_blas() -> None:
 
 _refresh_without_scipy_blas()
 
-__all__ = ["njit", "prange", "numba_cache_fallback", "set_num_threads"]
+__all__ = ["njit", "prange", "numba_cache_fallback", "set_num_threads", "vector_registers"]
 
 
 def set_num_threads(n_threads: int) -> None:
@@ -82,3 +82,22 @@ def set_num_threads(n_threads: int) -> None:
     import numba
 
     numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
+
+
+def vector_registers() -> int:
+    """Vector registers of the CPU Numba compiles for: 32 with AVX-512 (avx512f), else 16.
+
+    Numba targets the host CPU unless NUMBA_CPU_NAME says otherwise (then its features are
+    NUMBA_CPU_FEATURES, or that CPU's own: taken as 16 registers, the safe reading).
+    """
+    from numba.core import config
+
+    if config.CPU_FEATURES:
+        features = config.CPU_FEATURES
+    elif config.CPU_NAME:
+        return 16
+    else:
+        import llvmlite.binding as llvm
+
+        features = llvm.get_host_cpu_features().flatten()
+    return 32 if "+avx512f" in features.split(",") else 16
