@@ -16,7 +16,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from mnistlr.learn.kernels.residuals import FASTMATH, KIND_SOFTMAX, block_residuals, softmax_block_residuals
+from mnistlr.learn.kernels.residuals import (
+    FASTMATH,
+    KIND_SOFTMAX,
+    block_residuals,
+    softmax_block_residuals,
+)
 from mnistlr.learn.kernels.setup import njit, prange
 
 SLICE_BYTES = 16384         # a slice of Wᵀ or of G (k × width floats) fills at most half the L1 cache
