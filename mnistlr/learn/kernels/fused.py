@@ -88,7 +88,7 @@ def _streamed(X, y, WT, b, rows, grad, kind, gb, losses, hits, parallel):
     n_outputs, n_features = WT.shape
     G = np.zeros((losses.size, n_outputs, n_features if grad else 0), WT.dtype)
     kernel = fused_rows.loss_grad_chunks if parallel else fused_rows.loss_grad_chunks_serial
-    kernel(X, rows, WT, b, y, kind, grad, G, gb, losses, hits)
+    kernel(X, rows, WT, b, y, kind, grad, G, gb, losses, hits, _LOGIT_ROWS)
     return G.sum(axis=0, dtype=np.float64).T.copy()
 
 
