@@ -237,8 +237,9 @@ def _objective(contender: Contender, model: Any, inputs: _Inputs) -> float | Non
     return None
 
 
-def warm_up(data: Dataset, contenders: list[Contender], n: int = 500) -> None:
-    """Fit each contender once on *n* images, so one-off costs (imports, loading Numba's cache) stay untimed."""
+def warm_up(data: Dataset, contenders: list[Contender], n: int = 2048) -> None:
+    """Fit each contender once on *n* images, so one-off costs (imports, loading Numba's cache, from 1,024 rows
+    the parallel kernels too) stay untimed."""
     small = _Inputs(Dataset(data.name, data.X_train[:n], data.y_train[:n], data.X_test[:0], data.y_test[:0]))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
