@@ -2,9 +2,10 @@
 
 Inside a chunk rows go four at a time and classes five at a time: the logits of 2 rows × 5
 classes stay in 10 vector accumulators (AVX2's 16 registers), or of all 4 rows × 5 classes in 20
-(AVX-512's 32: `logit_rows`), while the loop over features loads each feature of the rows and each
-weight of the 5 classes once; the gradient update G += Rᵀx reuses the four rows while they are in cache. Wᵀ and G stream through the L2 cache. On wide float32 rows (22,699 × 5,000)
-this beat the slice-blocked form of `fused_blocks` (BENCHMARKS.md), which wins on uint8 pixels.
+(AVX-512's 32: `logit_rows`), while the loop over features loads each feature of the rows and
+each weight of the 5 classes once; the gradient update G += Rᵀx reuses the four rows while they
+are in cache. Wᵀ and G stream through the L2 cache. On wide float32 rows (22,699 × 5,000) this
+beat the slice-blocked form of `fused_blocks` (BENCHMARKS.md), which wins on uint8 pixels.
 """
 
 from __future__ import annotations

@@ -79,8 +79,8 @@ def block_residuals(S, m, y, rows, i0, kind, loss_sum, n_correct):
 def softmax_block_residuals(S, m, y, rows, i0, loss_sum, n_correct, bits):
     """`block_residuals` for softmax on float32 logits S (≥ m, k), the exponentials vectorised over the block.
 
-    bits (≥ m·k,) int32 scratch for `exp_nonpositive`. The same loss and hits; residuals within a
-    few float32 ulps of `softmax_residual`'s.
+    bits (≥ m·k,) int32 scratch for `exp_nonpositive`. The same hits as `softmax_residual`; the loss
+    and the residuals within a few float32 ulps of its (its exp is libm's).
     """
     k = S.shape[1]
     shifted_y = np.empty(m)
