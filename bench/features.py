@@ -7,6 +7,7 @@
 - `rff:D:gamma` softmax vs ``make_pipeline(RBFSampler(n_components=D, gamma=gamma),
   LogisticRegression())`` at the same D and gamma (gamma: mnistlr's median heuristic), both
   given the same training images (scikit-learn x/255 float64, prepared outside its timing);
+  as in the fit contest, a fit under REPEAT_UNDER seconds runs twice and keeps its best time;
 - `mnistlr predict` with the MNIST rff model on the 10,000 test images (process wall, CPU).
 """
 
@@ -95,6 +96,20 @@ def train_process(files: dict[str, Path], pipeline: str, output: Path) -> dict:
             "load": load}
 
 
+def _repeated(fit) -> tuple[object, float, float, int]:
+    """(fit()'s result, best seconds, that run's CPU seconds, runs): as in the fit contest, a second run
+    when the first took under REPEAT_UNDER seconds."""
+    from fits import REPEAT_UNDER
+
+    runs = []
+    while len(runs) < 2 and (not runs or runs[0][0] < REPEAT_UNDER):
+        started, cpu = time.perf_counter(), time.process_time()
+        result = fit()
+        runs.append((time.perf_counter() - started, time.process_time() - cpu))
+    seconds, cpu_seconds = min(runs)
+    return result, seconds, cpu_seconds, len(runs)
+
+
 def rbf_sampler_rows(data, n_components: int = D) -> dict:
     """mnistlr `rff:D:gamma` softmax vs scikit-learn's RBFSampler + LogisticRegression, same D and gamma."""
     from sklearn.kernel_approximation import RBFSampler
@@ -107,21 +122,19 @@ def rbf_sampler_rows(data, n_components: int = D) -> dict:
     # warm-up on 2,048 images: from 1,024 rows the solver's parallel kernels run, whose load stays untimed
     _timed_fit(data.__class__(data.name, data.X_train[:2048], data.y_train[:2048], data.X_test, data.y_test),
                features=f"rff:{n_components}:{gamma}")
-    load, cpu = _load(), time.process_time()
-    model, mine = _timed_fit(data, features=f"rff:{n_components}:{gamma}")
-    mine_cpu = time.process_time() - cpu
+    load = _load()
+    model, mine, mine_cpu, mine_runs = _repeated(lambda: _timed_fit(data, features=f"rff:{n_components}:{gamma}")[0])
     log(f"features: mnistlr rff:{n_components}:{gamma} {mine:.1f} s ({mine_cpu:.1f} CPU s); "
         "scikit-learn's pipeline next")
     X64, X_test64 = data.scaled(data.X_train), data.scaled(data.X_test)
     peer = make_pipeline(RBFSampler(n_components=n_components, gamma=gamma, random_state=0), LogisticRegression())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # ConvergenceWarning at max_iter
-        started, cpu = time.perf_counter(), time.process_time()
-        peer.fit(X64, data.y_train)
-        theirs, theirs_cpu = time.perf_counter() - started, time.process_time() - cpu
+        _, theirs, theirs_cpu, their_runs = _repeated(lambda: peer.fit(X64, data.y_train))
     peer_accuracy = float((peer.predict(X_test64) == data.y_test).mean())
     log(f"  scikit-learn {theirs:.1f} s ({theirs_cpu:.1f} CPU s)")
     return {"D": n_components, "gamma": gamma, "mnistlr_seconds": mine, "sklearn_seconds": theirs,
+            "mnistlr_runs": mine_runs, "sklearn_runs": their_runs,
             "mnistlr_cpu": mine_cpu, "sklearn_cpu": theirs_cpu, "load": load,
             "mnistlr_accuracy": _accuracy(model, data), "sklearn_accuracy": peer_accuracy}
 
@@ -179,7 +192,8 @@ def rows(part: dict) -> list[tuple[str, str]]:
     r = part.get("rbf")
     if r:
         out.append((f"`rff:{r['D']}:{r['gamma']}` softmax vs make_pipeline(RBFSampler(n_components={r['D']}, "
-                    f"gamma={r['gamma']}), LogisticRegression()): fit (CPU s) / test accuracy",
+                    f"gamma={r['gamma']}), LogisticRegression()): fit, best of {r.get('mnistlr_runs', 1)} / "
+                    f"{r.get('sklearn_runs', 1)} (CPU s) / test accuracy",
                     f"{r['mnistlr_seconds']:.1f} s ({r.get('mnistlr_cpu', float('nan')):.1f}) / "
                     f"{r['mnistlr_accuracy']:.4f} vs {r['sklearn_seconds']:.1f} s "
                     f"({r.get('sklearn_cpu', float('nan')):.1f}) / {r['sklearn_accuracy']:.4f}"))

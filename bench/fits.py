@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 from report import FitResult
 
+REPEAT_UNDER = 20.0   # seconds: fits faster than this are repeated and their best time kept (--repeat-under)
+
 
 @dataclasses.dataclass
 class Dataset:

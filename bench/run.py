@@ -28,6 +28,7 @@ import procs  # noqa: E402
 import report  # noqa: E402
 import scale  # noqa: E402
 from fits import (  # noqa: E402
+    REPEAT_UNDER,
     Dataset,
     contest,
     gd_contenders,
@@ -69,8 +70,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-features", action="store_true",
                    help="skip the feature pipelines (deskew, rff vs scikit-learn's RBFSampler; several minutes)")
     p.add_argument("--repeat", type=int, default=3, help="rounds of fits; best time kept (default 3)")
-    p.add_argument("--repeat-under", type=float, default=20.0,
-                   help="repeat only fits whose first run took less than this many seconds (default 20)")
+    p.add_argument("--repeat-under", type=float, default=REPEAT_UNDER,
+                   help=f"repeat only fits whose first run took less than this many seconds (default {REPEAT_UNDER:g})")
     p.add_argument("--predict-rows", type=int, default=1_000_000, help="rows for in-process predict")
     p.add_argument("--mnist-dir", type=Path, default=MNIST_DIR, help="real MNIST files (train-head-*, t10k-*)")
     p.add_argument("--fashion-dir", type=Path, default=FASHION_DIR, help="Fashion-MNIST IDX files")

@@ -359,3 +359,24 @@ def test_the_gd_row_is_judged_by_its_test_accuracy(results):
     # the target is on the real digits: the --quick sample's row is shown, not judged
     assert all(c.target == "`train --solver gd` (defaults) test accuracy ≥ 0.915 (MNIST 22,699)" for c in judged)
     assert render.gd_checks(results) == []        # no gd row, no check
+
+
+def test_feature_fits_repeat_under_the_contest_limit(monkeypatch):
+    import features
+    import fits
+
+    calls = []
+    clock = iter([0.0, 5.0, 10.0, 13.0])                       # runs of 5 s and 3 s: the best is the second
+    monkeypatch.setattr(features.time, "perf_counter", lambda: next(clock))
+    result, seconds, _, runs = features._repeated(lambda: calls.append(1) or "model")
+    assert (result, seconds, runs, len(calls)) == ("model", 3.0, 2, 2)
+    monkeypatch.setattr(fits, "REPEAT_UNDER", 4.0)             # a first run over the limit is not repeated
+    clock = iter([0.0, 5.0])
+    monkeypatch.setattr(features.time, "perf_counter", lambda: next(clock))
+    assert features._repeated(lambda: "model")[1:4:2] == (5.0, 1)
+    part = {"dataset": "MNIST 22,699", "train": [], "predict": {"first": 1.0, "warm": 0.5},
+            "deskew": {"raw_seconds": 0.3, "deskew_seconds": 0.3, "raw_accuracy": 0.92, "deskew_accuracy": 0.95},
+            "rbf": {"D": 5000, "gamma": 0.01, "mnistlr_seconds": 3.0, "sklearn_seconds": 30.0, "mnistlr_runs": 2,
+                    "sklearn_runs": 1, "mnistlr_accuracy": 0.97, "sklearn_accuracy": 0.95}}
+    label, value = features.rows(part)[-1]
+    assert "best of 2 / 1" in label and value.startswith("3.0 s")
