@@ -53,6 +53,11 @@ def _timed_fit(data, **options):
     return model, time.perf_counter() - started
 
 
+def _head(data, n: int):
+    """The same dataset with only its first n training images (warm-ups, the gamma probe)."""
+    return data.__class__(data.name, data.X_train[:n], data.y_train[:n], data.X_test, data.y_test)
+
+
 def _load() -> float:
     """The 1-minute load average (the machine may be shared: read timings with it)."""
     import os
@@ -62,8 +67,7 @@ def _load() -> float:
 
 def deskew_rows(data) -> dict:
     """Raw softmax and deskew softmax fitted in turn (twice each, best time kept)."""
-    _timed_fit(data.__class__(data.name, data.X_train[:500], data.y_train[:500], data.X_test, data.y_test),
-               features="deskew")   # warm-up: loads the kernels
+    _timed_fit(_head(data, 500), features="deskew")   # warm-up: loads the kernels
     times = {"raw": [], "deskew": []}
     models = {}
     for _ in range(2):
@@ -116,12 +120,10 @@ def rbf_sampler_rows(data, n_components: int = D) -> dict:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
-    probe, _ = _timed_fit(data.__class__(data.name, data.X_train[:1000], data.y_train[:1000], data.X_test,
-                                         data.y_test), features=f"rff:{n_components}")
+    probe, _ = _timed_fit(_head(data, 1000), features=f"rff:{n_components}")
     gamma = float(f"{probe.features.steps[0].gamma:.4g}")   # the median heuristic on 1,000 images
     # warm-up on 2,048 images: from 1,024 rows the solver's parallel kernels run, whose load stays untimed
-    _timed_fit(data.__class__(data.name, data.X_train[:2048], data.y_train[:2048], data.X_test, data.y_test),
-               features=f"rff:{n_components}:{gamma}")
+    _timed_fit(_head(data, 2048), features=f"rff:{n_components}:{gamma}")
     load = _load()
     model, mine, mine_cpu, mine_runs = _repeated(lambda: _timed_fit(data, features=f"rff:{n_components}:{gamma}")[0])
     log(f"features: mnistlr rff:{n_components}:{gamma} {mine:.1f} s ({mine_cpu:.1f} CPU s); "
