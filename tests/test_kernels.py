@@ -369,7 +369,7 @@ def test_softmax_block_residuals_match_the_row_residuals():
     y, rows = rng.integers(0, 10, 200), rng.permutation(200)[:64]
     want, got = S.copy(), S.copy()
     want_sums = block_residuals(want, 61, y, rows, 0, 0, 0.5, 3)
-    got_sums = softmax_block_residuals(got, 61, y, rows, 0, 0.5, 3, np.empty(640, np.int32))
+    got_sums = softmax_block_residuals(got, 61, y, rows, 0, 0.5, 3, np.empty(640, np.int32), np.empty(64))
     assert got_sums[1] == want_sums[1]
     np.testing.assert_allclose(got_sums[0], want_sums[0], rtol=1e-6)
     np.testing.assert_allclose(got[:61], want[:61], rtol=1e-5, atol=1e-7)

@@ -190,7 +190,7 @@ def _loss_grad_rows(X, rows, start, end, WS, b, y, kind, want_grad, GS, gb, XS, 
     """
     n_rows = XS.shape[1]
     S = np.empty((n_rows, WS.shape[1]), WS.dtype)   # logits, then residuals, in the weights' dtype
-    bits = np.empty(n_rows * WS.shape[1], np.int32)  # scratch of the vectorised exp
+    bits, shifted_y = np.empty(n_rows * WS.shape[1], np.int32), np.empty(n_rows)   # the block softmax's scratch
     loss_sum = 0.0
     n_correct = 0
     for i0 in range(start, end, n_rows):
@@ -198,7 +198,7 @@ def _loss_grad_rows(X, rows, start, end, WS, b, y, kind, want_grad, GS, gb, XS, 
         _gather_block(X, rows, i0, m, XS)
         _block_logits(XS, m, WS, b, S, logit_rows)
         if kind == KIND_SOFTMAX:   # S float32 (uint8 X always has float32 weights here)
-            loss_sum, n_correct = softmax_block_residuals(S, m, y, rows, i0, loss_sum, n_correct, bits)
+            loss_sum, n_correct = softmax_block_residuals(S, m, y, rows, i0, loss_sum, n_correct, bits, shifted_y)
         else:
             loss_sum, n_correct = block_residuals(S, m, y, rows, i0, kind, loss_sum, n_correct)
         if want_grad:

@@ -76,14 +76,13 @@ def block_residuals(S, m, y, rows, i0, kind, loss_sum, n_correct):
 
 
 @njit(cache=True)
-def softmax_block_residuals(S, m, y, rows, i0, loss_sum, n_correct, bits):
+def softmax_block_residuals(S, m, y, rows, i0, loss_sum, n_correct, bits, shifted_y):
     """`block_residuals` for softmax on float32 logits S (≥ m, k), the exponentials vectorised over the block.
 
-    bits (≥ m·k,) int32 scratch for `exp_nonpositive`. The same hits as `softmax_residual`; the loss
+    bits (≥ m·k,) int32 scratch for `exp_nonpositive`; shifted_y (≥ m,) float64 scratch (s_y − max per row). The same hits as `softmax_residual`; the loss
     and the residuals within a few float32 ulps of its (its exp is libm's).
     """
     k = S.shape[1]
-    shifted_y = np.empty(m)
     for r in range(m):
         top, arg = row_max(S, r)
         yi = y[rows[i0 + r]]
