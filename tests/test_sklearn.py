@@ -108,12 +108,22 @@ def test_pickle_round_trip(features):
     (lambda X, y: SoftmaxRegression().fit(X, y).predict(X[:, :5]), mnistlr.DataError, "has 5 features"),
     (lambda X, y: SoftmaxRegression().fit(np.where(X > 1, np.nan, X), y), mnistlr.DataError, "NaN"),
     (lambda X, y: SoftmaxRegression().fit(X.astype(str), y), ValueError, "numeric"),
+    (lambda X, y: SoftmaxRegression().fit(X * 1e39, y), mnistlr.DataError, "beyond float32's range"),
+    (lambda X, y: SoftmaxRegression().fit(X * 1e20, y), mnistlr.TrainingError, r"reach \|x\| = .*scale the inputs"),
 ])
 def test_bad_input(features, make, error, words):
     X, y = features
     with pytest.raises(error, match=words) as info:
         make(X, y)
     assert isinstance(info.value, mnistlr.MnistlrError)
+
+
+@pytest.mark.parametrize("scale", [1e4, 1e8])
+def test_badly_scaled_features_train_as_well(features, scale):
+    # steps ~1/‖g‖ far below 1e-12: the line search shrinks its bracket relative to its own scale
+    X, y = features
+    fitted = SoftmaxRegression().fit(X * scale, y)
+    assert fitted.n_iter_ > 5 and fitted.score(X * scale, y) >= SoftmaxRegression().fit(X, y).score(X, y) - 0.02
 
 
 def test_a_trained_model_as_an_estimator():

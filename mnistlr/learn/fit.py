@@ -94,6 +94,7 @@ def prepare(images, labels, options: TrainOptions) -> Prepared:
     if len(images) != len(labels):
         raise DataError(f"{len(images)} training images but {len(labels)} labels",
                         "give the labels file that belongs to the images")
+    _check_range(images)
     rng = np.random.default_rng(options.seed)
     images, labels = subset(images, labels, options, rng)
     # (with return_counts np.unique sorts, where it would otherwise import numpy.ma to look for a mask)
@@ -111,6 +112,21 @@ def prepare(images, labels, options: TrainOptions) -> Prepared:
         # nothing held out: the training part is all of it, no copy
         return Prepared(flat, labels, None, None, classes, shape)
     return Prepared(flat[train_idx], labels[train_idx], flat[val_idx], labels[val_idx], classes, shape)
+
+
+def _check_range(images) -> None:
+    """DataError unless float inputs are finite and within float32's range (kernels, class means and
+    the model's weights are float32)."""
+    import numpy as np
+
+    from mnistlr.errors import DataError
+
+    if images.dtype.kind != "f" or not images.size:
+        return
+    top = float(np.abs(images).max())
+    if not top <= float(np.finfo(np.float32).max):
+        what = "NaN or an infinite value" if not np.isfinite(top) else f"|x| = {top:.3g}, beyond float32's range"
+        raise DataError(f"the training inputs hold {what}", "give finite inputs, scaled to a moderate range")
 
 
 def _initial_weights(options: TrainOptions, n_features: int, n_outputs: int):

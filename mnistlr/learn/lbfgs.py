@@ -205,7 +205,8 @@ def _zoom(fun, x, d, f0: float, slope0: float, lo: _Point, hi: _Point, evals_lef
     """Nocedal & Wright's zoom: shrink [lo, hi] (lo: the lower end of sufficient decrease) to a Wolfe step."""
     for _ in range(evals_left):
         t = _interpolate(lo, hi)
-        if abs(t - lo.t) <= 1e-12 * max(1.0, abs(lo.t)):
+        # the bracket has shrunk to rounding, relative to its own scale (steps ~1/‖g‖ may be tiny)
+        if abs(t - lo.t) <= 1e-12 * max(abs(lo.t), abs(hi.t)):
             break
         point = _probe(fun, x, d, t)
         evals += 1

@@ -303,13 +303,14 @@ def fit_lbfgs(X, y, kind: str, n_outputs: int, l2: float = 2e-4, tol: float = 1e
     both end on the bound 0 are exactly zero.
     """
     # mnistlr's L-BFGS without bounds (no 0.35 s import of scipy.optimize), scipy's L-BFGS-B with them
-    from mnistlr.learn.lbfgs import minimize
+    from mnistlr.learn.lbfgs import STATUS_LIMIT, STATUS_LINE_SEARCH, minimize
 
     check_schedule(l2, l1, 1.0, 1.0, max_iter, 1)
     if not (np.isfinite(tol) and tol >= 0):
         raise ValueError(f"tol must be finite and ≥ 0, got {tol}")
     X, y, X_val, y_val = check_problem(X, y, kind, n_outputs, X_val, y_val)
     W, b = start_weights(W0, b0, X.shape[1], n_outputs)
+    zero_start = not (W.any() or b.any())
     recorder = Recorder(kind, X_val, y_val, callback, affine=affine, track=track)
     centred = CentredObjective(X, y, kind, n_outputs, l2, affine, l1)
     values: list[float] = []
@@ -330,9 +331,19 @@ def fit_lbfgs(X, y, kind: str, n_outputs: int, l2: float = 2e-4, tol: float = 1e
                        options={"maxiter": max_iter, "maxfun": 2 * max_iter + 20, "maxcor": LBFGS_MEMORY,
                                 "gtol": 1e-10, "ftol": 1e-15})
     check_finite(float(res.fun), f"after {len(recorder.history)} L-BFGS iterations", None)
+    if res.status == STATUS_LINE_SEARCH and not recorder.history and zero_start:
+        raise _no_first_step(X)
     W, b = centred.weights(res.x)
-    stop_reason = "max_iter" if res.status == 1 else "converged"
+    stop_reason = "max_iter" if res.status == STATUS_LIMIT else "converged"
     return make_result(W, b, recorder.history, stop_reason, None, len(recorder.history))
+
+
+def _no_first_step(X) -> TrainingError:
+    """From the all-zero start every problem has a lower point; none found means the scale defeats float precision."""
+    top = float(np.abs(X).max(initial=0))
+    return TrainingError(f"L-BFGS found no step that lowers the loss from the all-zero start (the inputs reach "
+                         f"|x| = {top:.3g}, too large for the solver's precision)",
+                         "scale the inputs: divide them by their largest value, or use a StandardScaler")
 
 
 class CentredObjective:
