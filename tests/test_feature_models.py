@@ -111,3 +111,45 @@ def test_cli_bad_features_spec_is_one_line_and_exit_2(cli, tmp_path):
     assert result.code == 2
     assert "rff's D must be a whole number" in result.err and "Traceback" not in result.err
     assert not (tmp_path / "m.joblib").exists()
+
+
+@pytest.mark.parametrize("key, array", [("rff:200:0.02", "weights"), ("deskew,pca:20", "mean"),
+                                        ("deskew,pca:20,rff:300", "weights")])
+def test_feature_parameters_that_overflow_are_one_line_not_nan_output(models, sample, key, array, tmp_path, cli):
+    import joblib
+
+    from mnistlr.io.idx import write_idx
+    from mnistlr.learn.persistence import content_hash, model_to_dict
+
+    payload = model_to_dict(models[key])
+    step = next(s for s in reversed(payload["features"]["steps"]) if array in s)
+    step[array] = np.full_like(step[array], 3e38)     # finite, so the loader's checks pass it
+    payload["sha256"] = content_hash(payload)
+    joblib.dump(payload, tmp_path / "crafted.joblib")
+    write_idx(tmp_path / "images.idx", sample[2][:20])
+    (tmp_path / "out.csv").write_text("kept\n")
+    result = cli("predict", tmp_path / "crafted.joblib", tmp_path / "images.idx", "-o", tmp_path / "out.csv")
+    assert result.code == 1 and result.out == ""
+    assert result.err.count("\n") == 1 and "scores that are not finite numbers" in result.err, result.err
+    assert (tmp_path / "out.csv").read_text() == "kept\n"
+
+
+@pytest.mark.parametrize("key, field, value", [
+    ("rff:200:0.02", "n_components", 200.7), ("rff:200:0.02", "n_components", True),
+    ("rff:200:0.02", "gamma_given", "no"), ("rff:200:0.02", "gamma", "0.02"),
+    ("deskew,pca:20", "total_variance", float("nan")), ("deskew,pca:20", "k", "20"),
+    ("deskew,pca:20,nystroem:300", "gamma_given", 1),
+])
+def test_tampered_step_fields_are_refused(models, key, field, value, tmp_path):
+    import joblib
+
+    from mnistlr.errors import ModelFileError
+    from mnistlr.learn.persistence import content_hash, model_to_dict
+
+    payload = model_to_dict(models[key])
+    step = next(s for s in reversed(payload["features"]["steps"]) if field in s)
+    step[field] = value
+    payload["sha256"] = content_hash(payload)
+    joblib.dump(payload, tmp_path / "crafted.joblib")
+    with pytest.raises(ModelFileError, match="features do not add up"):
+        load_model(tmp_path / "crafted.joblib")

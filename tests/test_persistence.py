@@ -69,6 +69,25 @@ def test_a_saved_model_is_the_file_joblib_writes_and_joblib_loads_it(model, tmp_
         joblib_format.dump({"o": np.array([object()])}, io.BytesIO())
 
 
+@pytest.mark.parametrize("compress", [3, ("zlib", 1), ("gzip", 9)])
+def test_a_model_resaved_by_joblib_with_zlib_or_gzip_loads_the_same(model, tmp_path, compress):
+    save_model(model, tmp_path / "m.joblib")
+    joblib.dump(joblib.load(tmp_path / "m.joblib"), tmp_path / "c.joblib", compress=compress)
+    assert (tmp_path / "c.joblib").read_bytes()[:1] in (b"\x78", b"\x1f")
+    loaded = load_model(tmp_path / "c.joblib")
+    np.testing.assert_array_equal(loaded.W, model.W)
+    X = np.random.default_rng(1).integers(0, 256, size=(5, 6, 6)).astype(np.uint8)
+    np.testing.assert_array_equal(loaded.decision_function(X), model.decision_function(X))
+
+
+@pytest.mark.parametrize("compress, name", [(("bz2", 3), "bz2"), (("xz", 3), "xz"), (("lzma", 3), "lzma")])
+def test_other_joblib_compressors_are_named(model, tmp_path, compress, name):
+    save_model(model, tmp_path / "m.joblib")
+    joblib.dump(joblib.load(tmp_path / "m.joblib"), tmp_path / "c.joblib", compress=compress)
+    with pytest.raises(ModelFileError, match=f"compressed with {name}, which mnistlr does not read"):
+        load_model(tmp_path / "c.joblib")
+
+
 def test_saving_does_not_import_joblib(model, tmp_path):
     import subprocess
     import sys

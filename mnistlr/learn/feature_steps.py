@@ -265,6 +265,24 @@ def _array(value: Any, ndim: int) -> np.ndarray:
     return np.ascontiguousarray(array, np.float32)
 
 
+def _count(value: Any) -> int:
+    if type(value) is not int or value < 1:   # not 300.7, True or "300"
+        raise ValueError("feature counts must be whole numbers ≥ 1")
+    return value
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
+        raise ValueError("feature parameters must be finite numbers ≥ 0")
+    return float(value)
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("gamma_given must be true or false")
+    return value
+
+
 def step_from_state(state: dict[str, Any]) -> FeatureStep:
     name = state.get("name")
     if name == "deskew":
@@ -272,19 +290,19 @@ def step_from_state(state: dict[str, Any]) -> FeatureStep:
     if name == "poly2":
         return Poly2()
     if name == "pca":
-        return PCA(int(state["k"]), _array(state["mean"], 1), _array(state["components"], 2),
-                   _array(state["variance"], 1), float(state["total_variance"]))
+        return PCA(_count(state["k"]), _array(state["mean"], 1), _array(state["components"], 2),
+                   _array(state["variance"], 1), _number(state["total_variance"]))
     if name == "nystroem":
         from mnistlr.learn.nystroem import Nystroem
 
-        step = Nystroem(int(state["n_components"]), float(state["gamma"]), _array(state["landmarks"], 2),
+        step = Nystroem(_count(state["n_components"]), _number(state["gamma"]), _array(state["landmarks"], 2),
                         _array(state["normalization"], 2))
-        step.gamma_given = bool(state["gamma_given"])
+        step.gamma_given = _flag(state["gamma_given"])
         return step
     if name == "rff":
-        step = RFF(int(state["n_components"]), float(state["gamma"]), _array(state["weights"], 2),
+        step = RFF(_count(state["n_components"]), _number(state["gamma"]), _array(state["weights"], 2),
                    _array(state["offset"], 1))
-        step.gamma_given = bool(state["gamma_given"])
+        step.gamma_given = _flag(state["gamma_given"])
         return step
     raise ValueError(f"unknown feature step {name!r}")
 

@@ -265,8 +265,25 @@ def _model_from_payload(path: Path, p: dict[str, Any]) -> LinearModel:
     meta.setdefault("created", p.get("created"))
     meta.setdefault("versions", p.get("versions"))
     meta["format_version"] = p["format_version"]
-    return LinearModel(kind=p["kind"], classes=classes, image_shape=(rows, cols),
-                       preprocessor=preprocessor, W=W, b=b, params=params, meta=meta, features=features)
+    model = LinearModel(kind=p["kind"], classes=classes, image_shape=(rows, cols),
+                        preprocessor=preprocessor, W=W, b=b, params=params, meta=meta, features=features)
+    if not _scores_bounded(model):
+        raise ModelFileError(f"{path}: impossible model contents: its weights, folded with the preprocessing, "
+                             "give scores beyond float32's range", "the file was damaged or crafted; retrain the model")
+    return model
+
+
+def _scores_bounded(model: LinearModel) -> bool:
+    """Whether the weights on raw inputs are finite float32 and, for pixels (0–255), no score can overflow."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        W_raw, b_raw = model.effective_weights()
+        if not (np.isfinite(W_raw).all() and np.isfinite(b_raw).all()):
+            return False
+        if model.features is not None:   # feature ranges vary: `raw_scores` checks the scores themselves
+            return True
+        # |s_k| ≤ 255·Σ_j |W_raw,jk| + |b_raw,k|
+        bound = 255.0 * np.abs(W_raw).sum(axis=0, dtype=np.float64) + np.abs(b_raw)
+    return bool((bound <= float(np.finfo(np.float32).max)).all())
 
 
 def _features(p: dict[str, Any], image_shape: tuple[int, int]) -> FeaturePipeline | None:

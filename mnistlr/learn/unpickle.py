@@ -227,9 +227,26 @@ def _read_capped(fd: int, path: Path) -> bytes:
     return data
 
 
-def _gunzip_capped(data: bytes, path: Path) -> bytes:
-    """Decompress joblib's gzip layer, refusing output past MAX_MODEL_BYTES (a bomb)."""
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+# joblib's other compressors (compress=("bz2" | "xz" | "lzma" | "lz4", level)), by their magic bytes
+_OTHER_COMPRESSION = {b"BZh": "bz2", b"\xfd7zXZ": "xz", b"\x5d\x00\x00": "lzma", b"\x04\x22\x4d\x18": "lz4"}
+
+
+def _inflated(data: bytes, path: Path) -> bytes:
+    """The pickle stream inside joblib's gzip or zlib layer (compress=N is zlib), else *data* itself."""
+    if data[:2] == b"\x1f\x8b":
+        return _inflate_capped(data, path, 16 + zlib.MAX_WBITS)
+    if len(data) > 1 and data[0] == 0x78 and (data[0] << 8 | data[1]) % 31 == 0:   # a zlib header
+        return _inflate_capped(data, path, zlib.MAX_WBITS)
+    for magic, name in _OTHER_COMPRESSION.items():
+        if data.startswith(magic):
+            raise ModelFileError(f"{path}: a model file compressed with {name}, which mnistlr does not read",
+                                 "save it with joblib's compress=0, 'zlib' or 'gzip', or retrain the model")
+    return data
+
+
+def _inflate_capped(data: bytes, path: Path, wbits: int) -> bytes:
+    """Decompress joblib's gzip or zlib layer, refusing output past MAX_MODEL_BYTES (a bomb)."""
+    inflater = zlib.decompressobj(wbits)
     try:
         out = inflater.decompress(data, MAX_MODEL_BYTES + 1)
     except zlib.error:
@@ -245,9 +262,7 @@ def _gunzip_capped(data: bytes, path: Path) -> bytes:
 
 def read_payload(path: Path) -> Any:
     """The object stored in the model file at *path*, read through the restricted unpickler."""
-    data = _read_capped(_open_regular(path), path)
-    if data[:2] == b"\x1f\x8b":  # joblib's gzip compression
-        data = _gunzip_capped(data, path)
+    data = _inflated(_read_capped(_open_regular(path), path), path)
     try:
         return _RestrictedUnpickler(data).load()
     except ModelFileError as exc:
