@@ -325,11 +325,15 @@ def test_nystroem_is_seeded_the_same_in_any_batch_and_too_many_landmarks_is_a_us
     ("", "empty step"), ("deskew,,rff:10", "empty step"), ("sharpen", "unknown step 'sharpen'"),
     ("pca", "should read pca:K"), ("pca:0", "from 1 to 65,536, got 0"), ("rff:65537", "from 1 to 65,536, got 65,537"),
         ("pca:361,poly2", "more than 65,536 features"), ("pca:x", "whole number"),
-    ("rff:100:-1", "finite number > 0"), ("rff:100:1:2", "should read rff:D"),
+    ("rff:100:-1", "must be a number > 0"), ("rff:100:1:2", "should read rff:D"),
+    ("rff:100:1e300", "at most 10000"), ("rff:100:nan", "must be a number > 0"), ("rff:100:inf", "a number > 0"),
+    ("pca:\u0663", "whole number, got '\u0663'"), ("rff:1_000", "whole number"), ("rff:+100", "whole number"),
+    ("rff: 100", "whole number, got ' 100'"), ("rff:100:0x10", "a number > 0"),
     ("pca:10,deskew", "deskew cannot follow pca"), ("rff:10,pca:5", "pca cannot follow rff"),
     ("poly2", "needs pca:K"), ("pca:5,poly2,rff:10", "not both"), ("deskew,deskew", "twice"),
     ("nystroem:10001", "from 1 to 10,000, got 10,001"), ("rff:10,nystroem:10", "not both rff and nystroem"),
-    ("nystroem:10:0", "nystroem's gamma must be a finite number > 0"), ("nystroem", "should read nystroem:D"),
+    ("nystroem:10:0", "nystroem's gamma must be > 0 and at most"), ("nystroem", "should read nystroem:D"),
+    ("nystroem:10:2e4", "at most 10000"),
 ])
 def test_bad_specs_are_usage_errors_naming_the_problem(spec, message):
     with pytest.raises(UsageError, match=message):

@@ -51,6 +51,7 @@ def test_parse_param_forms(text, kind, values, low, high):
     ("epochs=1.5,2", "not a whole number"),
     ("l2=int:1:5", "real parameter"),
     ("solver=adam", "'adam' is not one of"),
+    ("features=rff:100:log:0.01:1e6", "more than rff's gamma can be (10000"),
 ])
 def test_bad_specs_name_the_spec_and_the_forms(text, fragment):
     with pytest.raises(UsageError) as info:
@@ -98,6 +99,16 @@ def test_apply_params_c_and_l2_replace_each_other():
     base = TrainOptions(l2=1e-3)
     assert spaces.apply_params(base, {"C": 2.0}).l2 is None
     assert spaces.apply_params(TrainOptions(C=1.0), {"l2": 0.1}, seed=9) == TrainOptions(l2=0.1, seed=9)
+
+
+@pytest.mark.parametrize("fixed, param", [({"features": "deskew"}, "features=pca:5"), ({"l2": 1e-3}, "l2=1e-4,1e-3"),
+                                           ({"solver": "gd"}, "solver=gd,sgd")])
+def test_an_option_both_fixed_and_searched_is_a_usage_error(fixed, param):
+    specs = spaces.parse_params([param])
+    _, candidates = spaces.candidates(specs, 2, 0)
+    with pytest.raises(UsageError, match=f"is fixed at .* and searched by --param {specs[0].name}"):
+        spaces.check_candidates(TrainOptions(**fixed), candidates, specs)
+    spaces.check_candidates(TrainOptions(), candidates, specs)   # searched alone: fine
 
 
 def test_check_candidates_names_the_bad_combination():

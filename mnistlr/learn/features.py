@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -48,6 +49,12 @@ TILE_ROWS = 64
 # The most features a step may make (rff:D, pca:K, pca:K,poly2's K + K(K+1)/2): 65,536 float32
 # columns are 256 KiB a row, 15 GB for 60,000 rows.
 MAX_FEATURES = 1 << 16
+# The widest kernel gamma of rff and nystroem: at 1e4 exp(−gamma·‖x − x′‖²) is already 0 for two
+# images one full pixel apart (beyond ~1e76 rff's weights, N(0, 2·gamma), overflow float32).
+MAX_GAMMA = 1e4
+# Numbers in a spec: ASCII decimals (int() and float() also take '1_000', '+5', ' 5' and other scripts' digits)
+_WHOLE = re.compile(r"[0-9]+")
+_DECIMAL = re.compile(r"([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
 
 
 def _bad(spec: str, why: str) -> UsageError:
@@ -57,22 +64,21 @@ def _bad(spec: str, why: str) -> UsageError:
 
 
 def _whole(spec: str, text: str, what: str, most: int = MAX_FEATURES) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise _bad(spec, f"{what} must be a whole number, got '{text}'") from None
+    if not _WHOLE.fullmatch(text):
+        raise _bad(spec, f"{what} must be a whole number, got '{text}'")
+    value = int(text)
     if not 1 <= value <= most:
         raise _bad(spec, f"{what} must be from 1 to {most:,}, got {value:,}")
     return value
 
 
-def _positive(spec: str, text: str, what: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise _bad(spec, f"{what} must be a number, got '{text}'") from None
-    if not np.isfinite(value) or value <= 0:
-        raise _bad(spec, f"{what} must be a finite number > 0, got {text}")
+def _gamma(spec: str, text: str, what: str) -> float:
+    if not _DECIMAL.fullmatch(text):
+        raise _bad(spec, f"{what} must be a number > 0, got '{text}'")
+    value = float(text)
+    if not 0 < value <= MAX_GAMMA:
+        raise _bad(spec, f"{what} must be > 0 and at most {MAX_GAMMA:g}, where the kernel is already 0 between "
+                   f"images one pixel apart; got {text}")
     return value
 
 
@@ -92,7 +98,7 @@ def _step(spec: str, part: str) -> FeatureStep:
         return Poly2()
     if name == "pca":
         return PCA(_whole(spec, args[0], "pca's K"))
-    gamma = _positive(spec, args[1], f"{name}'s gamma") if len(args) == 2 else None
+    gamma = _gamma(spec, args[1], f"{name}'s gamma") if len(args) == 2 else None
     if name == "nystroem":
         from mnistlr.learn.nystroem import MAX_LANDMARKS, Nystroem
 

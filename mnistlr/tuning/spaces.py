@@ -154,14 +154,19 @@ def _range_spec(text: str, name: str, kind: str, bounds: list[str], integer: boo
 def _check_most(text: str, name: str, value: float | int, integer: bool) -> None:
     """Refuse a value past what the parameter can take (before any draw: numpy's integers are
     64-bit, and a `features` step's whole number is capped too)."""
-    from mnistlr.learn.features import MAX_FEATURES
+    from mnistlr.learn.features import MAX_FEATURES, MAX_GAMMA
     from mnistlr.learn.nystroem import MAX_LANDMARKS
 
     step_most = MAX_LANDMARKS if name == "nystroem" else MAX_FEATURES
-    most = (INT_LIMITS.get(name, step_most) if integer else MAX_L2 if name in ("l2", "l1") else None)
-    if most is not None and value > most:
-        raise _bad_spec(text, f"{value:,} is more than {name} can be ({most:,})" if integer else
-                        f"{value:g} is more than {name} can be ({most:g}: every weight would be 0)")
+    float_most = {"l2": MAX_L2, "l1": MAX_L2, "rff": MAX_GAMMA, "nystroem": MAX_GAMMA}
+    most = INT_LIMITS.get(name, step_most) if integer else float_most.get(name)
+    if most is None or value <= most:
+        return
+    if integer:
+        raise _bad_spec(text, f"{value:,} is more than {name} can be ({most:,})")
+    what, why = ((f"{name}'s gamma", "the kernel would be 0 between images") if name in ("rff", "nystroem")
+                 else (name, "every weight would be 0"))
+    raise _bad_spec(text, f"{value:g} is more than {what} can be ({most:g}: {why})")
 
 
 # ---------------------------------------------------------------- feature pipelines
@@ -299,6 +304,11 @@ def check_candidates(base: TrainOptions, cands: Sequence[dict[str, Any]],
     spec's every listed value and both ends of its range with the others at their first value,
     then the first CHECKED_CANDIDATES candidates as they are. A later candidate that still fails
     (a combination no extreme shows) fails as its trial, with the same message."""
+    defaults = TrainOptions()
+    for spec in specs:   # a searched option given a fixed value too: one of the two would be dropped
+        if getattr(base, spec.name) != getattr(defaults, spec.name):
+            raise UsageError(f"`{spec.name}` is fixed at {getattr(base, spec.name)} and searched by "
+                             f"--param {spec.name}=… at once", "drop one of the two")
     first = cands[0] if len(cands) else {}
     for spec in specs:
         for value in _extremes(spec):
