@@ -20,7 +20,7 @@ import numpy as np
 
 from mnistlr.errors import DataError, InputTypeError, UnknownOptionError, UsageError
 from mnistlr.learn.model import LinearModel
-from mnistlr.learn.options import TrainOptions
+from mnistlr.learn.options import TrainOptions, is_whole
 
 # TrainOptions fields that train() takes as keywords (model is its own argument)
 TRAIN_KEYWORDS = tuple(f.name for f in dataclasses.fields(TrainOptions) if f.name != "model")
@@ -196,6 +196,10 @@ def as_images(X: np.ndarray, image_shape: Sequence[int] | None, pixels: bool) ->
                 raise DataError(f"X has {n_features} features per row, not a square image",
                                 "give image_shape=(rows, cols), or X shaped (n, rows, cols)")
             image_shape = (side, side)
+        if isinstance(image_shape, (str, bytes)) or not hasattr(image_shape, "__len__") or len(image_shape) != 2 \
+                or not all(is_whole(d) and d >= 1 for d in image_shape):
+            raise UsageError(f"image_shape must be two whole numbers (rows, cols), got {image_shape!r}",
+                             "e.g. image_shape=(28, 28)")
         rows, cols = (int(d) for d in image_shape)
         if rows * cols != n_features:
             raise DataError(f"image_shape {rows}×{cols} does not hold {n_features} features",

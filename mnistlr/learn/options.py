@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from typing import Any
 
 from mnistlr.errors import UsageError
@@ -109,9 +110,9 @@ class TrainOptions:
     def _check_numbers(self) -> None:
         for name in ("l2", "l1", "C", "lr", "anneal", "tol", "val_fraction"):
             value = getattr(self, name)
-            if name in ("l2", "C") and value == AUTO:
+            if name in ("l2", "C") and isinstance(value, str) and value == AUTO:
                 continue
-            if isinstance(value, str) or (value is not None and (not math.isfinite(value) or value < 0)):
+            if value is not None and (not is_real(value) or not math.isfinite(value) or value < 0):
                 raise UsageError(f"`{name}` must be a finite number ≥ 0, got {value}",
                                  "give a non-negative value")
         for name in ("lr", "anneal", "C", "tol"):
@@ -127,14 +128,14 @@ class TrainOptions:
         limits = {"epochs": MAX_STEPS, "max_iter": MAX_STEPS, "patience": MAX_STEPS, "batch_size": MAX_BATCH}
         for name, most in limits.items():
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+            if not is_whole(value) or not 1 <= value <= most:
                 raise UsageError(f"`{name}` must be a whole number from 1 to {most:,}, got {value}",
                                  f"e.g. `{name}={getattr(TrainOptions, name)}`")
         for name in ("train_limit", "per_class", "val_size"):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            if value is not None and (not is_whole(value) or value < 1):
                 raise UsageError(f"`{name}` must be a whole number ≥ 1, got {value}", "or leave it out")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+        if not is_whole(self.seed) or not 0 <= self.seed <= MAX_SEED:
             raise UsageError(f"`seed` must be a whole number from 0 to {MAX_SEED:,} (32 bits), got {self.seed}",
                              "e.g. `seed=0`")
 
@@ -144,24 +145,42 @@ class TrainOptions:
         if not self.auto_l2():
             raise UsageError("`path_cv` scores the path of `l2=auto` (or `C=auto`) on folds",
                              "add `l2=auto`, or drop `path_cv`")
-        if isinstance(self.path_cv, bool) or not isinstance(self.path_cv, int) or self.path_cv < 2:
+        if not is_whole(self.path_cv) or self.path_cv < 2:
             raise UsageError(f"`path_cv` must be a whole number of folds ≥ 2, got {self.path_cv}", "e.g. `path_cv=5`")
 
     def _check_data_options(self) -> None:
         if self.val_fraction is not None and not 0 < self.val_fraction < 1:
-            raise UsageError(f"`val_fraction` must be between 0 and 1, got {self.val_fraction}",
+            raise UsageError(f"`val_fraction` must be strictly between 0 and 1, got {self.val_fraction}",
                              "e.g. `val_fraction=0.1`")
         if self.val_size is not None and self.val_fraction is not None:
             raise UsageError("`val_size` and `val_fraction` both set the hold-out", "give only one")
         if self.classes is not None:
+            if isinstance(self.classes, (str, bytes)) or not hasattr(self.classes, "__len__") \
+                    or not all(is_whole(c) for c in self.classes):
+                raise UsageError(f"`classes` must be a list of whole-number labels, got {self.classes!r}",
+                                 "e.g. `classes=[3, 8]`")
             if len(set(self.classes)) < 2:
                 raise UsageError("`classes` needs at least two distinct labels", "e.g. `classes=3,8`")
         _check_choice("init", self.init, INITS)
         _check_choice("preprocess", self.preprocess, PREPROCESS_KINDS)
         if self.features is not None:
-            from mnistlr.learn.features import parse
+            from mnistlr.learn.features import SPEC_EXAMPLE, parse
+
+            if not isinstance(self.features, str):
+                raise UsageError(f"`features` must be a text spec, got {self.features!r}",
+                                 f"e.g. `features='{SPEC_EXAMPLE}'`")
 
             parse(self.features)
+
+
+def is_real(value: Any) -> bool:
+    """A real number (Python's or NumPy's), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)   # NumPy's bool is not Real
+
+
+def is_whole(value: Any) -> bool:
+    """A whole number (Python's or NumPy's), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
