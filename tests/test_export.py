@@ -179,7 +179,7 @@ def test_a_deskew_model_is_refused_in_one_line(tmp_path, cli):
     assert result.code == 2 and "cannot express the deskew step of --features deskew,pca:5" in result.err
     assert result.err.count("\n") == 1 and not (tmp_path / "deskew.onnx").exists()
     result = cli("export", path, "-o", tmp_path / "deskew.npz")
-    assert result.code == 2 and "export it to .onnx" in result.err
+    assert result.code == 2 and "retrain without deskew and export to .onnx" in result.err
 
 
 def test_npz_that_is_not_an_export_is_refused(tmp_path):

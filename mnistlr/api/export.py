@@ -37,7 +37,9 @@ def export(model: Any, output: str | os.PathLike, *, input_type: str = "uint8",
         model = load_model(model)
     if model.features is not None and suffix != ".onnx":
         raise UsageError(f"a {FORMATS[suffix]} export of a model with a feature pipeline "
-                         f"(`features={model.features.spec}`) is not supported", "export it to .onnx")
+                         f"(`features={model.features.spec}`) is not supported",
+                         "export it to .onnx" if all(step.name != "deskew" for step in model.features.steps) else
+                         "retrain without deskew and export to .onnx: ONNX cannot express deskew")
     W_raw, b_raw = model.effective_weights()
     if suffix == ".onnx":
         from mnistlr.io.onnx_graph import onnx_model, write_onnx

@@ -163,7 +163,7 @@ PerClassOpt = Annotated[int | None, typer.Option(
 ValSizeOpt = Annotated[int | None, typer.Option(
     "--val-size", min=1, help="Hold out N training images (stratified, seeded).", rich_help_panel=_D)]
 ValFractionOpt = Annotated[float | None, typer.Option(
-    "--val-fraction", min=0, max=1, help="Hold out this share of the training images "
+    "--val-fraction", min=0, max=1, help="Hold out this share (0 < x < 1) of the training images "
     "(default: 0.1 for gd/sgd, none otherwise).", rich_help_panel=_D)]
 
 # TrainOptions field → its option (the command's parameter has the field's name and default).
