@@ -157,6 +157,14 @@ def test_load_dataset_reads_the_command_lines_sources(sample, tmp_path):
     (lambda X, y: mnistlr.train(X, y, classes=[3]), ValueError, "at least two distinct labels"),
     (lambda X, y: mnistlr.load_dataset("no-such-set"), ValueError, "unknown dataset"),
     (lambda X, y: mnistlr.load_dataset(42), TypeError, "not int"),
+    (lambda X, y: mnistlr.train(X, y, features=5), mnistlr.UsageError, "features must be a text spec, got 5"),
+    (lambda X, y: mnistlr.train(X, y, features=b"pca:5"), mnistlr.UsageError, "features must be a text spec"),
+    (lambda X, y: mnistlr.train(X, y, l2=[1]), mnistlr.UsageError, "l2 must be a finite number ≥ 0, got [1]"),
+    (lambda X, y: mnistlr.train(X, y, tol="1e-3"), mnistlr.UsageError, "tol must be a finite number"),
+    (lambda X, y: mnistlr.train(X, y, classes="3,8"), mnistlr.UsageError, "classes must be a list of whole-number"),
+    (lambda X, y: mnistlr.train(X, y, classes=3), mnistlr.UsageError, "classes must be a list"),
+    (lambda X, y: mnistlr.train(X.reshape(len(X), -1), y, image_shape="28x28"), mnistlr.UsageError,
+     "image_shape must be two whole numbers (rows, cols), got '28x28'"),
 ])
 def test_bad_input_gives_the_projects_error(sample, call, error, words):
     X, y, _, _ = sample
@@ -164,6 +172,14 @@ def test_bad_input_gives_the_projects_error(sample, call, error, words):
         call(X[:200].reshape(200, -1) if "square" in words else X[:200], y[:200])
     assert isinstance(info.value, mnistlr.MnistlrError)
     assert words in str(info.value) and "\n" not in str(info.value)
+
+
+def test_numpy_numbers_are_options_like_python_ones(sample):
+    X, y, _, _ = sample
+    given = mnistlr.train(X[:200], y[:200], solver="gd", epochs=np.int64(3), seed=np.int64(4), l2=np.float32(1e-3),
+                          classes=np.array([3, 8]))
+    plain = mnistlr.train(X[:200], y[:200], solver="gd", epochs=3, seed=4, l2=float(np.float32(1e-3)), classes=[3, 8])
+    np.testing.assert_array_equal(given.predict(X[:50]), plain.predict(X[:50]))
 
 
 @pytest.mark.parametrize("X, error, words", [
