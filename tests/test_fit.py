@@ -260,3 +260,24 @@ def test_class_means_are_the_float64_means_of_each_class():
         expected[c] = X[y == c].astype(np.float64).mean(axis=0)
     assert np.array_equal(class_means(X, y, 4), expected)
     assert np.array_equal(class_means(X.astype(np.float32), y, 4), expected)
+
+
+FIRST_AND_SECOND_FIT = """
+import numpy as np
+from mnistlr.data.registry import load_dataset
+from mnistlr.learn.fit import fit_model
+from mnistlr.learn.options import TrainOptions
+X, y = load_dataset("mnist-sample", "train")
+first, second = (fit_model(X[:1000], y[:1000], TrainOptions(l1=1e-4, l2=0.0, max_iter=30)) for _ in range(2))
+print(np.array_equal(first.W, second.W))
+"""
+
+
+def test_the_first_l1_fit_in_a_process_is_the_same_as_the_next():
+    # scipy's BLAS, loaded during the first L-BFGS-B run, escaped the one-thread limit: other sums
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", FIRST_AND_SECOND_FIT], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True"

@@ -20,6 +20,10 @@ import dataclasses
 
 import numpy as np
 
+# scipy's BLAS loaded with this module, before a scoring context limits BLAS to one thread (a limit
+# covers only the libraries already loaded: dtrmm would otherwise start two threads per block)
+from scipy.linalg import blas, lapack
+
 from mnistlr.errors import UsageError
 from mnistlr.learn.feature_steps import PIXEL_SCALE, GaussianKernelStep, median_gamma
 
@@ -50,8 +54,6 @@ class Nystroem(GaussianKernelStep):
     fitted_field = "landmarks"
 
     def fit(self, X, pixels, rng, image_shape):
-        from scipy.linalg import lapack
-
         unit = PIXEL_SCALE if pixels else 1.0
         if self.n_components > len(X):
             raise UsageError(f"`features` nystroem:{self.n_components} needs {self.n_components:,} landmark "
@@ -74,8 +76,6 @@ class Nystroem(GaussianKernelStep):
         self.normalization = np.ascontiguousarray(C_inverse.T, np.float32)
 
     def transform(self, X, pixels, image_shape, out=None):
-        from scipy.linalg import blas
-
         unit = PIXEL_SCALE if pixels else 1.0
 
         K = gaussian_kernel(np.asarray(X, np.float64) * unit, self.landmarks, self.gamma)
