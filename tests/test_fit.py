@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 
@@ -132,6 +133,80 @@ def test_in_background_gives_the_result_or_the_error():
 
     with pytest.raises(OSError, match="cannot be read"):    # the thread's error, in the caller
         in_background(data_sha256, X, Unreadable())()
+
+
+class _SlowSource:
+    """An iterator of n items, each made slowly, that records whether close() met a read under way."""
+
+    def __init__(self, n: int, fail_at: int | None = None):
+        self.n, self.fail_at, self.made, self.reading, self.closed, self.overlap = n, fail_at, 0, False, 0, False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        import time
+
+        self.reading = True
+        time.sleep(0.002)
+        try:
+            if self.made == self.fail_at:
+                raise OSError("the source broke")
+            if self.made == self.n:
+                raise StopIteration
+            self.made += 1
+            return self.made - 1
+        finally:
+            self.reading = False
+
+    def close(self):
+        self.overlap |= self.reading
+        self.closed += 1
+
+
+@pytest.mark.parametrize("stop_after", [0, 1, 2, 5, None])
+def test_read_ahead_closes_its_source_once_after_the_last_read(stop_after):
+    import threading
+
+    from mnistlr.learn.kernels.threads import read_ahead
+
+    threads = threading.active_count()
+    source = _SlowSource(6)
+    seen = []
+    with pytest.raises(KeyboardInterrupt) if stop_after is not None else contextlib.nullcontext():
+        for item in read_ahead(source, source.close):
+            if len(seen) == stop_after:
+                raise KeyboardInterrupt   # as a signal's exception in the caller
+            seen.append(item)
+    assert seen == list(range(6 if stop_after is None else stop_after))
+    assert source.closed == 1 and not source.overlap and threading.active_count() == threads
+    assert source.made <= len(seen) + 2   # at most one item read ahead of the caller (and the one it left)
+
+
+def test_read_ahead_starts_one_reader_for_all_items(monkeypatch):
+    # a thread started per item left a window, between its start and the caller's note of it, where a
+    # signal's exception orphaned a read that close() then met ("generator already executing")
+    import threading
+
+    from mnistlr.learn.kernels.threads import read_ahead
+
+    started = []
+    original = threading.Thread.start
+    monkeypatch.setattr(threading.Thread, "start", lambda self: (started.append(self), original(self))[1])
+    source = _SlowSource(20)
+    assert list(read_ahead(source, source.close)) == list(range(20))
+    assert len(started) == 1
+
+
+def test_read_ahead_hands_the_sources_error_to_the_caller():
+    from mnistlr.learn.kernels.threads import read_ahead
+
+    source = _SlowSource(6, fail_at=3)
+    seen = []
+    with pytest.raises(OSError, match="the source broke"):
+        for item in read_ahead(source, source.close):
+            seen.append(item)
+    assert seen == [0, 1, 2] and source.closed == 1
 
 
 @pytest.mark.parametrize("l2", [1e-3, "auto"])

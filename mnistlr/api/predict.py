@@ -63,33 +63,15 @@ def scores(model: LinearModel, X: np.ndarray) -> np.ndarray:
                            for i in range(0, len(X), SCORE_CHUNK)])
 
 
-def _read_ahead(batches: Iterator[Batch]) -> Iterator[Batch]:
-    """The items of *batches*, the next one read on a thread of its own while the caller scores
-    the one before (inflating gzip and reading files leave the GIL, so the two overlap)."""
-    from mnistlr.learn.kernels.threads import in_background
-
-    end = object()
-    pending = in_background(next, batches, end)
-    try:
-        while (batch := pending()) is not end:
-            pending = in_background(next, batches, end)
-            yield batch
-    finally:
-        try:   # a read still under way ends before the source is closed
-            pending()
-        except Exception:   # the error of a batch nobody asks for any more
-            pass
-        close = getattr(batches, "close", None)
-        if close is not None:
-            close()
-
-
 def predict_batches(model: LinearModel, sources: Sequence[Source], batch_size: int = DEFAULT_BATCH_SIZE,
                     proba: bool = False, top_k: int | None = None) -> Iterator[Predictions]:
     """Predictions for every image of *sources*, one batch at a time (the next batch is read
     while one is scored)."""
+    from mnistlr.learn.kernels.threads import read_ahead
+
     for source in sources:
-        for batch in _read_ahead(source.batches(batch_size)):
+        batches = source.batches(batch_size)
+        for batch in read_ahead(batches, getattr(batches, "close", None)):
             S = scores(model, batch.X)
             n = len(S)
             if batch.names is None:

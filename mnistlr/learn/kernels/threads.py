@@ -2,7 +2,8 @@
 
 Results do not depend on the number of threads: each block is computed alone. A call made
 from inside a worker runs its blocks serially, so nested calls never multiply the threads.
-`in_background` runs one call on a thread beside the caller.
+`in_background` runs one call on a thread beside the caller; `read_ahead` makes the next item of an
+iterator on a reader thread while the caller works on the one before.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 _MAX_THREADS = 2
 _state = threading.local()
@@ -81,3 +82,48 @@ def in_background(function: Callable, *args) -> Callable:
         return outcome[0]
 
     return result
+
+
+def read_ahead(items: Iterator, close: Callable[[], None] | None = None) -> Iterator:
+    """The items of *items*, the next one made on a reader thread while the caller works on the one
+    before (reading and inflating files leave the GIL, so the two overlap). Only the reader thread
+    touches *items*; when the caller stops (the end, an error, a signal's exception at any point),
+    the reader finishes the item under way, then calls close() (when given) and ends, before this
+    generator's own end: nothing is left reading a source that is being closed.
+    """
+    import queue
+
+    end = object()
+    requests: queue.Queue = queue.Queue()    # True: make the next item; False: stop
+    results: queue.Queue = queue.Queue()     # (item, None) or (None, error)
+
+    def reader() -> None:
+        try:
+            while requests.get():
+                try:
+                    results.put((next(items, end), None))
+                except BaseException as error:   # handed to the caller
+                    results.put((None, error))
+                    return
+        finally:
+            if close is not None:
+                try:
+                    close()
+                except Exception:   # noqa: BLE001  the caller has its own outcome by now
+                    pass
+
+    thread = threading.Thread(target=reader, daemon=True)
+    requests.put(True)
+    thread.start()
+    try:
+        while True:
+            item, error = results.get()
+            if error is not None:
+                raise error
+            if item is end:
+                return
+            requests.put(True)       # the next one is read while the caller works on this one
+            yield item
+    finally:
+        requests.put(False)
+        thread.join()
