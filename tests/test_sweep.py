@@ -129,6 +129,17 @@ def test_results_as_json_by_extension(cli, tmp_path):
     assert len(saved["trials"]) == 2 and saved["best"]["rank"] == 1
 
 
+@pytest.mark.parametrize("quiet", [False, True])
+def test_the_files_written_are_notes_on_stderr_and_quiet_silences_them(cli, tmp_path, quiet):
+    args = ["--param", "l2=1e-4,1e-2", "--cv", "2", "--results", tmp_path / "t.csv", "-o", tmp_path / "m.joblib"]
+    result = cli("sweep", *SMALL, *args, *(["-q"] if quiet else []))
+    assert result.code == 0, result.err
+    assert "written to" not in result.out and "saved to" not in result.out and "best: trial" in result.out
+    notes = ("every trial written to", "images and saved to")
+    assert all((note in result.err) != quiet for note in notes), result.err
+    assert (tmp_path / "t.csv").exists() and (tmp_path / "m.joblib").exists()
+
+
 @pytest.mark.parametrize("args, fragment", [
     (("--param", "gamma=1:2"), "'gamma' is not a searchable"),
     (("--param", "l2=log:1:0.1"), "must be below"),

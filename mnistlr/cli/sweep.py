@@ -10,8 +10,8 @@ from typing import Annotated, Any
 import typer
 
 from mnistlr.cli import options as o
-from mnistlr.cli.base import DataDirOpt, DatasetOpt, JsonOpt, QuietOpt, SeedOpt, choices, command
-from mnistlr.cli.tables import format_value
+from mnistlr.cli.base import DataDirOpt, DatasetOpt, JsonOpt, QuietOpt, SeedOpt, choices, command, print_note
+from mnistlr.cli.tables import format_param, format_value
 from mnistlr.learn.options import TrainOptions
 from mnistlr.tuning.runner import BACKENDS
 
@@ -110,12 +110,17 @@ def sweep_command(
         typer.echo(json.dumps(report))
     else:
         render(report)
+    if not quiet:   # the files written: notes on stderr, as predict's and export's
+        if report["refit"]:
+            print_note(f"refitted on {report['n_train']} images and saved to {report['refit']['output']}")
+        if report["results"]:
+            print_note(f"every trial written to {report['results']}")
 
 
 # ---------------------------------------------------------------- rendering
 
 def fmt_params(params: dict[str, Any]) -> str:
-    return " ".join(f"{k}={format_value(v)}" for k, v in params.items()) or "(fixed options)"
+    return ", ".join(f"{k}={format_param(v)}" for k, v in params.items()) or "(fixed options)"
 
 
 def trials_table(trials: list[dict[str, Any]], title: str, caption: str | None = None):
@@ -130,7 +135,7 @@ def trials_table(trials: list[dict[str, Any]], title: str, caption: str | None =
         table.add_column(column, justify="left" if column == "fold scores" else "right")
     for t in trials:
         folds = " ".join(f"{s:.4f}" for s in t["fold_scores"]) if t["error"] is None else f"failed: {t['error']}"
-        table.add_row(format_value(t["rank"]), str(t["trial"]), *(format_value(t["params"].get(n)) for n in names), folds,
+        table.add_row(format_value(t["rank"]), str(t["trial"]), *(format_param(t["params"].get(n)) for n in names), folds,
                       format_value(t["mean"]), format_value(t["std"]), f"{t['seconds']:.2f}")
     return table
 
@@ -176,10 +181,6 @@ def render(report: dict[str, Any]) -> None:
         best = report["best"]
         lines.append(f"best: trial {best['trial']} ({fmt_params(best['params'])}): "
                      f"{metric} {format_value(best['mean'])} ± {format_value(best['std'])}")
-    if report["refit"]:
-        lines.append(f"refitted on {report['n_train']} images and saved to {report['refit']['output']}")
-    if report["results"]:
-        lines.append(f"every trial written to {report['results']}")
     for line in lines:
         typer.echo(line)
 

@@ -23,6 +23,14 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+def format_param(value: Any) -> str:
+    """A setting (a searched parameter's value): floats to 4 significant digits without trailing
+    zeros (C=0.1, l2=1.333e-05), anything else as `format_value`."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return format_value(value)
+
+
 def key_value_table(data: dict[str, Any], title: str | None = None):
     """A two-column Rich table of *data* (keys with underscores shown as words)."""
     from rich import box
