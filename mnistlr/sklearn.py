@@ -139,6 +139,11 @@ class _LinearClassifier(ClassifierMixin, BaseEstimator):
         S = self._scores(X)
         return self.model_.proba_from_scores(S)
 
+    def predict_log_proba(self, X: Any) -> np.ndarray:
+        """log of `predict_proba` (n, n_classes) float64, finite where a probability underflows."""
+        S = self._scores(X)   # NotFittedError first
+        return self.model_.log_proba_from_scores(S)
+
     def predict(self, X: Any) -> np.ndarray:
         """Labels (n,), values from classes_."""
         S = self._scores(X)

@@ -92,6 +92,18 @@ def test_binary_and_one_vs_rest_logistic(features):
     assert ovr.score(X, y) > 0.6
 
 
+@pytest.mark.parametrize("make, classes", [(SoftmaxRegression, 3), (LogisticRegression, 3), (LogisticRegression, 2)])
+def test_log_probabilities_are_the_log_of_the_probabilities_and_stay_finite(features, make, classes):
+    X, y = features
+    fitted = make().fit(X[y < classes], y[y < classes])
+    np.testing.assert_allclose(np.exp(fitted.predict_log_proba(X)), fitted.predict_proba(X), rtol=1e-12, atol=1e-15)
+    far = X * 1e4                                   # scores of ~1e4: probabilities round to 0 and 1
+    assert (fitted.predict_proba(far) == 0).any()
+    log_p = fitted.predict_log_proba(far)
+    assert np.isfinite(log_p).all() and log_p.min() < -700
+    np.testing.assert_array_equal(log_p.argmax(axis=1), fitted.predict_proba(far).argmax(axis=1))
+
+
 def test_pickle_round_trip(features):
     X, y = features
     fitted = SoftmaxRegression().fit(X, y)

@@ -337,6 +337,24 @@ class LinearModel:
         E = np.exp(S - S.max(axis=1, keepdims=True))
         return E / E.sum(axis=1, keepdims=True)
 
+    def log_proba_from_scores(self, S: np.ndarray) -> np.ndarray:
+        """log of `proba_from_scores` (n, n_classes), computed without taking the log of a rounded
+        probability (finite where a probability underflows to 0)."""
+        S = np.asarray(S)
+        S = S if S.dtype == np.float64 else S.astype(np.float32)
+        if self.kind == "logistic":
+            # log σ(s) = −log(1 + e^−s)
+            L = -np.logaddexp(0.0, -S).astype(S.dtype)
+            if L.shape[1] == 1:
+                # log(1 − σ(s)) = log σ(−s)
+                return np.hstack([-np.logaddexp(0.0, S).astype(S.dtype), L])
+            # log p_k = log σ(s_k) − log Σ_j σ(s_j)
+            top = L.max(axis=1, keepdims=True)
+            return L - (top + np.log(np.exp(L - top).sum(axis=1, keepdims=True)))
+        # log p_k = s_k − max s − log Σ_j e^{s_j − max s}
+        shifted = S - S.max(axis=1, keepdims=True)
+        return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities (n, n_classes) float32, rows summing to 1."""
         return self.proba_from_scores(self.decision_function(X))
