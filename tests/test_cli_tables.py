@@ -87,3 +87,26 @@ def test_print_key_values_writes_the_plain_text(pipe_env):
     pipe_env.setattr(sys, "stdout", io.StringIO())   # inside the test: pytest's capture resets it after set-up
     tables.print_key_values(SUMMARY, "Training summary")
     assert sys.stdout.getvalue() == tables.plain_key_value_text(SUMMARY, "Training summary")
+
+
+def test_a_piped_table_wider_than_the_pipe_keeps_each_row_on_one_line(pipe_env):
+    from rich.table import Table
+
+    table = Table()
+    table.add_column("data", overflow="fold")
+    table.add_column("fold scores")
+    rows = [("../shared/data/mnist/t10k-images-idx3-ubyte.gz / ../shared/data/mnist/t10k-labels-idx1-ubyte.gz",
+             "0.9500 0.9300 0.9200 0.9050 0.9450"), ("short", "0.1 0.2")]
+    for row in rows:
+        table.add_row(*row)
+    out = io.StringIO()
+    pipe_env.setattr(sys, "stdout", out)
+    tables.print_stdout(table, "a line after it")
+    lines = out.getvalue().splitlines()
+    assert any(rows[0][0] in line and rows[0][1] in line for line in lines)
+    assert len(lines) == 7 and max(map(len, lines)) > 100 and lines[-1] == "a line after it"
+    narrow = io.StringIO()
+    pipe_env.setenv("COLUMNS", "100")   # a width asked for is kept: the row wraps
+    pipe_env.setattr(sys, "stdout", narrow)
+    tables.print_stdout(table)
+    assert max(map(len, narrow.getvalue().splitlines())) <= 100

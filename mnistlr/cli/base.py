@@ -6,7 +6,7 @@ import enum
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -142,23 +142,46 @@ class _TrimmedLines:
         return self.stream.fileno()
 
 
+PIPE_WIDTH = 100      # stdout's columns when piped without $COLUMNS
+NATURAL_MOST = 1000   # the widest a piped table grows to keep its rows on one line
+
+
 def stdout_console():
     """A Rich console on stdout (results); plain when piped or NO_COLOR is set."""
     from rich.console import Console
 
     class ResultConsole(Console):
+        natural = False   # piped without $COLUMNS: tables keep their natural width
+
         def on_broken_pipe(self) -> None:
             # the reader went away (`| head`): not an error, exit 0 (Rich's default exits 1)
             self.quiet = True
             silence_stdout()
             raise OutputClosed("the reader of the output went away")
 
+        def print(self, *objects: Any, **kwargs: Any) -> None:
+            # a table wider than the pipe keeps its rows on one line (for grep, sed and awk: wrapped,
+            # a long path or five fold scores took two); print(width=) could only narrow it
+            if self.natural and objects and not any(isinstance(o, str) for o in objects):
+                from rich.measure import Measurement
+
+                wide = self.options.update(width=NATURAL_MOST)
+                needed = max(Measurement.get(self, wide, o).maximum for o in objects)
+                self.width = max(PIPE_WIDTH, min(needed, NATURAL_MOST))
+            try:
+                super().print(*objects, **kwargs)
+            finally:
+                if self.natural:
+                    self.width = PIPE_WIDTH
+
     # piped output: $COLUMNS if set, else 100 columns (Rich would pick 80)
-    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 100
+    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else PIPE_WIDTH
     # NO_COLOR: no escape sequences at all (bold and italic too), not just no colour
     plain = {"color_system": None} if no_color_env() else {}
     out = sys.stdout if sys.stdout.isatty() else _TrimmedLines(sys.stdout)
-    return ResultConsole(file=out, highlight=False, soft_wrap=False, width=width, **plain)
+    console = ResultConsole(file=out, highlight=False, soft_wrap=False, width=width, **plain)
+    console.natural = width is not None
+    return console
 
 
 def stderr_console():

@@ -6,7 +6,7 @@ import os
 import sys
 from typing import Any
 
-from mnistlr.cli.base import silence_stdout, stdout_console
+from mnistlr.cli.base import PIPE_WIDTH, silence_stdout, stdout_console
 from mnistlr.errors import OutputClosed
 
 
@@ -46,7 +46,6 @@ def key_value_table(data: dict[str, Any], title: str | None = None):
 
 # what makes Rich print a pipe differently from its plain layout (colours, another width)
 _RICH_ENV = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "COLUMNS")
-_PIPE_WIDTH = 100   # stdout_console's width for piped output
 
 
 def _plain_cell(text: str) -> bool:
@@ -65,7 +64,7 @@ def plain_key_value_text(data: dict[str, Any], title: str | None = None) -> str 
     key_width, value_width = (max(len(row[i]) for row in rows) for i in (0, 1))
     # SIMPLE_HEAD without a header: blank top and bottom edges, cells padded by one space, edges of one space
     table_width = key_width + value_width + 7
-    if table_width > _PIPE_WIDTH or (title and len(title) > table_width):
+    if table_width > PIPE_WIDTH or (title and len(title) > table_width):
         return None
     lines = ([title] if title else []) + [""] + [f"  {k.ljust(key_width)}   {v}" for k, v in rows] + [""]
     return "".join(line.rstrip(" ") + "\n" for line in lines)
