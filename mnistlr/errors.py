@@ -10,8 +10,9 @@ reads right from both.
 
 For Python callers they are also the built-in exceptions they mean: a bad value
 (`UsageError`, `DataError`, `ModelFileError`, `TrainingError`) is a ``ValueError``, a bad
-type or an unknown keyword (`InputTypeError`, `UnknownOptionError`) a ``TypeError``, and a
-missing optional package (`MissingExtraError`) an ``ImportError``.
+type or an unknown keyword (`InputTypeError`, `UnknownOptionError`) a ``TypeError``, an output
+that cannot be written (`OutputError`) an ``OSError``, and a missing optional package
+(`MissingExtraError`) an ``ImportError``.
 """
 
 from __future__ import annotations
@@ -92,6 +93,11 @@ class FetchError(MnistlrError):
 
 class ModelFileError(MnistlrError, ValueError):
     """A model file is missing, foreign, tampered with or of another format."""
+
+
+class OutputError(MnistlrError, OSError):
+    """An output cannot be written (no such directory, permission, a full disk, a device or a
+    directory where a file belongs): an ``OSError`` for Python callers."""
 
 
 class TrainingError(MnistlrError, ValueError):

@@ -155,7 +155,8 @@ def test_top_confusions_are_off_diagonal_and_sorted():
 def test_labels_outside_the_classes_are_a_data_error():
     with pytest.raises(DataError, match="not among the model's classes") as info:
         metrics.label_indices(np.array([3, 8, 5]), np.array([3, 8]))
-    assert "--only-model-classes" in info.value.hint
+    # the fix as each side spells it: the keyword in Python, the flag on the command line
+    assert "add only_model_classes" in str(info.value) and "--only-model-classes" in info.value.for_command_line()
     np.testing.assert_array_equal(metrics.label_indices(np.array([8, 3]), np.array([3, 8])), [1, 0])
 
 

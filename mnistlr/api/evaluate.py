@@ -48,7 +48,7 @@ def select_model_classes(images, labels, classes, only_model_classes: bool) -> t
         names = ", ".join(map(str, classes.tolist()))
         raise DataError(f"{n_out:,} images have labels ({extra}) the model does not know "
                         f"(its classes: {names})",
-                        f"add --only-model-classes to evaluate on the images labelled {names} only")
+                        f"add `only_model_classes` to evaluate on the images labelled {names} only")
     if n_out:
         images, labels = images[known], labels[known]
     if len(labels) == 0:

@@ -250,6 +250,8 @@ def evaluate(model: Model | str | os.PathLike, X: Any, y: Any, *, only_model_cla
     """
     from mnistlr.api.evaluate import json_ready, score_report
 
+    if not (is_whole(top) and 0 <= top <= 100):   # the command line's --top range
+        raise UsageError(f"`top` must be a whole number from 0 to 100, got {top!r}", "e.g. `top=5`")
     if not isinstance(model, Model):
         model = load(model)
     X = _numbers(X, "X")

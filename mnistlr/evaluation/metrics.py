@@ -30,7 +30,7 @@ def label_indices(labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
         shown = ", ".join(map(str, bad[:10].tolist())) + (", ..." if len(bad) > 10 else "")
         raise DataError(f"{int(unknown.sum()):,} labels ({shown}) are not among the model's classes "
                         f"({', '.join(map(str, classes.tolist()))})",
-                        "evaluate on data of the model's classes, or add --only-model-classes")
+                        "evaluate on data of the model's classes, or add `only_model_classes`")
     return idx_clipped
 
 

@@ -19,26 +19,26 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-from mnistlr.errors import MnistlrError, UsageError
+from mnistlr.errors import OutputError, UsageError
 
 
-def describe_os_error(path: Path, exc: OSError) -> MnistlrError:
-    """Turn an OSError on *path* into a one-line MnistlrError naming the fix."""
+def describe_os_error(path: Path, exc: OSError) -> OutputError:
+    """Turn an OSError on *path* into a one-line OutputError naming the fix."""
     code = exc.errno
     if code == errno.ENOENT:
-        return MnistlrError(f"{path}: directory {path.parent} does not exist",
+        return OutputError(f"{path}: directory {path.parent} does not exist",
                             "create it first or choose another output path")
     if code == errno.ENOTDIR:
-        return MnistlrError(f"{path}: a parent of this path is a file, not a directory",
+        return OutputError(f"{path}: a parent of this path is a file, not a directory",
                             "choose an output path inside a directory")
     if code == errno.EISDIR:
-        return MnistlrError(f"{path}: is a directory", "give a file name")
+        return OutputError(f"{path}: is a directory", "give a file name")
     if code in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return MnistlrError(f"{path}: permission denied", "choose a writable location")
+        return OutputError(f"{path}: permission denied", "choose a writable location")
     if code == errno.ENOSPC:
-        return MnistlrError(f"{path}: no space left on device; nothing was written",
+        return OutputError(f"{path}: no space left on device; nothing was written",
                             "free some disk space and run again")
-    return MnistlrError(f"{path}: {exc.strerror or exc}", "check the path and try again")
+    return OutputError(f"{path}: {exc.strerror or exc}", "check the path and try again")
 
 
 def _temp_in(directory: Path, name: str) -> tuple[int, str]:
@@ -67,7 +67,7 @@ def check_output(path: str | os.PathLike, inputs: Sequence[str | os.PathLike] = 
         return target, "file"
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise MnistlrError(f"{path}: a loop of symbolic links", "point the link at a file, or "
+            raise OutputError(f"{path}: a loop of symbolic links", "point the link at a file, or "
                                "choose another output path") from None
         raise describe_os_error(path, exc) from None
     for given in inputs:
@@ -79,12 +79,12 @@ def check_output(path: str | os.PathLike, inputs: Sequence[str | os.PathLike] = 
             raise UsageError(f"{path}: is also an input of this command ({given}); writing it would "
                              "destroy that input", "choose another output path")
     if stat.S_ISDIR(st.st_mode):
-        raise MnistlrError(f"{path}: is a directory", "give a file name")
+        raise OutputError(f"{path}: is a directory", "give a file name")
     if stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode):
         return target, "stream"
     if not stat.S_ISREG(st.st_mode):
         what = "block device" if stat.S_ISBLK(st.st_mode) else "socket or other special file"
-        raise MnistlrError(f"{path}: is a {what}; refusing to write over it", "give a regular file name")
+        raise OutputError(f"{path}: is a {what}; refusing to write over it", "give a regular file name")
     return target, "file"
 
 
@@ -94,7 +94,7 @@ def _open_stream(path: Path, target: Path) -> int:
         fd = os.open(target, os.O_WRONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         if exc.errno == errno.ENXIO:
-            raise MnistlrError(f"{path}: a FIFO that no process is reading", "start the reader first, "
+            raise OutputError(f"{path}: a FIFO that no process is reading", "start the reader first, "
                                "or give a regular file") from None
         raise describe_os_error(path, exc) from None
     os.set_blocking(fd, True)
@@ -107,7 +107,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", encoding: str | None
     """Open a temporary file for writing; on success rename it over *path*'s target.
 
     On any exception (KeyboardInterrupt included) the temporary file is removed and
-    the exception re-raised; OSErrors become MnistlrErrors naming the path. A symlink's
+    the exception re-raised; OSErrors become OutputErrors naming the path. A symlink's
     target is replaced (its permission bits kept), a character device or FIFO is
     written through, and *inputs* (the command's own input files) are never written.
     """

@@ -58,7 +58,7 @@ STDIN_NAME = "<stdin>"
 MAX_STDIN_BYTES = 4 << 30   # labelled data on standard input (copied to a temporary file)
 _STDIN_BLOCK = 1 << 20
 _NOT_A_FILE = "give the file itself, or '-' to pipe it in on standard input"   # read more than once
-LABELS_HINT = "give the labels too, with --labels or --train-labels: an IDX labels file or a .npy"
+LABELS_HINT = "give the labels too, with `labels` or `train_labels`: an IDX labels file or a .npy"
 
 
 def read_labelled(source: str | os.PathLike, labels: str | os.PathLike | None = None, *,

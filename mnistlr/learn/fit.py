@@ -101,7 +101,7 @@ def prepare(images, labels, options: TrainOptions) -> Prepared:
     classes = np.unique(labels, return_counts=True)[0]
     if len(classes) < 2:
         raise TrainingError(f"the training data holds a single class ({classes.tolist()})",
-                            "a classifier needs at least two classes; check --classes and the labels file")
+                            "a classifier needs at least two classes; check `classes` and the labels file")
     n_val = _n_val(options, len(labels))
     train_idx, val_idx = stratified_split(labels, n_val, rng)
     if n_val and not len(val_idx):

@@ -93,7 +93,11 @@ class TrainOptions:
         if self.l2 is not None and self.C is not None:
             raise UsageError("`l2` and `C` both set the L2 penalty", "give only one of them")
         if self.auto_l2() and solver != "lbfgs":
-            raise UsageError(f"`{'l2' if self.l2 == AUTO else 'C'}=auto` runs a path of L-BFGS fits, not {solver}",
+            name = "l2" if self.l2 == AUTO else "C"
+            if self.model == "ridge":
+                raise UsageError(f"`{name}=auto` runs a path of L-BFGS fits; ridge is solved in closed form",
+                                 f"give `{name}` a number, or tune it with a sweep")
+            raise UsageError(f"`{name}=auto` runs a path of L-BFGS fits, not {solver}",
                              "drop `solver`, or give a number")
         _check_choice("path_metric", self.path_metric, PATH_METRICS)
         self._check_path_cv()
@@ -131,10 +135,12 @@ class TrainOptions:
             if not is_whole(value) or not 1 <= value <= most:
                 raise UsageError(f"`{name}` must be a whole number from 1 to {most:,}, got {value}",
                                  f"e.g. `{name}={getattr(TrainOptions, name)}`")
+            setattr(self, name, int(value))   # NumPy's int16 would overflow in index arithmetic
         for name in ("train_limit", "per_class", "val_size"):
             value = getattr(self, name)
             if value is not None and (not is_whole(value) or value < 1):
                 raise UsageError(f"`{name}` must be a whole number ≥ 1, got {value}", "or leave it out")
+            setattr(self, name, None if value is None else int(value))
         if not is_whole(self.seed) or not 0 <= self.seed <= MAX_SEED:
             raise UsageError(f"`seed` must be a whole number from 0 to {MAX_SEED:,} (32 bits), got {self.seed}",
                              "e.g. `seed=0`")

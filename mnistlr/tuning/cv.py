@@ -184,7 +184,7 @@ def prepare_data(images, labels, base: TrainOptions) -> tuple[np.ndarray, np.nda
                         "give an IDX images file (n, rows, cols) and its labels file")
     images, labels = subset(images, labels, base, np.random.default_rng(base.seed))
     if len(np.unique(labels)) < 2:
-        raise TrainingError("the training data holds a single class", "check --classes and the labels file")
+        raise TrainingError("the training data holds a single class", "check `classes` and the labels file")
     cleared = dataclasses.replace(base, train_limit=None, classes=None, per_class=None)
     return np.ascontiguousarray(images), np.ascontiguousarray(labels), cleared
 
