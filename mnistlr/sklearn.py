@@ -19,6 +19,7 @@ Their parameters are `TrainOptions` fields with the same names and defaults, exc
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,7 @@ from mnistlr.errors import DataError, InputTypeError, MissingExtraError, Trainin
 
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.exceptions import NotFittedError as _SklearnNotFitted
     from sklearn.utils.multiclass import check_classification_targets
     from sklearn.utils.validation import validate_data
@@ -86,7 +88,11 @@ class _LinearClassifier(ClassifierMixin, BaseEstimator):
         if len(classes) < 2:
             raise TrainingError(f"{type(self).__name__} needs at least 2 classes; the data holds 1 class "
                                 f"({np.asarray(classes[0]).item()!r})", "give samples of two or more classes")
-        return self._fitted(fit_model(X.reshape(len(X), 1, -1), codes.astype(np.int64), options), classes)
+        model = fit_model(X.reshape(len(X), 1, -1), codes.astype(np.int64), options)
+        if model.meta.get("stop_reason") == "max_iter":   # as scikit-learn's own solvers warn
+            warnings.warn(f"L-BFGS reached max_iter={options.max_iter} before tol={options.tol:g} was met; "
+                          "increase max_iter, or scale the features", ConvergenceWarning, stacklevel=2)
+        return self._fitted(model, classes)
 
     @classmethod
     def from_model(cls, model: Any) -> _LinearClassifier:

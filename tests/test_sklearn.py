@@ -104,6 +104,29 @@ def test_log_probabilities_are_the_log_of_the_probabilities_and_stay_finite(feat
     np.testing.assert_array_equal(log_p.argmax(axis=1), fitted.predict_proba(far).argmax(axis=1))
 
 
+def test_the_iteration_cap_is_a_convergence_warning(features):
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, y = features
+    with pytest.warns(ConvergenceWarning, match="reached max_iter=3 before tol"):
+        capped = SoftmaxRegression(max_iter=3).fit(X, y)
+    assert capped.n_iter_ == 3 and capped.model_.meta["stop_reason"] == "max_iter"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")     # converged: no warning
+        SoftmaxRegression().fit(X, y)
+
+
+def test_numpy_integer_options_do_not_overflow():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40_000, 3))
+    y = (X[:, 0] > 0).astype(int)
+    # 32,512 + 256 overflows int16: the options are Python ints by the time they index rows
+    fitted = SoftmaxRegression(solver="sgd", batch_size=np.int16(256), epochs=1).fit(X, y)
+    assert fitted.score(X, y) > 0.95 and isinstance(fitted.batch_size, np.int16)   # the parameter as given
+
+
 def test_pickle_round_trip(features):
     X, y = features
     fitted = SoftmaxRegression().fit(X, y)
@@ -116,6 +139,7 @@ def test_pickle_round_trip(features):
     (lambda X, y: SoftmaxRegression(solver="newton").fit(X, y), mnistlr.UsageError, "solver 'newton' is not one of"),
     (lambda X, y: SoftmaxRegression(preprocess="scale").fit(X, y), mnistlr.DataError, "negative pixel"),
     (lambda X, y: RidgeClassifier(l2=-1.0).fit(X, y), ValueError, "l2 must be"),
+    (lambda X, y: RidgeClassifier(l2="auto").fit(X, y), mnistlr.UsageError, "ridge is solved in closed form"),
     (lambda X, y: SoftmaxRegression().fit(X, np.zeros(len(y))), mnistlr.TrainingError, r"1 class \(0.0\)"),
     (lambda X, y: SoftmaxRegression().fit(X, y).predict(X[:, :5]), mnistlr.DataError, "has 5 features"),
     (lambda X, y: SoftmaxRegression().fit(np.where(X > 1, np.nan, X), y), mnistlr.DataError, "NaN"),
