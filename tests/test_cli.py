@@ -198,3 +198,15 @@ def test_piped_tables_carry_no_trailing_spaces(cli, tmp_path):
         result = cli(*args)
         assert result.code == 0 and result.out.strip(), args
         assert [line for line in result.out.splitlines() if line.endswith(" ")] == [], args
+
+
+def test_an_eof_error_that_escapes_a_reader_is_not_reported_as_a_ctrl_c(cli, monkeypatch, tmp_path):
+    # Click turns an EOFError into Abort, which is also what Ctrl-C becomes: exit 1 here, not 130
+    import mnistlr.api.inspect
+
+    def cut_short(*args, **kwargs):
+        raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+
+    monkeypatch.setattr(mnistlr.api.inspect, "inspect", cut_short)
+    result = cli("inspect", tmp_path / "m.joblib")
+    assert result.code == 1 and "an input ended early" in result.err and "interrupted" not in result.err

@@ -107,3 +107,12 @@ def test_a_failed_import_leaves_nothing(cli, tmp_path):
     assert result.code == 1 and "holds images but no labels" in result.err
     assert not (tmp_path / "data" / "broken").exists()
     assert "broken" not in cli("fetch", "--list").out
+
+
+@pytest.mark.parametrize("label", [2**32 + 5, 2**62, -(2**31) - 1])
+def test_a_label_beyond_32_bits_is_refused_not_wrapped(cli, tmp_path, label):
+    np.save(tmp_path / "x.npy", np.zeros((6, 4, 4), np.uint8))
+    np.save(tmp_path / "y.npy", np.array([label, 1, 2, 1, 2, 1], np.int64))
+    result = cli("import", "wide", tmp_path / "x.npy", "--train-labels", tmp_path / "y.npy")
+    assert result.code == 1 and f"train label {label} is beyond the 32-bit range IDX stores" in result.err
+    assert not (tmp_path / "data" / "wide").exists()

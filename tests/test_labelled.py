@@ -358,8 +358,8 @@ def bad_npz(d):
 
 
 def bad_npz_declared_count(d):
-    """An .npz whose images header declares 1,000 images (their data cut short) beside 5 labels:
-    the counts are compared from the headers, before the images are inflated."""
+    """An .npz of 1,000 images beside 5 labels: the counts are compared from the headers, before the
+    images are inflated (a header that promises more than its member holds: bad_npz_claims_gigabytes)."""
     import io
     import zipfile
 
@@ -368,7 +368,7 @@ def bad_npz_declared_count(d):
     labels = io.BytesIO()
     np.save(labels, np.zeros(5, np.uint8))
     with zipfile.ZipFile(d / "short.npz", "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("images.npy", header.getvalue() + bytes(10))
+        archive.writestr("images.npy", header.getvalue() + bytes(1000 * 16))
         archive.writestr("labels.npy", labels.getvalue())
     return ["--train-images", d / "short.npz"]
 
@@ -438,7 +438,76 @@ def bad_float_scale(d):
     return ["--train-images", d / "x.npy", "--train-labels", d / "y.npy"]
 
 
+def _npy_header(shape, descr="|u1") -> bytes:
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": descr, "fortran_order": False, "shape": shape})
+    return header.getvalue()
+
+
+def bad_npy_header_cut_off(d):
+    import struct
+
+    text = b"{'descr': '|u1', 'fortran_order': False, 'shape': (1, 4, 4)"   # no closing brace
+    text += b" " * (117 - len(text)) + b"\n"
+    (d / "cut.npy").write_bytes(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text + bytes(16))
+    np.save(d / "y.npy", np.zeros(1, np.uint8))
+    return ["--train-images", d / "cut.npy", "--train-labels", d / "y.npy"]
+
+
+def bad_npy_claims_gigabytes(d):
+    (d / "claim.npy").write_bytes(_npy_header((10**7, 28, 28)) + bytes(3000))   # 7.8 GB promised, 3 KB held
+    np.save(d / "y.npy", np.zeros(10, np.uint8))
+    return ["--train-images", d / "claim.npy", "--train-labels", d / "y.npy"]
+
+
+def bad_npz_claims_gigabytes(d):
+    import zipfile
+
+    with zipfile.ZipFile(d / "claim.npz", "w") as archive:
+        archive.writestr("x_train.npy", _npy_header((10**8, 28, 28)) + bytes(500))
+        archive.writestr("y_train.npy", _npy_header((10**8,)) + bytes(500))
+    return ["--train-images", d / "claim.npz"]
+
+
+def _kaggle_gz(d) -> bytes:
+    rows = "\n".join(",".join(["label"] + [f"pixel{i}" for i in range(16)]) if i == 0 else
+                     ",".join(str((i * 7 + j) % 256) if j else str(i % 3) for j in range(17)) for i in range(400))
+    return gzip.compress(rows.encode())
+
+
+def bad_csv_gz_cut_off(d):
+    data = _kaggle_gz(d)
+    (d / "k.csv.gz").write_bytes(data[:len(data) // 2])
+    return ["--train-images", d / "k.csv.gz"]
+
+
+def bad_csv_gz_crc(d):
+    data = bytearray(_kaggle_gz(d))
+    data[-8] ^= 0xFF
+    (d / "k.csv.gz").write_bytes(bytes(data))
+    return ["--train-images", d / "k.csv.gz"]
+
+
+def _png_folder(d, names):
+    from PIL import Image
+
+    for name in names:
+        (d / "digits" / name).mkdir(parents=True)
+        Image.fromarray(np.zeros((4, 4), np.uint8)).save(d / "digits" / name / "a.png")
+    return ["--train-images", d / "digits"]
+
+
 @pytest.mark.parametrize("build, pattern", [
+    (bad_npy_header_cut_off, r"cut.npy: damaged .npy file \(\('EOF in multi-line statement"),
+    (bad_npy_claims_gigabytes, r"claim.npy: truncated: the header promises an array of shape \(10000000, 28, 28\) "
+                               r"\(7,840,000,000 bytes\), the file holds 3,000"),
+    (bad_npz_claims_gigabytes, r"claim.npz\[x_train\]: truncated: the header promises"),
+    (bad_csv_gz_cut_off, r"k.csv.gz: gzip stream is cut off"),     # not "interrupted", exit 130
+    (bad_csv_gz_crc, r"k.csv.gz: damaged compressed data \(CRC check failed"),
+    (lambda d: _png_folder(d, ["3", "99999999999999999999"]), r"class folder '99999999999999999999' is not an "
+                                                              r"integer label"),
+    (lambda d: _png_folder(d, ["3", " 7 "]), r"class folder ' 7 ' is not an integer label"),
+    (lambda d: _png_folder(d, ["07", "7"]), r"class folders '07' and '7' both name label 7"),
     (bad_ragged, r"r.csv: line 3 holds 4 values, expected 5"),
     (bad_long_row, r"r.csv: line 2 holds 6 values, expected 5"),
     (bad_text_pixel, r"t.csv: line 3, column 3: 'x' is not a number"),

@@ -165,7 +165,10 @@ def main(argv: list[str] | None = None, prog_name: str = "mnistlr") -> int:
     except _ClickException as exc:
         print_error(exc.format_message())
         return exc.exit_code
-    except typer.Abort:
+    except typer.Abort as exc:
+        if isinstance(exc.__cause__, EOFError):   # Click's Abort for an EOFError a reader let escape
+            print_error("an input ended early (a file cut short?) (check the input files, or copy them again)")
+            return 1
         print_error("interrupted")
         return 130
     except MemoryError:

@@ -150,9 +150,12 @@ def _has_keras_test(source: str | os.PathLike) -> bool:
 
 def _write_split(folder: Path, split: str, X: np.ndarray, y: np.ndarray) -> dict[str, dict]:
     """Write the split's two IDX files; returns their manifest entries."""
+    # the range is checked on the labels as given (once cast, an out-of-range label has wrapped)
+    if len(y) and (y.min() < -2**31 or y.max() >= 2**31):
+        bad = y[(y < -2**31) | (y >= 2**31)][0]
+        raise DataError(f"{split} label {int(bad)} is beyond the 32-bit range IDX stores",
+                        "relabel the classes with small integers, e.g. 0…n−1")
     y = y.astype(np.uint8) if y.dtype == np.uint8 else y.astype(np.int32)
-    if not np.array_equal(y, y.astype(np.int64)) or (len(y) and np.abs(y).max() >= 2**31):
-        raise DataError("labels beyond the 32-bit range cannot be stored as IDX")
     entries = {}
     for kind, array in (("images", X), ("labels", y)):
         key = f"{split}-{kind}"

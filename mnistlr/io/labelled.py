@@ -31,9 +31,12 @@ from __future__ import annotations
 import contextlib
 import gzip
 import io
+import math
 import os
+import re
 import sys
 import tempfile
+import tokenize
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -217,27 +220,57 @@ def _named_like_idx(name: str) -> bool:
     return lowered.endswith((".idx", "-ubyte", "-ubyte.gz")) or "idx1" in lowered or "idx3" in lowered
 
 
+# what NumPy raises on a damaged .npy header or stream (tokenize: a header cut off mid-dict)
+_NPY_ERRORS = (ValueError, EOFError, OSError, SyntaxError, TypeError, tokenize.TokenError)
+_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _first_line(exc: BaseException, most: int = 200) -> str:
+    """An exception's first line, at most *most* characters (a header can echo kilobytes)."""
+    text = (str(exc).splitlines() or [type(exc).__name__])[0]
+    return text if len(text) <= most else text[:most] + "…"
+
+
+def _check_claim(shape: tuple[int, ...], dtype: np.dtype, available: int, name: str) -> None:
+    """DataError when a header promises more bytes than the file holds (before NumPy allocates them)."""
+    need = math.prod(shape) * dtype.itemsize
+    if need > available:
+        raise DataError(f"{name}: truncated: the header promises an array of shape {tuple(shape)} "
+                        f"({need:,} bytes), the file holds {available:,}", "copy the file again")
+
+
 def _load_npy(data: bytes, name: str) -> np.ndarray:
     try:
+        stream = io.BytesIO(data)
+        reader = _HEADER_READERS.get(np.lib.format.read_magic(stream))
+        if reader is not None:      # a later .npy version: np.load's own checks
+            shape, _, dtype = reader(stream)
+            _check_claim(shape, dtype, len(data) - stream.tell(), name)
         return np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, EOFError, OSError) as exc:
-        raise DataError(f"{name}: damaged .npy file ({str(exc).splitlines()[0]})", "copy it again") from None
+    except DataError:
+        raise
+    except _NPY_ERRORS as exc:
+        raise DataError(f"{name}: damaged .npy file ({_first_line(exc)})", "copy it again") from None
 
 
-def _npz_shapes(archive) -> dict[str, tuple[int, ...] | None]:
-    """Each member's array shape from its .npy header, the data left unread (None: not an array)."""
+def _npz_shapes(archive, name: str) -> dict[str, tuple[int, ...] | None]:
+    """Each member's array shape from its .npy header, the data left unread (None: not an array);
+    a header promising more than its member holds is a DataError."""
     names = set(archive.zip.namelist())
-    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
     shapes: dict[str, tuple[int, ...] | None] = {}
     for key in archive.files:
-        with archive.zip.open(key + ".npy" if key + ".npy" in names else key) as member:
+        member_name = key + ".npy" if key + ".npy" in names else key
+        with archive.zip.open(member_name) as member:
             if member.read(len(np.lib.format.MAGIC_PREFIX)) != np.lib.format.MAGIC_PREFIX:
                 shapes[key] = None
                 continue
             member.seek(0)
-            reader = readers.get(np.lib.format.read_magic(member))
+            reader = _HEADER_READERS.get(np.lib.format.read_magic(member))
             if reader is not None:
-                shapes[key] = tuple(reader(member)[0])
+                shape, _, dtype = reader(member)
+                _check_claim(shape, dtype, archive.zip.getinfo(member_name).file_size - member.tell(),
+                             f"{name}[{key}]")
+                shapes[key] = tuple(shape)
                 continue
         shapes[key] = tuple(archive[key].shape)    # a later .npy version: read the array itself
     return shapes
@@ -264,7 +297,7 @@ def _read_npz(data: bytes, name: str, split: str) -> tuple[np.ndarray, np.ndarra
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as archive:
             keys = list(archive.files)
-            shapes = _npz_shapes(archive)
+            shapes = _npz_shapes(archive, name)
             pair = _npz_pair(keys, shapes, split)
             if pair is None:
                 raise DataError(f"{name}: holds arrays {', '.join(keys[:10]) or '(none)'}; none is a "
@@ -277,13 +310,16 @@ def _read_npz(data: bytes, name: str, split: str) -> tuple[np.ndarray, np.ndarra
             X, y = archive[pair[0]], archive[pair[1]]
     except DataError:
         raise   # a ValueError too, but it names what the file holds, not damage
-    except (zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError) as exc:
-        raise DataError(f"{name}: damaged .npz file ({str(exc).splitlines()[0]})", "copy it again") from None
+    except (zipfile.BadZipFile, zlib.error, *_NPY_ERRORS) as exc:
+        raise DataError(f"{name}: damaged .npz file ({_first_line(exc)})", "copy it again") from None
     where = f"{name}[{pair[0]}]"
     X, y = image_array(X, where), label_array(y, f"{name}[{pair[1]}]")
     if len(y) != len(X):
         raise _count_mismatch(name, pair, len(X), len(y))
     return X, y
+
+
+_FOLDER_LABEL = re.compile(r"-?[0-9]{1,10}")
 
 
 def read_folder(folder: Path) -> tuple[np.ndarray, np.ndarray | None]:
@@ -300,13 +336,17 @@ def read_folder(folder: Path) -> tuple[np.ndarray, np.ndarray | None]:
             raise DataError(f"{folder}: is a directory without class folders or image files",
                             "give the IDX file inside it, or class folders DIR/<label>/*.png") from None
         return _stack_images(found, folder), None
-    labelled = []
+    labelled, seen = [], {}
     for sub in classes:
-        try:
-            label = int(sub.name)
-        except ValueError:
-            raise DataError(f"{sub}: class folder '{sub.name}' is not an integer label",
-                            "name each class folder by its label: DIR/0/, DIR/1/, …") from None
+        # ASCII digits (int() also takes ' 7 ', '٣' and '1_0'), within the 32 bits labels are stored in
+        if not _FOLDER_LABEL.fullmatch(sub.name) or not -2**31 <= int(sub.name) < 2**31:
+            raise DataError(f"{sub}: class folder '{sub.name}' is not an integer label (−2³¹ to 2³¹−1)",
+                            "name each class folder by its label: DIR/0/, DIR/1/, …")
+        label = int(sub.name)
+        if label in seen:
+            raise DataError(f"{folder}: class folders '{seen[label]}' and '{sub.name}' both name label {label}",
+                            "keep one folder per label")
+        seen[label] = sub.name
         labelled.append((label, sub))
     labelled.sort()
     files = [(label, path) for label, sub in labelled for path in images.image_files_in(sub)]

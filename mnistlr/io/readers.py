@@ -315,8 +315,10 @@ def _next_lines(text: IO[str], k: int, lineno: int, name: str,
         raise DataError(f"{name}: line {lineno + 1} is not UTF-8 text") from None
     except EOFError:
         raise DataError(f"{name}: gzip stream is cut off (incomplete file?)", "copy it again") from None
-    except (OSError, zlib.error) as exc:
-        raise DataError(f"{name}: cannot read: {exc}") from None
+    except (gzip.BadGzipFile, zlib.error) as exc:
+        raise DataError(f"{name}: damaged compressed data ({exc})", "copy it again") from None
+    except OSError as exc:
+        raise DataError(f"{name}: cannot read: {exc.strerror or exc}", "check the file and the disk") from None
     return lines, numbers, lineno
 
 

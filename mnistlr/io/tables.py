@@ -78,8 +78,10 @@ def read_csv(name: str, reopen: Reopen, head: bytes) -> tuple[np.ndarray, np.nda
     if pandas is not None:
         try:
             return _pandas_csv(reopen, delimiter, header, label, side)
-        except (ValueError, OverflowError):
-            pass  # the streaming reader names the line and the problem, or reads what pandas cannot
+        except (ValueError, OverflowError, EOFError, OSError):
+            # the streaming reader names the line and the problem (a bad cell, a gzip stream cut
+            # off or damaged: pandas lets gzip's EOFError escape), or reads what pandas cannot
+            pass
     source = CsvSource(name, reopen, (delimiter, header, False), (side, side), label)
     return _gather(source.batches(CHUNK_ROWS), side)
 
