@@ -252,6 +252,30 @@ def test_stdin_errors_name_stdin(tmp_path, spool):
         read_labelled("-", stdin=Piped(b"1,2,3,4,5\n1,2,3\n"))
 
 
+class Endless(io.RawIOBase):
+    """/dev/zero or /dev/urandom on standard input: bytes without end; counts what was read."""
+
+    def __init__(self, byte: int | None):
+        self.byte, self.read_bytes = byte, 0
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        n = len(buffer)
+        buffer[:n] = bytes([self.byte]) * n if self.byte is not None else np.random.default_rng(self.read_bytes).bytes(n)
+        self.read_bytes += n
+        return n
+
+
+@pytest.mark.parametrize("byte", [0, None])
+def test_endless_garbage_on_stdin_stops_at_its_first_block(spool, byte):
+    stream = Endless(byte)
+    with pytest.raises(DataError, match=r"^<stdin>: unrecognised content \(first bytes"):
+        read_labelled("-", stdin=stream)
+    assert stream.read_bytes <= 16 << 20     # one block, not the 4 GiB cap
+
+
 def test_other_image_sizes_and_label_column_by_name(tmp_path):
     rng = np.random.default_rng(0)
     X = rng.integers(0, 256, (40, 12, 12), dtype=np.uint8)

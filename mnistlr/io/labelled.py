@@ -48,7 +48,7 @@ import numpy as np
 from mnistlr.errors import DataError, UsageError
 from mnistlr.io import cache, images, tables
 from mnistlr.io.idx import read_idx
-from mnistlr.io.inputs import MAX_STREAM_BYTES, STDIN, content_of, detect, read_capped
+from mnistlr.io.inputs import MAX_STREAM_BYTES, STDIN, content_of, detect, read_capped, sniff
 from mnistlr.io.labels import LABEL_VALUES_HINT, integer_labels
 from mnistlr.io.pixels import PIXELS_HINT, raw_pixels
 from mnistlr.io.readers import Reopen
@@ -139,9 +139,14 @@ def _spooled(source: str | os.PathLike, stdin: IO[bytes] | None) -> Iterator[Pat
 
 
 def _copy_capped(stream: IO[bytes], copy: IO[bytes]) -> None:
-    """Copy *stream* to *copy* a block at a time; a DataError when it is empty or over MAX_STDIN_BYTES."""
+    """Copy *stream* to *copy* a block at a time; a DataError when it is empty, over MAX_STDIN_BYTES,
+    or when its first block is no format at all (/dev/zero or /dev/urandom: stop there, not after
+    copying gigabytes)."""
     total = 0
     while block := _read_block(stream):
+        if not total and sniff(block) == "unknown":
+            raise DataError(f"{STDIN_NAME}: unrecognised content (first bytes {block[:4].hex(' ')})",
+                            f"give {FORMATS}")
         total += len(block)
         if total > MAX_STDIN_BYTES:
             raise DataError(f"{STDIN_NAME}: more than {MAX_STDIN_BYTES >> 20:,} MiB of data on standard input",
