@@ -28,7 +28,7 @@ import numpy as np
 from mnistlr.errors import DataError, MnistlrError, OutputClosed, UsageError
 from mnistlr.io.atomic import atomic_write, check_output
 from mnistlr.io.inputs import open_inputs, total_count
-from mnistlr.io.readers import Batch, Source
+from mnistlr.io.readers import Source
 from mnistlr.learn.model import LinearModel
 
 FORMATS = ("csv", "tsv", "jsonl", "kaggle")

@@ -10,7 +10,16 @@ from typing import Annotated, Any
 import typer
 
 from mnistlr.cli import options as o
-from mnistlr.cli.base import DataDirOpt, DatasetOpt, JsonOpt, QuietOpt, SeedOpt, choices, command, print_note
+from mnistlr.cli.base import (
+    DataDirOpt,
+    DatasetOpt,
+    JsonOpt,
+    QuietOpt,
+    SeedOpt,
+    choices,
+    command,
+    print_note,
+)
 from mnistlr.cli.tables import format_param, format_value
 from mnistlr.learn.options import TrainOptions
 from mnistlr.tuning.runner import BACKENDS
