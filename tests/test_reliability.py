@@ -423,7 +423,7 @@ MODEL_CASES = [
     ]
 ] + [
     Case("evaluate-28x28-model-on-8x8", "evaluate {i}/m28.joblib --images {i}/img8.gz --labels {i}/lab8.gz",
-         1, r"input images are 8×8 but the model expects 28×28", r"images of the shape the model"),
+         1, r"img8.gz: input images are 8×8 but the model expects 28×28", r"images of the shape the model"),
     Case("predict-28x28-model-on-8x8", "predict {i}/m28.joblib {i}/img8.gz -o {w}/pred.csv",
          1, r"images are 8×8 but the model expects 28×28", r"images of the shape the model"),
 ]

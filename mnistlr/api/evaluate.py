@@ -46,7 +46,7 @@ def select_model_classes(images, labels, classes, only_model_classes: bool) -> t
     if n_out and not only_model_classes:
         extra = ", ".join(map(str, np.unique(labels[~known]).tolist()))
         names = ", ".join(map(str, classes.tolist()))
-        raise DataError(f"{n_out:,} images have labels ({extra}) the model does not know "
+        raise DataError(f"{n_out:,} image{' has' if n_out == 1 else 's have'} labels ({extra}) the model does not know "
                         f"(its classes: {names})",
                         f"add `only_model_classes` to evaluate on the images labelled {names} only")
     if n_out:
@@ -72,7 +72,11 @@ def evaluate(model_path: Path, *, dataset: str | None = None, split: str | None 
         check_directory(plot_dir)
     model = load_model(model_path)
     X, y, source = load_eval_data(model, dataset, split, images, labels, data_dir)
-    report, (y, P) = score_report(model, X, y, source, str(model_path), only_model_classes, top)
+    try:
+        report, (y, P) = score_report(model, X, y, source, str(model_path), only_model_classes, top)
+    except DataError as exc:   # the images' shape or labels against the model's: name the data
+        where = str(images) if images is not None else f"dataset '{source['dataset']}'"
+        raise DataError(f"{where}: {exc.message}", exc.hint) from None
     if plot_dir is not None:
         read = [model_path] + ([images, labels] if images is not None else [])
         report["figures"] = write_figures(model, report, y, P, Path(plot_dir), read)
