@@ -120,6 +120,13 @@ def test_single_class_and_mismatched_counts():
         prepare(images, labels[:-1], TrainOptions())
 
 
+def test_labels_that_are_ids_are_refused_before_training():
+    images = np.zeros((3000, 4, 4), np.uint8)
+    with pytest.raises(TrainingError, match="the labels name 3,000 classes for 3,000 images.*IDs rather than"):
+        prepare(images, np.arange(3000), TrainOptions())
+    prepare(np.zeros((2002, 4, 4), np.uint8), np.arange(2002) % 1001, TrainOptions())   # two images a class: fine
+
+
 def test_in_background_gives_the_result_or_the_error():
     from mnistlr.learn.kernels.threads import in_background
 

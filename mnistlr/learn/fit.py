@@ -80,6 +80,10 @@ def _no_hold_out(options: TrainOptions, labels) -> UsageError:
                       f"and {why}", "give `per_class=2` or more, or more training images")
 
 
+# Above this many classes, fewer than two images a class is taken for labels that are IDs.
+MANY_CLASSES = 1000
+
+
 def prepare(images, labels, options: TrainOptions) -> Prepared:
     """Check and subset the data, then split a stratified hold-out (seeded)."""
     import numpy as np
@@ -102,6 +106,11 @@ def prepare(images, labels, options: TrainOptions) -> Prepared:
     if len(classes) < 2:
         raise TrainingError(f"the training data holds a single class ({classes.tolist()})",
                             "a classifier needs at least two classes; check `classes` and the labels file")
+    if len(classes) > MANY_CLASSES and 2 * len(classes) > len(labels):
+        # a pass costs n·k·d: one class per image (IDs given as labels) grows with n², for hours
+        raise TrainingError(f"the labels name {len(classes):,} classes for {len(labels):,} images, fewer than "
+                            "two images a class: are they IDs rather than classes?",
+                            "give the class labels file, or keep a few classes (`classes`)")
     n_val = _n_val(options, len(labels))
     train_idx, val_idx = stratified_split(labels, n_val, rng)
     if n_val and not len(val_idx):
