@@ -106,11 +106,14 @@ def test_npy_csv_and_idx_give_the_same_labels(sample, trained, tmp_path, cli):
     header = "label," + ",".join(f"pixel{i}" for i in range(784))
     body = "\n".join(f"{label}," + ",".join(map(str, row)) for label, row in zip(y, X.reshape(len(X), -1), strict=True))
     (tmp_path / "train.csv").write_text(header + "\n" + body + "\n")
-    names = ["t.idx.gz", "u8.npy", "unit.npy", "train.csv"]
+    # every cell quoted, as pandas' QUOTE_ALL and spreadsheets write them (train reads them too)
+    quoted = "\n".join(",".join(f'"{cell}"' for cell in line.split(",")) for line in [header, *body.split("\n")])
+    (tmp_path / "quoted.csv").write_text(quoted + "\n")
+    names = ["t.idx.gz", "u8.npy", "unit.npy", "train.csv", "quoted.csv"]
     result = cli("predict", path, *[tmp_path / n for n in names], "--batch-size", "300")
     assert result.code == 0, result.err
     table = rows(result.out)
-    assert list(table[0]) == ["source", "index", "label"] and len(table) == 4 * len(X)
+    assert list(table[0]) == ["source", "index", "label"] and len(table) == len(names) * len(X)
     expected = model.predict(X)
     for name in names:
         mine = [r for r in table if r["source"].endswith(name)]

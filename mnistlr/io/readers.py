@@ -335,11 +335,13 @@ def _parse_lines(lines: list[str], numbers: list[int], delimiter: str | None, n_
                         "(rows must all have the same length)")
     for dtype in (np.int64, np.float64):
         try:
-            return np.loadtxt(lines, delimiter=delimiter, dtype=dtype, comments=None, ndmin=2)
+            # quotechar: cells quoted as a spreadsheet or pandas' QUOTE_ALL writes them ("7","0",…)
+            return np.loadtxt(lines, delimiter=delimiter, dtype=dtype, comments=None, ndmin=2, quotechar='"')
         except ValueError:
             continue
     for line, number in zip(lines, numbers, strict=True):
         for column, cell in enumerate(line.split(delimiter), 1):
+            cell = cell.strip().removeprefix('"').removesuffix('"')
             if not _is_number(cell):
                 text = cell.strip()
                 what = f"'{text[:20]}' is not a number" if text else "the cell is empty"
