@@ -677,3 +677,20 @@ def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path, which):
         reader.join(timeout=10)
     assert not waited
     assert raised and "pipe: is a device, FIFO or socket" in raised[0] and "'-'" in raised[0]
+
+
+@pytest.mark.parametrize("labels, error", [(np.array([3.0, 8.0, 3.0, 8.0]), None),
+                                           (np.array([3.0, 8.5, 3.0, 8.0]), r"row 1: label 8.5 is not an integer"),
+                                           (np.array(["3", "8", "3", "8"]), r"holds string values, not integers")])
+def test_parquet_float_labels_that_are_whole_numbers_read_as_from_csv(tmp_path, labels, error):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    X = np.arange(4 * 16, dtype=np.uint8).reshape(4, 16)
+    pq.write_table(pa.table({f"pixel{i}": X[:, i] for i in range(16)} | {"label": pa.array(labels)}), tmp_path / "p.parquet")
+    if error is None:
+        X_r, y_r = read_labelled(tmp_path / "p.parquet")
+        assert y_r.tolist() == [3, 8, 3, 8]
+        np.testing.assert_array_equal(X_r.reshape(4, 16), X)
+    else:
+        with pytest.raises(DataError, match=error):
+            read_labelled(tmp_path / "p.parquet")

@@ -224,7 +224,9 @@ def _pixel_block(batch: Any, columns: list[str], name: str, offset: int) -> np.n
 def _label_values(column: Any, name: str, offset: int) -> np.ndarray:
     import pyarrow as pa
 
-    if not pa.types.is_integer(column.type) or column.null_count:
+    # integers, or floats that are whole numbers (7.0), as from CSV and .npy
+    numeric = pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
+    if not numeric or column.null_count:
         raise DataError(f"{name}: the label column holds {column.type} values"
                         f"{' and nulls' if column.null_count else ''}, not integers", LABEL_VALUES_HINT)
     y = column.to_numpy()
