@@ -94,3 +94,13 @@ def test_check_pixels_names_the_image_and_the_problem(values, top, message):
     with pytest.raises(DataError, match=message) as info:
         check_pixels(np.array(values), lambda i: f"image {i}", top)
     assert "image 0" in str(info.value)
+
+
+def test_a_damaged_npy_header_is_not_echoed_whole():
+    import struct
+
+    text = b"{'descr': '|u1', 'fortran_order': False, 'shape': (1, 2, 2), 'x': " + b"9" * 8000 + b"+}\n"
+    data = b"\x93NUMPY\x02\x00" + struct.pack("<I", len(text)) + text + bytes(4)
+    with pytest.raises(DataError, match="damaged .npy header") as info:
+        npy_header(data, "x.npy")
+    assert len(info.value.message) < 300

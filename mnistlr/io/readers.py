@@ -135,7 +135,9 @@ def npy_header(head: bytes, name: str) -> tuple[np.dtype, tuple[int, ...], bool,
         read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
         shape, fortran, dtype = read(bio)
     except (ValueError, EOFError, SyntaxError, TypeError, tokenize.TokenError) as exc:
-        raise DataError(f"{name}: damaged .npy header ({exc})", "copy the file again") from None
+        text = str(exc)   # NumPy echoes the header, up to kilobytes: a line stays readable
+        raise DataError(f"{name}: damaged .npy header ({text if len(text) <= 200 else text[:200] + '…'})",
+                        "copy the file again") from None
     if dtype.kind not in "uif" or dtype.fields is not None:
         raise DataError(f"{name}: holds {dtype} values, not pixels", PIXELS_HINT)
     if len(shape) == 1:
