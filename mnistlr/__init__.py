@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mnistlr.errors import (
+    ConvergenceWarning,
     DataError,
     InputTypeError,
     MissingExtraError,
@@ -28,6 +29,7 @@ from mnistlr.errors import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "ConvergenceWarning",
     "DataError",
     "InputTypeError",
     "MissingExtraError",

@@ -104,6 +104,11 @@ class TrainingError(MnistlrError, ValueError):
     """Training could not proceed (divergence, degenerate data)."""
 
 
+class ConvergenceWarning(UserWarning):
+    """A warning, not an error: L-BFGS stopped at max_iter before its tolerance was met (the model is
+    usable; more iterations or scaled inputs would bring it closer to the optimum)."""
+
+
 class MissingExtraError(MnistlrError, ImportError):
     """An optional dependency (an extra) is not installed."""
 

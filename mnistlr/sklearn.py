@@ -78,7 +78,7 @@ class _LinearClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any) -> _LinearClassifier:
         """Fit on X (n_samples, n_features) and labels y (n_samples,)."""
-        from mnistlr.learn.fit import fit_model
+        from mnistlr.learn.fit import capped_fit_note, fit_model
 
         options = self._options()
         options.validate()
@@ -89,9 +89,9 @@ class _LinearClassifier(ClassifierMixin, BaseEstimator):
             raise TrainingError(f"{type(self).__name__} needs at least 2 classes; the data holds 1 class "
                                 f"({np.asarray(classes[0]).item()!r})", "give samples of two or more classes")
         model = fit_model(X.reshape(len(X), 1, -1), codes.astype(np.int64), options)
-        if model.meta.get("stop_reason") == "max_iter":   # as scikit-learn's own solvers warn
-            warnings.warn(f"L-BFGS reached max_iter={options.max_iter} before tol={options.tol:g} was met; "
-                          "increase max_iter, or scale the features", ConvergenceWarning, stacklevel=2)
+        note = capped_fit_note(model, options)
+        if note:   # as scikit-learn's own solvers warn
+            warnings.warn(note, ConvergenceWarning, stacklevel=2)
         return self._fitted(model, classes)
 
     @classmethod

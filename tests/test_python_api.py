@@ -178,6 +178,18 @@ def test_bad_input_gives_the_projects_error(sample, call, error, words):
     assert words in str(info.value) and "\n" not in str(info.value)
 
 
+def test_an_iteration_cap_is_a_convergence_warning_and_a_converged_fit_is_quiet(sample):
+    import warnings
+
+    X, y, _, _ = sample
+    with pytest.warns(mnistlr.ConvergenceWarning, match="reached max_iter=3 before tol=0.001"):
+        capped = mnistlr.train(X[:300], y[:300], max_iter=3)
+    assert capped.meta["stop_reason"] == "max_iter"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert mnistlr.train(X[:300], y[:300]).meta["stop_reason"] == "converged"
+
+
 def test_numpy_numbers_are_options_like_python_ones(sample):
     X, y, _, _ = sample
     given = mnistlr.train(X[:200], y[:200], solver="gd", epochs=np.int64(3), seed=np.int64(4), l2=np.float32(1e-3),

@@ -12,13 +12,20 @@ import dataclasses
 import difflib
 import math
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mnistlr.errors import DataError, InputTypeError, UnknownOptionError, UsageError
+from mnistlr.errors import (
+    ConvergenceWarning,
+    DataError,
+    InputTypeError,
+    UnknownOptionError,
+    UsageError,
+)
 from mnistlr.learn.model import LinearModel
 from mnistlr.learn.options import TrainOptions, is_whole
 
@@ -221,7 +228,7 @@ def train(X: Any, y: Any, *, model: str = "softmax", image_shape: Sequence[int] 
     `mnistlr.learn.options.TrainOptions`). image_shape: for (n, d) rows that are not square.
     The same data and options as `mnistlr train` give identical weights.
     """
-    from mnistlr.learn.fit import fit_model
+    from mnistlr.learn.fit import capped_fit_note, fit_model
 
     _check_keywords(options)
     settings = TrainOptions(model=model, **options)
@@ -229,7 +236,11 @@ def train(X: Any, y: Any, *, model: str = "softmax", image_shape: Sequence[int] 
     X = _numbers(X, "X")
     y = _labels(y, len(X))
     images = as_images(X, image_shape, pixels=settings.preprocess != "none")
-    return Model(fit_model(images, y, settings))
+    fitted = fit_model(images, y, settings)
+    note = capped_fit_note(fitted, settings)
+    if note:
+        warnings.warn(note, ConvergenceWarning, stacklevel=2)
+    return Model(fitted)
 
 
 def load(path: str | os.PathLike) -> Model:

@@ -123,6 +123,14 @@ def prepare(images, labels, options: TrainOptions) -> Prepared:
     return Prepared(flat[train_idx], labels[train_idx], flat[val_idx], labels[val_idx], classes, shape)
 
 
+def capped_fit_note(model, options: TrainOptions) -> str | None:
+    """What to warn of when L-BFGS stopped at max_iter before tol was met (else None)."""
+    if model.meta.get("stop_reason") != "max_iter":
+        return None
+    return (f"L-BFGS reached max_iter={options.max_iter} before tol={options.tol:g} was met; "
+            "increase max_iter, or scale the inputs")
+
+
 def _check_range(images) -> None:
     """DataError unless float inputs are finite and within float32's range (kernels, class means and
     the model's weights are float32)."""
