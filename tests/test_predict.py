@@ -561,3 +561,44 @@ def test_numba_still_compiles_dot_products_after_the_blas_probe_was_skipped():
             "assert np.array_equal(mat(A, A.T), A @ A.T)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def _parquet(path, X, y, flat):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    from PIL import Image
+
+    if flat:
+        columns = {f"pixel{i}": X.reshape(len(X), -1)[:, i] for i in range(X[0].size)}
+    else:
+        def png(x):
+            buffer = io.BytesIO()
+            Image.fromarray(x).save(buffer, format="PNG")
+            return buffer.getvalue()
+        columns = {"image": pa.array([{"bytes": png(x), "path": f"{i}.png"} for i, x in enumerate(X)])}
+    pq.write_table(pa.table(columns | {"label": pa.array(y.astype(np.int64))}), path, row_group_size=64)
+    return path
+
+
+@pytest.mark.parametrize("flat", [False, True], ids=["hugging-face", "pixel-columns"])
+def test_parquet_predicts_as_the_same_images_do_in_any_batch(sample, trained, tmp_path, cli, flat):
+    import gzip
+
+    model, path = trained
+    _, _, X, y = sample
+    X, y = X[:150], y[:150]
+    parquet = _parquet(tmp_path / "t.parquet", X, y, flat)
+    (tmp_path / "t.parquet.gz").write_bytes(gzip.compress(parquet.read_bytes()))
+    expected = model.predict(X).tolist()
+    for args in ([parquet], [parquet, "--batch-size", "7"], [tmp_path / "t.parquet.gz"]):
+        result = cli("predict", path, *args)
+        assert result.code == 0, result.err
+        assert labels_of(result.out).tolist() == expected and [int(r["index"]) for r in rows(result.out)] == list(range(150))
+    assert cli("predict", path, parquet, "--proba").code == 0
+
+
+def test_parquet_of_another_image_size_is_the_models_shape_error(trained, tmp_path, cli):
+    _, path = trained
+    parquet = _parquet(tmp_path / "small.parquet", np.zeros((5, 8, 8), np.uint8), np.zeros(5), flat=True)
+    result = cli("predict", path, parquet)
+    assert result.code == 1 and "small.parquet" in result.err and "8×8" in result.err and "28×28" in result.err

@@ -8,8 +8,10 @@ Recognised inputs (``open_inputs``):
 - CSV (comma, tab, semicolon or blank separated; optional header line; an optional
   leading label column, recognised by rows holding rows·cols + 1 values, as in the
   Kaggle "digit recognizer" files), raw or gzip;
+- Parquet (the Hugging Face layout, or a column per pixel; `mnistlr.io.tables.ParquetSource`),
+  raw or gzip, a record batch at a time (the labels left unread);
 - image files (PNG, JPEG, ...; see `mnistlr.io.images`) and folders of image files;
-- ``-``: standard input (IDX, npy or CSV, raw or gzip; or one image).
+- ``-``: standard input (IDX, npy, npz, CSV or Parquet, raw or gzip; or one image).
 
 Pixel values follow the one rule of `mnistlr.io.pixels`: integers (and CSV cells without a
 decimal point) are raw pixels 0–255; floats are on the [0, 1] scale when all lie in [0, 1],
@@ -175,7 +177,7 @@ def _content_source(name: str, kind: str, head: bytes, reopen: Reopen,
     if kind == "csv":
         return CsvSource(name, reopen, csv_layout(head, name, image_shape), image_shape)
     raise DataError(f"{name}: unrecognised content (first bytes {head[:4].hex(' ')})",
-                    "give an IDX, .npy/.npz, CSV or image file")
+                    "give an IDX, .npy/.npz, CSV, Parquet or image file")
 
 
 def _npz_source(name: str, file: Path | IO[bytes]) -> Source:
@@ -213,6 +215,13 @@ def _open_path(path: Path, image_shape: tuple[int, int]) -> Source | tuple[str, 
         return name, path
     if kind == "npz" and not compressed:
         return _npz_source(name, path)
+    if kind == "parquet":
+        from mnistlr.io.tables import ParquetSource
+
+        if not compressed:
+            return ParquetSource(name, path)
+        with _file_content(path, True)() as content:   # read from its end: inflated into memory
+            return ParquetSource(name, io.BytesIO(read_capped(content, MAX_STREAM_BYTES, name, "a Parquet file")))
     size = None if compressed else path.stat().st_size
     return _content_source(name, kind, head, _file_content(path, compressed), image_shape, size)
 
@@ -226,6 +235,10 @@ def _open_stream(stream: IO[bytes], name: str, image_shape: tuple[int, int]) -> 
         return name, read_capped(content, MAX_IMAGE_BYTES, name, "an image file")
     if kind == "npz":
         return _npz_source(name, io.BytesIO(read_capped(content, MAX_STREAM_BYTES, name, "an .npz file")))
+    if kind == "parquet":   # Parquet is read from its end: held in memory, as an .npz is
+        from mnistlr.io.tables import ParquetSource
+
+        return ParquetSource(name, io.BytesIO(read_capped(content, MAX_STREAM_BYTES, name, "a Parquet file")))
     used = []
 
     @contextlib.contextmanager

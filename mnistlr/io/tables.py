@@ -26,7 +26,7 @@ import numpy as np
 from mnistlr.errors import DataError, MissingExtraError
 from mnistlr.io.labels import LABEL_VALUES_HINT, integer_labels
 from mnistlr.io.pixels import raw_pixels
-from mnistlr.io.readers import CsvSource, Reopen, csv_first_line, is_header
+from mnistlr.io.readers import Batch, CsvSource, Reopen, Source, csv_first_line, is_header
 
 LABEL_NAMES = ("label", "class", "y", "target")
 CHUNK_ROWS = 4096
@@ -147,9 +147,49 @@ def _pyarrow() -> Any:
 
 def read_parquet(name: str, file: str | Path | IO[bytes]) -> tuple[np.ndarray, np.ndarray | None]:
     """Images uint8 (n, rows, cols) and labels int64 (n,) or None of a Parquet file."""
+    images, labels = [], []
+    for X, y in _parquet_blocks(name, _parquet_layout(name, file), CHUNK_ROWS):
+        images.append(X)
+        if y is not None:
+            labels.append(y)
+    if not images or not sum(map(len, images)):
+        raise DataError(f"{name}: holds no rows", PARQUET_HINT)
+    return _consistent(images, name), (np.concatenate(labels) if labels else None)
+
+
+class ParquetSource(Source):
+    """The images of a Parquet file for `predict`, a record batch at a time (as `read_parquet`
+    reads them; the labels, if any, are left unread)."""
+
+    def __init__(self, name: str, file: str | Path | IO[bytes]):
+        self._file = file
+        layout = _parquet_layout(name, file)
+        first = next(_parquet_blocks(name, layout, 1, labels=False), None)   # row 0: the image shape
+        if first is None:
+            raise DataError(f"{name}: holds no rows", PARQUET_HINT)
+        super().__init__(name, "parquet", first[0].shape[1:], layout[0].metadata.num_rows)
+
+    def batches(self, batch_size: int) -> Iterator[Batch]:
+        start = 0
+        for X, _ in _parquet_blocks(self.name, _parquet_layout(self.name, self._file), batch_size, labels=False):
+            if X.shape[1:] != self.shape:
+                raise DataError(f"{self.name}: row {start}: images of different sizes "
+                                f"({_dims(X.shape[1:])} after {_dims(self.shape)})", "resize them to one size first")
+            yield Batch(X, start)
+            start += len(X)
+
+
+def _dims(shape: tuple[int, ...]) -> str:
+    return "×".join(map(str, shape))
+
+
+def _parquet_layout(name: str, file: str | Path | IO[bytes]) -> tuple[Any, str | None, list[str], str | None]:
+    """(the ParquetFile, its image column or None, its pixel columns, its label column or None)."""
     pq = _pyarrow()
     import pyarrow as pa
 
+    if hasattr(file, "seek"):
+        file.seek(0)
     try:
         table = pq.ParquetFile(file)
     except (pa.ArrowException, OSError) as exc:
@@ -165,21 +205,27 @@ def read_parquet(name: str, file: str | Path | IO[bytes]) -> tuple[np.ndarray, n
     if image is None and not pixel_columns:
         raise DataError(f"{name}: no image column (image bytes) and no pixel columns among "
                         f"{', '.join(names[:8])}", PARQUET_HINT)
-    images, labels = [], []
+    return table, image, pixel_columns, (names[label] if label is not None else None)
+
+
+def _parquet_blocks(name: str, layout: tuple, batch_size: int,
+                    labels: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    """(images uint8 (k, rows, cols), labels (k,) or None) a record batch of *batch_size* rows at a time."""
+    import pyarrow as pa
+
+    table, image, pixel_columns, label = layout
+    offset = 0
     try:
-        for batch in table.iter_batches(batch_size=CHUNK_ROWS):
-            offset = sum(map(len, images))
+        for batch in table.iter_batches(batch_size=batch_size):
             if image is not None:
-                images.append(_decode_column(batch.column(image), name, offset))
+                X = _decode_column(batch.column(image), name, offset)
             else:
-                images.append(_pixel_block(batch, pixel_columns, name, offset))
-            if label is not None:
-                labels.append(_label_values(batch.column(names[label]), name, offset))
+                X = _pixel_block(batch, pixel_columns, name, offset)
+            y = _label_values(batch.column(label), name, offset) if labels and label is not None else None
+            offset += len(X)
+            yield X, y
     except pa.ArrowException as exc:
         raise DataError(f"{name}: damaged Parquet data ({str(exc).splitlines()[0]})", PARQUET_HINT) from None
-    if not images or not sum(map(len, images)):
-        raise DataError(f"{name}: holds no rows", PARQUET_HINT)
-    return _consistent(images, name), (np.concatenate(labels) if label is not None else None)
 
 
 def _is_encoded(kind: Any) -> bool:
