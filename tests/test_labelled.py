@@ -694,3 +694,14 @@ def test_parquet_float_labels_that_are_whole_numbers_read_as_from_csv(tmp_path, 
     else:
         with pytest.raises(DataError, match=error):
             read_labelled(tmp_path / "p.parquet")
+
+
+def test_labels_given_for_a_source_that_holds_its_own_are_a_usage_error(tmp_path):
+    from mnistlr.errors import UsageError
+
+    X = np.zeros((6, 4, 4), np.uint8)
+    np.savez(tmp_path / "keras.npz", x_train=X, y_train=np.arange(6) % 2)
+    np.save(tmp_path / "other.npy", np.ones(6, np.uint8))
+    with pytest.raises(UsageError, match="keras.npz holds its own labels, and other.npy is given as labels too"):
+        read_labelled(tmp_path / "keras.npz", tmp_path / "other.npy")
+    assert read_labelled(tmp_path / "keras.npz")[1].tolist() == [0, 1, 0, 1, 0, 1]

@@ -82,6 +82,9 @@ def read_labelled(source: str | os.PathLike, labels: str | os.PathLike | None = 
         X, y = _read_source(path, split, None if cache_dir is None or name == STDIN_NAME else Path(cache_dir),
                             name)
     if labels is not None:
+        if y is not None:   # two sources of truth: one would be dropped without a word
+            raise UsageError(f"{Path(name).name} holds its own labels, and {Path(labels).name} is given as "
+                             "labels too", "drop the labels file, or give images that hold no labels")
         y = read_label_file(labels, stdin)
         if len(y) != len(X):
             raise DataError(f"{Path(name).name} holds {len(X):,} images but {Path(labels).name} holds "
