@@ -45,7 +45,7 @@ _CODE_OF = {(dt.kind, dt.itemsize): code for code, dt in IDX_TYPES.items()}
 NOT_IDX_HINT = "give an IDX file (e.g. from 'mnistlr fetch'), or copy it again if it is damaged"
 
 
-def _dims_text(dims: tuple[int, ...]) -> str:
+def dims_text(dims: tuple[int, ...]) -> str:
     return "×".join(str(d) for d in dims)
 
 
@@ -71,7 +71,7 @@ def _check_header(view: memoryview, name: str) -> tuple[np.dtype, tuple[int, ...
                         f"file holds {size:,}", "fetch or copy it again")
     dims = tuple(int(d) for d in np.frombuffer(view, ">u4", count=ndim, offset=4))
     if 0 in dims:
-        raise DataError(f"{name}: IDX header declares a dimension of size 0 ({_dims_text(dims)})",
+        raise DataError(f"{name}: IDX header declares a dimension of size 0 ({dims_text(dims)})",
                         NOT_IDX_HINT)
     return IDX_TYPES[code], dims, header_len
 
@@ -100,8 +100,8 @@ def _check_payload(payload: int, dtype: np.dtype, dims: tuple[int, ...], header_
                    more: bool = False) -> None:
     """DataError unless *payload* bytes (more: at least that many) are what the header promises."""
     expected = _count(dims) * dtype.itemsize
-    what = (f"{_dims_text(dims)} bytes" if dtype.itemsize == 1
-            else f"{_dims_text(dims)} values of {dtype.itemsize} bytes ({expected:,} bytes)")
+    what = (f"{dims_text(dims)} bytes" if dtype.itemsize == 1
+            else f"{dims_text(dims)} values of {dtype.itemsize} bytes ({expected:,} bytes)")
     if payload < expected:
         raise DataError(f"{name}: truncated: header promises {what}, "
                         f"file holds {payload:,} after the {header_len}-byte header",
@@ -266,7 +266,7 @@ def read_images(path: str | os.PathLike, cache: bool = False) -> np.ndarray:
         raise DataError(f"{path.name}: holds {array.shape[0]:,} labels (a 1-D IDX file), "
                         "not images", "pass it as the labels file")
     if array.ndim != 3:
-        raise DataError(f"{path.name}: holds an array of shape {_dims_text(array.shape)}; "
+        raise DataError(f"{path.name}: holds an array of shape {dims_text(array.shape)}; "
                         "images need 3 dimensions (n, rows, cols)", "give an IDX images file")
     if array.dtype != np.uint8:
         raise DataError(f"{path.name}: holds {array.dtype} values; images must be "
@@ -280,7 +280,7 @@ def read_labels(path: str | os.PathLike, cache: bool = False) -> np.ndarray:
     array = read_idx(path, cache=cache)
     if array.ndim != 1:
         what = ("images" if array.ndim == 3
-                else f"an array of shape {_dims_text(array.shape)}")
+                else f"an array of shape {dims_text(array.shape)}")
         raise DataError(f"{path.name}: holds {what}, not labels (labels are a 1-D IDX file)",
                         "pass it as the images file" if array.ndim == 3 else "give an IDX labels file")
     if array.dtype.kind not in "iu":

@@ -221,9 +221,15 @@ def _open_path(path: Path, image_shape: tuple[int, int]) -> Source | tuple[str, 
         if not compressed:
             return ParquetSource(name, path)
         with _file_content(path, True)() as content:   # read from its end: inflated into memory
-            return ParquetSource(name, io.BytesIO(read_capped(content, MAX_STREAM_BYTES, name, "a Parquet file")))
+            return ParquetSource(name, _in_memory(content, name, "a Parquet file"))
     size = None if compressed else path.stat().st_size
     return _content_source(name, kind, head, _file_content(path, compressed), image_shape, size)
+
+
+def _in_memory(content: IO[bytes], name: str, what: str) -> IO[bytes]:
+    """A seekable copy of a format read from its end or by its index (.npz, Parquet) that came on a
+    stream or through gzip: at most MAX_STREAM_BYTES of it."""
+    return io.BytesIO(read_capped(content, MAX_STREAM_BYTES, name, what))
 
 
 def _open_stream(stream: IO[bytes], name: str, image_shape: tuple[int, int]) -> Source | tuple[str, Any]:
@@ -234,11 +240,11 @@ def _open_stream(stream: IO[bytes], name: str, image_shape: tuple[int, int]) -> 
     if kind == "image":
         return name, read_capped(content, MAX_IMAGE_BYTES, name, "an image file")
     if kind == "npz":
-        return _npz_source(name, io.BytesIO(read_capped(content, MAX_STREAM_BYTES, name, "an .npz file")))
+        return _npz_source(name, _in_memory(content, name, "an .npz file"))
     if kind == "parquet":   # Parquet is read from its end: held in memory, as an .npz is
         from mnistlr.io.tables import ParquetSource
 
-        return ParquetSource(name, io.BytesIO(read_capped(content, MAX_STREAM_BYTES, name, "a Parquet file")))
+        return ParquetSource(name, _in_memory(content, name, "a Parquet file"))
     used = []
 
     @contextlib.contextmanager

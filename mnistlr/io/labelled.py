@@ -51,7 +51,7 @@ from mnistlr.io.idx import read_idx
 from mnistlr.io.inputs import MAX_STREAM_BYTES, STDIN, content_of, detect, read_capped, sniff
 from mnistlr.io.labels import LABEL_VALUES_HINT, integer_labels
 from mnistlr.io.pixels import PIXELS_HINT, raw_pixels
-from mnistlr.io.readers import Reopen
+from mnistlr.io.readers import Reopen, error_line
 
 SPLITS = ("train", "test")
 NPZ_PAIRS = {"train": ("x_train", "y_train"), "test": ("x_test", "y_test")}
@@ -233,12 +233,6 @@ _NPY_ERRORS = (ValueError, EOFError, OSError, SyntaxError, TypeError, tokenize.T
 _HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 
 
-def _first_line(exc: BaseException, most: int = 200) -> str:
-    """An exception's first line, at most *most* characters (a header can echo kilobytes)."""
-    text = (str(exc).splitlines() or [type(exc).__name__])[0]
-    return text if len(text) <= most else text[:most] + "…"
-
-
 def _check_claim(shape: tuple[int, ...], dtype: np.dtype, available: int, name: str) -> None:
     """DataError when a header promises more bytes than the file holds (before NumPy allocates them)."""
     need = math.prod(shape) * dtype.itemsize
@@ -258,7 +252,7 @@ def _load_npy(data: bytes, name: str) -> np.ndarray:
     except DataError:
         raise
     except _NPY_ERRORS as exc:
-        raise DataError(f"{name}: damaged .npy file ({_first_line(exc)})", "copy it again") from None
+        raise DataError(f"{name}: damaged .npy file ({error_line(exc)})", "copy it again") from None
 
 
 def _npz_shapes(archive, name: str) -> dict[str, tuple[int, ...] | None]:
@@ -319,7 +313,7 @@ def _read_npz(data: bytes, name: str, split: str) -> tuple[np.ndarray, np.ndarra
     except DataError:
         raise   # a ValueError too, but it names what the file holds, not damage
     except (zipfile.BadZipFile, zlib.error, *_NPY_ERRORS) as exc:
-        raise DataError(f"{name}: damaged .npz file ({_first_line(exc)})", "copy it again") from None
+        raise DataError(f"{name}: damaged .npz file ({error_line(exc)})", "copy it again") from None
     where = f"{name}[{pair[0]}]"
     X, y = image_array(X, where), label_array(y, f"{name}[{pair[1]}]")
     if len(y) != len(X):

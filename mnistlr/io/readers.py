@@ -135,9 +135,7 @@ def npy_header(head: bytes, name: str) -> tuple[np.dtype, tuple[int, ...], bool,
         read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
         shape, fortran, dtype = read(bio)
     except (ValueError, EOFError, SyntaxError, TypeError, tokenize.TokenError) as exc:
-        text = str(exc)   # NumPy echoes the header, up to kilobytes: a line stays readable
-        raise DataError(f"{name}: damaged .npy header ({text if len(text) <= 200 else text[:200] + '…'})",
-                        "copy the file again") from None
+        raise DataError(f"{name}: damaged .npy header ({error_line(exc)})", "copy the file again") from None
     if dtype.kind not in "uif" or dtype.fields is not None:
         raise DataError(f"{name}: holds {dtype} values, not pixels", PIXELS_HINT)
     if len(shape) == 1:
@@ -149,6 +147,13 @@ def npy_header(head: bytes, name: str) -> tuple[np.dtype, tuple[int, ...], bool,
     if shape[0] == 0:
         raise DataError(f"{name}: holds no images (shape {shape})")
     return dtype, tuple(shape), fortran, bio.tell()
+
+
+def error_line(exc: BaseException, most: int = 200) -> str:
+    """An exception's first line, at most *most* characters (NumPy echoes a damaged header, up to
+    kilobytes of it: a message stays one readable line)."""
+    text = (str(exc).splitlines() or [type(exc).__name__])[0]
+    return text if len(text) <= most else text[:most] + "…"
 
 
 def csv_first_line(head: bytes, name: str) -> tuple[int, str | None, list[str]]:

@@ -24,6 +24,7 @@ from typing import IO, Any
 import numpy as np
 
 from mnistlr.errors import DataError, MissingExtraError
+from mnistlr.io.idx import dims_text
 from mnistlr.io.labels import LABEL_VALUES_HINT, integer_labels
 from mnistlr.io.pixels import raw_pixels
 from mnistlr.io.readers import Batch, CsvSource, Reopen, Source, csv_first_line, is_header
@@ -174,13 +175,9 @@ class ParquetSource(Source):
         for X, _ in _parquet_blocks(self.name, _parquet_layout(self.name, self._file), batch_size, labels=False):
             if X.shape[1:] != self.shape:
                 raise DataError(f"{self.name}: row {start}: images of different sizes "
-                                f"({_dims(X.shape[1:])} after {_dims(self.shape)})", "resize them to one size first")
+                                f"({dims_text(X.shape[1:])} after {dims_text(self.shape)})", "resize them to one size first")
             yield Batch(X, start)
             start += len(X)
-
-
-def _dims(shape: tuple[int, ...]) -> str:
-    return "×".join(map(str, shape))
 
 
 def _parquet_layout(name: str, file: str | Path | IO[bytes]) -> tuple[Any, str | None, list[str], str | None]:
