@@ -187,3 +187,45 @@ def test_npz_that_is_not_an_export_is_refused(tmp_path):
     np.savez(path, images=np.zeros((2, 28, 28), np.uint8))
     with pytest.raises(mnistlr.ModelFileError, match="not a mnistlr export"):
         mnistlr.load(path)
+
+
+def test_every_command_reads_an_npz_export_as_its_model(model_paths, tmp_path, cli):
+    exported = tmp_path / "softmax.npz"
+    assert cli("export", model_paths["softmax"], "-o", exported, "-q").code == 0
+    X, y = load_dataset("mnist-sample", "test")
+    images = tmp_path / "images.npy"
+    np.save(images, X[:200])
+    labels = tmp_path / "labels.npy"
+    np.save(labels, y[:200])
+    for source in (model_paths["softmax"], exported):
+        assert cli("predict", source, images, "-o", tmp_path / f"{source.suffix[1:]}.csv", "-q").code == 0
+        result = cli("evaluate", source, "--images", images, "--labels", labels, "--json")
+        assert result.code == 0, result.err
+        assert cli("inspect", source).code == 0
+        assert cli("export", source, "-o", tmp_path / f"again-{source.suffix[1:]}.onnx", "-q").code == 0
+    assert (tmp_path / "joblib.csv").read_text() == (tmp_path / "npz.csv").read_text()
+
+
+def test_an_onnx_export_given_as_the_model_is_named(model_paths, tmp_path, cli):
+    graph = tmp_path / "m.onnx"
+    assert cli("export", model_paths["softmax"], "-o", graph, "-q").code == 0
+    result = cli("inspect", graph)
+    assert result.code == 1 and result.err.count("\n") == 1
+    assert "an ONNX export, which mnistlr does not read back" in result.err
+    assert "give the .joblib model it was exported from" in result.err
+
+
+def test_an_npz_export_that_would_expand_past_the_cap_is_refused_before_reading(tmp_path):
+    import zipfile
+
+    from mnistlr.learn.unpickle import MAX_MODEL_BYTES
+
+    path = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        # 300 MiB of zeros, deflated to ~300 KB
+        with archive.open("W.npy", "w", force_zip64=True) as member:
+            block = bytes(1 << 20)
+            for _ in range((MAX_MODEL_BYTES >> 20) + 44):
+                member.write(block)
+    with pytest.raises(mnistlr.ModelFileError, match="expands to .* more than any mnistlr export"):
+        mnistlr.load(path)

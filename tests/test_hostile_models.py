@@ -100,6 +100,7 @@ IMPOSSIBLE = [
     ("params-a-string", _set("params", "l2=1"), r"params is not a dict"),
     ("meta-too-deep", lambda p: p["meta"].update(deep=_nested(40)), r"nested more than"),
     ("meta-int-keys", lambda p: p["meta"].update(odd={1: 2}), r"key of type int|do not sort|hash"),
+    ("no-weights-or-classes", lambda p: (p.pop("W"), p.pop("classes")), r"it lacks classes, W \("),
 ]
 
 
@@ -218,7 +219,11 @@ CRAFTED = [
     ("dtype-of-datetime", lambda: _stream(_global("numpy", "dtype"), b"\x8c\x02M8\x89\x88\x87R"),
      r"type 'M8', not plain real"),
     ("huge-array-header", _huge_array_header, r"needs 8,796,093,022,208 bytes|more than the file"),
-    ("empty-file", lambda: b"", r"not a mnistlr model file|damaged"),
+    ("empty-file", lambda: b"", r"empty file, not a mnistlr model file"),
+    ("text-file", lambda: b"label,pixel0\n3,0\n", r"not a mnistlr model file \(no joblib pickle in it\)"),
+    ("cut-after-ten-bytes", lambda: _good_bytes()[:10], r"damaged or truncated model file \(its pickle stream"),
+    ("no-content-hash", lambda: pickle.dumps({"magic": "mnistlr-model", "format_version": 2, "kind": "softmax"},
+                                             protocol=4), r"holds no content hash"),
     ("pickle-of-a-list", lambda: pickle.dumps([1, 2, 3]), r"not a mnistlr model file"),
     ("stop-only", lambda: b".", r"not a mnistlr model|damaged"),
     ("gzip-garbage", lambda: b"\x1f\x8b" + bytes(100), r"corrupt compressed model file"),

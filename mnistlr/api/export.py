@@ -1,6 +1,6 @@
-"""`export`: write a model in another format, told by the output's extension, and read an
-`.npz` export back into a model. The formats themselves live in `mnistlr.io` (onnx_graph,
-npz_export, csv_weights)."""
+"""`export`: write a model in another format, told by the output's extension (an `.npz` export
+is read back by `learn.persistence.load_model`). The formats themselves live in `mnistlr.io`
+(onnx_graph, npz_export, csv_weights)."""
 
 from __future__ import annotations
 
@@ -114,22 +114,3 @@ def npz_fields(model) -> tuple[dict[str, Any], dict[str, Any]]:
                 "versions": library_versions(),
                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     return arrays, metadata
-
-
-def load_export(path: str | os.PathLike):
-    """The LinearModel of an `.npz` export, checked as a model file is."""
-    from mnistlr.io.npz_export import read_npz
-    from mnistlr.learn.persistence import _model_from_payload
-
-    arrays, metadata = read_npz(path)
-    payload = {"kind": str(arrays["kind"]), "W": arrays["W"], "b": arrays["b"], "classes": arrays["classes"],
-               "image_shape": arrays["image_shape"].tolist(),
-               "preprocessing": {"kind": str(arrays["preprocessing"]), "mean": arrays["mean"], "std": arrays["std"]},
-               "params": metadata.get("params"), "meta": metadata.get("meta"),
-               "format_version": int(arrays["format_version"]), "features": None,
-               "created": metadata.get("created"),
-               "versions": metadata.get("versions")}
-    model = _model_from_payload(Path(path), payload)
-    if "class_means" in arrays:
-        model.meta["class_means"] = arrays["class_means"]
-    return model

@@ -245,11 +245,9 @@ def train(X: Any, y: Any, *, model: str = "softmax", image_shape: Sequence[int] 
 
 def load(path: str | os.PathLike) -> Model:
     """Read a model: a file of `Model.save` / `mnistlr train` (joblib), or an `.npz` export."""
-    from mnistlr.api.export import load_export
-    from mnistlr.io.npz_export import is_npz
     from mnistlr.learn.persistence import load_model
 
-    return Model(load_export(path) if is_npz(path) else load_model(path), path)
+    return Model(load_model(path), path)
 
 
 def evaluate(model: Model | str | os.PathLike, X: Any, y: Any, *, only_model_classes: bool = False,

@@ -24,9 +24,11 @@ or classes[s > 0] for one output.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,7 @@ import numpy as np
 from mnistlr.errors import ModelFileError
 from mnistlr.io.atomic import atomic_write
 from mnistlr.io.json_values import json_ready
+from mnistlr.io.readers import error_line
 
 NPZ_FORMAT = "mnistlr-npz"
 NPZ_VERSION = 1
@@ -53,14 +56,20 @@ def write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray], metadata: 
         np.savez_compressed(handle, **fields)
 
 
-def read_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """(arrays, metadata) of an `.npz` export, read without pickle; any other file is refused."""
+def read_npz(path: str | os.PathLike, data: bytes, max_bytes: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """(arrays, metadata) of an `.npz` export whose bytes are *data*, read without pickle and
+    refused when its members would expand past *max_bytes*; any other file is refused."""
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise ModelFileError(f"{path}: not a readable .npz file ({type(exc).__name__})", HINT) from None
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            expanded = sum(info.file_size for info in archive.infolist())
+        if expanded > max_bytes:
+            raise ModelFileError(f"{path}: expands to {expanded:,} bytes, more than any mnistlr export "
+                                 f"({max_bytes >> 20} MiB at most)", HINT)
+        with np.load(io.BytesIO(data), allow_pickle=False) as loaded:
+            arrays = {name: loaded[name] for name in loaded.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
+        raise ModelFileError(f"{path}: not a readable .npz file ({error_line(exc)})", HINT) from None
     if str(arrays.get("format", "")) != NPZ_FORMAT:
         raise ModelFileError(f"{path}: an .npz file, but not a mnistlr export", HINT)
     version = arrays.get("format_version")
@@ -76,12 +85,3 @@ def read_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, 
         raise ModelFileError(f"{path}: the .npz export lacks {', '.join(missing) or 'its metadata'}",
                              "export the model again")
     return arrays, metadata
-
-
-def is_npz(path: str | os.PathLike) -> bool:
-    """Whether the file at *path* starts as a zip (an .npz) does."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(4) == ZIP_MAGIC
-    except OSError:
-        return False

@@ -22,10 +22,11 @@ import numpy as np
 from mnistlr import __version__
 from mnistlr.errors import ModelFileError
 from mnistlr.io.atomic import atomic_write
+from mnistlr.io.npz_export import ZIP_MAGIC, read_npz
 from mnistlr.learn import joblib_format
 from mnistlr.learn.model import LinearModel, Preprocessor
 from mnistlr.learn.options import MODELS, PREPROCESS_KINDS
-from mnistlr.learn.unpickle import read_payload
+from mnistlr.learn.unpickle import MAX_MODEL_BYTES, read_model_bytes, read_payload
 
 if TYPE_CHECKING:
     from mnistlr.learn.features import FeaturePipeline
@@ -136,9 +137,12 @@ def save_model(model: LinearModel, path: str | Path, inputs: Sequence[str | Path
 
 
 def load_model(path: str | Path) -> LinearModel:
-    """Load a model written by `save_model`, refusing anything else."""
+    """Load a model written by `save_model`, or an `.npz` export of one, refusing anything else."""
     path = Path(path)
-    payload = read_payload(path)
+    data = read_model_bytes(path)
+    if data.startswith(ZIP_MAGIC):
+        return _model_of_export(path, data)
+    payload = read_payload(path, data)
     if not isinstance(payload, dict) or payload.get("magic") != MAGIC:
         raise ModelFileError(f"{path}: not a mnistlr model file", "give a file written by 'mnistlr train'")
     version = payload.get("format_version")
@@ -147,6 +151,9 @@ def load_model(path: str | Path) -> LinearModel:
             f"{path}: model format version {version!r} is not supported "
             f"(this mnistlr reads versions {', '.join(map(str, READABLE_VERSIONS))})",
             "retrain the model with this version of mnistlr")
+    if "sha256" not in payload:
+        raise ModelFileError(f"{path}: holds no content hash, so it was not written by mnistlr",
+                             "give a file written by 'mnistlr train'")
     try:
         intact = payload.get("sha256") == content_hash(payload)
     except Exception:  # noqa: BLE001  e.g. keys that do not sort: not what save_model writes
@@ -155,6 +162,22 @@ def load_model(path: str | Path) -> LinearModel:
         raise ModelFileError(f"{path}: content hash does not match; the file was changed after it was saved",
                              "retrain the model or restore the original file")
     return _model_from_payload(path, payload)
+
+
+def _model_of_export(path: Path, data: bytes) -> LinearModel:
+    """The LinearModel of an `.npz` export (its bytes *data*), checked as a model file is."""
+    arrays, metadata = read_npz(path, data, MAX_MODEL_BYTES)
+    payload = {"kind": str(arrays["kind"]), "W": arrays["W"], "b": arrays["b"], "classes": arrays["classes"],
+               "image_shape": arrays["image_shape"].tolist(),
+               "preprocessing": {"kind": str(arrays["preprocessing"]), "mean": arrays["mean"], "std": arrays["std"]},
+               "params": metadata.get("params"), "meta": metadata.get("meta"),
+               "format_version": int(arrays["format_version"]), "features": None,
+               "created": metadata.get("created"),
+               "versions": metadata.get("versions")}
+    model = _model_from_payload(path, payload)
+    if "class_means" in arrays:
+        model.meta["class_means"] = arrays["class_means"]
+    return model
 
 
 class _Bad(Exception):
@@ -239,9 +262,17 @@ def _preprocessor(value: Any, n_features: int) -> Preprocessor:
     return Preprocessor(value["kind"], mean, std)
 
 
+# the fields every model file holds (version 1 files lack "features")
+_REQUIRED = ("kind", "classes", "image_shape", "preprocessing", "W", "b", "params", "meta")
+
+
 def _model_from_payload(path: Path, p: dict[str, Any]) -> LinearModel:
     """The LinearModel of payload *p*, every field checked (a payload's hash has no key, so
     anyone can write one that verifies); an impossible field is a one-line ModelFileError."""
+    missing = [key for key in _REQUIRED if key not in p]
+    if missing:
+        raise ModelFileError(f"{path}: impossible model contents: it lacks {', '.join(missing)}",
+                             "the file was damaged or crafted; retrain the model")
     try:
         _require(p.get("kind") in MODELS, f"kind {p.get('kind')!r} is not one of {', '.join(MODELS)}")
         classes = _classes(p.get("classes"))

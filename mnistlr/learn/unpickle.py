@@ -34,6 +34,8 @@ NUMERIC_DTYPES = frozenset({"b1", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8"
 MAX_NDIM = 32  # numpy's own limit is 64; a model's arrays have 1 or 2
 _DAMAGED = "it was damaged or tampered with"
 _TRAIN = "give a file written by 'mnistlr train'"
+# exports that are not read back, by suffix
+_EXPORT_SUFFIXES = {".onnx": "an ONNX export", ".csv": "a CSV export"}
 
 
 class _ArraySpec:
@@ -260,9 +262,24 @@ def _inflate_capped(data: bytes, path: Path, wbits: int) -> bytes:
     return out
 
 
-def read_payload(path: Path) -> Any:
-    """The object stored in the model file at *path*, read through the restricted unpickler."""
-    data = _inflated(_read_capped(_open_regular(path), path), path)
+def read_model_bytes(path: Path) -> bytes:
+    """The bytes of the regular file at *path*, at most MAX_MODEL_BYTES (a model or an .npz export)."""
+    return _read_capped(_open_regular(path), path)
+
+
+def read_payload(path: Path, data: bytes | None = None) -> Any:
+    """The object stored in the model file at *path* (or in its bytes *data*), read through the
+    restricted unpickler."""
+    data = _inflated(read_model_bytes(path) if data is None else data, path)
+    if not data:
+        raise ModelFileError(f"{path}: empty file, not a mnistlr model file", _TRAIN)
+    if data[:1] != b"\x80":   # every pickle of protocol 2 or later starts so
+        export = _EXPORT_SUFFIXES.get(path.suffix.lower())
+        if export:
+            raise ModelFileError(f"{path}: not a mnistlr model file (by its name, {export}, which "
+                                 "mnistlr does not read back)", "give the .joblib model it was exported from")
+        raise ModelFileError(f"{path}: not a mnistlr model file (no joblib pickle in it)",
+                             "give a .joblib file written by 'mnistlr train' or an .npz from 'mnistlr export'")
     try:
         return _RestrictedUnpickler(data).load()
     except ModelFileError as exc:
@@ -270,8 +287,8 @@ def read_payload(path: Path) -> Any:
     except MemoryError:
         raise ModelFileError(f"{path}: not enough memory to read this model file",
                              "free some memory, or check the file is a mnistlr model") from None
-    except Exception as exc:  # noqa: BLE001  any failure of a damaged stream; nothing in it ran
-        if data[:1] == b"\x80":  # a pickle stream (protocol 2+) that breaks off or is corrupt
-            raise ModelFileError(f"{path}: damaged or truncated model file ({type(exc).__name__})",
-                                 "retrain the model or restore the file from a copy") from None
-        raise ModelFileError(f"{path}: not a mnistlr model file ({type(exc).__name__})", _TRAIN) from None
+    except Exception:  # noqa: BLE001  any failure of a damaged stream; nothing in it ran
+        raise ModelFileError(f"{path}: damaged or truncated model file (its pickle stream breaks off "
+                             "or is corrupt)", "retrain the model or restore the file from a copy") from None
+
+
