@@ -61,13 +61,15 @@ def test_report_agrees_with_sklearn(dtype):
     assert r["ece"] == pytest.approx(naive_ece(y, P), abs=1e-12)
 
 
-def test_log_loss_clips_at_the_dtype_epsilon_like_sklearn():
-    y = np.array([0, 1, 2, 0])
-    P = np.array([[1, 0, 0], [1, 0, 0], [0, 0, 1], [0.5, 0.5, 0]], np.float32)  # one sure miss: p_true = 0
+def test_log_loss_clips_at_float64_epsilon_for_any_dtype_like_sklearn_on_the_written_probabilities():
+    y = np.array([0, 1, 2, 0, 1])
+    # one sure miss (p_true = 0) and one true-class probability far below float32's ε
+    P = np.array([[1, 0, 0], [1, 0, 0], [0, 0, 1], [0.5, 0.5, 0], [1 - 1e-10, 1e-10, 0]], np.float32)
+    expected = sk.log_loss(y, P.astype(np.float64), labels=[0, 1, 2])
     for dtype in (np.float32, np.float64):
-        assert metrics.log_loss(y, P.astype(dtype)) == pytest.approx(
-            sk.log_loss(y, P.astype(dtype), labels=[0, 1, 2]), rel=1e-6)
-    assert metrics.log_loss(y, P) < metrics.log_loss(y, P.astype(np.float64))  # ε(float32) ≫ ε(float64)
+        assert metrics.log_loss(y, P.astype(dtype)) == pytest.approx(expected, rel=1e-6)
+    # float32's own ε would cap the last image's loss at −log(1.2e-7) = 15.9 instead of 23.0
+    assert metrics.log_loss(y[4:], P[4:]) == pytest.approx(-np.log(np.float64(P[4, 1])), rel=1e-6)
 
 
 def test_binary_brier_and_auc_follow_sklearn_binary_definitions():

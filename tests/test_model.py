@@ -49,6 +49,15 @@ def test_binary_logistic_probability_is_sigmoid_of_score():
     assert set(model.predict(X)) <= {3, 8}
 
 
+def test_binary_logistic_keeps_both_tails_of_the_sigmoid():
+    model, _ = make_model("logistic", 1, "scale", np.random.default_rng(4))
+    s = np.array([[30.0], [-30.0], [0.0]], np.float32)
+    P = model.proba_from_scores(s)
+    # σ(±30) rounds to 1 in float32; its complement σ(∓30) = 9.4e-14 must not round to 0
+    np.testing.assert_allclose(P[:2], [[1 / (1 + np.exp(30.0)), 1.0], [1.0, 1 / (1 + np.exp(30.0))]], rtol=1e-6)
+    np.testing.assert_array_equal(P[2], [0.5, 0.5])
+
+
 def test_flat_and_image_inputs_agree():
     model, X = make_model("softmax", 3, "center", np.random.default_rng(5))
     np.testing.assert_array_equal(model.predict(X), model.predict(X.reshape(len(X), -1)))

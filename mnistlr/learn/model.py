@@ -328,8 +328,8 @@ class LinearModel:
             e = np.exp(-np.abs(S))
             P = np.where(S >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(S.dtype)
             if P.shape[1] == 1:
-                # binary: p(class 1) = σ(s), p(class 0) = 1 − σ(s)
-                return np.hstack([1.0 - P, P])
+                # binary: p(class 1) = σ(s), p(class 0) = 1 − σ(s) = σ(−s), not rounded to 0 where σ(s) is ~1
+                return np.hstack([np.where(S >= 0, e / (1.0 + e), 1.0 / (1.0 + e)).astype(S.dtype), P])
             # one-vs-rest: p_k = σ(s_k) / Σ_j σ(s_j)
             total = P.sum(axis=1, keepdims=True)
             return P / np.maximum(total, np.finfo(P.dtype).tiny)
