@@ -11,8 +11,11 @@ from __future__ import annotations
 import errno
 import os
 import select
+import shlex
 import socket
 import stat
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -209,3 +212,51 @@ def test_figures_are_written_together(files, tmp_path, cli):
     assert result.code == 0, result.err
     assert sorted(os.listdir(tmp_path / "figs")) == ["confusion.png", "learning_curves.png", "roc.png",
                                                     "weights.png"]
+
+
+def _shell(command: str, cwd: Path) -> subprocess.CompletedProcess:
+    """*command* run by sh in *cwd*, with `mnistlr` this interpreter's console entry."""
+    mnistlr_cmd = f"{shlex.quote(sys.executable)} -m mnistlr"
+    return subprocess.run(["sh", "-c", command.replace("mnistlr ", mnistlr_cmd + " ")], cwd=cwd,
+                          capture_output=True, text=True, timeout=120, env=dict(os.environ, NO_COLOR="1"))
+
+
+def test_dev_stdout_appends_where_the_shell_redirected_it(files):
+    (files / "log.txt").write_text("line1\nline2\n")
+    done = _shell("mnistlr predict m.joblib img.gz -q -o /dev/stdout >> log.txt", files)
+    assert done.returncode == 0, done.stderr
+    lines = (files / "log.txt").read_text().splitlines()
+    assert lines[:3] == ["line1", "line2", "index,label"] and len(lines) == 2 + 1 + 6
+    done = _shell("{ echo HEADER; mnistlr predict m.joblib img.gz -q -o /dev/fd/1; echo FOOTER; } > all.csv", files)
+    assert done.returncode == 0, done.stderr
+    lines = (files / "all.csv").read_text().splitlines()
+    assert lines[0] == "HEADER" and lines[1] == "index,label" and lines[-1] == "FOOTER"
+    assert not [p for p in os.listdir(files) if p.endswith(".part")]
+
+
+def test_dev_stdout_into_a_pipe_gets_the_rows(files):
+    done = _shell("mnistlr predict m.joblib img.gz -q -o /dev/stdout | cat", files)
+    assert done.returncode == 0 and done.stderr == ""
+    assert done.stdout.splitlines()[0] == "index,label" and len(done.stdout.splitlines()) == 7
+
+
+def test_new_files_follow_the_umask(files):
+    done = _shell("umask 077 && mnistlr predict m.joblib img.gz -q -o p.csv && "
+                  "umask 022 && mnistlr predict m.joblib img.gz -q -o q.csv", files)
+    assert done.returncode == 0, done.stderr
+    assert stat.S_IMODE(os.stat(files / "p.csv").st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(files / "q.csv").st_mode) == 0o644
+
+
+def test_train_refuses_an_output_it_cannot_write_before_reading_its_data(files, cli):
+    # the training files do not exist: the output's missing folder must be named first
+    result = cli("train", "--train-images", files / "absent.gz", "--train-labels", files / "lab.gz",
+                 "-o", files / "nodir" / "m.joblib")
+    assert_one_line_error(result, 1, r"nodir does not exist", r"create it first")
+
+
+def test_sweep_refuses_one_file_for_the_model_and_the_results(files, cli):
+    result = cli("sweep", "--train-images", files / "img.gz", "--train-labels", files / "lab.gz",
+                 "--param", "l2=1e-3,1e-2", "--cv", "2", "-o", files / "same", "--results", files / "same")
+    assert_one_line_error(result, 2, r"--output and --results are the same file", r"different names")
+    assert not (files / "same").exists()

@@ -305,7 +305,7 @@ FILE_CASES = [
     Case("predict-disk-full-on-write", "predict {i}/m8.joblib {i}/img8.gz -o {w}/pred.csv", 1,
          r"no space left on device", r"free some disk space", "enospc"),
     Case("sweep-results-missing-dir", "sweep --train-images {i}/img8.gz --train-labels {i}/lab8.gz "
-         "--param l2=1e-3,1e-2 --cv 2 --results {w}/nodir/results.csv", 2, r"nodir does not exist",
+         "--param l2=1e-3,1e-2 --cv 2 --results {w}/nodir/results.csv", 1, r"nodir does not exist",
          r"create it first"),
     Case("sweep-results-disk-full", "sweep --train-images {i}/img8.gz --train-labels {i}/lab8.gz "
          "--model logistic --param l2=1e-3,1e-2 --cv 2 -j 1 --results {w}/results.csv", 1,

@@ -16,19 +16,15 @@ from mnistlr.learn.options import TrainOptions
 from mnistlr.tuning.runner import BACKENDS, Runner
 
 
-def _check_output_path(path: Path | None, option: str, inputs: list[Path]) -> None:
-    """Fail before the search, not after it, when *path* cannot be written."""
+def _check_outputs(output: Path | None, results: Path | None, inputs: list[Path]) -> None:
+    """Fail before the search, not after it, when --output or --results cannot be written, or are one file."""
     from mnistlr.io.atomic import check_output
 
-    if path is None:
-        return
-    path = Path(path)
-    check_output(path, inputs)
-    if path.is_dir():
-        raise UsageError(f"{option} {path}: is a directory", "give a file name")
-    if not path.parent.is_dir():
-        raise UsageError(f"{option} {path}: directory {path.parent} does not exist",
-                         "create it first or choose another path")
+    targets = [check_output(path, inputs + ([Path(output)] if path is results and output is not None else []))[0]
+               for path in (output, results) if path is not None]
+    if len(targets) == 2 and targets[0] == targets[1]:   # a file yet to be written
+        raise UsageError(f"--output and --results are the same file ({results}): the results would "
+                         "replace the model", "give them different names")
 
 
 def _check_run(n_iter: int, cv: int, nested: int | None, n_jobs: int | None, budget: float | None,
@@ -75,8 +71,7 @@ def sweep(options: TrainOptions, *, params: list[str] | tuple[str, ...] = (), n_
     mode, candidates = spaces.candidates(specs, n_iter, options.seed)
     spaces.check_candidates(options, candidates, specs)
     inputs = training_inputs(dataset, train_images, train_labels, data_dir)
-    _check_output_path(output, "--output", inputs)
-    _check_output_path(results, "--results", inputs + ([Path(output)] if output is not None else []))
+    _check_outputs(output, results, inputs)
     images, labels = load_training_data(dataset, train_images, train_labels, data_dir)
     X, y, base = prepare_data(images, labels, options)
     spaces.check_cv(y, cv)

@@ -3,8 +3,10 @@
 A failed or interrupted write never leaves a truncated file under the final name,
 and never touches an existing file of that name. Only regular files are replaced:
 a symbolic link's target is replaced and the link kept, character devices and FIFOs
-(/dev/null, a pipe) are written through, and block devices, sockets, standard output
-and the command's own input files are refused (`check_output`, which commands also
+(/dev/null, a pipe) are written through, a descriptor named as a path (/dev/stdout,
+/dev/fd/N) is written through that descriptor where the shell left it (appending to a
+`>>` file, never replacing it), and block devices, sockets, '-' and the command's own
+input files are refused (`check_output`, which commands also
 call before they start work, so a refusal comes before the work is done).
 """
 
@@ -12,8 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import stat
+import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -33,12 +37,26 @@ def describe_os_error(path: Path, exc: OSError) -> OutputError:
                             "choose an output path inside a directory")
     if code == errno.EISDIR:
         return OutputError(f"{path}: is a directory", "give a file name")
-    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+    if code == errno.EROFS:
+        return OutputError(f"{path}: on a read-only file system", "choose a writable location")
+    if code in (errno.EACCES, errno.EPERM):
         return OutputError(f"{path}: permission denied", "choose a writable location")
     if code == errno.ENOSPC:
         return OutputError(f"{path}: no space left on device; nothing was written",
                             "free some disk space and run again")
     return OutputError(f"{path}: {exc.strerror or exc}", "check the path and try again")
+
+
+@functools.cache
+def new_file_mode() -> int:
+    """The permission bits `open` gives a new file here: 0o666 less the process's umask."""
+    try:   # Linux states the umask without changing it
+        with open("/proc/self/status", encoding="ascii") as status:
+            mask = next(int(line.split()[1], 8) for line in status if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return 0o666 & ~mask
 
 
 def _temp_in(directory: Path, name: str) -> tuple[int, str]:
@@ -50,26 +68,83 @@ def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
+# paths that name one of the process's own descriptors: /dev/stdout, /dev/fd/1, /proc/self/fd/1
+_NAMED_DESCRIPTORS = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
+_DESCRIPTOR_FOLDERS = ("/dev/fd", "/proc/self/fd", f"/proc/{os.getpid()}/fd")
+
+
+def descriptor_of(path: str | os.PathLike) -> int | None:
+    """The descriptor N that *path* names (/dev/stdout, /dev/stderr, /dev/fd/N, /proc/self/fd/N), else None."""
+    text = os.path.normpath(os.fspath(path))
+    if text in _NAMED_DESCRIPTORS:
+        return _NAMED_DESCRIPTORS[text]
+    folder, _, name = text.rpartition("/")
+    if folder in _DESCRIPTOR_FOLDERS and name.isdigit() and name.isascii():
+        return int(name)
+    return None
+
+
 def check_output(path: str | os.PathLike, inputs: Sequence[str | os.PathLike] = ()) -> tuple[Path, str]:
-    """Where writing *path* goes and how: (target, "file" | "stream"); refuses what must not be written.
+    """Where writing *path* goes and how: (target, "file" | "stream" | "descriptor"); refuses what
+    must not be written.
 
     Symbolic links are followed (the target is replaced, the link stays a link); a
-    character device or a FIFO is written through ("stream"); a block device, a socket,
-    standard output ('-') and any of the command's own *inputs* are refused.
+    character device or a FIFO is written through ("stream"); a path naming an open
+    descriptor (/dev/stdout, /dev/fd/N) is written through that descriptor ("descriptor");
+    a block device, a socket, '-' and any of the command's own *inputs* are refused.
     """
     if str(path) == "-":
-        raise UsageError("'-' (standard output) cannot take this file", "give a file name")
+        raise UsageError("'-' (standard output) cannot take this file", "give a file name, or /dev/stdout")
     path = Path(path)
+    fd = descriptor_of(path)
+    if fd is not None:
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            raise OutputError(f"{path}: descriptor {fd} is not open", "give a file name") from None
+        _refuse_inputs(path, st, inputs)
+        return path, "descriptor"
     target = Path(os.path.realpath(path))
     try:
         st = os.stat(target)
     except FileNotFoundError:
+        _check_folder(path, target.parent)
         return target, "file"
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise OutputError(f"{path}: a loop of symbolic links", "point the link at a file, or "
                                "choose another output path") from None
         raise describe_os_error(path, exc) from None
+    _refuse_inputs(path, st, inputs)
+    if stat.S_ISDIR(st.st_mode):
+        raise OutputError(f"{path}: is a directory", "give a file name")
+    if stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode):
+        return target, "stream"
+    if not stat.S_ISREG(st.st_mode):
+        what = "block device" if stat.S_ISBLK(st.st_mode) else "socket or other special file"
+        raise OutputError(f"{path}: is a {what}; refusing to write over it", "give a regular file name")
+    _check_folder(path, target.parent)
+    return target, "file"
+
+
+def _check_folder(path: Path, folder: Path) -> None:
+    """OutputError unless *folder* (where *path*'s temporary file goes) exists and can take a new file."""
+    try:
+        st = os.stat(folder)
+    except FileNotFoundError:
+        raise describe_os_error(path, OSError(errno.ENOENT, "")) from None
+    except OSError as exc:
+        raise describe_os_error(path, exc) from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise describe_os_error(path, OSError(errno.ENOTDIR, ""))
+    if os.statvfs(folder).f_flag & os.ST_RDONLY:
+        raise describe_os_error(path, OSError(errno.EROFS, ""))
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise describe_os_error(path, OSError(errno.EACCES, ""))
+
+
+def _refuse_inputs(path: Path, st: os.stat_result, inputs: Sequence[str | os.PathLike]) -> None:
+    """UsageError if the file *st* of *path* is one of the command's *inputs*."""
     for given in inputs:
         try:
             same = _same_file(st, os.stat(given))
@@ -78,14 +153,16 @@ def check_output(path: str | os.PathLike, inputs: Sequence[str | os.PathLike] = 
         if same:
             raise UsageError(f"{path}: is also an input of this command ({given}); writing it would "
                              "destroy that input", "choose another output path")
-    if stat.S_ISDIR(st.st_mode):
-        raise OutputError(f"{path}: is a directory", "give a file name")
-    if stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode):
-        return target, "stream"
-    if not stat.S_ISREG(st.st_mode):
-        what = "block device" if stat.S_ISBLK(st.st_mode) else "socket or other special file"
-        raise OutputError(f"{path}: is a {what}; refusing to write over it", "give a regular file name")
-    return target, "file"
+
+
+def _dup_flushed(fd: int) -> int:
+    """A copy of descriptor *fd*, after flushing what Python buffered for it (stdout, stderr) so the
+    file's bytes come after everything written before them."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            if stream.fileno() == fd:
+                stream.flush()
+    return os.dup(fd)
 
 
 def _open_stream(path: Path, target: Path) -> int:
@@ -115,8 +192,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", encoding: str | None
     target, how = check_output(path, inputs)
     if "b" not in mode and encoding is None:
         encoding = "utf-8"
-    if how == "stream":
-        fd = _open_stream(path, target)
+    if how != "file":
+        fd = _open_stream(path, target) if how == "stream" else _dup_flushed(descriptor_of(path))
         try:
             with os.fdopen(fd, mode, encoding=encoding) as handle:
                 yield handle
@@ -126,7 +203,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", encoding: str | None
     try:
         permissions = stat.S_IMODE(os.stat(target).st_mode)
     except OSError:
-        permissions = 0o644
+        permissions = new_file_mode()
     try:
         fd, tmp = _temp_in(target.parent, target.name)
     except OSError as exc:
