@@ -602,3 +602,16 @@ def test_parquet_of_another_image_size_is_the_models_shape_error(trained, tmp_pa
     parquet = _parquet(tmp_path / "small.parquet", np.zeros((5, 8, 8), np.uint8), np.zeros(5), flat=True)
     result = cli("predict", path, parquet)
     assert result.code == 1 and "small.parquet" in result.err and "8×8" in result.err and "28×28" in result.err
+
+
+@pytest.mark.parametrize("args", [["inspect", "{m}", "--json"], ["evaluate", "{m}", "-d", "mnist-sample", "--json"],
+                                  ["--version"], ["fetch", "--list", "--json"]], ids=lambda a: "-".join(a[:2]))
+def test_a_reader_that_never_reads_is_status_0_for_every_echoed_output(trained, args):
+    _, path = trained
+    command = [sys.executable, "-m", "mnistlr", *(a.format(m=path) for a in args)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=dict(os.environ, NO_COLOR="1"))
+    process.stdout.close()   # `| true`: closed before the first write
+    stderr = process.stderr.read()
+    assert process.wait(timeout=120) == 0, stderr
+    assert stderr == b""

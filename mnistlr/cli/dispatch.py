@@ -126,6 +126,12 @@ def _run_command(command, argv: list[str] | None, prog_name: str):
     hook, sys.unraisablehook = sys.unraisablehook, _quiet_unraisable
     try:
         result = command.main(args=argv, prog_name=prog_name, standalone_mode=False)
+    except SystemExit:
+        # Click ends a write to a closed stdout (`typer.echo` into `| head`) with exit 1 even when
+        # not standalone, after wrapping the streams; here that is the broken pipe it was
+        if type(sys.stdout).__name__.endswith("PacifyFlushWrapper"):
+            raise BrokenPipeError(errno.EPIPE, "stdout closed") from None
+        raise
     finally:
         sys.unraisablehook = hook
     if _received:   # the run still ends as the signal asked
