@@ -553,3 +553,18 @@ def test_a_signal_whose_exception_is_swallowed_still_ends_the_run(cli, monkeypat
     assert result.code == 128 + signal.SIGTERM
     assert result.err.strip().splitlines() == ["mnistlr: error: terminated (SIGTERM); nothing partial was left "
                                                "behind (run the same command again to finish)"]
+
+
+def test_ctrl_c_while_the_command_line_still_imports_is_one_line(tmp_path):
+    script = tmp_path / "entry.py"
+    script.write_text("import sys\nfrom mnistlr.cli import app\nsys.stderr.write('ready\\n')\nsys.stderr.flush()\n"
+                      "app()\n")
+    # `from mnistlr.cli import app` imports no Typer, NumPy or Rich: they load inside app(), after its
+    # first statement installs the early handler
+    proc = _start(["train", "--dataset", "mnist-sample", "-o", tmp_path / "model.joblib"], tmp_path, script=script)
+    assert proc.stderr.readline() == b"ready\n"
+    status, err = _ctrl_c(proc)
+    assert status == 130 and "Traceback" not in err, err
+    assert len(err.splitlines()) == 1 and re.fullmatch(r"mnistlr: error: (stopped by SIGINT before the command "
+                                                       r"started; nothing was written|interrupted.*)", err.strip()), err
+    assert not (tmp_path / "model.joblib").exists()

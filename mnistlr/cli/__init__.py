@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import sys
 
 # what `mnistlr.cli` offers from `mnistlr.cli.dispatch` (imported on first use: Typer is in it)
@@ -68,10 +69,27 @@ def _end_process(status: int) -> None:
     os._exit(status)
 
 
+def _stop_early(signum, frame) -> None:
+    """A signal before `dispatch.main` installs its handlers (while Typer and NumPy import): nothing
+    has been read or written yet, so the process ends at once, in one line, as a signal's status."""
+    os.write(2, f"mnistlr: error: stopped by {signal.Signals(signum).name} before the command "
+                "started; nothing was written\n".encode())
+    os._exit(128 + signum)
+
+
+def _catch_early_signals() -> None:
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        try:
+            signal.signal(getattr(signal, name), _stop_early)
+        except (AttributeError, ValueError, OSError):   # no such signal here, or not the main thread
+            pass
+
+
 class _App:
     """The console-script entry point `mnistlr.cli:app`."""
 
     def __call__(self, args: list[str] | None = None, prog_name: str = "mnistlr") -> None:
+        _catch_early_signals()
         from mnistlr.cli.streams import prepare_streams
 
         prepare_streams()
