@@ -45,12 +45,25 @@ def test_card_shows_what_the_model_is_and_how_it_was_trained(cli, softmax_path):
     assert "\x1b[" not in out
 
 
+def test_card_names_the_options_each_solver_used(cli, tmp_path):
+    sample = ["--dataset", "mnist-sample", "--train-limit", "600", "-q"]
+    for args, shown, hidden in [(["--l1", "1e-4", "--l2", "0", "--max-iter", "5"], {"l1": 1e-4, "tol": 1e-3}, {"lr"}),
+                                (["--model", "ridge"], {"l2": 1.0}, {"l1", "init", "tol"}),
+                                (["--classes", "3,8"], {"init": "zeros"}, {"classes"})]:
+        path = tmp_path / "m.joblib"
+        assert cli("train", *sample, *args, "-o", path).code == 0
+        hyper = json.loads(cli("inspect", path, "--json").out)["hyperparameters"]
+        assert {k: hyper.get(k) for k in shown} == shown and not hidden & hyper.keys(), hyper
+
+
 def test_card_json_summarises_arrays(cli, softmax_path):
     result = cli("inspect", softmax_path, "--json")
     card = json.loads(result.out)
     model = load_model(softmax_path)
     assert card["kind"] == "softmax" and card["solver"] == "gd" and card["classes"] == list(range(10))
-    assert card["hyperparameters"]["l2"] == pytest.approx(1e-3) and card["hyperparameters"]["lr"] == "auto"
+    lr0 = model.meta["history"][0]["lr"]   # the step the search chose, shown beside "auto"
+    assert card["hyperparameters"]["l2"] == pytest.approx(1e-3)
+    assert card["hyperparameters"]["lr"] == f"auto (η₀ = {lr0:.3g})"
     assert card["weights"]["shape"] == [784, 10]
     assert card["weights"]["max_abs"] == pytest.approx(float(np.abs(model.W).max()))
     assert card["n_train"] == 3600 and card["n_val"] == 400 and card["format_version"] == 2

@@ -8,13 +8,13 @@ from typing import Any
 
 # TrainOptions fields that only matter for some solvers (shown only when they applied).
 _SOLVER_PARAMS = {
-    "lbfgs": ("tol", "max_iter"),
-    "gd": ("lr", "anneal", "accel", "epochs", "patience", "l1"),
-    "sgd": ("lr", "anneal", "epochs", "batch_size", "patience", "l1"),
+    "lbfgs": ("l1", "init", "tol", "max_iter"),
+    "gd": ("l1", "init", "lr", "anneal", "accel", "epochs", "patience"),
+    "sgd": ("l1", "init", "lr", "anneal", "epochs", "batch_size", "patience"),
     "closed": (),
 }
-_ALWAYS_PARAMS = ("l2", "C", "init", "classes", "train_limit", "per_class",
-                  "val_size", "val_fraction", "seed")
+# (the model's classes are on the card itself)
+_ALWAYS_PARAMS = ("l2", "C", "train_limit", "per_class", "val_size", "val_fraction", "seed")
 
 
 @dataclasses.dataclass
@@ -81,11 +81,19 @@ def weight_summary(W) -> dict[str, Any]:
 _AUTO_PARAMS = ("lr",)
 
 
-def _hyperparameters(params: dict[str, Any]) -> dict[str, Any]:
+def _hyperparameters(params: dict[str, Any], history: list[dict]) -> dict[str, Any]:
+    """The options that shaped the fit with this solver; "auto" ones with the value chosen, where recorded."""
     solver = params.get("solver")
-    keys = _ALWAYS_PARAMS + _SOLVER_PARAMS.get(solver, tuple(params))
-    shown = {k: "auto" if k in _AUTO_PARAMS and params.get(k, 0) is None else params.get(k) for k in keys}
+    keys = _ALWAYS_PARAMS[:1] + _SOLVER_PARAMS.get(solver, tuple(params)) + _ALWAYS_PARAMS[1:]
+    shown = {k: _auto(k, history) if k in _AUTO_PARAMS and params.get(k, 0) is None else params.get(k)
+             for k in keys}
     return {k: v for k, v in shown.items() if k in params and v is not None}
+
+
+def _auto(key: str, history: list[dict]) -> str:
+    """"auto", with the first epoch's value when the history records it (the lr search's η₀)."""
+    first = history[0].get(key) if history else None
+    return "auto" if first is None else f"auto (η₀ = {first:.3g})"
 
 
 def model_card(model, path: Path) -> dict[str, Any]:
@@ -99,7 +107,7 @@ def model_card(model, path: Path) -> dict[str, Any]:
         "kind": model.kind, "solver": params.get("solver"),
         "classes": model.classes.tolist(), "image_shape": list(model.image_shape),
         "n_features": model.n_features, "n_outputs": int(model.W.shape[1]),
-        "hyperparameters": _hyperparameters(params),
+        "hyperparameters": _hyperparameters(params, history),
         "preprocessing": model.preprocessor.kind,
         "features": None if model.features is None else {
             "spec": model.features.spec, "steps": model.features.describe(), "n_features": model.n_features},
