@@ -213,3 +213,12 @@ def test_bad_prediction_input(model, X, error, words):
         model.predict(X)
     assert words in str(info.value)
     assert isinstance(info.value, mnistlr.MnistlrError)
+
+
+def test_images_divided_by_255_or_cast_to_float_give_the_same_bits(tmp_path):
+    X, y = mnistlr.load_dataset("mnist-sample")
+    model = mnistlr.train(X[:600], y[:600], max_iter=30)
+    P = model.predict_proba(X[600:900])
+    for same in (X[600:900] / 255.0, (X[600:900] / 255.0).astype(np.float32), X[600:900].astype(np.float64)):
+        assert np.array_equal(model.predict_proba(same), P)
+    assert mnistlr.train((X[:600] / 255.0).astype(np.float32), y[:600], max_iter=30) == model

@@ -8,6 +8,9 @@ by the command line and by the Python API alike.
 - A float array whose largest value lies strictly between 1 and 2 is refused as ambiguous:
   on the 0–255 scale it would be an almost black picture, on the [0, 1] scale it overshoots.
 - NaN, infinities, negative values and values above 255 are refused, naming the image.
+- Floats that are whole numbers on the 0–255 scale, up to float rounding (uint8 images divided
+  by 255, or cast to float), are those whole numbers: uint8, so `X`, `X / 255` and
+  `X.astype(float)` give the same bits everywhere. Other floats stay float32.
 
 A stream (a file read in batches) takes its scale from its first batch and holds every later
 batch to it; an array given whole is judged whole.
@@ -24,6 +27,10 @@ from mnistlr.errors import DataError, InputTypeError
 PIXELS_HINT = "pixels must be integers 0–255 (e.g. uint8), or floats in [0, 1] or 0–255"
 # A float array whose maximum is at least this is on the 0–255 scale.
 RAW_SCALE_MIN_MAX = 2.0
+# Raw-scale floats this close to whole numbers are whole numbers (k/255 in float32, times 255,
+# is off by ~2e-5 at most).
+WHOLE_TOLERANCE = 1e-3
+_BLOCK_ROWS = 65536   # rows rounded at a time (bounded scratch memory)
 
 
 def _image_name(i: int) -> str:
@@ -78,10 +85,24 @@ def check_pixels(X: np.ndarray, where: Callable[[int], str], top: float) -> np.n
             raise DataError(f"{where(i)} holds {flat[i].max():g}, but the images before it are on "
                             "the [0, 1] scale", "give every image on one scale, or uint8 pixels")
         raise DataError(f"{where(i)} holds {flat[i].max():g}, above 255", PIXELS_HINT)
-    if top == 1:
-        # x_raw = 255·x
-        return X.astype(np.float32) * np.float32(255.0)
-    return X.astype(np.uint8) if X.dtype.kind in "iu" else X.astype(np.float32, copy=False)
+    if X.dtype.kind in "iu":
+        return X.astype(np.uint8)
+    # x_raw = 255·x on the [0, 1] scale
+    raw = X.astype(np.float32) * np.float32(255.0) if top == 1 else X.astype(np.float32, copy=False)
+    return _whole(raw)
+
+
+def _whole(raw: np.ndarray) -> np.ndarray:
+    """*raw* (n, ...) float32 pixels as uint8 when every value is a whole number up to WHOLE_TOLERANCE."""
+    flat = raw.reshape(len(raw), -1)
+    for start in range(0, len(flat), _BLOCK_ROWS):
+        block = flat[start:start + _BLOCK_ROWS]
+        if np.abs(block - np.rint(block)).max(initial=0.0) > WHOLE_TOLERANCE:
+            return raw
+    out = np.empty(raw.shape, np.uint8)
+    for start in range(0, len(flat), _BLOCK_ROWS):
+        out.reshape(len(raw), -1)[start:start + _BLOCK_ROWS] = np.rint(flat[start:start + _BLOCK_ROWS])
+    return out
 
 
 def raw_pixels(X: np.ndarray, where: Callable[[int], str] = _image_name) -> np.ndarray:
