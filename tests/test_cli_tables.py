@@ -110,3 +110,30 @@ def test_a_piped_table_wider_than_the_pipe_keeps_each_row_on_one_line(pipe_env):
     pipe_env.setattr(sys, "stdout", narrow)
     tables.print_stdout(table)
     assert max(map(len, narrow.getvalue().splitlines())) <= 100
+
+
+def test_a_narrow_console_folds_a_long_value_and_splits_a_wide_table(pipe_env):
+    from rich.table import Table
+
+    pipe_env.setenv("COLUMNS", "40")
+    out = io.StringIO()
+    pipe_env.setattr(sys, "stdout", out)
+    path = "a/very/long/directory/name/for-the-model-output.joblib"
+    tables.print_key_values({"output": path, "l2": 0.0002}, "Training summary")
+    table = Table(title="Wide", caption="the caption", box=tables_box())
+    for name in ("key", "first figure", "second figure", "third figure"):
+        table.add_column(name, justify="right")
+    table.add_row("row", "123,456.7890", "0.000123", "98.7654")
+    tables.print_stdout(table)
+    text = out.getvalue()
+    assert "…" not in text and max(map(len, text.splitlines())) <= 40
+    value_lines = [line.split()[-1] for line in text.splitlines()[2:4]]
+    assert "".join(value_lines) == path                    # folded, every character kept
+    assert {"123,456.7890", "0.000123", "98.7654"} <= set(text.split())
+    assert text.count("row") == 2 and text.count("Wide") == 1 and text.count("the caption") == 1
+
+
+def tables_box():
+    from rich import box
+
+    return box.SIMPLE_HEAD

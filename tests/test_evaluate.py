@@ -196,6 +196,30 @@ def test_terminal_report_fits_80_columns(softmax_path):
             assert len([r for r in rows if len(r) == 12]) == 10
 
 
+def test_a_40_column_report_prints_every_figure_in_full(cli, softmax_path, monkeypatch):
+    from mnistlr.cli.tables import format_value
+
+    report = json.loads(cli("evaluate", softmax_path, "--json").out)
+    monkeypatch.setenv("COLUMNS", "40")
+    text = cli("evaluate", softmax_path).out
+    assert "…" not in text and max(map(len, text.splitlines())) <= 40
+    words = text.split()
+    for header in ("label", "precision", "recall", "f1-score", "AUC", "support"):
+        assert header in words
+    for row in report["per_class"]:
+        assert {format_value(row[k]) for k in ("precision", "recall", "f1", "roc_auc")} <= set(words)
+    # the confusion matrix splits its columns into groups: each true label's cells, read across
+    # the groups, are its whole row and its support
+    matrix = text[text.index("Confusion matrix"):text.index("Most confused")]
+    cells: dict[str, list[str]] = {}
+    for line in matrix.splitlines():
+        if re.match(r"^\s+\d\s", line):
+            label, *rest = line.split()
+            cells.setdefault(label, []).extend(rest)
+    for label, counts in zip(report["labels"], report["confusion_matrix"], strict=True):
+        assert cells[str(label)] == [str(c) if c else "·" for c in counts] + [str(sum(counts))]
+
+
 def test_normalize_prints_row_shares(cli, softmax_path):
     counts = json.loads(cli("evaluate", softmax_path, "--json").out)["confusion_matrix"]
     out = cli("evaluate", softmax_path, "--normalize").out

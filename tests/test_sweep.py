@@ -129,6 +129,22 @@ def test_results_as_json_by_extension(cli, tmp_path):
     assert len(saved["trials"]) == 2 and saved["best"]["rank"] == 1
 
 
+def test_a_40_column_table_prints_every_figure_in_full(cli, tmp_path, monkeypatch):
+    from mnistlr.cli.tables import format_value
+
+    monkeypatch.setenv("COLUMNS", "40")
+    path = tmp_path / "trials.json"
+    result = cli("sweep", *SMALL, "--param", "l2=1e-4,1e-2", "--cv", "3", "--results", path)
+    assert result.code == 0, result.err
+    *table, best = result.out.splitlines()
+    assert "…" not in result.out and max(map(len, table)) <= 40 and best.startswith("best: trial")
+    words = result.out.split()
+    for trial in json.loads(path.read_text())["trials"]:
+        figures = [f"{s:.4f}" for s in trial["fold_scores"]] + [format_value(trial[k]) for k in ("mean", "std")]
+        assert set(figures) <= set(words)
+    assert {"rank", "trial", "l2", "fold", "scores", "mean", "std", "seconds"} <= set(words)
+
+
 @pytest.mark.parametrize("quiet", [False, True])
 def test_the_files_written_are_notes_on_stderr_and_quiet_silences_them(cli, tmp_path, quiet):
     args = ["--param", "l2=1e-4,1e-2", "--cv", "2", "--results", tmp_path / "t.csv", "-o", tmp_path / "m.joblib"]

@@ -162,12 +162,17 @@ def stdout_console():
         def print(self, *objects: Any, **kwargs: Any) -> None:
             # a table wider than the pipe keeps its rows on one line (for grep, sed and awk: wrapped,
             # a long path or five fold scores took two); print(width=) could only narrow it
-            if self.natural and objects and not any(isinstance(o, str) for o in objects):
+            renderables = bool(objects) and not any(isinstance(o, str) for o in objects)
+            if self.natural and renderables:
                 from rich.measure import Measurement
 
                 wide = self.options.update(width=NATURAL_MOST)
                 needed = max(Measurement.get(self, wide, o).maximum for o in objects)
                 self.width = max(PIPE_WIDTH, min(needed, NATURAL_MOST))
+            if renderables:   # a table too wide for a narrow console is split, never cut to '…'
+                from mnistlr.cli.tables import fit_width
+
+                objects, kwargs = tuple(fit_width(o) for o in objects), {"crop": False} | kwargs
             try:
                 super().print(*objects, **kwargs)
             finally:

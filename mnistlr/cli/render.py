@@ -259,10 +259,11 @@ def confusion_table(report: dict[str, Any], normalize: bool = False, color: bool
     # every cell padded to one width so its shading fills the cell
     width = 1 + max(len(x) for x in [str(v) for v in labels] + sum(texts, []))
     table = Table(box=box.SIMPLE_HEAD, padding=0, pad_edge=False, collapse_padding=True)
-    table.add_column("true", justify="right", style="bold")
+    # no_wrap: a padded cell is as wide as it is (a narrow console splits the columns, see FitWidth)
+    table.add_column("true", justify="right", style="bold", no_wrap=True)
     for label in labels:
-        table.add_column(str(label).rjust(width), justify="right")
-    table.add_column(" n".rjust(width + 1), justify="right")
+        table.add_column(str(label).rjust(width), justify="right", no_wrap=True)
+    table.add_column(" n".rjust(width + 1), justify="right", no_wrap=True)
     for t, label in enumerate(labels):
         cells = []
         for p in range(len(labels)):

@@ -1,7 +1,10 @@
-"""Small Rich building blocks every command uses: key/value tables and stdout printing."""
+"""Small Rich building blocks every command uses: key/value tables, stdout printing, and
+tables fitted to a narrow console without cutting a figure."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import os
 import sys
 from typing import Any
@@ -38,7 +41,7 @@ def key_value_table(data: dict[str, Any], title: str | None = None):
 
     table = Table(title=title, box=box.SIMPLE_HEAD, show_header=False, title_justify="left")
     table.add_column("key", style="bold")
-    table.add_column("value")
+    table.add_column("value", overflow="fold")   # a long path folds in a narrow console, not cut to '…'
     for key, value in data.items():
         table.add_row(key.replace("_", " "), format_value(value))
     return table
@@ -89,3 +92,114 @@ def print_stdout(*renderables) -> None:
     console = stdout_console()
     for renderable in renderables:
         console.print(renderable)
+
+
+FOLD_KEEPS = 16   # in a column that may fold, words up to this long (figures, dates) stay whole
+_WIDE = 10_000    # measuring width: a table's natural size, unclamped by the console
+
+
+def fit_width(renderable):
+    """*renderable* as `FitWidth` prints it when it is a table or a group, else as it is (text keeps
+    Rich's own handling of its line ends)."""
+    from rich.console import Group
+    from rich.table import Table
+
+    return FitWidth(renderable) if isinstance(renderable, (Table, Group)) else renderable
+
+
+class FitWidth:
+    """*renderable* printed so that no figure is cut to '…' in a narrow console.
+
+    A boxed table wider than the console is split into column groups, each repeating the first
+    (key) column, with column widths that keep every word whole (a column that may fold, such as
+    a path, folds its longer words); a group that cannot fit even then is printed wider than the
+    console (print with crop=False). Groups (`rich.console.Group`) are fitted part by part; any
+    other renderable, and a table that fits, is printed as it is.
+    """
+
+    def __init__(self, renderable):
+        self.renderable = renderable
+
+    def __rich_measure__(self, console, options):
+        from rich.measure import Measurement
+
+        return Measurement.get(console, options, self.renderable)
+
+    def __rich_console__(self, console, options):
+        from rich.console import Group
+        from rich.measure import Measurement
+        from rich.table import Table
+
+        table = self.renderable
+        if isinstance(table, Group):
+            yield from (fit_width(part) for part in table.renderables)
+        elif not isinstance(table, Table) or table.box is None or (
+                Measurement.get(console, options.update_width(_WIDE), table).maximum <= options.max_width):
+            yield table   # a grid (no box) lays out pictures to a width of its own
+        else:
+            yield from _fitted_parts(console, options, table)
+
+
+def _fitted_parts(console, options, table):
+    """The segments of *table* split into column groups that fit options.max_width."""
+    from rich.measure import Measurement
+
+    wide = options.update_width(_WIDE)
+    ranges = [_column_range(console, wide, table, column) for column in table.columns]
+    least = [low for low, _ in ranges]
+    groups = _column_groups(console, wide, table, least, options.max_width)
+    for k, group in enumerate(groups):
+        ends = {"title": k == 0, "caption": k == len(groups) - 1}
+        need = Measurement.get(console, wide, _part(table, group, [least[i] for i in group], **ends)).maximum
+        widths = _level_widths([ranges[i] for i in group], options.max_width - need)
+        yield from console.render(_part(table, group, widths, **ends), options.update_width(max(need, options.max_width)))
+
+
+def _column_range(console, options, table, column) -> tuple[int, int]:
+    """The narrowest and widest a column's text can be without cutting a word (padding excluded):
+    a no-wrap column is as wide as its widest cell, a folding one may fold words over FOLD_KEEPS."""
+    from rich.measure import Measurement
+
+    cells = ([column.header] if table.show_header else []) + list(column.cells)
+    sizes = [Measurement.get(console, options, cell) for cell in cells]
+    low, high = max(s.minimum for s in sizes), max(s.maximum for s in sizes)
+    if column.no_wrap:
+        low = high
+    elif column.overflow == "fold":
+        low = min(low, FOLD_KEEPS)
+    return low, max(low, high)
+
+
+def _column_groups(console, options, table, least: list[int], width: int) -> list[list[int]]:
+    """Column indices in groups that fit *width* at their *least* widths, each starting with column 0."""
+    from rich.measure import Measurement
+
+    groups = [[0]]
+    for index in range(1, len(table.columns)):
+        wider = groups[-1] + [index]
+        part = _part(table, wider, [least[i] for i in wider])
+        if len(wider) > 2 and Measurement.get(console, options, part).maximum > width:
+            groups.append([0, index])
+        else:
+            groups[-1] = wider
+    return groups
+
+
+def _level_widths(ranges: list[tuple[int, int]], spare: int) -> list[int]:
+    """Column widths from their least, *spare* columns shared out to the narrowest first, none past its widest."""
+    widths = [low for low, _ in ranges]
+    for _ in range(max(spare, 0)):
+        growing = [k for k, (_, high) in enumerate(ranges) if widths[k] < high]
+        if not growing:
+            break
+        widths[min(growing, key=lambda k: widths[k])] += 1
+    return widths
+
+
+def _part(table, indices: list[int], widths: list[int], title: bool = True, caption: bool = True):
+    """A copy of *table* with only the columns *indices*, fixed to *widths*, with or without its title and caption."""
+    part = copy.copy(table)
+    part.columns = [dataclasses.replace(table.columns[i], _index=k, width=w)
+                    for k, (i, w) in enumerate(zip(indices, widths, strict=True))]
+    part.title, part.caption = table.title if title else None, table.caption if caption else None
+    return part
