@@ -240,6 +240,42 @@ def test_jsonl_and_tsv(sample, trained, tmp_path, cli):
     assert rows(quoted.out)[-1]["source"].endswith('b%,"odd".idx')
 
 
+@pytest.mark.parametrize("batch_size", ["7", "8192"])
+def test_a_json_output_is_one_json_array_and_jsonl_ndjson_stay_lines(sample, trained, tmp_path, cli, batch_size):
+    model, path = trained
+    _, _, X, _ = sample
+    np.save(tmp_path / "a.npy", X[:20])
+    write_idx(tmp_path / "b.idx", X[20:25])
+    out = tmp_path / "p.json"
+    result = cli("predict", path, tmp_path / "a.npy", tmp_path / "b.idx", "-o", out, "--batch-size", batch_size,
+                 "--proba")
+    assert result.code == 0, result.err
+    objects = json.loads(out.read_text())
+    assert isinstance(objects, list) and len(objects) == 25
+    assert [o["label"] for o in objects] == list(model.predict(X[:25]))
+    assert objects[-1]["source"].endswith("b.idx") and objects[-1]["index"] == 4 and "p9" in objects[0]
+    streamed = cli("predict", path, tmp_path / "a.npy", "-f", "json", "--batch-size", batch_size)
+    assert [o["label"] for o in json.loads(streamed.out)] == list(model.predict(X[:20]))
+    for suffix in (".jsonl", ".ndjson"):
+        lines = tmp_path / f"p{suffix}"
+        assert cli("predict", path, tmp_path / "a.npy", "-o", lines).code == 0
+        assert [json.loads(line)["label"] for line in lines.read_text().splitlines()] == list(model.predict(X[:20]))
+
+
+def test_json_without_images_is_an_empty_array():
+    writer, stream = RowWriter("json", np.arange(10)), io.BytesIO()
+    from mnistlr.api.predict import _write
+
+    assert _write(stream, writer, iter([]), None, 0) == 0 and json.loads(stream.getvalue()) == []
+
+
+def test_the_format_choices_are_the_api_formats():
+    from mnistlr.api.predict import FORMATS
+    from mnistlr.cli.base import OutputFormat
+
+    assert tuple(f.value for f in OutputFormat) == FORMATS
+
+
 def test_kaggle_format_numbers_images_from_one_over_all_inputs(sample, trained, tmp_path, cli):
     model, path = trained
     _, _, X, _ = sample

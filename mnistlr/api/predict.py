@@ -3,8 +3,9 @@
 Output rows: ``source`` (when there are several input files), ``index`` (the image's
 position in its source; 0 for image files), ``label``; with ``proba`` one column per
 class (``p<label>``); with ``top_k`` the K best labels and their probabilities
-(``top1, p_top1, ...``). Formats: csv, tsv (header line) and jsonl (one object per
-image, same fields); kaggle: ``ImageId,Label`` with 1-based ids counted over all inputs, as
+(``top1, p_top1, ...``). Formats: csv, tsv (header line), jsonl (one object per
+image, same fields, one a line) and json (the same objects as one JSON array, still streamed:
+'[', the objects comma-separated, ']' after the last batch); kaggle: ``ImageId,Label`` with 1-based ids counted over all inputs, as
 Kaggle's digit recognizer expects. Probabilities carry 6 significant digits.
 
 Rows are formatted a batch at a time with one precomputed %-format (no per-row Python
@@ -31,7 +32,7 @@ from mnistlr.io.inputs import open_inputs, total_count
 from mnistlr.io.readers import Source
 from mnistlr.learn.model import LinearModel
 
-FORMATS = ("csv", "tsv", "jsonl", "kaggle")
+FORMATS = ("csv", "tsv", "jsonl", "json", "kaggle")
 DEFAULT_BATCH_SIZE = 8192
 # Rows scored per matrix product: small enough for the float32 copy to stay in cache.
 SCORE_CHUNK = 2048
@@ -92,7 +93,7 @@ def predict_batches(model: LinearModel, sources: Sequence[Source], batch_size: i
 
 def _quote(text: str, fmt: str) -> str:
     """*text* as a field of *fmt* (CSV quoting, or a JSON string), '%' escaped for formatting."""
-    if fmt == "jsonl":
+    if fmt in ("jsonl", "json"):
         quoted = json.dumps(text, ensure_ascii=False)
     elif any(c in text for c in ('"', "\n", "\r", "," if fmt == "csv" else "\t")):
         quoted = '"' + text.replace('"', '""') + '"'
@@ -102,7 +103,7 @@ def _quote(text: str, fmt: str) -> str:
 
 
 class RowWriter:
-    """Turns `Predictions` into bytes of csv, tsv or jsonl rows."""
+    """Turns `Predictions` into bytes of csv, tsv, jsonl or json rows (`header`, `rows` per batch, `footer`)."""
 
     def __init__(self, fmt: str, classes: np.ndarray, proba: bool = False,
                  top_k: int | None = None, with_source: bool = False):
@@ -114,19 +115,23 @@ class RowWriter:
         for k in range(1, (top_k or 0) + 1):
             columns += [(f"top{k}", "%d"), (f"p_top{k}", PROBA_FORMAT)]
         self.columns = (["source"] if with_source else []) + [name for name, _ in columns]
-        if fmt == "jsonl":
+        if fmt in ("jsonl", "json"):
             self._numeric = ", ".join(f'"{name}": {spec}' for name, spec in columns) + "}\n"
         else:
             self._numeric = ("\t" if fmt == "tsv" else ",").join(spec for _, spec in columns) + "\n"
         self._floats = proba or bool(top_k)
 
     def header(self) -> bytes:
-        if self.fmt == "jsonl":
-            return b""
+        if self.fmt in ("jsonl", "json"):
+            return b"[\n" if self.fmt == "json" else b""
         return (("\t" if self.fmt == "tsv" else ",").join(self.columns) + "\n").encode()
 
+    def footer(self) -> bytes:
+        """What follows the last batch: the end of json's array."""
+        return b"\n]\n" if self.fmt == "json" else b""
+
     def _prefix(self, name: str) -> str:
-        if self.fmt == "jsonl":
+        if self.fmt in ("jsonl", "json"):
             return '{"source": ' + _quote(name, "jsonl") + ", " if self.with_source else "{"
         if not self.with_source:
             return ""
@@ -134,7 +139,7 @@ class RowWriter:
 
     def rows(self, result: Predictions) -> bytes:
         """The formatted rows of one batch."""
-        n = len(result.labels)
+        n, earlier = len(result.labels), self.written
         index = np.arange(self.written + 1, self.written + n + 1) if self.fmt == "kaggle" else result.index
         self.written += n
         parts = [index, result.labels]
@@ -147,19 +152,23 @@ class RowWriter:
         table = np.column_stack(parts).astype(np.float64 if self._floats else np.int64)
         if isinstance(result.source, str):
             row = self._prefix(result.source) + self._numeric
-            return ((row * len(table)) % tuple(table.ravel().tolist())).encode()
-        return "".join((self._prefix(name) + self._numeric) % tuple(values)
-                       for name, values in zip(result.source, table.tolist(), strict=True)).encode()
+            text = (row * len(table)) % tuple(table.ravel().tolist())
+        else:
+            text = "".join((self._prefix(name) + self._numeric) % tuple(values)
+                           for name, values in zip(result.source, table.tolist(), strict=True))
+        if self.fmt == "json":   # JSON strings hold no raw newline: each one ends an object
+            text = (",\n" if earlier else "") + text[:-1].replace("\n", ",\n")
+        return text.encode()
 
 
 def output_format(output: str | os.PathLike | None, fmt: str | None) -> str:
-    """The output format: *fmt*, else told by the output's suffix (.jsonl, .tsv), else csv."""
+    """The output format: *fmt*, else told by the output's suffix (.json, .jsonl, .tsv), else csv."""
     if fmt is not None:
         if fmt not in FORMATS:
             raise UsageError(f"unknown output format '{fmt}'", f"use one of {', '.join(FORMATS)}")
         return fmt
     suffix = Path(output).suffix.lower() if output is not None else ""
-    return {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".tsv": "tsv",
+    return {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".tsv": "tsv",
             ".tab": "tsv"}.get(suffix, "csv")
 
 
@@ -184,10 +193,10 @@ def _check(model: LinearModel, sources: Sequence[Source], top_k: int | None, bat
 
 def _write(stream: IO[bytes], writer: RowWriter, results: Iterator[Predictions],
            callback: Progress | None, total: int | None) -> int:
-    """Write the header and every batch of rows (flushed); returns the number of rows.
+    """Write the header, every batch of rows (flushed) and the footer; returns the number of rows.
 
     The header goes out with the first batch, so an input refused in its first batch
-    leaves the output empty.
+    leaves the output empty (without images, json's still goes out, before its footer).
     """
     done = 0
     header = writer.header()
@@ -198,6 +207,9 @@ def _write(stream: IO[bytes], writer: RowWriter, results: Iterator[Predictions],
         done += len(result.labels)
         if callback is not None:
             callback(done, total)
+    if writer.footer():
+        stream.write(header + writer.footer())
+        stream.flush()
     return done
 
 

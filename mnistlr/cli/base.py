@@ -224,7 +224,8 @@ def choices(name: str, values: tuple[str, ...]) -> type[enum.Enum]:
 
 
 Split = choices("Split", ("train", "test"))
-OutputFormat = choices("OutputFormat", ("csv", "tsv", "jsonl", "kaggle"))
+# predict's formats: mnistlr.api.predict.FORMATS, spelt out here so --help needs no NumPy (a test holds them equal)
+OutputFormat = choices("OutputFormat", ("csv", "tsv", "jsonl", "json", "kaggle"))
 
 
 def complete_dataset(incomplete: str) -> list[str]:

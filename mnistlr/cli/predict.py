@@ -57,8 +57,8 @@ def predict_command(
         "--output", "-o", help="Write the predictions to this file, atomically (default, or '-': stdout).",
         show_default=False)] = None,
     fmt: Annotated[OutputFormat | None, typer.Option(
-        "--format", "-f", help="Output format (default: told by the -o suffix .jsonl/.tsv, else csv); "
-        "kaggle: ImageId,Label with 1-based ids, for Kaggle's digit recognizer.",
+        "--format", "-f", help="Output format (default: told by the -o suffix .jsonl/.ndjson, .json, "
+        ".tsv, else csv); json: one JSON array of the jsonl objects; kaggle: ImageId,Label with 1-based ids, for Kaggle's digit recognizer.",
         show_default=False)] = None,
     proba: Annotated[bool, typer.Option(
         "--proba", help="Add one probability column per class (p0 … p9).", metavar="")] = False,
@@ -69,7 +69,7 @@ def predict_command(
         "--batch-size", min=1, max=1_000_000, help="Images read and predicted at a time.")] = 8192,
     quiet: QuietOpt = False,
 ) -> None:
-    """Predict the label of every image in the inputs; CSV, TSV or JSON lines, streamed.
+    """Predict the label of every image in the inputs; CSV, TSV, JSON lines or JSON, streamed.
 
     Columns: index (position in its input; 0 for image files) and label, after the
     source when there are several input files; --proba adds p<class> columns and
