@@ -111,6 +111,7 @@ def test_python_export_and_load(model_paths, tmp_path):
 @pytest.mark.parametrize("args, code, words", [
     (["-o", "{t}/m.txt"], 2, "'.txt' is not an export format (end the output name in .onnx, .npz, .csv)"),
     (["-o", "{t}/m"], 2, "no extension is not an export format"),
+    (["-o", "-"], 2, "an export is written to a file, not to standard output ('-') (name a file ending in .onnx"),
     (["-o", "{t}/absent/m.onnx"], 1, "does not exist"),
     (["-o", "{t}/m.onnx", "--input-type", "int16"], 2, "'int16' is not one of"),
     (["-o", "{t}/m.onnx", "--input-layout", "cube"], 2, "'cube' is not one of"),

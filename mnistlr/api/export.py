@@ -16,6 +16,9 @@ FORMATS = {".onnx": "ONNX graph", ".npz": "NumPy arrays", ".csv": "CSV weights"}
 
 def export_format(output: str | os.PathLike) -> str:
     """The suffix of *output* when it names an export format (a UsageError otherwise)."""
+    if str(output) == "-":   # a graph or an archive is a file: no extension on stdout to tell its format
+        raise UsageError("an export is written to a file, not to standard output ('-')",
+                         "name a file ending in " + ", ".join(FORMATS) + ", e.g. model.onnx")
     suffix = Path(output).suffix.lower()
     if suffix not in FORMATS:
         named = f"'{suffix}'" if suffix else "no extension"
