@@ -106,6 +106,18 @@ def test_python_export_and_load(model_paths, tmp_path):
     assert mnistlr.load(written) == model
     with pytest.raises(mnistlr.UsageError, match="'.txt' is not an export format"):
         model.export(tmp_path / "r.txt")
+    with pytest.raises(mnistlr.UsageError, match="^input_layout applies to .onnx exports only"):
+        model.export(tmp_path / "r.npz", input_layout="images")
+
+
+def test_help_names_every_feature_map_the_graph_exports(cli):
+    import re
+
+    from mnistlr.learn.features import NAMES
+
+    text = " ".join(cli("export", "--help").out.split())
+    listed = re.search(r"a feature pipeline of (.*?) steps is part of the graph", text).group(1)
+    assert set(re.split(r", | and ", listed)) == set(NAMES) - {"deskew"}
 
 
 @pytest.mark.parametrize("args, code, words", [
@@ -115,6 +127,10 @@ def test_python_export_and_load(model_paths, tmp_path):
     (["-o", "{t}/absent/m.onnx"], 1, "does not exist"),
     (["-o", "{t}/m.onnx", "--input-type", "int16"], 2, "'int16' is not one of"),
     (["-o", "{t}/m.onnx", "--input-layout", "cube"], 2, "'cube' is not one of"),
+    (["-o", "{t}/m.csv", "--input-type", "uint8"], 2,
+     "--input-type applies to .onnx exports only, not to .csv (drop it, or export to .onnx)"),
+    (["-o", "{t}/m.npz", "--input-layout", "flat", "--input-type", "float32"], 2,
+     "--input-type and --input-layout apply to .onnx exports only, not to .npz (drop them, or export to .onnx)"),
 ])
 def test_bad_exports_one_line(model_paths, tmp_path, cli, args, code, words):
     result = cli("export", model_paths["softmax"], *[a.format(t=tmp_path) for a in args])

@@ -14,8 +14,9 @@ from mnistlr.errors import UsageError
 FORMATS = {".onnx": "ONNX graph", ".npz": "NumPy arrays", ".csv": "CSV weights"}
 
 
-def export_format(output: str | os.PathLike) -> str:
-    """The suffix of *output* when it names an export format (a UsageError otherwise)."""
+def export_format(output: str | os.PathLike, input_type: str | None = None, input_layout: str | None = None) -> str:
+    """The suffix of *output* when it names an export format and the input options given fit it
+    (they shape an ONNX graph's input only); a UsageError otherwise."""
     if str(output) == "-":   # a graph or an archive is a file: no extension on stdout to tell its format
         raise UsageError("an export is written to a file, not to standard output ('-')",
                          "name a file ending in " + ", ".join(FORMATS) + ", e.g. model.onnx")
@@ -24,18 +25,25 @@ def export_format(output: str | os.PathLike) -> str:
         named = f"'{suffix}'" if suffix else "no extension"
         raise UsageError(f"{output}: {named} is not an export format",
                          "end the output name in " + ", ".join(FORMATS))
+    given = [f"`{name}`" for name, value in (("input_type", input_type), ("input_layout", input_layout))
+             if value is not None]
+    if given and suffix != ".onnx":
+        raise UsageError(f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} to .onnx exports only, "
+                         f"not to {suffix}", ("drop it" if len(given) == 1 else "drop them") + ", or export to .onnx")
     return suffix
 
 
-def export(model: Any, output: str | os.PathLike, *, input_type: str = "uint8",
-           input_layout: str = "images") -> dict[str, Any]:
+def export(model: Any, output: str | os.PathLike, *, input_type: str | None = None,
+           input_layout: str | None = None) -> dict[str, Any]:
     """Write *model* (a LinearModel or a model file) to *output*, atomically, in the format its
-    extension names: .onnx (input_type "uint8" or "float32", input_layout "images" (n, rows,
-    cols) or "flat" (n, rows·cols)), .npz or .csv. Returns a summary."""
+    extension names: .onnx (input_type "uint8" (the default) or "float32", input_layout "images"
+    (n, rows, cols; the default) or "flat" (n, rows·cols)), .npz or .csv (where either input
+    option is a UsageError). Returns a summary."""
     from mnistlr.learn.model import LinearModel
     from mnistlr.learn.persistence import load_model
 
-    suffix = export_format(output)
+    suffix = export_format(output, input_type, input_layout)
+    input_type, input_layout = input_type or "uint8", input_layout or "images"
     if not isinstance(model, LinearModel):
         model = load_model(model)
     if model.features is not None and suffix != ".onnx":

@@ -127,12 +127,12 @@ class Model:
         save_model(self.linear, path)
         return Path(path)
 
-    def export(self, path: str | os.PathLike, *, input_type: str = "uint8",
-               input_layout: str = "images") -> Path:
+    def export(self, path: str | os.PathLike, *, input_type: str | None = None,
+               input_layout: str | None = None) -> Path:
         """Write an export told by the extension, atomically, as `mnistlr export`: .onnx (the
-        `onnx` extra; input *input_type* "uint8" or "float32", *input_layout* "images" (n, rows,
-        cols) or "flat" (n, rows·cols)), .npz (NumPy arrays, read back by `mnistlr.load`) or
-        .csv (the raw-pixel weights)."""
+        `onnx` extra; input *input_type* "uint8" (default) or "float32", *input_layout* "images"
+        (n, rows, cols; default) or "flat" (n, rows·cols)), .npz (NumPy arrays, read back by
+        `mnistlr.load`) or .csv (the raw-pixel weights); the input options are for .onnx only."""
         from mnistlr.api.export import export
 
         export(self.linear, path, input_type=input_type, input_layout=input_layout)

@@ -27,25 +27,28 @@ def export_command(
     model: ModelArg,
     output: Annotated[Path, typer.Option(
         "--output", "-o", help="The file to write: .onnx, .npz or .csv (the format).", metavar="FILE")],
-    input_type: Annotated[InputType, typer.Option(
-        "--input-type", help="ONNX only: the element type of the graph's input.")] = InputType("uint8"),
-    input_layout: Annotated[InputLayout, typer.Option(
-        "--input-layout", help="ONNX only: images (n, rows, cols) or flat rows (n, rows·cols).")
-    ] = InputLayout("images"),
+    input_type: Annotated[InputType | None, typer.Option(
+        "--input-type", help="ONNX only: the element type of the graph's input (default: uint8).",
+        show_default=False)] = None,
+    input_layout: Annotated[InputLayout | None, typer.Option(
+        "--input-layout", help="ONNX only: images (n, rows, cols; the default) or flat rows (n, rows·cols).",
+        show_default=False)] = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Write a model in another format, told by the output's extension (written atomically).
 
     .onnx: one graph (the onnx extra), input `images` (n, rows, cols) or with --input-layout
-    flat (n, rows·cols), uint8 or with --input-type float32 floats in [0, 1] or 0–255, outputs `label` (int64) and `probabilities` (float32), preprocessing folded in; a feature pipeline of pca, poly2 and rff steps is part of the graph (deskew is not exported).
+    flat (n, rows·cols), uint8 or with --input-type float32 floats in [0, 1] or 0–255, outputs `label` (int64) and `probabilities` (float32), preprocessing folded in; a feature pipeline of pca, poly2, rff and nystroem steps is part of
+    the graph (deskew is not exported). --input-type and --input-layout apply to .onnx only.
     .npz: every array and the metadata as JSON text, for np.load(..., allow_pickle=False).
     .csv: the weights on raw pixels, a header row of class labels and an intercept row.
     """
     from mnistlr.api.export import export, export_format
 
-    export_format(output)   # refuse an unknown extension before reading the model
-    summary = export(model, output, input_type=input_type.value, input_layout=input_layout.value)
+    given = {"input_type": input_type and input_type.value, "input_layout": input_layout and input_layout.value}
+    export_format(output, **given)   # refuse an unknown extension, or ONNX options elsewhere, before reading the model
+    summary = export(model, output, **given)
     if json_out:
         typer.echo(json.dumps(summary))
     elif not quiet:   # plain: a path must not be wrapped
