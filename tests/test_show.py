@@ -369,6 +369,28 @@ def test_plot_writes_a_png(cli, sample_model, tmp_path, mode):
         assert width > 2 * height
 
 
+@pytest.mark.parametrize("model_name, top", [("centroid.joblib", "1"), ("centroid.joblib", "3"),
+                                              ("centroid.joblib", "10"), ("a-" * 40 + "model.joblib", "2")])
+def test_plot_titles_fit_inside_the_figure(cli, sample_model, tmp_path, monkeypatch, model_name, top):
+    import shutil
+
+    from mnistlr.evaluation import figures
+
+    drawn, save = [], figures.save_figure
+    monkeypatch.setattr(figures, "save_figure", lambda fig, path, *a: drawn.append(fig) or save(fig, path, *a))
+    model = tmp_path / model_name
+    shutil.copy(sample_model[1], model)
+    for args in (["--model", model, "--errors", "--top", top], [], ["--model", model, "--index", "3"]):
+        assert cli("show", "mnist-sample", *args, "--plot", tmp_path / "f.png").code == 0
+    for fig in drawn:
+        fig.canvas.draw()
+        box = fig.bbox
+        titles = [t for t in fig.texts if t.get_text()]
+        assert titles and all(box.x0 <= t.get_window_extent().x0 and t.get_window_extent().x1 <= box.x1
+                              and box.y0 <= t.get_window_extent().y0 and t.get_window_extent().y1 <= box.y1
+                              for t in titles), [t.get_text() for t in titles]
+
+
 def test_plot_without_matplotlib(cli, tmp_path, monkeypatch):
     import sys
 

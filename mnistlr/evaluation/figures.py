@@ -354,6 +354,37 @@ def _title_lines(titles) -> int:
     return max((t.count("\n") + 1 for t in titles), default=0)
 
 
+TITLE_MARGIN = 0.3   # inches of a figure's width the title leaves free (the layout's pads)
+
+
+def fitted_title(text: str, width: float, fontsize: float) -> str:
+    """*text* with its lines broken so that each fits a figure *width* inches wide at *fontsize*:
+    between words, and inside a word (a long file name) only when the word alone is too wide."""
+    from matplotlib.backends.backend_agg import RendererAgg
+    from matplotlib.font_manager import FontProperties
+
+    renderer, font = RendererAgg(1, 1, DPI), FontProperties(size=fontsize)
+    room = (width - TITLE_MARGIN) * DPI
+
+    def fits(line: str) -> bool:
+        return renderer.get_text_width_height_descent(line, font, ismath=False)[0] <= room
+
+    lines = []
+    for paragraph in text.split("\n"):
+        line = ""
+        for word in paragraph.split(" "):
+            if line and not fits(f"{line} {word}"):
+                lines.append(line)
+                line = ""
+            line = f"{line} {word}" if line else word
+            while len(line) > 1 and not fits(line):   # one word wider than the figure: fold it
+                cut = max([1] + [k for k in range(2, len(line)) if fits(line[:k])])
+                lines.append(line[:cut])
+                line = line[cut:]
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def plot_image_grid(images: Sequence, titles: Sequence[str], path: str | Path, title: str, *,
                     large: bool = False) -> Path:
     """Draw images (rows, cols) raw 0–255, each under its title, MAX_COLS to a row; save a PNG.
@@ -365,8 +396,10 @@ def plot_image_grid(images: Sequence, titles: Sequence[str], path: str | Path, t
     n_cols = max(1, min(len(images), MAX_COLS))
     n_rows = max(1, -(-len(images) // MAX_COLS))
     cell = 4.0 if large else CELL
+    width = max(cell * n_cols + 0.2, 3.2)
+    title = fitted_title(title, width, 10)
     height = (cell + 0.16 * _title_lines(titles)) * n_rows + 0.2 * (title.count("\n") + 1) + 0.3
-    fig = new_figure(max(cell * n_cols + 0.2, 3.2), height)
+    fig = new_figure(width, height)
     axes = fig.subplots(n_rows, n_cols, squeeze=False)
     for i, ax in enumerate(axes.flat):
         if i < len(images):
@@ -384,8 +417,10 @@ def plot_image_columns(columns: Sequence[tuple[str, Sequence, Sequence[str]]], p
     n_cols = max(1, len(columns))
     n_rows = max(1, max((len(imgs) for _, imgs, _ in columns), default=1))
     n_lines = _title_lines([t for _, _, ts in columns for t in ts])
+    width = max(CELL * 0.9 * n_cols + 0.2, 3.2)
+    title = fitted_title(title, width, 10)
     height = (CELL * 0.9 + 0.16 * n_lines) * n_rows + 0.55 + 0.2 * (title.count("\n") + 1)
-    fig = new_figure(max(CELL * 0.9 * n_cols + 0.2, 3.2), height)
+    fig = new_figure(width, height)
     subfigures = np.atleast_1d(fig.subfigures(1, n_cols))
     for sub, (heading, images, titles) in zip(subfigures, columns, strict=True):
         sub.suptitle(heading, fontsize=11, fontweight="bold")
