@@ -43,6 +43,17 @@ def test_a_replayed_help_is_the_rendered_one_without_typer(tmp_path, args):
     assert rendered[:3] == console(tmp_path, *args, cache="")[:3]  # and the same as with no cache
 
 
+@pytest.mark.parametrize("args", [["--help"], [], ["export", "--help"]])
+def test_a_piped_help_carries_no_padding_rendered_or_replayed(tmp_path, args):
+    plain = {"FORCE_COLOR": "", "NO_COLOR": "1", "TERM": "dumb"}
+    rendered, replayed = console(tmp_path, *args, **plain), console(tmp_path, *args, **plain)
+    assert rendered[3] and not replayed[3] and replayed[:3] == rendered[:3]
+    lines = rendered[1].decode().splitlines()
+    assert len(lines) > 10 and "Usage: mnistlr" in rendered[1].decode() and b"\x1b[" not in rendered[1]
+    assert [line for line in lines if line != line.rstrip()] == []
+    assert max(map(len, lines)) == 100                        # the boxes still reach COLUMNS
+
+
 def test_another_environment_or_width_renders_again(tmp_path):
     first = console(tmp_path, "--help")
     narrow = console(tmp_path, "--help", COLUMNS="60")

@@ -114,7 +114,7 @@ def silence_stdout() -> None:
     os.close(devnull)
 
 
-class _TrimmedLines:
+class TrimmedLines:
     """A text stream that drops the spaces Rich pads table lines with, for files and pipes."""
 
     def __init__(self, stream):
@@ -183,7 +183,7 @@ def stdout_console():
     width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else PIPE_WIDTH
     # NO_COLOR: no escape sequences at all (bold and italic too), not just no colour
     plain = {"color_system": None} if no_color_env() else {}
-    out = sys.stdout if sys.stdout.isatty() else _TrimmedLines(sys.stdout)
+    out = sys.stdout if sys.stdout.isatty() else TrimmedLines(sys.stdout)
     console = ResultConsole(file=out, highlight=False, soft_wrap=False, width=width, **plain)
     console.natural = width is not None
     return console

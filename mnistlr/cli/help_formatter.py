@@ -73,6 +73,10 @@ def _count_renderings(rich_utils: types.ModuleType) -> None:
     def help_console(*args, **kwargs):
         made = console(*args, **kwargs)
         made.on_broken_pipe = _reader_went_away   # Rich's own exits 1; `mnistlr --help | head`: 0
+        if not made.stderr and not sys.stdout.isatty():   # piped: no spaces padding lines to the width
+            from mnistlr.cli.base import TrimmedLines
+
+            made.file = TrimmedLines(sys.stdout)
         return made
 
     rich_utils.rich_format_help, rich_utils._get_rich_console = rich_format_help, help_console
