@@ -17,7 +17,8 @@ from mnistlr.learn.persistence import load_model, save_model
 
 JSON_KEYS = ("accuracy", "log_loss", "brier", "ece", "roc_auc_ovr_macro", "roc_auc_ovr_weighted",
              "precision_macro", "recall_macro", "f1_macro", "precision_weighted", "recall_weighted",
-             "f1_weighted", "n_samples", "labels", "confusion_matrix", "per_class", "top_confusions")
+             "f1_weighted", "n_samples", "labels", "average_labels", "confusion_matrix", "per_class",
+             "top_confusions")
 
 
 @pytest.fixture(scope="module")
@@ -61,17 +62,25 @@ def check_against_sklearn(report, model, X, y):
     assert report["log_loss"] == pytest.approx(sk.log_loss(y, P.astype(np.float64), labels=labels), abs=1e-6)
     assert report["brier"] == pytest.approx(sk.brier_score_loss(y, P, labels=labels), abs=1e-6)
     binary = len(labels) == 2
+    present = np.union1d(y, y_pred)   # scikit-learn's default averages run over y_true ∪ y_pred
+    assert report["average_labels"] == present.tolist()
     for avg in ("macro", "weighted"):
-        p, r, f, _ = sk.precision_recall_fscore_support(y, y_pred, labels=labels, average=avg, zero_division=0)
+        p, r, f, _ = sk.precision_recall_fscore_support(y, y_pred, average=avg, zero_division=0)
         assert report[f"precision_{avg}"] == pytest.approx(p, abs=1e-6)
         assert report[f"recall_{avg}"] == pytest.approx(r, abs=1e-6)
         assert report[f"f1_{avg}"] == pytest.approx(f, abs=1e-6)
+        # ROC AUC over the classes in y (scikit-learn's macro with labels=classes is NaN otherwise)
+        seen = np.isin(labels, y)
         auc = (sk.roc_auc_score(y == labels[1], P[:, 1]) if binary
-               else sk.roc_auc_score(y, P, multi_class="ovr", average=avg, labels=labels))
+               else sk.roc_auc_score(y, P, multi_class="ovr", average=avg, labels=labels) if seen.all()
+               else sk.roc_auc_score(y[:, None] == labels[seen], P[:, seen], average=avg))
         assert report[f"roc_auc_ovr_{avg}"] == pytest.approx(auc, abs=1e-6)
     p, r, f, support = sk.precision_recall_fscore_support(y, y_pred, labels=labels, zero_division=0)
     for k, row in enumerate(report["per_class"]):
         assert row["label"] == labels[k] and row["support"] == support[k]
+        if labels[k] not in present:   # neither in the data nor predicted: undefined
+            assert row["precision"] is row["recall"] is row["f1"] is row["roc_auc"] is None
+            continue
         assert (row["precision"], row["recall"], row["f1"]) == pytest.approx((p[k], r[k], f[k]), abs=1e-6)
         score = P[:, 1] if binary else P[:, k]
         assert row["roc_auc"] == pytest.approx(sk.roc_auc_score(y == labels[1 if binary else k], score), abs=1e-6)
@@ -123,6 +132,22 @@ def test_binary_model_refuses_other_digits_then_filters_them(cli, binary_path):
     keep = np.isin(y, [3, 8])
     assert report["data"]["left_out"] == int((~keep).sum()) and report["labels"] == [3, 8]
     check_against_sklearn(report, load_model(binary_path), X[keep], y[keep])
+
+
+def test_data_of_some_classes_is_averaged_over_them_as_sklearn_does(cli, tmp_path, softmax_path):
+    # digits 0-4 that the 10-class model labels 0-4: its other five classes are in neither
+    model = load_model(softmax_path)
+    X, y = load_dataset("mnist-sample", "test")
+    keep = (y < 5) & (model.predict(X) < 5)
+    np.savez(tmp_path / "low.npz", images=X[keep], labels=y[keep])
+    result = cli("evaluate", softmax_path, "--images", tmp_path / "low.npz", "--json")
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert report["average_labels"] == [0, 1, 2, 3, 4] and report["labels"] == list(range(10))
+    assert report["f1_macro"] > 0.9   # over all ten classes it would be below 0.5
+    check_against_sklearn(report, model, X[keep], y[keep])
+    text = cli("evaluate", softmax_path, "--images", tmp_path / "low.npz").out
+    assert "never predicted (5, 6, 7, 8, 9)" in text
 
 
 @pytest.mark.parametrize("args, code, words", [

@@ -146,6 +146,45 @@ def test_absent_class_gets_undefined_auc_and_zero_scores():
     assert r["roc_auc_ovr_macro"] == pytest.approx(np.mean([c["roc_auc"] for c in r["per_class"][:2]]))
 
 
+def test_averages_on_data_of_some_classes_agree_with_sklearn_defaults():
+    # a 10-class model scored on images of 0-4 that it only ever labels 0-4 (scikit-learn's
+    # labels=None averages over y_true ∪ y_pred; over all ten classes the macro F1 would halve)
+    y, P, _ = synthetic(n=2000, n_classes=5, seed=4)
+    P = np.hstack([P, np.zeros((len(y), 5), P.dtype)])
+    y_pred = P.argmax(axis=1)
+    assert set(y_pred) == set(y) == set(range(5))
+    r = metrics.classification_report(y, P, np.arange(10))
+    for avg in ("macro", "weighted"):
+        p, rc, f, _ = sk.precision_recall_fscore_support(y, y_pred, average=avg, zero_division=0)
+        assert (r[f"precision_{avg}"], r[f"recall_{avg}"], r[f"f1_{avg}"]) == pytest.approx((p, rc, f), abs=1e-12)
+    assert r["average_labels"] == [0, 1, 2, 3, 4]
+    # ROC AUC: weighted as sklearn's labels=classes; macro over the classes where it is defined
+    # (sklearn gives NaN with labels=classes, and needs as many columns as classes without)
+    assert r["roc_auc_ovr_weighted"] == pytest.approx(
+        sk.roc_auc_score(y, P, multi_class="ovr", average="weighted", labels=np.arange(10)), abs=1e-12)
+    Y = np.eye(10)[y][:, :5]
+    assert r["roc_auc_ovr_macro"] == pytest.approx(sk.roc_auc_score(Y, P[:, :5], average="macro"), abs=1e-12)
+    # rows for every class of the model; scores undefined (None) for the classes absent from both
+    p, rc, f, support = sk.precision_recall_fscore_support(y, y_pred, labels=np.arange(10), zero_division=0)
+    rows = r["per_class"]
+    assert [c["label"] for c in rows] == list(range(10)) and [c["support"] for c in rows] == support.tolist()
+    np.testing.assert_allclose([c["f1"] for c in rows[:5]], f[:5], atol=1e-12)
+    assert all(c[k] is None for c in rows[5:] for k in ("precision", "recall", "f1", "roc_auc"))
+
+
+def test_a_class_predicted_but_absent_from_the_labels_counts_in_the_macro_average_as_in_sklearn():
+    y = np.array([0, 0, 1, 1, 0, 1])
+    P = np.array([[0.8, 0.1, 0.1, 0], [0.3, 0.2, 0.5, 0], [0.2, 0.7, 0.1, 0], [0.3, 0.6, 0.1, 0],
+                  [0.5, 0.2, 0.3, 0], [0.1, 0.1, 0.8, 0]])
+    y_pred = P.argmax(axis=1)
+    r = metrics.classification_report(y, P, np.arange(4))
+    assert r["average_labels"] == [0, 1, 2]
+    for avg in ("macro", "weighted"):
+        p, rc, f, _ = sk.precision_recall_fscore_support(y, y_pred, average=avg, zero_division=0)
+        assert (r[f"precision_{avg}"], r[f"recall_{avg}"], r[f"f1_{avg}"]) == pytest.approx((p, rc, f), abs=1e-12)
+    assert r["per_class"][2]["precision"] == 0.0 and r["per_class"][3]["precision"] is None
+
+
 def test_top_confusions_are_off_diagonal_and_sorted():
     cm = np.array([[50, 3, 0], [7, 40, 1], [0, 0, 9]])
     pairs = metrics.top_confusions(cm, np.array([2, 5, 8]), top=5)

@@ -227,6 +227,12 @@ def class_report_table(report: dict[str, Any]):
     for avg in ("macro", "weighted"):
         table.add_row(f"{avg} avg", format_value(report[f"precision_{avg}"]), format_value(report[f"recall_{avg}"]),
                       format_value(report[f"f1_{avg}"]), format_value(report[f"roc_auc_ovr_{avg}"]), n)
+    averaged = report.get("average_labels", report["labels"])
+    if len(averaged) < len(report["labels"]):
+        absent = ", ".join(str(c) for c in report["labels"] if c not in set(averaged))
+        table.caption = (f"{format_value(None)}: not in the data and never predicted ({absent}); "
+                         f"the averages are over the other {len(averaged)} labels, as scikit-learn's\n")
+        table.caption_justify = "left"
     return table
 
 

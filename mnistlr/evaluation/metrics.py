@@ -4,7 +4,8 @@ Conventions: K classes; `y` holds class *indices* 0..K−1 (n_samples,) int; `P`
 probabilities (n_samples, K) in the order of the model's `classes`. Definitions follow
 scikit-learn so the numbers agree with it: undefined precision/recall/F1 are 0, ROC AUC
 counts ties as one half, log-loss clips at the probabilities' own float epsilon, and the
-Brier score is Σ_k (p_k − y_k)² averaged over samples (halved for two classes).
+Brier score is Σ_k (p_k − y_k)² averaged over samples (halved for two classes), and the macro
+averages run over the classes in the true labels or the predictions (scikit-learn's `labels=None`).
 """
 
 from __future__ import annotations
@@ -173,20 +174,37 @@ def top_confusions(cm: np.ndarray, classes: np.ndarray, top: int = 5) -> list[di
     return pairs
 
 
-def _averages(per_class: dict[str, np.ndarray], auc: np.ndarray) -> dict[str, float | None]:
-    """Macro (plain mean) and weighted (by support) averages of the per-class scores."""
+def present_classes(cm: np.ndarray) -> np.ndarray:
+    """Which classes (K,) bool occur among the true labels or the predictions (y_true ∪ y_pred):
+    the labels scikit-learn's averages run over by default (`labels=None`)."""
+    return (cm.sum(axis=0) + cm.sum(axis=1)) > 0
+
+
+def averages(cm: np.ndarray) -> dict[str, float]:
+    """Macro (plain mean) and weighted (by support) precision, recall and F1 from a confusion
+    matrix (K, K), over the classes in the true labels or the predictions, as scikit-learn's
+    default (`labels=None`) does: a class of the model absent from both does not pull the macro
+    average down (and weighs nothing in the weighted one)."""
+    per_class = precision_recall_f1(cm)
+    present = present_classes(cm)
     support = per_class["support"].astype(np.float64)
     weights = support / support.sum() if support.sum() > 0 else np.zeros_like(support)
-    out: dict[str, float | None] = {}
+    out: dict[str, float] = {}
     for name in ("precision", "recall", "f1"):
-        out[f"{name}_macro"] = float(per_class[name].mean())
+        out[f"{name}_macro"] = float(per_class[name][present].mean()) if present.any() else 0.0
         out[f"{name}_weighted"] = float(np.dot(weights, per_class[name]))
-    defined = ~np.isnan(auc)
-    # AUC averages run over the classes where it is defined (present, and not alone)
-    out["roc_auc_ovr_macro"] = float(auc[defined].mean()) if defined.any() else None
-    w = support[defined]
-    out["roc_auc_ovr_weighted"] = float(np.dot(w, auc[defined]) / w.sum()) if w.sum() > 0 else None
     return out
+
+
+def auc_averages(auc: np.ndarray, support: np.ndarray) -> dict[str, float | None]:
+    """Macro and support-weighted averages of the one-vs-rest ROC AUCs (K,) over the classes where
+    it is defined (present in the true labels, and not alone); None where none is. The macro one
+    is what scikit-learn gives for the binarised labels of those classes (with `labels=classes`
+    it is NaN once a class is absent); the weighted one equals its `labels=classes` value."""
+    defined = ~np.isnan(auc)
+    w = np.asarray(support, np.float64)[defined]
+    return {"roc_auc_ovr_macro": float(auc[defined].mean()) if defined.any() else None,
+            "roc_auc_ovr_weighted": float(np.dot(w, auc[defined]) / w.sum()) if w.sum() > 0 else None}
 
 
 def classification_report(labels: np.ndarray, P: np.ndarray, classes: np.ndarray,
@@ -213,10 +231,16 @@ def classification_report(labels: np.ndarray, P: np.ndarray, classes: np.ndarray
         "accuracy": float(np.trace(cm) / len(y)), "log_loss": log_loss(y, P),
         "brier": brier_score(y, P), "ece": expected_calibration_error(y, P, y_hat),
     }
-    report |= _averages(per_class, auc)
+    report |= averages(cm) | auc_averages(auc, per_class["support"])
+    present = present_classes(cm)
+    report["average_labels"] = classes[present].tolist()
+
+    def score(name: str, k: int) -> float | None:   # undefined for a class absent from both
+        return float(per_class[name][k]) if present[k] else None
+
     report["per_class"] = [
-        {"label": int(c), "precision": float(per_class["precision"][k]), "recall": float(per_class["recall"][k]),
-         "f1": float(per_class["f1"][k]), "support": int(per_class["support"][k]),
+        {"label": int(c), "precision": score("precision", k), "recall": score("recall", k),
+         "f1": score("f1", k), "support": int(per_class["support"][k]),
          "roc_auc": None if np.isnan(auc[k]) else float(auc[k])}
         for k, c in enumerate(classes)]
     report["confusion_matrix"] = cm.tolist()

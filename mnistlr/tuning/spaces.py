@@ -362,12 +362,13 @@ def score(model, X: np.ndarray, y: np.ndarray, metric: str) -> float:
     if metric == "f1_macro":
         y_hat = metrics.label_indices(model.predict(X), model.classes)
         cm = metrics.confusion_matrix(idx, y_hat, model.n_classes)
-        return float(metrics.precision_recall_f1(cm)["f1"].mean())
+        return metrics.averages(cm)["f1_macro"]
     P = model.predict_proba(X)
     if metric == "log_loss":
         return metrics.log_loss(idx, P)
-    auc = metrics.roc_auc_ovr(idx, P)
-    return float(np.nanmean(auc))
+    macro = metrics.auc_averages(metrics.roc_auc_ovr(idx, P),
+                                 np.bincount(idx, minlength=model.n_classes))["roc_auc_ovr_macro"]
+    return float("nan") if macro is None else macro
 
 
 def check_metric(metric: str) -> None:
