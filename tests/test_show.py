@@ -11,6 +11,7 @@ import pytest
 
 from mnistlr.api.show import confident_errors, pick_examples, pixel_stats
 from mnistlr.data.registry import DATASETS, load_dataset
+from mnistlr.errors import DataError
 from mnistlr.io.idx import write_idx
 from mnistlr.learn.model import LinearModel, Preprocessor
 from mnistlr.learn.persistence import save_model
@@ -298,12 +299,38 @@ def test_errors_text(cli, sample_model, monkeypatch):
         assert f"{label} → {pred}" in result.out  # the pairs table
 
 
-def test_confident_errors_leaves_out_unknown_labels_and_handles_perfect_models():
+def test_confident_errors_refuses_unknown_labels_or_leaves_them_out_and_handles_perfect_models():
     X, y = shapes_data(8, 8, n=30)
     model = centroid_model(X[y < 2], y[y < 2])
-    found = confident_errors(model, X, y, 5)
+    with pytest.raises(DataError, match=r"10 images have labels \(2\) the model does not know"):
+        confident_errors(model, X, y, 5)
+    found = confident_errors(model, X, y, 5, only_model_classes=True)
     assert found["left_out"] == 10 and found["n_images"] == 20
     assert found["n_errors"] == 0 and found["errors"] == [] and found["accuracy"] == 1.0
+
+
+def test_errors_and_evaluate_treat_labels_the_model_does_not_know_alike(cli, tmp_path):
+    # a model of labels 0 and 1, on data that also holds label 2 (which it cannot get right)
+    X, y = shapes_data(8, 8, n=60, seed=2)
+    X[::5] = np.random.default_rng(1).integers(0, 120, X[::5].shape).astype(np.uint8)
+    model_path = tmp_path / "m.joblib"
+    save_model(centroid_model(X[y < 2], y[y < 2]), model_path)
+    images, labels = write_pair(tmp_path, "all", X, y)
+    data = ("--images", images, "--labels", labels)
+    refused = [cli("show", *data, "--model", model_path, "--errors"), cli("evaluate", model_path, *data)]
+    for result in refused:
+        assert result.code == 1 and result.out == "" and len(result.err.strip().splitlines()) == 1
+        assert "20 images have labels (2) the model does not know" in result.err
+        assert "add --only-model-classes" in result.err
+    shown = json.loads(cli("show", *data, "--model", model_path, "--errors", "--only-model-classes",
+                           "--json").out)
+    scored = json.loads(cli("evaluate", model_path, *data, "--only-model-classes", "--json").out)
+    assert shown["left_out"] == scored["data"]["left_out"] == 20
+    assert shown["n_images"] == scored["n_samples"] == 40
+    assert shown["accuracy"] == pytest.approx(scored["accuracy"]) and shown["n_errors"] > 0
+    assert all(e["label"] < 2 for e in shown["errors"])
+    usage = cli("show", *data, "--only-model-classes")
+    assert usage.code == 2 and "--only-model-classes goes with --errors" in usage.err
 
 
 def test_errors_with_12x10_model(cli, tmp_path):

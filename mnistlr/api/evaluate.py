@@ -34,29 +34,6 @@ def load_eval_data(model, dataset: str | None, split: str | None, images: Path |
     return X, y, {"dataset": name, "split": split}
 
 
-def select_model_classes(images, labels, classes, only_model_classes: bool) -> tuple[Any, Any, int]:
-    """Keep the images whose label the model knows; refuse others unless *only_model_classes*.
-
-    Returns (images, labels, number left out).
-    """
-    import numpy as np
-
-    known = np.isin(labels, classes)
-    n_out = int((~known).sum())
-    if n_out and not only_model_classes:
-        extra = ", ".join(map(str, np.unique(labels[~known]).tolist()))
-        names = ", ".join(map(str, classes.tolist()))
-        raise DataError(f"{n_out:,} image{' has' if n_out == 1 else 's have'} labels ({extra}) the model does not know "
-                        f"(its classes: {names})",
-                        f"add `only_model_classes` to evaluate on the images labelled {names} only")
-    if n_out:
-        images, labels = images[known], labels[known]
-    if len(labels) == 0:
-        raise DataError("no images of the model's classes in the data",
-                        "evaluate on data with labels " + ", ".join(map(str, classes.tolist())))
-    return images, labels, n_out
-
-
 def evaluate(model_path: Path, *, dataset: str | None = None, split: str | None = None,
              images: Path | None = None, labels: Path | None = None, data_dir: Path | None = None,
              only_model_classes: bool = False, plot_dir: Path | None = None,
@@ -87,9 +64,12 @@ def score_report(model, X, y, source: dict[str, Any], name: str | None,
                  only_model_classes: bool = False, top: int = 5) -> tuple[dict[str, Any], tuple]:
     """The report of `evaluate` for raw pixels X (n, rows, cols) or (n, n_features) and labels y
     (n,), and the (labels, probabilities (n, n_classes)) it was computed from."""
-    from mnistlr.evaluation.metrics import classification_report
+    from mnistlr.evaluation.metrics import classification_report, model_class_rows
 
-    X, y, n_out = select_model_classes(X, y, model.classes, only_model_classes)
+    keep = model_class_rows(y, model.classes, only_model_classes)
+    n_out = len(y) - len(keep)
+    if n_out:
+        X, y = X[keep], y[keep]
     S = model.raw_scores(X)
     P, y_pred = model.proba_from_scores(S), model.labels_from_scores(S)
     report = {"model": name, "kind": model.kind, "data": source | {"left_out": n_out}}

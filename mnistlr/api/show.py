@@ -184,21 +184,21 @@ def one_image(X, y, source: dict[str, Any], index: int, model=None) -> ShowResul
     return ShowResult("image", info, [Panel("", [X[index]], [title])])
 
 
-def confident_errors(model, X, y, top: int) -> dict[str, Any]:
+def confident_errors(model, X, y, top: int, only_model_classes: bool = False) -> dict[str, Any]:
     """The *top* misclassified images, most confident (highest predicted probability) first.
 
-    Images whose label the model does not know are left out. Returns {n_images, n_errors,
-    accuracy, left_out, errors: [{index, label, predicted, probability, probability_true}],
-    pairs: [{true, predicted, count, total}]} (count among the listed, total among all errors).
+    Images whose label the model does not know are refused, as by `evaluate`, or with
+    *only_model_classes* left out. Returns {n_images, n_errors, accuracy, left_out, errors:
+    [{index, label, predicted, probability, probability_true}], pairs: [{true, predicted,
+    count, total}]} (count among the listed, total among all errors).
     """
     import numpy as np
 
-    keep = np.flatnonzero(np.isin(y, model.classes))
-    if len(keep) == 0:
-        raise DataError("no images of the model's classes in the data",
-                        "show errors on data labelled " + ", ".join(map(str, model.classes.tolist())))
-    P = model.predict_proba(X[keep])
-    predicted = model.predict(X[keep])
+    from mnistlr.evaluation.metrics import model_class_rows
+
+    keep = model_class_rows(y, model.classes, only_model_classes)
+    S = model.decision_function(X[keep])
+    P, predicted = model.proba_from_scores(S), model.labels_from_scores(S)
     truth = y[keep].astype(np.int64)
     wrong = np.flatnonzero(predicted != truth)
     column = {int(c): i for i, c in enumerate(model.classes)}
@@ -224,9 +224,13 @@ def format_p(p: float, equals: str = "") -> str:
     return "> 0.9999" if 0.99995 <= p < 1 else f"{equals}{p:.4f}"
 
 
-def model_errors(model, model_path: Path, X, y, source: dict[str, Any], top: int) -> ShowResult:
+def model_errors(model, model_path: Path, X, y, source: dict[str, Any], top: int,
+                 only_model_classes: bool = False) -> ShowResult:
     """The errors mode: `confident_errors` plus one panel of the listed images."""
-    found = confident_errors(model, X, y, top)
+    try:
+        found = confident_errors(model, X, y, top, only_model_classes)
+    except DataError as exc:   # the labels against the model's: name the data
+        raise DataError(f"{_where(source)}: {exc.message}", exc.hint) from None
     info = {"mode": "errors", "model": str(model_path), "kind": model.kind, "source": source} | found
     titles = [f"#{e['index']}\n{e['label']}→{e['predicted']} {format_p(e['probability'])}"
               for e in found["errors"]]
@@ -235,7 +239,7 @@ def model_errors(model, model_path: Path, X, y, source: dict[str, Any], top: int
 
 # ---- the command ---------------------------------------------------------------------------
 
-def _check_options(dataset, images, labels, split, index, model, errors) -> None:
+def _check_options(dataset, images, labels, split, index, model, errors, only_model_classes=False) -> None:
     """UsageErrors for the combinations that make no sense."""
     if labels is not None and images is None:
         raise UsageError("--labels goes with --images", "give the images too, or a DATASET")
@@ -247,6 +251,8 @@ def _check_options(dataset, images, labels, split, index, model, errors) -> None
         raise UsageError("--model is used with --errors or --index", "add --errors to list its mistakes")
     if errors and index is not None:
         raise UsageError("--errors and --index are two different views", "give only one")
+    if only_model_classes and not errors:
+        raise UsageError("`only_model_classes` goes with `errors`", "add `errors`, or leave it out")
     if images is None and dataset is None and model is None:
         raise UsageError("no data named", "give a DATASET (e.g. mnist-sample) or --images and --labels")
 
@@ -255,13 +261,14 @@ def show(dataset: str | None = None, *, split: str | None = None, images: Path |
          labels: Path | None = None, data_dir: Path | None = None, index: int | None = None,
          model: Path | None = None, errors: bool = False, top: int = DEFAULT_TOP,
          per_class: int = DEFAULT_PER_CLASS, seed: int | None = None,
-         plot: Path | None = None) -> ShowResult:
+         plot: Path | None = None, only_model_classes: bool = False) -> ShowResult:
     """Run `mnistlr show`; see the module docstring for the modes. *split* defaults to test for
     errors and to train otherwise; with a model and no data named, the model's dataset is used.
-    With *plot*, the same pictures are written as a PNG figure."""
+    With *plot*, the same pictures are written as a PNG figure. Images whose label the model does
+    not know are an error in the errors mode, as in `evaluate`, unless *only_model_classes*."""
     from mnistlr.data.registry import get_spec
 
-    _check_options(dataset, images, labels, split, index, model, errors)
+    _check_options(dataset, images, labels, split, index, model, errors, only_model_classes)
     if plot is not None:
         _check_plot_path(Path(plot))
     if dataset is not None:
@@ -276,7 +283,7 @@ def show(dataset: str | None = None, *, split: str | None = None, images: Path |
         result = overview(dataset, split, images, labels, data_dir, per_class, seed)
     else:
         X, y, source = load_source(dataset, split, images, labels, data_dir)
-        result = (model_errors(fitted, model, X, y, source, top) if errors
+        result = (model_errors(fitted, model, X, y, source, top, only_model_classes) if errors
                   else one_image(X, y, source, index, fitted))
     if plot is not None:
         result.figure = str(write_figure(result, plot))

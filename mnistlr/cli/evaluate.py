@@ -28,8 +28,7 @@ def evaluate_command(
         "--split", help="Which split of --dataset (default: test).")] = None,
     images: o.ImagesOpt = None,
     labels: o.LabelsOpt = None,
-    only_model_classes: Annotated[bool, typer.Option(
-        "--only-model-classes", help="Leave out images whose label is not one of the model's classes.", metavar="")] = False,
+    only_model_classes: o.OnlyModelClassesOpt = False,
     normalize: Annotated[bool, typer.Option(
         "--normalize", help="Print the confusion matrix as shares of each true label, not counts.", metavar="")] = False,
     top: Annotated[int, typer.Option("--top", min=0, max=100, help="How many confused pairs to list.")] = 5,

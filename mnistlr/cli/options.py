@@ -154,6 +154,9 @@ TrainLabelsOpt = Annotated[Path | None, typer.Option(
 ImagesOpt = Annotated[Path | None, typer.Option(
     "--images", metavar="SOURCE", help=f"Images and labels instead of a dataset: {SOURCE_FORMATS}.")]
 LabelsOpt = Annotated[Path | None, typer.Option("--labels", metavar="SOURCE", help=LABELS_HELP)]
+OnlyModelClassesOpt = Annotated[bool, typer.Option(
+    "--only-model-classes", metavar="",
+    help="Leave out images whose label is not one of the model's classes (without it, they are an error).")]
 ClassesOpt = Annotated[str | None, typer.Option(
     "--classes", help="Keep only these labels, e.g. 3,8 (two labels: a binary model).", rich_help_panel=_D)]
 TrainLimitOpt = Annotated[int | None, typer.Option(

@@ -38,6 +38,7 @@ def show_command(
     errors: Annotated[bool, typer.Option(
         "--errors", help="Show the images the model misclassifies with the highest confidence.", metavar="")] = False,
     top: Annotated[int, typer.Option("--top", min=1, max=200, help="How many mistakes to show.")] = 10,
+    only_model_classes: o.OnlyModelClassesOpt = False,
     per_class: Annotated[int, typer.Option(
         "--per-class", "-k", min=1, max=20, help="Example images per class (the default fits 80 columns).")] = 3,
     seed: Annotated[int | None, typer.Option(
@@ -58,7 +59,7 @@ def show_command(
 
     result = show(dataset, split=split.value if split else None, images=images, labels=labels,
                   data_dir=data_dir, index=index, model=model, errors=errors, top=top,
-                  per_class=per_class, seed=seed, plot=plot)
+                  per_class=per_class, seed=seed, plot=plot, only_model_classes=only_model_classes)
     if json_out:
         typer.echo(json.dumps(result.info))
     else:

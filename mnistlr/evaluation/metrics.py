@@ -35,6 +35,24 @@ def label_indices(labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
     return idx_clipped
 
 
+def model_class_rows(labels: np.ndarray, classes: np.ndarray, only_model_classes: bool = False) -> np.ndarray:
+    """Indices (m,) int64 of the *labels* (n,) that are among the model's *classes*: every one,
+    or, with *only_model_classes*, those left after dropping the others (a DataError naming them
+    otherwise, and when none is left). The one rule of `evaluate` and `show --errors`."""
+    labels = np.asarray(labels)
+    known = np.isin(labels, classes)
+    n_out = int((~known).sum())
+    names = ", ".join(map(str, np.asarray(classes).tolist()))
+    if n_out and not only_model_classes:
+        extra = ", ".join(map(str, np.unique(labels[~known]).tolist()))
+        raise DataError(f"{n_out:,} image{' has' if n_out == 1 else 's have'} labels ({extra}) the model "
+                        f"does not know (its classes: {names})",
+                        f"add `only_model_classes` to use only the images labelled {names}")
+    if not known.any():
+        raise DataError("no images of the model's classes in the data", f"use data with labels {names}")
+    return np.flatnonzero(known)
+
+
 def confusion_matrix(y: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
     """Counts (K, K) int64: rows = true class index, columns = predicted class index."""
     # C[t, p] = #{i : y_i = t, ŷ_i = p}
