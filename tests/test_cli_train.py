@@ -36,6 +36,20 @@ def test_train_table_goes_to_stdout_nothing_else(cli, tmp_path):
     assert result.err == ""
 
 
+def test_ridge_summary_claims_no_l1_penalty_and_keeps_the_json_keys(cli, tmp_path):
+    args = ("train", "--dataset", "mnist-sample", "--per-class", "30", "-q")
+    ridge = cli(*args, "--model", "ridge", "-o", tmp_path / "r.joblib")
+    assert ridge.code == 0, ridge.err
+    rows = [line.split() for line in ridge.out.splitlines()]
+    assert ["l2", "1.0000"] in rows and not [r for r in rows if r and r[0] == "l1"]
+    softmax = cli(*args, "--max-iter", "5", "-o", tmp_path / "s.joblib")
+    assert ["l1", "0"] in [line.split() for line in softmax.out.splitlines()]   # L-BFGS has one
+    ridge_json = json.loads(cli(*args, "--model", "ridge", "-o", tmp_path / "r.joblib", "--json").out)
+    softmax_json = json.loads(cli(*args, "--max-iter", "5", "-o", tmp_path / "s.joblib", "--json").out)
+    assert list(ridge_json) == list(softmax_json)
+    assert ridge_json["l1"] is None and softmax_json["l1"] == 0.0 and ridge_json["l2"] == 1.0
+
+
 def test_same_seed_same_weights_sgd(cli, tmp_path):
     args = ("train", "--dataset", "mnist-sample", "--per-class", "30", "--solver", "sgd",
             "--epochs", "3", "-q")

@@ -6,14 +6,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-# TrainOptions fields that only matter for some solvers (shown only when they applied).
-_SOLVER_PARAMS = {
-    "lbfgs": ("l1", "init", "tol", "max_iter"),
-    "gd": ("l1", "init", "lr", "anneal", "accel", "epochs", "patience"),
-    "sgd": ("l1", "init", "lr", "anneal", "epochs", "batch_size", "patience"),
-    "closed": (),
-}
-# (the model's classes are on the card itself)
+from mnistlr.learn.options import SOLVER_PARAMS
+
+# TrainOptions fields that matter for every solver (the model's classes are on the card itself)
 _ALWAYS_PARAMS = ("l2", "C", "train_limit", "per_class", "val_size", "val_fraction", "seed")
 
 
@@ -84,7 +79,7 @@ _AUTO_PARAMS = ("lr",)
 def _hyperparameters(params: dict[str, Any], history: list[dict]) -> dict[str, Any]:
     """The options that shaped the fit with this solver; "auto" ones with the value chosen, where recorded."""
     solver = params.get("solver")
-    keys = _ALWAYS_PARAMS[:1] + _SOLVER_PARAMS.get(solver, tuple(params)) + _ALWAYS_PARAMS[1:]
+    keys = _ALWAYS_PARAMS[:1] + SOLVER_PARAMS.get(solver, tuple(params)) + _ALWAYS_PARAMS[1:]
     shown = {k: _auto(k, history) if k in _AUTO_PARAMS and params.get(k, 0) is None else params.get(k)
              for k in keys}
     return {k: v for k, v in shown.items() if k in params and v is not None}

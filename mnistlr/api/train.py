@@ -8,7 +8,7 @@ from typing import Any
 
 from mnistlr.errors import UsageError
 from mnistlr.learn.fit import fit_model
-from mnistlr.learn.options import TrainOptions
+from mnistlr.learn.options import TrainOptions, applies
 
 
 def load_training_data(dataset: str | None, train_images: Path | None, train_labels: Path | None,
@@ -88,14 +88,16 @@ def train(options: TrainOptions, *, output: Path, dataset: str | None = None,
 
 
 def summary(model, output: Path | None) -> dict[str, Any]:
-    """The run's headline figures, as `train --json` prints them."""
+    """The run's headline figures, as `train --json` prints them. The keys are the same for every
+    model; `l1` is None where the solver has no L1 penalty (ridge's closed form)."""
     meta, metrics = model.meta, model.meta["metrics"]
     history = meta["history"]
     # gd's momentum (models saved before it existed: plain gd)
     accel = {"accel": model.params.get("accel", "none")} if model.params["solver"] == "gd" else {}
     return {
         "model": model.kind, "solver": model.params["solver"], **accel, "dataset": meta.get("dataset"),
-        "classes": model.classes.tolist(), "l2": model.params["l2"], "l1": model.params["l1"],
+        "classes": model.classes.tolist(), "l2": model.params["l2"],
+        "l1": model.params["l1"] if applies("l1", model.params["solver"]) else None,
         "n_train": meta["n_train"], "n_val": meta["n_val"],
         "train_accuracy": metrics["train_accuracy"], "val_accuracy": metrics["val_accuracy"],
         "train_loss": metrics["train_loss"], "val_loss": metrics["val_loss"],

@@ -65,4 +65,6 @@ def train_command(
 
         if "l2_path" in result:
             result = result | {"l2_path": l2_path_text(result["l2_path"])}
+        if result["l1"] is None:   # no L1 penalty with this solver (ridge): no row claims one
+            result = {k: v for k, v in result.items() if k != "l1"}
         print_key_values(result, title="Training summary")

@@ -23,6 +23,21 @@ ACCELS = ("none", "nesterov")          # gd's: proximal gradient, or FISTA (mnis
 # epochs (measured in BENCHMARKS.md, issue 15)
 DEFAULT_ACCEL = {"gd": "nesterov"}
 AUTO = "auto"
+# TrainOptions fields that only some solvers read (shown only where they applied): ridge's closed
+# form is L2 only, with no starting point and no steps.
+SOLVER_PARAMS = {
+    "lbfgs": ("l1", "init", "tol", "max_iter"),
+    "gd": ("l1", "init", "lr", "anneal", "accel", "epochs", "patience"),
+    "sgd": ("l1", "init", "lr", "anneal", "epochs", "batch_size", "patience"),
+    "closed": (),
+}
+
+
+def applies(name: str, solver: str | None) -> bool:
+    """Whether the fit with *solver* reads the solver-specific option *name* (unknown solver: yes)."""
+    return solver not in SOLVER_PARAMS or name in SOLVER_PARAMS[solver]
+
+
 # Bounds beyond which a value is a typo, not a setting: a run of more epochs or iterations never
 # ends; an L2 penalty (mean-loss scale; ridge's γ) above MAX_L2 pins every weight to 0 and then
 # overflows the objective; seeds are 32-bit, as every seed derived from them.
