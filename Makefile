@@ -18,9 +18,13 @@ MODEL    ?= softmax
 L2       ?=
 SEED     ?= 0
 MNISTLR  := $(BIN)/mnistlr
-# The data directory as mnistlr resolves it: $MNISTLR_DATA, else $XDG_CACHE_HOME/mnistlr,
-# else ~/.cache/mnistlr. Passed to every command, so make and mnistlr agree.
-DATA_DIR ?= $(or $(MNISTLR_DATA),$(if $(XDG_CACHE_HOME),$(XDG_CACHE_HOME)/mnistlr),$(HOME)/.cache/mnistlr)
+# The data directory, asked of mnistlr itself (mnistlr/data/location.py, with the standard library
+# only, so before the venv exists): $MNISTLR_DATA, else $XDG_CACHE_HOME/mnistlr, else
+# ~/.cache/mnistlr, the home found as Python finds it (from the password database when HOME is
+# unset). Passed to every command, so make and mnistlr agree. Asked once, when first used.
+SRC_DIR  := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
+DATA_DIR ?= $(eval DATA_DIR := $(or $(shell $(PYTHON) '$(SRC_DIR)/scripts/data_dir.py'),\
+	$(error cannot resolve DATA_DIR (see the line above); give DATA_DIR=PATH)))$(DATA_DIR)
 
 .PHONY: demo test lint bench bench-peers completions fetch clean distclean pipeline install dev
 

@@ -71,6 +71,31 @@ def test_resolve_data_dir_precedence(tmp_path, monkeypatch):
     assert resolve_data_dir(None) == tmp_path / "home" / ".cache" / "mnistlr"
 
 
+def test_data_dir_without_home_is_the_password_databases_home_or_one_clear_error(cli, monkeypatch, tmp_path):
+    import os
+    import pwd
+
+    for name in ("MNISTLR_DATA", "XDG_CACHE_HOME", "HOME"):
+        monkeypatch.delenv(name, raising=False)
+    home = pwd.getpwuid(os.getuid()).pw_dir
+    assert resolve_data_dir(None) == Path(home) / ".cache" / "mnistlr"   # as os.path.expanduser
+
+    def no_entry(uid):
+        raise KeyError(uid)
+
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)   # HOME unset and no password entry
+    with pytest.raises(DataError, match="no home directory") as info:
+        resolve_data_dir(None)
+    assert "MNISTLR_DATA" in str(info.value) and "data_dir" in str(info.value)
+    assert resolve_data_dir("elsewhere") == Path("elsewhere")
+    monkeypatch.setenv("MNISTLR_DATA", str(tmp_path / "data"))
+    assert cli("fetch", "--list").code == 0
+    monkeypatch.delenv("MNISTLR_DATA")
+    result = cli("fetch", "--list")
+    assert result.code == 1 and result.out == "" and len(result.err.strip().splitlines()) == 1
+    assert "no home directory" in result.err and "--data-dir" in result.err
+
+
 def test_registry_is_complete():
     assert {"mnist", "fashion-mnist", "kmnist", "mnist-sample"} <= set(DATASETS)
     for spec in DATASETS.values():

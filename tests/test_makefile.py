@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -22,7 +23,7 @@ def checkout(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("checkout")
     shutil.copy(ROOT / "Makefile", folder / "Makefile")
     shutil.copy(ROOT / "Makefile", folder / "pipeline.mk")
-    for name in ("pyproject.toml", "mnistlr"):
+    for name in ("pyproject.toml", "mnistlr", "scripts"):
         (folder / name).symlink_to(ROOT / name)
     assert make(folder, "pipeline").returncode == 0
     return folder
@@ -56,3 +57,27 @@ def test_a_missing_figure_is_redone_and_a_dry_run_changes_nothing(checkout, make
     make(checkout, *makefile, "pipeline")
     assert figure.stat().st_size > 0
     assert make(checkout, *makefile, "-q", "pipeline").returncode == 0
+
+
+@pytest.mark.parametrize("unset", [("HOME",), ("HOME", "XDG_CACHE_HOME"), ()], ids=["no HOME", "no HOME or XDG", "all set"])
+def test_make_passes_the_data_directory_mnistlr_resolves_even_without_home(tmp_path, unset):
+    # `env -u HOME make fetch` once fetched into /.cache/mnistlr, where mnistlr itself looks in the
+    # home of the password database (as Python's os.path.expanduser does)
+    shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
+    for name in ("pyproject.toml", "mnistlr", "scripts"):
+        (tmp_path / name).symlink_to(ROOT / name)
+    env = {k: v for k, v in os.environ.items() if k not in ("MNISTLR_DATA", *unset)}
+    env.setdefault("XDG_CACHE_HOME", str(tmp_path / "xdg"))   # (when kept: never the real cache)
+    if "XDG_CACHE_HOME" in unset:
+        env.pop("XDG_CACHE_HOME")
+    venv = Path(sys.prefix)
+    dry = subprocess.run(["make", "-n", f"VENV={venv}", f"PYTHON={sys.executable}", "-o", f"{venv}/.installed",
+                          "fetch", "DATASET=mnist"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert dry.returncode == 0, dry.stderr
+    asked = subprocess.run([sys.executable, "-m", "mnistlr", "fetch", "--list", "--json"], env=env,
+                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert asked.returncode == 0, asked.stderr
+    data_dir = json.loads(asked.stdout)["data_dir"]
+    assert f"fetch mnist --data-dir {data_dir}\n" in dry.stdout
+    assert not data_dir.startswith("/.cache")

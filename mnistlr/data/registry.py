@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mnistlr.data.location import resolve_data_dir
 from mnistlr.errors import DataError, UsageError
 from mnistlr.io.idx import read_images, read_labels
 
@@ -156,18 +157,6 @@ def dataset_names(data_dir: str | os.PathLike | None = None) -> list[str]:
     from mnistlr.data.imported import imported_names
 
     return list(DATASETS) + imported_names(data_dir)
-
-
-def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """The data directory: the argument, else $MNISTLR_DATA, else $XDG_CACHE_HOME/mnistlr,
-    else ~/.cache/mnistlr."""
-    if data_dir is not None and str(data_dir) != "":
-        return Path(data_dir).expanduser()
-    if os.environ.get("MNISTLR_DATA"):
-        return Path(os.environ["MNISTLR_DATA"]).expanduser()
-    if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "mnistlr"
-    return Path.home() / ".cache" / "mnistlr"
 
 
 def dataset_dir(name: str, data_dir: str | os.PathLike | None = None) -> Path:
