@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -287,3 +288,83 @@ def test_cache_is_not_fooled_by_same_size_and_mtime(tmp_path):
     os.replace(replacement, path)
     os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
     np.testing.assert_array_equal(read_idx(path, cache=True), 1)
+
+
+# ---------------------------------------------------------------- non-UTF-8 output
+
+@pytest.fixture(scope="module")
+def gd_model(tmp_path_factory) -> Path:
+    """A gd model of the sample: its card has ≤, ‖…‖, η₀ and a sparkline of several epochs."""
+    from mnistlr.data.registry import load_dataset
+    from mnistlr.learn.fit import fit_model
+    from mnistlr.learn.options import TrainOptions
+
+    X, y = load_dataset("mnist-sample", "train")
+    path = tmp_path_factory.mktemp("encodings") / "gd.joblib"
+    save_model(fit_model(X, y, TrainOptions(solver="gd", per_class=20, epochs=4, patience=10),
+                         dataset="mnist-sample"), path)
+    return path
+
+
+def run_encoded(args, env: dict) -> tuple[int, str, str]:
+    """`mnistlr ARGS` with stdout in the encoding *env* gives it: status, stdout decoded strictly
+    in that encoding (UTF-8 bytes on an ASCII stdout fail here), stderr."""
+    done = subprocess.run([sys.executable, "-c", CONSOLE_SCRIPT, *map(str, args)], stdin=subprocess.DEVNULL,
+                          capture_output=True, timeout=300,
+                          env=dict(os.environ, NO_COLOR="1", MNISTLR_HELP_CACHE="") | env)
+    encoding = "latin-1" if env.get("PYTHONIOENCODING") == "latin-1" else "ascii"
+    return done.returncode, done.stdout.decode(encoding), done.stderr.decode(encoding)
+
+
+def blocks(text: str) -> list[list[str]]:
+    """The runs of non-blank lines of *text*."""
+    out, block = [], []
+    for line in text.splitlines() + [""]:
+        if line.strip():
+            block.append(line)
+        elif block:
+            out.append(block)
+            block = []
+    return out
+
+
+def assert_laid_out(text: str) -> None:
+    """Every key/value block has its values in one column, no table row is wider than its header
+    rule, and nothing was replaced by '?' (a character without a look-alike)."""
+    import re
+
+    assert "?" not in text and "Â" not in text and "â" not in text, text
+    for block in blocks(text):
+        rows = [re.match(r"^  (\S+(?: \S+)*)  +(\S.*)$", line) for line in block]
+        if all(rows) and len(rows) > 1:
+            assert len({m.start(2) for m in rows}) == 1, "\n".join(block)
+        rules = [line for line in block if re.fullmatch(r" ?-{10,} ?", line)]
+        if rules:
+            assert all(len(line.rstrip()) <= len(rules[0]) for line in block), "\n".join(block)
+
+
+ENCODINGS = [{"PYTHONIOENCODING": "ascii"}, {"PYTHONIOENCODING": "latin-1"},
+             {"LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": ""}]
+
+
+@pytest.mark.parametrize("env", ENCODINGS, ids=["ascii", "latin-1", "LC_ALL=C"])
+def test_non_utf8_output_keeps_its_layout_and_has_look_alikes(env, gd_model, tmp_path):
+    code, out, err = run_encoded(["inspect", gd_model], env)
+    assert code == 0 and err == "", err
+    assert_laid_out(out)
+    assert re.search(r"\|w\| <= [\d.]+, \|\|W\|\| = ", out) and "auto (eta0 = " in out
+    assert re.search(r"training loss +[_.,\-~=*#]{4} ", out)   # the sparkline
+    images = Path(__file__).parents[1] / "mnistlr" / "data" / "sample"
+    code, out, err = run_encoded(["evaluate", gd_model, "--images", images / "mnist-sample-t10k-images-idx3-ubyte.gz",
+                                  "--labels", images / "mnist-sample-t10k-labels-idx1-ubyte.gz"], env)
+    assert code == 0 and err == "", err
+    assert_laid_out(out)
+    assert "true -> predicted" in out
+    code, out, err = run_encoded(["sweep", "-d", "mnist-sample", "--per-class", "10", "--param", "l2=1e-4,1e-2",
+                                  "--cv", "2", "--max-iter", "5", "-q"], env)
+    assert code == 0, err
+    assert_laid_out(out)
+    assert re.search("best: .* " + ("\u00b1" if env.get("PYTHONIOENCODING") == "latin-1" else r"\+/-"), out)
+    code, out, err = run_encoded(["train", "--help"], env)
+    assert code == 0 and "eta(t)=eta0/(1+t/T)" in out.replace("\n", "").replace("|", "").replace(" ", "")
+    assert len({len(line) for line in out.splitlines() if line.startswith(("|", "+"))}) == 1   # the panels' edges

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from mnistlr import __version__
+from mnistlr.cli.charset import with_fallback
 from mnistlr.errors import OutputClosed, printable
 
 
@@ -186,7 +187,16 @@ def stdout_console():
     out = sys.stdout if sys.stdout.isatty() else TrimmedLines(sys.stdout)
     console = ResultConsole(file=out, highlight=False, soft_wrap=False, width=width, **plain)
     console.natural = width is not None
-    return console
+    return with_fallback(console)
+
+
+def echo(text: str, err: bool = False) -> None:
+    """`typer.echo` of a line of text, with what the stream's encoding lacks as ASCII look-alikes
+    (Click writes UTF-8 to a stream it finds declared ASCII, which shows as mojibake)."""
+    from mnistlr.cli.charset import fallback
+
+    stream = sys.stderr if err else sys.stdout
+    typer.echo(fallback(text, getattr(stream, "encoding", None) or "utf-8"), err=err)
 
 
 def stderr_console():
@@ -194,7 +204,7 @@ def stderr_console():
     from rich.console import Console
 
     plain = {"color_system": None} if no_color_env() else {}
-    return Console(file=sys.stderr, highlight=False, **plain)
+    return with_fallback(Console(file=sys.stderr, highlight=False, **plain))
 
 
 def print_note(message: str) -> None:

@@ -9,7 +9,16 @@ from typing import Annotated
 import typer
 
 from mnistlr.cli import options as o
-from mnistlr.cli.base import DataDirOpt, DatasetOpt, JsonOpt, ModelArg, QuietOpt, Split, command
+from mnistlr.cli.base import (
+    DataDirOpt,
+    DatasetOpt,
+    JsonOpt,
+    ModelArg,
+    QuietOpt,
+    Split,
+    command,
+    echo,
+)
 
 
 @command(
@@ -61,4 +70,4 @@ def evaluate_command(
             console.print(renderable)
     if report.get("figures") and not quiet:
         for path in report["figures"].values():
-            typer.echo(f"wrote {path}", err=True)  # plain: a path must not be wrapped
+            echo(f"wrote {path}", err=True)  # plain: a path must not be wrapped

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from mnistlr.cli.base import JsonOpt, ModelArg, QuietOpt, choices, command
+from mnistlr.cli.base import JsonOpt, ModelArg, QuietOpt, choices, command, echo
 from mnistlr.io.onnx_graph import INPUT_LAYOUTS, INPUT_TYPES
 
 InputType = choices("InputType", INPUT_TYPES)
@@ -52,4 +52,4 @@ def export_command(
     if json_out:
         typer.echo(json.dumps(summary))
     elif not quiet:   # plain: a path must not be wrapped
-        typer.echo(f"wrote {summary['output']} ({summary['format']}, {summary['bytes']:,} bytes)", err=True)
+        echo(f"wrote {summary['output']} ({summary['format']}, {summary['bytes']:,} bytes)", err=True)

@@ -71,13 +71,15 @@ def _count_renderings(rich_utils: types.ModuleType) -> None:
         return render(*args, **kwargs)
 
     def help_console(*args, **kwargs):
+        from mnistlr.cli.charset import with_fallback
+
         made = console(*args, **kwargs)
         made.on_broken_pipe = _reader_went_away   # Rich's own exits 1; `mnistlr --help | head`: 0
         if not made.stderr and not sys.stdout.isatty():   # piped: no spaces padding lines to the width
             from mnistlr.cli.base import TrimmedLines
 
             made.file = TrimmedLines(sys.stdout)
-        return made
+        return with_fallback(made)   # η, ‖, → laid out as eta, ||, -> where the encoding lacks them
 
     rich_utils.rich_format_help, rich_utils._get_rich_console = rich_format_help, help_console
 

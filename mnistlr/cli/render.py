@@ -26,8 +26,11 @@ _LEVELS = 48                      # colour quantisation (shared Style objects)
 
 
 def wants_color(console) -> bool:
-    """True when *console* shows colour (a terminal, NO_COLOR unset)."""
-    return console.color_system is not None and not console.no_color
+    """True when *console* shows colour (a terminal, NO_COLOR unset) and its encoding has the half
+    block ▀ the colour pictures are made of (else the plain rendering, as for NO_COLOR)."""
+    from mnistlr.cli.charset import fits
+
+    return console.color_system is not None and not console.no_color and fits("▀", console.encoding)
 
 
 def _rgb(value: float, diverging: bool) -> tuple[int, int, int]:

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from mnistlr.cli import options as o
-from mnistlr.cli.base import DataDirOpt, JsonOpt, QuietOpt, Split, command, complete_dataset
+from mnistlr.cli.base import DataDirOpt, JsonOpt, QuietOpt, Split, command, complete_dataset, echo
 
 GAP = 2  # columns between pictures
 
@@ -69,7 +69,7 @@ def show_command(
         {"overview": _print_overview, "image": _print_image, "errors": _print_errors}[result.mode](
             console, result)
     if result.figure and not quiet:
-        typer.echo(f"wrote {result.figure}", err=True)  # plain: a path must not be wrapped
+        echo(f"wrote {result.figure}", err=True)  # plain: a path must not be wrapped
 
 
 # ---- layout --------------------------------------------------------------------------------

@@ -3,36 +3,23 @@
 - `prepare_streams` (the console script only): standard streams closed at start (`>&-`) get
   /dev/null on their descriptor, so no file the command opens can take descriptor 1; a
   closed stdout then fails on its first write (one error line, as `ls >&-` does), never
-  silently. Characters the terminal's encoding lacks (PYTHONIOENCODING=ascii, LANG=C) are
-  written as ASCII look-alikes (× as x, – as -) instead of ending in UnicodeEncodeError.
+  silently. Characters the terminal's encoding lacks (PYTHONIOENCODING=ascii, LC_ALL=C with
+  PYTHONUTF8=0) are written as ASCII look-alikes (× as x, – as -, `mnistlr.cli.charset`)
+  instead of ending in UnicodeEncodeError; consoles put them in before laying out.
 - `check_environment`: environment variables numba reads at import (where an odd value is
   a warning on stderr, a traceback or a crash) are checked first, naming the fix.
 """
 
 from __future__ import annotations
 
-import codecs
 import errno
 import os
 import sys
 
+from mnistlr.cli.charset import ERRORS  # (registers the fallback error handler)
 from mnistlr.errors import UsageError
 
-ERRORS = "mnistlr-ascii"
-_ASCII = {"×": "x", "–": "-", "—": "-", "−": "-", "…": "...", "≤": "<=", "≥": ">=", "·": "*",
-          "→": "->", "←": "<-", "²": "^2", "√": "sqrt", "Σ": "sum", "μ": "mu", "σ": "sigma",
-          "γ": "gamma", "η": "eta", "‖": "||", "“": '"', "”": '"', "‘": "'", "’": "'"}
 NUMBA_LAYERS = ("default", "safe", "forksafe", "threadsafe", "workqueue", "omp", "tbb")
-
-
-def _transliterate(exc: UnicodeError) -> tuple[str, int]:
-    if not isinstance(exc, UnicodeEncodeError):
-        raise exc
-    text = exc.object[exc.start:exc.end]
-    return "".join(_ASCII.get(c, "?") for c in text), exc.end
-
-
-codecs.register_error(ERRORS, _transliterate)
 
 
 class ClosedStream:

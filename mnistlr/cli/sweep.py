@@ -18,6 +18,7 @@ from mnistlr.cli.base import (
     SeedOpt,
     choices,
     command,
+    echo,
     print_note,
 )
 from mnistlr.cli.tables import format_param, format_value
@@ -114,8 +115,8 @@ def sweep_command(
                        callback=live.update)
     if json_out:
         if report["budget_stopped"]:
-            typer.echo(f"mnistlr: the --budget of {budget:g} s ended the search after "
-                       f"{report['n_completed']} finished trial(s)", err=True)
+            echo(f"mnistlr: the --budget of {budget:g} s ended the search after "
+                 f"{report['n_completed']} finished trial(s)", err=True)
         typer.echo(json.dumps(report))
     else:
         render(report)
@@ -191,7 +192,7 @@ def render(report: dict[str, Any]) -> None:
         lines.append(f"best: trial {best['trial']} ({fmt_params(best['params'])}): "
                      f"{metric} {format_value(best['mean'])} ± {format_value(best['std'])}")
     for line in lines:
-        typer.echo(line)
+        echo(line)
 
 
 class LiveTrials:
@@ -244,7 +245,7 @@ class LiveTrials:
         if self._live is not None:
             self._live.console.print(text, markup=False, soft_wrap=True)
         else:
-            typer.echo(text, err=True)
+            echo(text, err=True)
 
     def __exit__(self, *exc: Any) -> None:
         if self._live is not None:
