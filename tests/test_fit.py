@@ -96,6 +96,22 @@ def test_gd_holds_out_a_tenth_by_default_lbfgs_none():
     assert prepare(images, labels, TrainOptions()).y_val is None
 
 
+@pytest.mark.parametrize("options", [TrainOptions(solver="gd"), TrainOptions(val_fraction=0.001),
+                                     TrainOptions(l2="auto")])
+def test_a_share_that_rounds_to_no_image_holds_out_one(options):
+    # 0.1 of 4 images (or 0.001 of 120) rounded to 0: gd ran without early stopping, l2=auto crashed
+    images, labels = toy(n=120 if options.val_fraction else 4, n_classes=2)
+    assert len(prepare(images, labels, options).y_val) == 1
+
+
+def test_l2_auto_on_a_hold_out_of_a_few_images_trains_or_says_why():
+    images, labels = toy(n=120, n_classes=2)
+    model = fit_model(images, labels, TrainOptions(l2="auto", val_fraction=0.001))
+    assert model.meta["l2_path"]["n_val"] == 1
+    with pytest.raises(UsageError, match="one per class: none can be held out"):
+        fit_model(images[[0, -1]], labels[[0, -1]], TrainOptions(l2="auto"))
+
+
 def test_val_size_larger_than_data_is_a_usage_error():
     images, labels = toy()
     with pytest.raises(UsageError, match="val_size=500 leaves no training data") as info:

@@ -63,6 +63,10 @@ def _n_val(options: TrainOptions, n_samples: int) -> int:
     if options.val_size is None and fraction is None and needs_val:
         fraction = DEFAULT_VAL_FRACTION
     n_val = options.val_size if options.val_size is not None else round((fraction or 0) * n_samples)
+    if fraction and not n_val:
+        # a share of a few images rounds to none: hold out one (else gd/sgd silently ran without
+        # early stopping and `l2=auto` had no hold-out to score its path on)
+        n_val = 1
     if n_val >= n_samples:
         given = f"val_size={n_val}" if options.val_size is not None else f"val_fraction={fraction:g}"
         raise UsageError(f"`{given}` leaves no training data ({n_samples} images after subsetting)",
