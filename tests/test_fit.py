@@ -332,6 +332,14 @@ def test_sum_loss_scale_converts_lr_l2_l1_to_the_mean_objective(solver):
     assert summed.params["given"] == {"lr": lr, "l2": lam, "l1": lam1} and "given" not in mean.params
 
 
+def test_sum_loss_scale_leaves_ridges_gamma_as_given():
+    # ridge minimises ½‖XW − Y‖² + (γ/2)‖W‖², the summed loss: Σ‖xW − y‖² + λ‖W‖² is γ = λ (it was 2λ/n)
+    images, y = toy(n=150)
+    summed = fit_model(images, y, TrainOptions(model="ridge", loss_scale="sum", l2=5.0))
+    np.testing.assert_array_equal(summed.W, fit_model(images, y, TrainOptions(model="ridge", l2=5.0)).W)
+    assert summed.params["l2"] == 5.0
+
+
 def test_sum_loss_scale_refuses_C():
     with pytest.raises(UsageError, match="loss_scale=sum"):
         TrainOptions(loss_scale="sum", C=1.0).validate()

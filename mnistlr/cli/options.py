@@ -105,7 +105,7 @@ COpt = Annotated[str | None, typer.Option(
     rich_help_panel=_T)]
 LossScaleOpt = Annotated[LossScale, typer.Option(
     "--loss-scale", help="sum: --lr, --l2 and --l1 as course write-ups give them, for Σ loss + λ‖W‖² + λ₁‖W‖₁ "
-    "(converted: l2 = 2λ/n, l1 = λ₁/n, lr = n·η for gd, batch-size·η for sgd).", rich_help_panel=_T)]
+    "(converted: l2 = 2λ/n, l1 = λ₁/n, lr = n·η for gd, batch-size·η for sgd; ridge's γ is λ as given).", rich_help_panel=_T)]
 PathCvOpt = Annotated[int | None, typer.Option(
     "--cv", "--path-cv", min=1, help="--l2 auto: score the path on K stratified folds (seeded by --seed; each "
     "fold's path warm-started, strongest penalty first) by the mean fold score, then refit on all the training "

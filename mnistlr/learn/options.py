@@ -224,8 +224,10 @@ def on_mean_scale(options: TrainOptions, n_train: int) -> TrainOptions:
 
     Σ ℓ + λ‖W‖² + λ₁‖W‖₁ = n·[(1/n) Σ ℓ + (l2/2)‖W‖² + l1‖W‖₁] with l2 = 2λ/n and l1 = λ₁/n; a step η
     on the sum's gradient is a step n·η on the mean's (gd), batch_size·η on a mini-batch's (sgd).
+    Ridge's γ is on the summed loss already: Σ ‖xW − y‖² + λ‖W‖² = 2·[½ Σ ‖xW − y‖² + (γ/2)‖W‖²]
+    with γ = λ, so its l2 stays as given.
     """
-    if options.loss_scale == "mean":
+    if options.loss_scale == "mean" or options.model == "ridge":
         return options
     rows = summed_rows(options, n_train)
     numeric = isinstance(options.l2, (int, float))
