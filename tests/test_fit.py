@@ -332,6 +332,16 @@ def test_sum_loss_scale_converts_lr_l2_l1_to_the_mean_objective(solver):
     assert summed.params["given"] == {"lr": lr, "l2": lam, "l1": lam1} and "given" not in mean.params
 
 
+@pytest.mark.parametrize("options", [TrainOptions(l2=1e9), TrainOptions(C=1e-12)])
+def test_an_l2_penalty_too_large_for_a_first_step_is_named(options):
+    # it blamed the pixels ("the inputs reach |x| = 255"), which the preprocessing had scaled to 1
+    images, y = toy()
+    with pytest.raises(TrainingError) as info:
+        fit_model(images, y, options)
+    line = info.value.for_command_line()
+    assert "the L2 penalty" in line and "give a smaller --l2 or a larger --C" in line and "|x|" not in line
+
+
 def test_sum_loss_scale_leaves_ridges_gamma_as_given():
     # ridge minimises ½‖XW − Y‖² + (γ/2)‖W‖², the summed loss: Σ‖xW − y‖² + λ‖W‖² is γ = λ (it was 2λ/n)
     images, y = toy(n=150)

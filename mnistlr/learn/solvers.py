@@ -340,15 +340,31 @@ def fit_lbfgs(X, y, kind: str, n_outputs: int, l2: float = 2e-4, tol: float = 1e
                                 "gtol": 1e-10, "ftol": 1e-15})
     check_finite(float(res.fun), f"after {len(recorder.history)} L-BFGS iterations", None)
     if res.status == STATUS_LINE_SEARCH and not recorder.history and zero_start:
-        raise _no_first_step(X)
+        raise _no_first_step(X, l2, affine)
     W, b = centred.weights(res.x)
     stop_reason = "max_iter" if res.status == STATUS_LIMIT else "converged"
     return make_result(W, b, recorder.history, stop_reason, None, len(recorder.history))
 
 
-def _no_first_step(X) -> TrainingError:
-    """From the all-zero start every problem has a lower point; none found means the scale defeats float precision."""
+# An L2 penalty (mean-loss scale) from which a failed first step is put down to it, not to the inputs:
+# the defaults are 1e-4 and 2e-4, and at 1 the weights are already held near 0.
+LARGE_L2 = 1.0
+
+
+def _no_first_step(X, l2: float, affine=None) -> TrainingError:
+    """From the all-zero start every problem has a lower point; none found means the scale defeats
+    float precision: an L2 penalty so large that any step raises it more than the loss can be seen
+    to fall, or inputs so large that the steps are below the precision of the weights."""
+    if l2 >= LARGE_L2:
+        return TrainingError(f"L-BFGS found no step that lowers the objective from the all-zero start: the L2 "
+                             f"penalty {l2:.3g} outweighs any fall of the loss at the solver's precision "
+                             "(every weight would stay 0)",
+                             "give a smaller `l2` or a larger `C`, e.g. `l2=1e-4`")
     top = float(np.abs(X).max(initial=0))
+    if affine is not None:   # the inputs the solver sees: z = x·scale − shift
+        scale, shift = affine
+        ends = [np.abs(np.asarray(end, np.float64) * scale - shift) for end in (X.min(axis=0), X.max(axis=0))]
+        top = float(np.maximum(*ends).max(initial=0))
     return TrainingError(f"L-BFGS found no step that lowers the loss from the all-zero start (the inputs reach "
                          f"|x| = {top:.3g}, too large for the solver's precision)",
                          "scale the inputs: divide them by their largest value, or use a StandardScaler")
