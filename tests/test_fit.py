@@ -50,6 +50,37 @@ def test_bad_options_are_usage_errors(options, message):
     assert message in info.value.for_command_line()
 
 
+@pytest.mark.parametrize(("options", "message"), [
+    (TrainOptions(epochs=5), "--epochs 5 is read by --solver gd and sgd only, not by lbfgs (drop --epochs, or use --solver gd)"),
+    (TrainOptions(lr=0.1), "--lr 0.1 is read by --solver gd and sgd only, not by lbfgs"),
+    (TrainOptions(anneal=2.0), "--anneal 2 is read by"),
+    (TrainOptions(patience=1), "--patience 1 is read by"),
+    (TrainOptions(batch_size=1, solver="gd"), "--batch-size 1 is read by --solver sgd only, not by gd"),
+    (TrainOptions(max_iter=3, solver="gd"), "--max-iter 3 is read by --solver lbfgs only, not by gd"),
+    (TrainOptions(tol=0.5, solver="sgd"), "--tol 0.5 is read by --solver lbfgs only, not by sgd"),
+    (TrainOptions(model="ridge", init="normal"), "--init normal is read by --solver lbfgs, gd and sgd only; ridge is "
+                                                 "solved in closed form (drop --init, or train --model softmax"),
+    (TrainOptions(model="ridge", epochs=3), "--epochs 3 is read by --solver gd and sgd only; ridge"),
+    (TrainOptions(path_metric="accuracy"), "--path-metric accuracy picks the penalty of --l2 auto"),
+])
+def test_an_option_the_solver_does_not_read_is_a_usage_error(options, message):
+    # each was silently ignored: `--epochs 5` trained lbfgs to convergence
+    with pytest.raises(UsageError) as info:
+        options.validate()
+    assert message in info.value.for_command_line()
+
+
+@pytest.mark.parametrize("options", [
+    TrainOptions(epochs=100, lr=None, batch_size=256),            # the defaults, given or not
+    TrainOptions(solver="sgd", epochs=5, lr=0.1, anneal=2.0, patience=1, batch_size=1, init="normal"),
+    TrainOptions(solver="gd", epochs=5, lr=0.1, anneal=2.0, patience=1, init="ridge"),
+    TrainOptions(tol=0.5, max_iter=3, init="normal"),
+    TrainOptions(l2="auto", path_metric="accuracy"),
+])
+def test_options_the_solver_reads_are_taken(options):
+    options.validate()
+
+
 @pytest.mark.parametrize(("options", "python", "command_line"), [
     (TrainOptions(l2=-1.0), "l2 must be a finite number ≥ 0", "--l2 must be a finite number ≥ 0"),
     (TrainOptions(batch_size=0, solver="sgd"), "batch_size must be a whole number from 1", "--batch-size must be a whole number from 1"),

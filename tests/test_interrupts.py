@@ -503,8 +503,9 @@ def test_same_seed_same_weights(model, solver, digits):
     from mnistlr.learn.fit import fit_model
     from mnistlr.learn.options import TrainOptions
 
-    options = TrainOptions(model=model, solver=solver, per_class=150, epochs=4, max_iter=15, seed=7,
-                           init="normal" if solver != "closed" else "zeros")
+    # each solver's own caps, and a seeded start where there is one (ridge's closed form has neither)
+    extra = {"lbfgs": {"max_iter": 15, "init": "normal"}, "closed": {}}.get(solver, {"epochs": 4, "init": "normal"})
+    options = TrainOptions(model=model, solver=solver, per_class=150, seed=7, **extra)
     threads = numba.get_num_threads()
     fits = []
     try:

@@ -167,10 +167,15 @@ def test_the_files_written_are_notes_on_stderr_and_quiet_silences_them(cli, tmp_
     (("--budget", "0"), "--budget must be a positive"),
     (("-m", "ridge", "--param", "l1=0.1,0.2"), "--l1 does not apply to ridge"),
     (("--nested", "1"), "nested"),
+    # searched values the solver never reads: every trial was the same fit
+    (("--param", "lr=0.01,0.1,1"), "parameters lr=0.01: --lr 0.01 is read by --solver gd and sgd only, not by lbfgs"),
+    (("--solver", "gd", "--param", "batch_size=1,16"), "--batch-size 1 is read by --solver sgd only, not by gd"),
 ])
 def test_bad_input_exits_2_with_one_line(cli, tmp_path, args, fragment):
-    result = cli("sweep", *SMALL, *args, "-o", tmp_path / "m.joblib") if args == ("--cv", "21") else \
-        cli("sweep", *SMALL, *args)
+    other_solver = "ridge" in args or "--solver" in args
+    small = SMALL[:4] if other_solver else SMALL   # --max-iter is lbfgs's
+    result = cli("sweep", *small, *args, "-o", tmp_path / "m.joblib") if args == ("--cv", "21") else \
+        cli("sweep", *small, *args)
     assert result.code == 2
     assert result.out == "" and len(result.err.strip().splitlines()) == 1
     assert fragment in result.err and "Traceback" not in result.err

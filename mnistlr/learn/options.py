@@ -115,6 +115,9 @@ class TrainOptions:
             raise UsageError(f"`{name}=auto` runs a path of L-BFGS fits, not {solver}",
                              "drop `solver`, or give a number")
         _check_choice("path_metric", self.path_metric, PATH_METRICS)
+        if self.path_metric != _default("path_metric") and not self.auto_l2():
+            raise UsageError(f"`path_metric={self.path_metric}` picks the penalty of `l2=auto` (or `C=auto`)",
+                             "add `l2=auto`, or drop `path_metric`")
         self._check_path_cv()
         _check_choice("loss_scale", self.loss_scale, LOSS_SCALES)
         if self.loss_scale == "sum" and self.C is not None:
@@ -124,7 +127,25 @@ class TrainOptions:
         if self.l1 > 0 and solver == "closed":
             raise UsageError("`l1` does not apply to ridge's closed form",
                              "use `model=softmax` or logistic with `l1`")
+        self._check_read_by_solver()
         self._check_data_options()
+
+    def _check_read_by_solver(self) -> None:
+        """UsageError for an option set (away from its default) that the solver never reads: an
+        `epochs` for lbfgs, a `tol` for sgd, a `batch_size` for gd, ... (it was silently ignored)."""
+        solver = self.resolved_solver()
+        for name, readers in READ_BY.items():
+            value = getattr(self, name)
+            if solver in readers or value == _default(name):
+                continue
+            shown = f"{value:g}" if isinstance(value, float) else value
+            named = [f"`solver={readers[0]}`", *readers[1:]]
+            users = named[0] if len(named) == 1 else f"{', '.join(named[:-1])} and {named[-1]}"
+            if solver == "closed":
+                raise UsageError(f"`{name}={shown}` is read by {users} only; ridge is solved in closed form",
+                                 f"drop `{name}`, or train `model=softmax` or logistic")
+            raise UsageError(f"`{name}={shown}` is read by {users} only, not by {solver}",
+                             f"drop `{name}`, or use `solver={readers[0]}`")
 
     def _check_numbers(self) -> None:
         for name in ("l2", "l1", "C", "lr", "anneal", "tol", "val_fraction"):
@@ -192,6 +213,18 @@ class TrainOptions:
                                  f"e.g. `features='{SPEC_EXAMPLE}'`")
 
             parse(self.features)
+
+
+# Options that only some solvers read (option → those solvers); set for another, they are refused.
+READ_BY = {
+    "lr": ("gd", "sgd"), "anneal": ("gd", "sgd"), "epochs": ("gd", "sgd"), "patience": ("gd", "sgd"),
+    "batch_size": ("sgd",), "tol": ("lbfgs",), "max_iter": ("lbfgs",), "init": ("lbfgs", "gd", "sgd"),
+}
+
+
+def _default(name: str) -> Any:
+    """The default of TrainOptions field *name*."""
+    return TrainOptions.__dataclass_fields__[name].default
 
 
 def is_real(value: Any) -> bool:
