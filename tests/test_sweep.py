@@ -182,6 +182,15 @@ def test_bad_input_exits_2_with_one_line(cli, tmp_path, args, fragment):
     assert not (tmp_path / "m.joblib").exists()
 
 
+def test_options_of_every_searched_solver_are_taken(cli):
+    # --epochs beside solver=gd,sgd: every trial reads it (the base, lbfgs by default, is never fitted)
+    result = cli("sweep", *SMALL[:4], "--param", "solver=gd,sgd", "--epochs", "2", "--cv", "2", "--json")
+    assert result.code == 0, result.err
+    assert sorted(t["params"]["solver"] for t in json.loads(result.out)["trials"]) == ["gd", "sgd"]
+    mixed = cli("sweep", *SMALL[:4], "--param", "solver=lbfgs,sgd", "--epochs", "2", "--cv", "2")
+    assert mixed.code == 2 and "--epochs 2 is read by --solver gd and sgd only, not by lbfgs" in mixed.err
+
+
 def test_missing_cluster_extra(cli, monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)
     result = cli("sweep", *SMALL, "--backend", "dask", "--scheduler", "tcp://127.0.0.1:8786")

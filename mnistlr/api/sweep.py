@@ -27,6 +27,19 @@ def _check_outputs(output: Path | None, results: Path | None, inputs: list[Path]
                          "replace the model", "give them different names")
 
 
+def _check_fixed(options: TrainOptions, specs) -> None:
+    """UsageError for fixed options no trial can take. With the solver searched they are checked
+    for its first value here (an --epochs beside solver=gd,sgd is read by every trial), and with
+    each candidate's by check_candidates."""
+    import dataclasses
+
+    solver = next((spec for spec in specs if spec.name == "solver"), None)
+    if solver is None or options.solver is not None:   # (fixed and searched: check_candidates says so)
+        options.validate()
+    else:
+        dataclasses.replace(options, solver=solver.values[0]).validate()
+
+
 def _check_run(n_iter: int, cv: int, nested: int | None, n_jobs: int | None, budget: float | None,
                backend: str, scheduler: str | None) -> None:
     if cv < 2:
@@ -64,10 +77,10 @@ def sweep(options: TrainOptions, *, params: list[str] | tuple[str, ...] = (), n_
     from mnistlr.tuning import spaces
     from mnistlr.tuning.cv import SearchSetup, prepare_data
 
-    options.validate()
+    specs = spaces.parse_params(list(params))
+    _check_fixed(options, specs)
     _check_run(n_iter, cv, nested, n_jobs, budget, backend, scheduler)
     spaces.check_metric(metric)
-    specs = spaces.parse_params(list(params))
     mode, candidates = spaces.candidates(specs, n_iter, options.seed)
     spaces.check_candidates(options, candidates, specs)
     inputs = training_inputs(dataset, train_images, train_labels, data_dir)
