@@ -107,7 +107,12 @@ class _LinearClassifier(ClassifierMixin, BaseEstimator):
             raise UsageError(f"a {linear.kind} model is not a {estimator_class.__name__}",
                              f"use {kinds[linear.kind].__name__}.from_model")
         names = estimator_class._get_param_names()
-        estimator = estimator_class(**{k: v for k, v in linear.params.items() if k in names})
+        params = {k: v for k, v in linear.params.items() if k in names}
+        if params.get("C") is not None:
+            # a model trained with C also records the l2 it became (1/(C·n_train)): the estimator
+            # takes the C, as given (both set the penalty twice, and fit refused them)
+            params.pop("l2", None)
+        estimator = estimator_class(**params)
         estimator.preprocess = linear.preprocessor.kind
         codes = dataclasses.replace(linear, classes=np.arange(linear.n_classes, dtype=np.int64))
         estimator.n_features_in_ = linear.n_features

@@ -162,6 +162,15 @@ def test_badly_scaled_features_train_as_well(features, scale):
     assert fitted.n_iter_ > 5 and fitted.score(X * scale, y) >= SoftmaxRegression().fit(X, y).score(X, y) - 0.02
 
 
+def test_a_model_trained_with_c_is_an_estimator_that_refits():
+    # it carried both the C and the l2 it became, and fit refused them ("l2 and C both set")
+    X, y = mnistlr.load_dataset("mnist-sample")
+    estimator = from_model(mnistlr.train(X[:200], y[:200], C=0.5, max_iter=5))
+    assert estimator.get_params()["C"] == 0.5 and estimator.get_params()["l2"] is None
+    flat = X[:300].reshape(300, -1)
+    assert clone(estimator).fit(flat, y[:300]).model_.params["l2"] == pytest.approx(1 / (0.5 * 300))
+
+
 def test_a_trained_model_as_an_estimator():
     X, y = mnistlr.load_dataset("mnist-sample")
     Xt, yt = mnistlr.load_dataset("mnist-sample", "test")
