@@ -81,6 +81,17 @@ def test_options_the_solver_reads_are_taken(options):
     options.validate()
 
 
+def test_lr_auto_is_the_default_step_in_python_too():
+    # the command line's --lr auto: mnistlr.train(..., lr="auto") and the estimators' lr="auto" were
+    # refused ("lr must be a finite number ≥ 0, got auto")
+    options = TrainOptions(solver="gd", lr="auto")
+    options.validate()
+    assert options.lr is None
+    images, y = toy()
+    assert np.array_equal(fit_model(images, y, TrainOptions(solver="sgd", lr="auto", epochs=2)).W,
+                          fit_model(images, y, TrainOptions(solver="sgd", epochs=2)).W)
+
+
 @pytest.mark.parametrize(("options", "python", "command_line"), [
     (TrainOptions(l2=-1.0), "l2 must be a finite number ≥ 0", "--l2 must be a finite number ≥ 0"),
     (TrainOptions(batch_size=0, solver="sgd"), "batch_size must be a whole number from 1", "--batch-size must be a whole number from 1"),

@@ -56,7 +56,7 @@ class TrainOptions:
     l2: float | str | None = None      # None: the model's default (see DEFAULT_L2); "auto": chosen on a path
     l1: float = 0.0
     C: float | str | None = None       # scikit-learn's C: l2 = 1/(C·n_train); "auto" as for l2
-    lr: float | None = None            # η₀ for gd/sgd; None ("auto"): gd searches its step, sgd takes 0.5
+    lr: float | None = None            # η₀ for gd/sgd; None (or "auto"): gd searches its step, sgd takes 0.5
     anneal: float = 10.0               # T in η(t) = η₀/(1 + t/T), t in epochs
     accel: str | None = None           # gd: nesterov (FISTA with adaptive restart) | none; None: DEFAULT_ACCEL
     epochs: int = 100                  # cap for gd/sgd
@@ -76,6 +76,10 @@ class TrainOptions:
     path_cv: int | None = None         # --l2 auto: K stratified folds score the path instead of the hold-out
     loss_scale: str = "mean"           # sum: lr, l2, l1 as course write-ups give them (Σ ℓ + λ‖W‖² + λ₁‖W‖₁)
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.lr, str) and self.lr == AUTO:   # as the command line's --lr auto (the default)
+            self.lr = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
