@@ -149,7 +149,7 @@ def test_load_dataset_reads_the_command_lines_sources(sample, tmp_path):
     (lambda X, y: mnistlr.train(X[:, :5], y), mnistlr.DataError, "not a square image"),
     (lambda X, y: mnistlr.train(X.reshape(len(X), -1), y, image_shape=(5, 5)), ValueError, "does not hold 784"),
     (lambda X, y: mnistlr.train(X, y[:-1]), ValueError, "but labels of shape"),
-    (lambda X, y: mnistlr.train(X, y.astype(str)), TypeError, "labels hold"),
+    (lambda X, y: mnistlr.train(X, y.astype(str)), TypeError, "(text), not integers (give integer codes"),
     (lambda X, y: mnistlr.train(X, np.where(y == y[7], 1e20, y)), ValueError, "label 7 (1e+20) is out of range"),
     (lambda X, y: mnistlr.train(X.astype(str), y), mnistlr.InputTypeError, "not numbers"),
     (lambda X, y: mnistlr.train(X[0, 0], y[:1]), ValueError, "images are (n, rows, cols)"),

@@ -172,6 +172,10 @@ def _labels(y: Any, n: int) -> np.ndarray:
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.dtype.kind not in "iuf":
+        if y.dtype.kind in "USO":   # names ("cat", "dog"): the estimators keep them, a model file holds integers
+            raise InputTypeError(f"labels hold {y.dtype} values (text), not integers",
+                                 "give integer codes (np.unique(y, return_inverse=True)[1]), or fit "
+                                 "mnistlr.sklearn's estimators, which take labels of any kind")
         raise InputTypeError(f"labels hold {y.dtype} values", "labels are integers, e.g. 0–9")
     if y.ndim != 1 or len(y) != n:
         raise DataError(f"{n:,} images but labels of shape {y.shape}", "give one label per image")
