@@ -61,27 +61,53 @@ def test_safe_step_is_one_over_the_lipschitz_bound(kind, c):
 
 
 def test_a_loss_that_stays_far_above_its_start_is_divergence():
-    watch = descent._Watch(start_loss=1.0, patience=3, lr=4.0, safe=lambda: 0.25)
+    watch = descent._Watch(start_loss=1.0, start_value=1.0, patience=3, lr=4.0, safe=lambda: 0.25)
     for epoch, loss in enumerate([2.5, 2.5, 0.9, 2.5, 2.5], start=1):   # recovers once: no error
-        watch.check(epoch, loss)
+        watch.check(epoch, loss, loss)
     with pytest.raises(TrainingError) as caught:
-        watch.check(6, 2.5)
+        watch.check(6, 2.5, 2.5)
     assert caught.value.message == "training diverged at epoch 6: loss 1 → 2.5"
     assert caught.value.for_command_line().endswith("(use --lr ≤ 0.25, the estimated safe step, or --lr auto)")
     assert str(caught.value).endswith("(use lr ≤ 0.25, the estimated safe step, or lr=auto)")
     with pytest.raises(TrainingError, match="at epoch 2: loss 1 → nan"):
-        descent._Watch(1.0, 3, 4.0, lambda: 0.25).check(2, float("nan"))
+        descent._Watch(1.0, 1.0, 3, 4.0, lambda: 0.25).check(2, float("nan"), float("nan"))
+
+
+def watched(losses, values=None, start=2.3):
+    """A _Watch that saw these epochs (objective values = the losses unless given), and their records."""
+    watch = descent._Watch(start_loss=start, start_value=start, patience=3, lr=2.0, safe=lambda: 0.05)
+    for epoch, (loss, value) in enumerate(zip(losses, values or losses, strict=True), start=1):
+        watch.check(epoch, loss, value)
+    return watch, [{"train_loss": v} for v in losses]
 
 
 def test_a_first_best_epoch_followed_by_growing_loss_is_divergence():
-    watch = descent._Watch(start_loss=2.3, patience=3, lr=2.0, safe=lambda: 0.05)
-    growing = [{"train_loss": v} for v in (1.9, 2.0, 2.2, 2.4)]
+    watch, history = watched((1.9, 2.0, 2.2, 2.4))
     with pytest.raises(TrainingError, match="best epoch was the first"):
-        watch.check_end(1, growing)
-    watch.check_end(2, growing)                                   # a later best epoch: a model
-    watch.check_end(1, [{"train_loss": v} for v in (1.9, 2.0, 1.8)])  # the loss came down again
-    watch.check_end(None, growing)                                # no hold-out: no early stopping
-    watch.check_end(1, [{"train_loss": 0.6931471805599453}] * 4)    # a flat loss did not grow
+        watch.check_end(1, history)
+    watch.check_end(2, history)                                   # a later best epoch: a model
+    watch.check_end(None, history)                                # no hold-out: no early stopping
+    watch, history = watched((1.9, 2.0, 1.8))                     # the loss came down again
+    watch.check_end(1, history)
+    watch, history = watched((0.6931471805599453,) * 4)            # a flat loss did not grow
+    watch.check_end(1, history)
+
+
+def test_a_loss_that_grows_while_the_objective_falls_is_no_divergence():
+    # a warm start that fits the data exactly (--init ridge on separable classes): the penalty pulls
+    # the weights in, the loss rises from ~0, the objective falls. It was "training diverged at
+    # epoch 2: loss 0 → 0.131 (use a larger --l2)" (the start counted too: its objective against its loss)
+    watch = descent._Watch(start_loss=0.0, start_value=5.0, patience=3, lr=None, safe=lambda: None)
+    watch.check(0, 0.0, 5.0)
+    losses, values = (0.13, 0.2, 0.3, 0.4), [4.0, 3.0, 2.0, 1.0]
+    for epoch, (loss, value) in enumerate(zip(losses, values, strict=True), start=1):
+        watch.check(epoch, loss, value)
+    watch.check_end(1, [{"train_loss": v} for v in losses])
+    X, y = sampled_problem(100, 4, 2, scale=8.0)
+    exact = solvers.fit_lbfgs(X, y, "softmax", 2, l2=0.0, tol=0.0, max_iter=200)
+    result = descent.fit_gd(X, y, "softmax", 2, l2=1.0, W0=10 * exact.W, b0=10 * exact.b, epochs=10,
+                            X_val=X[:20], y_val=y[:20])
+    assert result.history[0]["train_loss"] > 0
 
 
 def test_identical_images_train_without_a_divergence_error():

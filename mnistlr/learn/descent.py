@@ -21,7 +21,9 @@ improvement, and return the best weights; ``epochs`` caps the run.
 
 Divergence raises `TrainingError` naming the estimated safe step (`safe_step`): a non-finite
 loss; a training loss above DIVERGED_RATIO × its starting value for ``patience`` epochs in a
-row; or a best epoch that is the first while the training loss only grew after it.
+row; or a best epoch that is the first while the training loss only grew after it — each while
+the objective (loss + penalty) rose too (a loss that grows while it falls is the penalty pulling
+in a warm start that fit the data too closely).
 """
 
 from __future__ import annotations
@@ -105,9 +107,13 @@ class _BestEpoch:
 class _Watch:
     """Raises TrainingError when the training loss diverges (see the module docstring)."""
 
-    def __init__(self, start_loss: float, patience: int, lr: float | None, safe):
+    def __init__(self, start_loss: float, start_value: float, patience: int, lr: float | None, safe):
         self.start, self.patience, self.lr, self.safe = start_loss, patience, lr, safe
         self.above = 0
+        # the objective (loss + penalty) at the start and after each epoch: a loss that grows while
+        # the objective falls is the penalty at work (a warm start that fits the data too closely,
+        # as --init ridge on separable classes), not divergence
+        self.values = [start_value]
 
     def error(self, where: str, loss: float) -> TrainingError:
         safe = None if self.lr is None else self.safe()
@@ -119,17 +125,24 @@ class _Watch:
         error.safe_lr = safe      # for a caller that shows --lr in other units (loss_scale=sum)
         return error
 
-    def check(self, epoch: int, loss: float) -> None:
-        if not np.isfinite(loss):
-            raise self.error(f"at epoch {epoch}" if epoch else "at the initial weights", loss)
-        self.above = self.above + 1 if loss > DIVERGED_RATIO * self.start else 0
+    def check(self, epoch: int, loss: float, value: float) -> None:
+        """After epoch *epoch* (0: the initial weights): its training loss and objective value."""
+        if not (np.isfinite(loss) and np.isfinite(value)):
+            where = f"at epoch {epoch}" if epoch else "at the initial weights"
+            raise self.error(where, loss if np.isfinite(value) else value)
+        if epoch:
+            self.values.append(value)
+        rose = loss > DIVERGED_RATIO * self.start and value > self.values[0]
+        self.above = self.above + 1 if rose else 0
         if self.above >= self.patience:
             raise self.error(f"at epoch {epoch}", loss)
 
     def check_end(self, best_epoch: int | None, history: list[dict]) -> None:
         losses = [r["train_loss"] for r in history]
-        # grew: never fell after epoch 1 and ended above it (a flat loss, as on identical images, did not)
-        grew = len(losses) > 1 and bool(np.all(np.diff(losses) >= 0)) and losses[-1] > losses[0] + 1e-12 * abs(losses[0])
+        # grew: never fell after epoch 1 and ended above it (a flat loss, as on identical images, did
+        # not), the objective too
+        grew = (len(losses) > 1 and bool(np.all(np.diff(losses) >= 0))
+                and losses[-1] > losses[0] + 1e-12 * abs(losses[0]) and self.values[-1] > self.values[1])
         if best_epoch == 1 and grew:
             raise self.error(f"after epoch 1 (the best epoch was the first, then the loss only grew to "
                              f"epoch {len(losses)})", losses[-1])
@@ -256,8 +269,8 @@ def _descend(X, y, kind, n_outputs, l2, lr, anneal, epochs, patience, W0, b0, X_
     recorder = Recorder(kind, X_val, y_val, callback, affine=affine, track=track)
     best = _BestEpoch(patience, rank_by)
     state = objective(X, y, W, b, kind, l2=l2, affine=affine)
-    watch = _Watch(state.loss, patience, lr, lambda: safe_step(X, kind, l2, affine))
-    watch.check(0, state.value)
+    watch = _Watch(state.loss, state.value, patience, lr, lambda: safe_step(X, kind, l2, affine))
+    watch.check(0, state.loss, state.value)
     stop_reason, epoch = "max_epochs", 0
     with blas_on_one_thread():
         for epoch in range(1, epochs + 1):
@@ -267,7 +280,7 @@ def _descend(X, y, kind, n_outputs, l2, lr, anneal, epochs, patience, W0, b0, X_
                 stop_reason, epoch = "converged", epoch - 1
                 break
             state = new
-            watch.check(epoch, state.loss if np.isfinite(state.value) else state.value)
+            watch.check(epoch, state.loss, state.value)
             if best.update(epoch, recorder.record(epoch, state, W, b, eta), W, b):
                 stop_reason = "patience"
                 break
