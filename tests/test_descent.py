@@ -8,7 +8,7 @@ import pytest
 from test_solvers import raw_pixels, sampled_problem
 
 from mnistlr.errors import TrainingError
-from mnistlr.learn import descent, objective, solvers
+from mnistlr.learn import descent, means, objective, solvers
 
 
 def test_auto_step_reaches_the_lbfgs_optimum():
@@ -151,7 +151,7 @@ def test_auto_step_follows_the_annealing_schedule():
         assert np.all(np.diff(np.round(halvings)) >= 0) and halvings[-1] < 5
     search = descent._LineSearch(None, lambda W, b: objective.objective(X, y, W, b, "softmax", l2=1e-3,
                                                                       grad=False, affine=affine),
-                                 solvers.input_mean(X, affine), 0.0)
+                                 means.input_mean(X, affine), 0.0)
     W, b = np.zeros((X.shape[1], 3), np.float32), np.zeros(3)
     state = objective.objective(X, y, W, b, "softmax", l2=1e-3, affine=affine)
     grad_W = state.grad_W - np.outer(search.z_mean, state.grad_b)

@@ -8,7 +8,7 @@ import pytest
 import reference as ref
 
 from mnistlr.errors import TrainingError
-from mnistlr.learn import descent, objective, solvers
+from mnistlr.learn import descent, means, objective, solvers
 
 RECORD_KEYS = {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "grad_norm", "lr", "seconds"}
 
@@ -329,10 +329,10 @@ def test_ridge_start_turns_the_ridge_scores_into_the_best_scaled_logits(kind, n_
 def test_column_means_of_float_rows_are_the_mean_in_any_thread_count(monkeypatch):
     from mnistlr.learn.kernels import threads
 
-    X = np.random.default_rng(5).normal(3.0, 2.0, size=(2 * solvers.MEAN_SPAN_ROWS + 77, 13)).astype(np.float32)
-    two = solvers.column_means(X)
+    X = np.random.default_rng(5).normal(3.0, 2.0, size=(2 * means.MEAN_SPAN_ROWS + 77, 13)).astype(np.float32)
+    two = means.column_means(X)
     np.testing.assert_allclose(two, X.astype(np.float64).mean(axis=0), rtol=1e-13)
     monkeypatch.setattr(threads, "n_threads", lambda: 1)
-    assert np.array_equal(two, solvers.column_means(X))
+    assert np.array_equal(two, means.column_means(X))
     pixels = np.random.default_rng(6).integers(0, 256, size=(3000, 9), dtype=np.uint8)
-    assert np.array_equal(solvers.column_means(pixels), pixels.mean(axis=0, dtype=np.float64))
+    assert np.array_equal(means.column_means(pixels), pixels.mean(axis=0, dtype=np.float64))

@@ -32,6 +32,7 @@ import numpy as np
 
 from mnistlr.errors import TrainingError
 from mnistlr.learn.kernels import prox
+from mnistlr.learn.means import input_mean
 from mnistlr.learn.objective import objective
 from mnistlr.learn.options import ACCELS
 from mnistlr.learn.solvers import (
@@ -41,7 +42,6 @@ from mnistlr.learn.solvers import (
     blas_on_one_thread,
     check_problem,
     check_schedule,
-    input_mean,
     make_result,
     start_weights,
 )

@@ -219,11 +219,9 @@ class TrainOptions:
             parse(self.features)
 
 
-# Options that only some solvers read (option → those solvers); set for another, they are refused.
-READ_BY = {
-    "lr": ("gd", "sgd"), "anneal": ("gd", "sgd"), "epochs": ("gd", "sgd"), "patience": ("gd", "sgd"),
-    "batch_size": ("sgd",), "tol": ("lbfgs",), "max_iter": ("lbfgs",), "init": ("lbfgs", "gd", "sgd"),
-}
+# Options that only some solvers read (option → those solvers, from SOLVER_PARAMS); set for another, they are refused.
+READ_BY = {name: tuple(solver for solver, names in SOLVER_PARAMS.items() if name in names)
+           for name in ("lr", "anneal", "epochs", "patience", "batch_size", "tol", "max_iter", "init")}
 
 
 def _default(name: str) -> Any:
