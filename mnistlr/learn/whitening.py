@@ -9,8 +9,9 @@ rows, λ, V its top eigenvalues and eigenvectors, and ε a ridge, the solver sea
     W = P U,   ∇_U f = P ∇_W f,   P = I + V·diag(√(ε/(λ + ε)) − 1)·Vᵀ
 
 (P ∝ (C + ε·I)^(−1/2) on the top directions, the identity on the rest): the same objective and
-minimiser, so only the path changes. Default options, same stopping rule: MNIST 22,699 36 → 26
-iterations, Fashion 60,000 53 → 30, each to a lower objective. ε = RIDGE_SCALE · tr(C)/d keeps
+minimiser, so only the path changes. Default options, same stopping rule: MNIST 22,699 36 → 27
+iterations, Fashion 60,000 53 → 29, to about the same objective (Fashion needs ~1.6× fewer
+evaluations to any given objective; BENCHMARKS.md, eleventh session). ε = RIDGE_SCALE · tr(C)/d keeps
 the low-variance directions at the plain metric, where the penalty (l2/2)‖W‖² alone shapes them;
 the gain held for ε from 0.1 to 10 times the mean input variance, for 512 to 8,000 sample rows and
 32 to 128 directions. The subspace iteration starts from a fixed seed and runs with the solver's BLAS on one thread, so
