@@ -190,3 +190,33 @@ def test_early_stopping_restores_the_best_epoch(real):
     best = int(np.argmax(val))
     assert history[best]["epoch"] == meta["best_epoch"]
     assert meta["metrics"]["val_accuracy"] == pytest.approx(max(val), abs=1e-9)
+
+
+def test_a_fit_that_learnt_nothing_or_stopped_at_max_iter_is_warned_of_on_stderr(cli, tmp_path):
+    """One warning line each, exit 0, the model saved, and the same notes under "warnings" in --json."""
+    args = ("train", "--dataset", "mnist-sample", "--per-class", "40", "--json", "-q")
+    zero = cli(*args, "--l1", "10", "-o", tmp_path / "zero.joblib")
+    assert zero.code == 0, zero.err
+    assert "mnistlr: warning: every weight is zero" in zero.err and "lower the penalty" in zero.err
+    assert json.loads(zero.out)["warnings"][0].startswith("every weight is zero")
+    assert (tmp_path / "zero.joblib").is_file()
+    capped = cli(*args, "--max-iter", "2", "-o", tmp_path / "capped.joblib")
+    assert capped.code == 0 and "mnistlr: warning: L-BFGS reached max_iter=2" in capped.err
+    plain = cli(*args, "-o", tmp_path / "plain.joblib")
+    assert plain.code == 0 and "warning" not in plain.err and json.loads(plain.out)["warnings"] == []
+    table = cli(*args[:-2], "--l1", "10", "-o", tmp_path / "zero2.joblib")
+    assert table.code == 0 and "warning" not in table.out and table.err.count("mnistlr: warning:") == 1
+
+
+def test_a_training_accuracy_at_the_majority_share_is_warned_of():
+    from mnistlr.learn.fit import weak_fit_note
+
+    class Fitted:
+        classes = np.array([3, 7])
+        W = np.ones((4, 1), dtype=np.float32)
+        meta = {"metrics": {"train_accuracy": 0.75}}
+
+    labels = np.array([3, 3, 3, 7, 9, 9])    # 9 is not a model class: 3 is 3 of the 4 that count
+    assert "no better than always answering the most common class (0.7500)" in weak_fit_note(Fitted(), labels)
+    Fitted.meta = {"metrics": {"train_accuracy": 0.76}}
+    assert weak_fit_note(Fitted(), labels) is None

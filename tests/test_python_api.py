@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -222,3 +223,12 @@ def test_images_divided_by_255_or_cast_to_float_give_the_same_bits(tmp_path):
     for same in (X[600:900] / 255.0, (X[600:900] / 255.0).astype(np.float32), X[600:900].astype(np.float64)):
         assert np.array_equal(model.predict_proba(same), P)
     assert mnistlr.train((X[:600] / 255.0).astype(np.float32), y[:600], max_iter=30) == model
+
+
+def test_a_fit_that_learnt_nothing_warns(sample):
+    X, y = sample[0][:400], sample[1][:400]
+    with pytest.warns(UserWarning, match="every weight is zero"):
+        mnistlr.train(X, y, l1=10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mnistlr.train(X, y)

@@ -232,7 +232,7 @@ def train(X: Any, y: Any, *, model: str = "softmax", image_shape: Sequence[int] 
     `mnistlr.learn.options.TrainOptions`). image_shape: for (n, d) rows that are not square.
     The same data and options as `mnistlr train` give identical weights.
     """
-    from mnistlr.learn.fit import capped_fit_note, fit_model
+    from mnistlr.learn.fit import capped_fit_note, fit_model, weak_fit_note
 
     _check_keywords(options)
     settings = TrainOptions(model=model, **options)
@@ -244,6 +244,9 @@ def train(X: Any, y: Any, *, model: str = "softmax", image_shape: Sequence[int] 
     note = capped_fit_note(fitted, settings)
     if note:
         warnings.warn(note, ConvergenceWarning, stacklevel=2)
+    note = weak_fit_note(fitted, y)
+    if note:
+        warnings.warn(note, UserWarning, stacklevel=2)
     return Model(fitted)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mnistlr.errors import UsageError
-from mnistlr.learn.fit import fit_model
+from mnistlr.learn.fit import capped_fit_note, fit_model, weak_fit_note
 from mnistlr.learn.options import TrainOptions, applies
 
 
@@ -62,7 +62,8 @@ def train(options: TrainOptions, *, output: Path, dataset: str | None = None,
           data_dir: Path | None = None, track_test: bool = False,
           test_images: Path | None = None, test_labels: Path | None = None,
           callback: Callable[[dict], None] | None = None) -> dict[str, Any]:
-    """Fit a model as *options* say and save it to *output*; returns the summary dict.
+    """Fit a model as *options* say and save it to *output*; returns the summary dict, whose
+    "warnings" lists what the fit should be warned of (L-BFGS stopped by max_iter, nothing learnt).
 
     track_test (the dataset's test split) or test_images/test_labels: every history record also
     carries test_loss and test_accuracy, for the learning curves only (never used for stopping
@@ -84,7 +85,8 @@ def train(options: TrainOptions, *, output: Path, dataset: str | None = None,
         model.meta["train_files"] = {"images": str(train_images),
                                      "labels": None if train_labels is None else str(train_labels)}
     save_model(model, output, inputs=inputs)
-    return summary(model, output)
+    notes = [note for note in (capped_fit_note(model, options), weak_fit_note(model, labels)) if note]
+    return summary(model, output) | {"warnings": notes}
 
 
 def summary(model, output: Path | None) -> dict[str, Any]:

@@ -94,9 +94,18 @@ def no_color() -> bool:
 
 def print_error(message: str) -> None:
     """Write one error line to stderr (red on a colour terminal); nothing in it is a control code."""
-    line = f"mnistlr: error: {printable(message)}"
+    _print_line("error", "31", message)
+
+
+def print_warning(message: str) -> None:
+    """Write one warning line to stderr (yellow on a colour terminal), as `print_error` writes errors."""
+    _print_line("warning", "33", message)
+
+
+def _print_line(kind: str, colour: str, message: str) -> None:
+    line = f"mnistlr: {kind}: {printable(message)}"
     if not no_color():
-        line = f"\x1b[31m{line}\x1b[0m"
+        line = f"\x1b[{colour}m{line}\x1b[0m"
     try:
         sys.stderr.write(line + "\n")
         sys.stderr.flush()

@@ -9,7 +9,15 @@ from typing import Annotated
 import typer
 
 from mnistlr.cli import options as o
-from mnistlr.cli.base import DataDirOpt, DatasetOpt, JsonOpt, QuietOpt, SeedOpt, command
+from mnistlr.cli.base import (
+    DataDirOpt,
+    DatasetOpt,
+    JsonOpt,
+    QuietOpt,
+    SeedOpt,
+    command,
+    print_warning,
+)
 from mnistlr.learn.options import TrainOptions
 
 
@@ -57,6 +65,8 @@ def train_command(
         result = train(options, output=output, dataset=dataset, train_images=train_images,
                        train_labels=train_labels, data_dir=data_dir, track_test=track_test,
                        test_images=test_images, test_labels=test_labels, callback=progress.update)
+    for note in result["warnings"]:
+        print_warning(note)
     if json_out:
         typer.echo(json.dumps(result))
     else:
@@ -65,6 +75,6 @@ def train_command(
 
         if "l2_path" in result:
             result = result | {"l2_path": l2_path_text(result["l2_path"])}
-        if result["l1"] is None:   # no L1 penalty with this solver (ridge): no row claims one
-            result = {k: v for k, v in result.items() if k != "l1"}
+        # no L1 penalty with this solver (ridge): no row claims one; the warnings went to stderr
+        result = {k: v for k, v in result.items() if k != "warnings" and (k != "l1" or v is not None)}
         print_key_values(result, title="Training summary")

@@ -127,6 +127,24 @@ def prepare(images, labels, options: TrainOptions) -> Prepared:
     return Prepared(flat[train_idx], labels[train_idx], flat[val_idx], labels[val_idx], classes, shape)
 
 
+def weak_fit_note(model, labels) -> str | None:
+    """What to warn of when the fit learnt nothing usable (else None): every weight zero, or a
+    training accuracy no better than always answering the most common of the model's classes in
+    *labels* (n,), the labels it was given."""
+    import numpy as np
+
+    accuracy = model.meta["metrics"]["train_accuracy"]
+    if not np.any(model.W):
+        return (f"every weight is zero: the model gives every image the same class (training accuracy "
+                f"{accuracy:.4f}); lower the penalty (--l1, --l2) or check the labels")
+    counts = np.unique(np.asarray(labels)[np.isin(labels, model.classes)], return_counts=True)[1]
+    majority = counts.max() / counts.sum() if len(counts) > 1 else 1.0
+    if accuracy > majority or len(counts) < 2:
+        return None
+    return (f"training accuracy {accuracy:.4f} is no better than always answering the most common class "
+            f"({majority:.4f}); check --lr, the penalties (--l1, --l2) and the labels")
+
+
 def capped_fit_note(model, options: TrainOptions) -> str | None:
     """What to warn of when L-BFGS stopped at max_iter before tol was met (else None)."""
     if model.meta.get("stop_reason") != "max_iter":
