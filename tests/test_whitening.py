@@ -103,3 +103,15 @@ def test_whitening_takes_fewer_passes_to_the_same_objective_on_real_digits(share
     plain = objective_per_iteration()
     # the loss the plain variables reach in 40 iterations, the whitened ones reach in under 30
     assert (whitened[:30] <= plain[-1]).any(), (whitened[:30].min(), plain[-1])
+
+
+def test_the_metric_is_made_once_for_the_same_array(monkeypatch):
+    X = correlated(200, 10, seed=6)
+    first = whitening.whitening(X)
+    made = []
+    monkeypatch.setattr(whitening, "top_eigenpairs", lambda *a, **k: made.append(1) or (np.ones(4), np.eye(10)[:, :4]))
+    assert whitening.whitening(X) is first and not made
+    other = whitening.whitening(X.copy())
+    assert made and other is not first
+    whitening.whitening(X, rank=4)
+    assert len(made) == 2

@@ -21,6 +21,7 @@ the metric has the same bits on any machine load and any -j.
 from __future__ import annotations
 
 import dataclasses
+import weakref
 
 import numpy as np
 
@@ -57,10 +58,24 @@ class Whitening:
         return self.weights(grad_W)
 
 
+# the last metric made, for the array it was made from (the --l2 auto path fits the same X a dozen times)
+_last: list = [None]
+
+
 def whitening(X: np.ndarray, affine=None, sample_rows: int = SAMPLE_ROWS, rank: int = RANK) -> Whitening | None:
     """The whitening of model inputs z = X·scale − shift (affine) or z = X, from every
     (n // sample_rows)-th row of X (n_samples, n_features); None when X is wider than MAX_FEATURES
-    or its inputs have no variance."""
+    or its inputs have no variance. Made once for the same array X and options."""
+    key = (X.shape, None if affine is None else np.asarray(affine[0]).tobytes(), sample_rows, rank)
+    last = _last[0]
+    if last is not None and last[0]() is X and last[1] == key:
+        return last[2]
+    made = _whitening(X, affine, sample_rows, rank)
+    _last[0] = (weakref.ref(X), key, made)
+    return made
+
+
+def _whitening(X: np.ndarray, affine, sample_rows: int, rank: int) -> Whitening | None:
     n_samples, n_features = X.shape
     if n_features > MAX_FEATURES or n_samples < 2:
         return None
