@@ -138,9 +138,9 @@ def weak_fit_note(model, labels) -> str | None:
         return (f"every weight is zero: the model gives every image the same class (training accuracy "
                 f"{accuracy:.4f}); lower the penalty (--l1, --l2) or check the labels")
     counts = np.unique(np.asarray(labels)[np.isin(labels, model.classes)], return_counts=True)[1]
-    majority = counts.max() / counts.sum() if len(counts) > 1 else 1.0
-    if accuracy > majority or len(counts) < 2:
+    if len(counts) < 2 or accuracy > counts.max() / counts.sum():
         return None
+    majority = counts.max() / counts.sum()
     return (f"training accuracy {accuracy:.4f} is no better than always answering the most common class "
             f"({majority:.4f}); check --lr, the penalties (--l1, --l2) and the labels")
 
