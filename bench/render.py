@@ -118,6 +118,9 @@ def fast_peer_checks(results, peer_names) -> list[Check]:
                                       FAST_PEER_RATIO)]
     for c in out:
         c.target = c.target.replace("≥3×", "≥3× the fastest peer,")
+        minimiser = next((r for r in results if r.family == "converged" and f"({r.dataset})" in c.target), None)
+        if minimiser is not None and minimiser.log_loss is not None and minimiser.objective is not None:
+            c.measured += f" (the objective's minimiser: log-loss {minimiser.log_loss:.4f}, f {minimiser.objective:.5f})"
     return out
 
 

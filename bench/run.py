@@ -31,6 +31,7 @@ from fits import (  # noqa: E402
     REPEAT_UNDER,
     Dataset,
     contest,
+    converged_contender,
     gd_contenders,
     mnistlr_contenders,
     penalty_contenders,
@@ -134,7 +135,8 @@ def datasets(args: argparse.Namespace) -> list[tuple[Dataset, dict[str, Path]]]:
 
 
 def fast_peers(args) -> tuple[list, dict]:
-    """The fast peers as contenders (same penalty, tol and max_iter as mnistlr's defaults), and which ran."""
+    """The fast peers as contenders (same penalty, tol and max_iter as mnistlr's defaults) with mnistlr run to
+    convergence beside them, and which ran."""
     from mnistlr.learn.options import TrainOptions, resolve_l2
 
     if args.no_peers or args.no_fast_peers:
@@ -142,6 +144,8 @@ def fast_peers(args) -> tuple[list, dict]:
     options = TrainOptions()
     contenders, ran, absent = peers.contenders(resolve_l2(options, 1), options.tol, options.max_iter)
     log(f"fast peers: {', '.join(ran) or 'none'} ran; absent: {', '.join(absent) or 'none'}")
+    # beside them, what the objective's minimiser scores (their log-loss clause follows where each stops)
+    contenders += [converged_contender()] if contenders else []
     return contenders, {"ran": ran, "absent": absent, "skipped": False}
 
 

@@ -380,3 +380,15 @@ def test_feature_fits_repeat_under_the_contest_limit(monkeypatch):
                     "sklearn_runs": 1, "mnistlr_accuracy": 0.97, "sklearn_accuracy": 0.95}}
     label, value = features.rows(part)[-1]
     assert "best of 2 / 1" in label and value.startswith("3.0 s")
+
+
+def test_the_fast_peer_check_shows_what_the_objective_s_minimiser_scores(results):
+    peer = fit(dataset="Fashion", name="JAX", mine=False, seconds=(20.0,), accuracy=0.84, log_loss=0.434)
+    minimiser = FitResult("Fashion", "mnistlr softmax --tol 1e-7", "converged", True, [9.0], 0.845, 0.4333,
+                          objective=0.39602)
+    (check,) = render.fast_peer_checks(results + [peer, minimiser], {"JAX"})
+    # 20 s / 4 s = 5×, but 0.45 > 0.434: missed, with the minimiser's own log-loss beside it
+    assert check.ok is False
+    assert check.measured.endswith("(the objective's minimiser: log-loss 0.4333, f 0.39602)")
+    # the minimiser row is a reference of its own family: not the softmax row the peers are timed against
+    assert report.reference_for(results + [peer, minimiser], peer).name == "mnistlr softmax"
