@@ -187,8 +187,25 @@ def test_options_of_every_searched_solver_are_taken(cli):
     result = cli("sweep", *SMALL[:4], "--param", "solver=gd,sgd", "--epochs", "2", "--cv", "2", "--json")
     assert result.code == 0, result.err
     assert sorted(t["params"]["solver"] for t in json.loads(result.out)["trials"]) == ["gd", "sgd"]
-    mixed = cli("sweep", *SMALL[:4], "--param", "solver=lbfgs,sgd", "--epochs", "2", "--cv", "2")
-    assert mixed.code == 2 and "--epochs 2 is read by --solver gd and sgd only, not by lbfgs" in mixed.err
+
+
+
+def test_a_fixed_solver_option_goes_to_the_trials_whose_solver_reads_it(cli):
+    # solver=lbfgs,sgd with --max-iter 20 (lbfgs's) and --epochs 2 (sgd's): each trial takes its own
+    def fold_scores(*args):
+        result = cli("sweep", *SMALL[:4], *args, "--cv", "2", "--json")
+        assert result.code == 0, result.err
+        return {t["params"]["solver"]: t["fold_scores"] for t in json.loads(result.out)["trials"]}
+
+    mixed = fold_scores("--param", "solver=lbfgs,sgd", "--max-iter", "20", "--epochs", "2")
+    assert mixed["lbfgs"] == fold_scores("--param", "solver=lbfgs", "--max-iter", "20")["lbfgs"]
+    assert mixed["sgd"] == fold_scores("--param", "solver=sgd", "--epochs", "2")["sgd"]
+    assert mixed["sgd"] != fold_scores("--param", "solver=sgd")["sgd"]      # 2 epochs, not the default
+    # an option none of the searched solvers reads is still refused, before any work
+    refused = cli("sweep", *SMALL[:4], "--param", "solver=lbfgs,gd", "--batch-size", "16", "--cv", "2")
+    assert refused.code == 2 and refused.out == ""
+    assert ("--batch-size 16 is read by --solver sgd only, by none of the searched solvers (lbfgs, gd)"
+            in refused.err)
 
 
 def test_missing_cluster_extra(cli, monkeypatch):

@@ -28,16 +28,17 @@ def _check_outputs(output: Path | None, results: Path | None, inputs: list[Path]
 
 
 def _check_fixed(options: TrainOptions, specs) -> None:
-    """UsageError for fixed options no trial can take. With the solver searched they are checked
-    for its first value here (an --epochs beside solver=gd,sgd is read by every trial), and with
-    each candidate's by check_candidates."""
-    import dataclasses
+    """UsageError for fixed options no trial can take. With the solver searched, each solver option
+    must be read by one of its values (an --epochs beside solver=lbfgs,sgd is for the sgd trials),
+    the rest are checked for its first value here and with each candidate's by check_candidates."""
+    from mnistlr.tuning import spaces
 
     solver = next((spec for spec in specs if spec.name == "solver"), None)
     if solver is None or options.solver is not None:   # (fixed and searched: check_candidates says so)
         options.validate()
     else:
-        dataclasses.replace(options, solver=solver.values[0]).validate()
+        spaces.unread_by_every_solver(options, solver.values)
+        spaces.apply_params(options, {"solver": solver.values[0]}).validate()
 
 
 def _check_run(n_iter: int, cv: int, nested: int | None, n_jobs: int | None, budget: float | None,

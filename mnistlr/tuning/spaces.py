@@ -23,6 +23,7 @@ from mnistlr.learn.options import (
     MAX_L2,
     MAX_STEPS,
     PREPROCESSING,
+    READ_BY,
     SOLVERS,
     TrainOptions,
 )
@@ -283,15 +284,38 @@ def candidates(specs: list[ParamSpec], n_iter: int, seed: int) -> tuple[str, Can
 
 
 def apply_params(base: TrainOptions, params: dict[str, Any], seed: int | None = None) -> TrainOptions:
-    """TrainOptions with *params* applied (searching C clears l2 and vice versa)."""
+    """TrainOptions with *params* applied (searching C clears l2 and vice versa). With the solver
+    searched, a fixed option its trial's solver does not read is left at its default there: an
+    --epochs beside solver=lbfgs,sgd is for the sgd trials (`unread_by_every_solver` refuses one
+    that no searched solver reads)."""
     changes = dict(params)
     if "C" in params:
         changes.setdefault("l2", None)
     if "l2" in params:
         changes.setdefault("C", None)
+    if "solver" in params:
+        solver = dataclasses.replace(base, solver=params["solver"]).resolved_solver()
+        for name, readers in READ_BY.items():
+            if solver not in readers:
+                changes.setdefault(name, TrainOptions.__dataclass_fields__[name].default)
     if seed is not None:
         changes["seed"] = seed
     return dataclasses.replace(base, **changes)
+
+
+def unread_by_every_solver(base: TrainOptions, solvers: Sequence[Any]) -> None:
+    """UsageError for a fixed solver option (an --epochs, a --tol) that none of the searched *solvers* reads."""
+    searched = [dataclasses.replace(base, solver=s).resolved_solver() for s in solvers]
+    for name, readers in READ_BY.items():
+        value = getattr(base, name)
+        if value == TrainOptions.__dataclass_fields__[name].default or set(readers) & set(searched):
+            continue
+        shown = f"{value:g}" if isinstance(value, float) else value
+        named = [f"`solver={readers[0]}`", *readers[1:]]
+        users = named[0] if len(named) == 1 else f"{', '.join(named[:-1])} and {named[-1]}"
+        raise UsageError(f"`{name}={shown}` is read by {users} only, by none of the searched solvers "
+                         f"({', '.join(dict.fromkeys(searched))})",
+                         f"drop `{name}`, or search `solver={readers[0]}` too")
 
 
 # check_candidates validates at most this many candidates one by one (and every spec's extremes).
