@@ -97,8 +97,9 @@ def sweep_command(
 ) -> None:
     """Tune training options by cross-validated random or grid search.
 
-    Each --param is searched; every other training and data option is fixed for all trials.
-    Only lists: a grid search; any range: --n-iter random draws. --nested K adds an outer
+    Each --param is searched; every other training and data option is fixed for all trials
+    (with --param solver=…, a solver's own options, such as --epochs, for the trials of the
+    solvers that read them). Only lists: a grid search; any range: --n-iter random draws. --nested K adds an outer
     K-fold around the whole search, the honest estimate of the tuned model's score. A live
     table of finished trials goes to stderr, the ranked table to stdout.
     """
