@@ -29,6 +29,19 @@ def test_train_json_summary_and_model_file(cli, tmp_path):
     assert model.meta["class_means"].shape == (10, 784)
 
 
+def test_the_subsampled_phases_are_in_the_summary_and_the_model_file(cli, tmp_path, monkeypatch):
+    from mnistlr.learn import solvers
+
+    out = tmp_path / "m.joblib"
+    args = ("train", "--dataset", "mnist-sample", "--per-class", "160", "-o", out, "--json", "-q")
+    assert json.loads(cli(*args).out)["subsampled_phases"] == []     # 1,600 images: too few
+    monkeypatch.setattr(solvers, "COARSE_MIN_ROWS", 100)
+    summary = json.loads(cli(*args).out)
+    assert [p["rows"] for p in summary["subsampled_phases"]] == [100, 400]
+    assert load_model(out).meta["subsampled_phases"] == summary["subsampled_phases"]
+    assert json.loads(cli("inspect", out, "--json").out)["subsampled_phases"] == summary["subsampled_phases"]
+
+
 def test_train_table_goes_to_stdout_nothing_else(cli, tmp_path):
     result = cli("train", "--dataset", "mnist-sample", "--per-class", "20", "-o", tmp_path / "m.joblib")
     assert result.code == 0

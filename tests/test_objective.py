@@ -50,7 +50,7 @@ def central_differences(fun, w, h=1e-6):
 @pytest.mark.parametrize("pixels", [False, True])
 def test_lbfgs_objective_gradient_matches_central_differences(kind, n_outputs, l2, pixels):
     """The function L-BFGS minimises (centred variables; raw uint8 pixels with the affine folded in)."""
-    from mnistlr.learn.solvers import CentredObjective
+    from mnistlr.learn.centred import CentredObjective
 
     X, y, W, b = problem(30, 4, n_outputs, seed=10 + n_outputs, binary=n_outputs == 1)
     affine = None
@@ -70,7 +70,7 @@ def test_lbfgs_objective_gradient_matches_central_differences(kind, n_outputs, l
 @pytest.mark.parametrize("l2", [0.0, 0.3])
 def test_split_l1_objective_gradient_matches_central_differences(kind, n_outputs, l2):
     """L-BFGS-B's L1 objective on v = [W⁺, W⁻, b'], W = W⁺ − W⁻: f(W, b) + l1·Σ(W⁺ + W⁻)."""
-    from mnistlr.learn.solvers import CentredObjective
+    from mnistlr.learn.centred import CentredObjective
 
     X, y, W, b = problem(30, 4, n_outputs, seed=20 + n_outputs, binary=n_outputs == 1)
     rng = np.random.default_rng(n_outputs)

@@ -266,8 +266,8 @@ def test_losses_are_finite_and_non_negative(problem):
 @NUMERIC
 @given(problem=problems())
 def test_gradient_matches_finite_differences(problem):
+    from mnistlr.learn.centred import CentredObjective
     from mnistlr.learn.objective import pack
-    from mnistlr.learn.solvers import CentredObjective
 
     X, y, W, b, kind, l2 = problem
     w = pack(W, b)

@@ -336,3 +336,35 @@ def test_column_means_of_float_rows_are_the_mean_in_any_thread_count(monkeypatch
     assert np.array_equal(two, means.column_means(X))
     pixels = np.random.default_rng(6).integers(0, 256, size=(3000, 9), dtype=np.uint8)
     assert np.array_equal(means.column_means(pixels), pixels.mean(axis=0, dtype=np.float64))
+
+
+def test_subsampled_phases_from_sixty_thousand_rows():
+    assert solvers.coarse_strides(59_999) == [] and solvers.coarse_strides(60_000) == [4]
+    assert solvers.coarse_strides(240_000) == [16, 4] and solvers.coarse_strides(1_200_000) == [64, 16, 4]
+
+
+@pytest.mark.parametrize("kind,n_outputs", [("softmax", 3), ("ovr", 3), ("ovr", 1)])
+def test_subsampled_phases_lead_to_the_same_optimum_in_fewer_full_iterations(monkeypatch, kind, n_outputs):
+    X, y = sampled_problem(1600, 6, 3 if n_outputs > 1 else 2, seed=7)
+    plain = solvers.fit_lbfgs(X, y, kind, n_outputs, l2=0.01, tol=1e-9, max_iter=500)
+    assert plain.phases == []     # 1,600 rows: no subsample of COARSE_MIN_ROWS
+    monkeypatch.setattr(solvers, "COARSE_MIN_ROWS", 100)
+    seen = []
+    coarse = solvers.fit_lbfgs(X, y, kind, n_outputs, l2=0.01, tol=1e-9, max_iter=500, callback=seen.append)
+    # every 16th row, then every 4th, then all of them
+    assert [p["rows"] for p in coarse.phases] == [100, 400]
+    assert all(p["iterations"] > 0 and p["evaluations"] >= p["iterations"] for p in coarse.phases)
+    np.testing.assert_allclose(coarse.W, plain.W, atol=1e-4 * np.abs(plain.W).max())
+    np.testing.assert_allclose(coarse.b, plain.b, atol=1e-4 * max(1.0, np.abs(plain.b).max()))
+    # the history holds the full-data iterations, numbered from 1, fewer of them than from zeros
+    assert seen == coarse.history and [r["epoch"] for r in seen] == list(range(1, coarse.n_iter + 1))
+    assert coarse.n_iter < plain.n_iter
+
+
+def test_no_subsampled_phases_from_a_given_start_or_with_l1(monkeypatch):
+    X, y = sampled_problem(1600, 6, 3, seed=8)
+    monkeypatch.setattr(solvers, "COARSE_MIN_ROWS", 100)
+    W0 = np.full((6, 3), 0.01)
+    assert solvers.fit_lbfgs(X, y, "softmax", 3, l2=0.01, W0=W0).phases == []
+    assert solvers.fit_lbfgs(X, y, "softmax", 3, l2=0.01, l1=0.001).phases == []
+    assert solvers.fit_lbfgs(X, y, "softmax", 3, l2=0.01).phases != []

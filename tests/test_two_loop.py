@@ -45,7 +45,7 @@ def test_h_times_rejects_what_does_not_fit():
 
 def test_the_store_keeps_the_newest_pairs_in_order_and_skips_non_curvature():
     n, memory = 50, 4
-    store = lbfgs._Pairs(memory, n)
+    store = lbfgs.Pairs(memory, n)
     S, Y, g = _pairs(n, 7, 1, np.float64)
     store.add(S[0], -S[0])                  # sᵀy < 0: not kept
     assert len(store) == 0

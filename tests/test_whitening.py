@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from test_objective import central_differences
 
+from mnistlr.learn import centred as centred_objective
 from mnistlr.learn import objective, solvers, whitening
 
 
@@ -66,7 +67,7 @@ def test_whitened_gradient_matches_central_differences(kind, n_outputs):
     X = correlated(80, 6, seed=n_outputs)
     y = np.random.default_rng(n_outputs).integers(0, 2 if n_outputs == 1 else n_outputs, size=80)
     white = whitening.whitening(X, rank=4, sample_rows=80)
-    centred = solvers.CentredObjective(X, y, kind, n_outputs, 0.3, None, whitening=white)
+    centred = centred_objective.CentredObjective(X, y, kind, n_outputs, 0.3, None, whitening=white)
     W, b = np.random.default_rng(5).normal(size=(6, n_outputs)), np.zeros(n_outputs)
     v = centred.start(W, b)
     np.testing.assert_allclose(centred.weights(v)[0], W, atol=1e-12)

@@ -111,6 +111,7 @@ def model_card(model, path: Path) -> dict[str, Any]:
         "data_sha256": meta.get("data_sha256"), "n_train": meta.get("n_train"), "n_val": meta.get("n_val"),
         "seconds": meta.get("seconds"), "epochs": len(history), "n_iter": meta.get("n_iter"),
         "stop_reason": meta.get("stop_reason"), "best_epoch": meta.get("best_epoch"),
+        "subsampled_phases": meta.get("subsampled_phases") or [],
         "l2_path": meta.get("l2_path"),
         "metrics": meta.get("metrics") or {},
         "history": [{k: v for k, v in r.items()} for r in history],

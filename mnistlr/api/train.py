@@ -104,5 +104,6 @@ def summary(model, output: Path | None) -> dict[str, Any]:
         "train_accuracy": metrics["train_accuracy"], "val_accuracy": metrics["val_accuracy"],
         "train_loss": metrics["train_loss"], "val_loss": metrics["val_loss"],
         "epochs": len(history), "best_epoch": meta["best_epoch"], "stop_reason": meta["stop_reason"],
+        "subsampled_phases": meta.get("subsampled_phases") or [],
         "seconds": round(meta["seconds"], 4), "output": None if output is None else str(output),
     } | ({"l2_path": meta["l2_path"]} if meta.get("l2_path") else {})

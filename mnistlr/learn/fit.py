@@ -257,7 +257,7 @@ def fit_model(images, labels, options: TrainOptions, callback=None, dataset: str
     model.meta = {
         "dataset": dataset, "n_train": int(len(y)), "n_val": int(0 if y_val is None else len(y_val)),
         "seed": options.seed, "history": result.history, "stop_reason": result.stop_reason,
-        "best_epoch": result.best_epoch, "n_iter": result.n_iter,
+        "best_epoch": result.best_epoch, "n_iter": result.n_iter, "subsampled_phases": result.phases,
         "seconds": time.perf_counter() - started,
         **(data_record(data) if record is None else record()),   # data_sha256, class_means
         "metrics": final_metrics(model, data, (X, X_val) if features is not None else None),

@@ -79,7 +79,7 @@ def minimize(fun, x0, jac=True, method="L-BFGS-B", callback=None, bounds=None, o
 PAIR_DTYPE = np.float32
 
 
-class _Pairs:
+class Pairs:
     """The last *memory* curvature pairs (s_i, y_i) as rows of two (memory, n) arrays, with ρ_i = 1/s_iᵀy_i."""
 
     def __init__(self, memory: int, n: int):
@@ -114,12 +114,17 @@ class _Pairs:
 
 
 def lbfgs(fun: Callable, x0, memory: int = 10, max_iter: int = 15000, max_fun: int = 15000,
-          gtol: float = 1e-5, ftol: float = 2.2e-9, callback: Callable | None = None) -> Result:
-    """Minimise fun(x) → (f, ∇f) from x0 (n,) by L-BFGS with *memory* pairs; see `minimize`."""
+          gtol: float = 1e-5, ftol: float = 2.2e-9, callback: Callable | None = None,
+          pairs: Pairs | None = None) -> Result:
+    """Minimise fun(x) → (f, ∇f) from x0 (n,) by L-BFGS with *memory* pairs; see `minimize`.
+
+    pairs: curvature pairs to start from (updated in place), e.g. those of a search on a
+    subsample of the same objective's rows, whose curvature is nearly the full data's.
+    """
     x = np.array(x0, dtype=np.float64)
     f, g = _evaluate(fun, x)
     nfev, nit = 1, 0
-    pairs = _Pairs(memory, x.size)
+    pairs = Pairs(memory, x.size) if pairs is None else pairs
     while True:
         if float(np.max(np.abs(g), initial=0.0)) <= gtol:
             return Result(x, f, g, STATUS_CONVERGED, nit, nfev, "max |gradient| ≤ gtol")

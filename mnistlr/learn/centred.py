@@ -1,0 +1,77 @@
+"""The L-BFGS objective in centred (and optionally whitened or split) variables.
+
+L-BFGS runs in v = pack(W, b' = b + z̄W), z̄ the mean model input: the same objective and
+optimum as in (W, b), but centred inputs condition it better. With a `learn.whitening.Whitening`
+the weights are W = P U and v holds U; with l1 > 0, v = [W⁺, W⁻, b'] with W = W⁺ − W⁻ ≥ 0 parts.
+`rows` (optional (m,) int64 indices) evaluates the same objective on those rows only, in the same
+variables: the subsampled phases of `solvers.fit_lbfgs` start the full-data search there.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mnistlr.learn.means import input_mean
+from mnistlr.learn.objective import objective, pack, unpack
+
+
+class CentredObjective:
+    """The objective in the variables v = pack(W, b' = b + z̄W) — with a `Whitening`, v = pack(U = LᵀW, b');
+    with l1 > 0, v = [W⁺, W⁻, b'] and W = W⁺ − W⁻ — for scipy; remembers the last evaluation."""
+
+    def __init__(self, X, y, kind: str, n_outputs: int, l2: float, affine, l1: float = 0.0, whitening=None):
+        self.X, self.y, self.kind, self.n_outputs, self.l2, self.affine = X, y, kind, n_outputs, l2, affine
+        self.l1, self.n_weights = l1, X.shape[1] * n_outputs
+        self.z_mean = input_mean(X, affine)
+        self.whitening = whitening if not l1 else None
+        self.rows = None     # (m,) int64: evaluate on these rows only
+        self.last_v, self.last = None, None
+
+    def start(self, W, b) -> np.ndarray:
+        """v for the weights (W, b): W⁺ = max(W, 0), W⁻ = max(−W, 0) when split; b' = b + z̄W; U = LᵀW when whitened."""
+        b_centred = b + self.z_mean @ W
+        if self.whitening is not None:
+            return pack(self.whitening.variables(W), b_centred)
+        if not self.l1:
+            return pack(W, b_centred)
+        return np.concatenate([np.maximum(W, 0).ravel(), np.maximum(-W, 0).ravel(), b_centred])
+
+    def bounds(self):
+        """W⁺, W⁻ ≥ 0 when split; no bounds otherwise."""
+        if not self.l1:
+            return None
+        return [(0.0, None)] * (2 * self.n_weights) + [(None, None)] * self.n_outputs
+
+    def weights(self, v) -> tuple[np.ndarray, np.ndarray]:
+        m = self.n_weights
+        if self.l1:
+            # W = W⁺ − W⁻
+            W, b_centred = (v[:m] - v[m:2 * m]).reshape(self.X.shape[1], self.n_outputs), v[2 * m:]
+        else:
+            W, b_centred = unpack(v, self.X.shape[1], self.n_outputs)
+            if self.whitening is not None:
+                W = self.whitening.weights(W)
+        # b = b' − z̄W
+        return W, b_centred - self.z_mean @ W
+
+    def fun(self, v) -> tuple[float, np.ndarray]:
+        obj = objective(self.X, self.y, *self.weights(v), self.kind, l2=self.l2, rows=self.rows, affine=self.affine)
+        self.last_v, self.last = v.copy(), obj
+        # chain rule: ∂f/∂W|_{b'} = ∇_W f − z̄ᵀ∇_b f;  ∂f/∂b' = ∇_b f
+        grad_W = obj.grad_W - np.outer(self.z_mean, obj.grad_b)
+        if self.whitening is not None:
+            grad_W = self.whitening.gradient(grad_W)
+        grad_W = grad_W.ravel()
+        if not self.l1:
+            return obj.value, np.concatenate([grad_W, obj.grad_b])
+        m = self.n_weights
+        # f + l1·Σ(W⁺ + W⁻);  ∂/∂W⁺ = ∂f/∂W + l1,  ∂/∂W⁻ = −∂f/∂W + l1
+        value = obj.value + self.l1 * float(v[:2 * m].sum())
+        return value, np.concatenate([grad_W + self.l1, self.l1 - grad_W, obj.grad_b])
+
+    def at(self, v):
+        """(Objective in (W, b), W, b) at v, reusing the last evaluation when it was at v."""
+        W, b = self.weights(v)
+        if self.last_v is not None and np.array_equal(self.last_v, v):
+            return self.last, W, b
+        return objective(self.X, self.y, W, b, self.kind, l2=self.l2, rows=self.rows, affine=self.affine), W, b
