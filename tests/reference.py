@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -120,6 +122,34 @@ def deskew_image(image):
     offset = np.array([r_mean - r0, c_mean - c0 - alpha * r0])
     out = ndimage.affine_transform(img, matrix, offset=offset, order=1, mode="grid-constant", cval=0.0)
     return np.clip(np.floor(out + 0.5), 0, 255).astype(np.uint8)
+
+
+def hog_image(image, cell, bins, clip=0.2, eps=1e-6):
+    """Histograms of oriented gradients of one image, pixel by pixel: central differences of x/255 (0 on
+    the border), each magnitude split linearly between the two nearest of *bins* signed orientations,
+    cell × cell cells, 2 × 2-cell blocks normalised by L2-Hys (v/√(‖v‖²+ε), clip, again)."""
+    img = np.asarray(image, dtype=np.float64) / 255.0
+    rows, cols = img.shape
+    cells_down, cells_across = rows // cell, cols // cell
+    hist = np.zeros((cells_down, cells_across, bins))
+    for r in range(cells_down * cell):
+        for c in range(cells_across * cell):
+            gx = img[r, c + 1] - img[r, c - 1] if 0 < c < cols - 1 else 0.0
+            gy = img[r + 1, c] - img[r - 1, c] if 0 < r < rows - 1 else 0.0
+            angle = math.atan2(gy, gx) % (2 * math.pi)
+            place = angle / (2 * math.pi) * bins
+            k = int(math.floor(place))
+            share = place - k
+            hist[r // cell, c // cell, k % bins] += math.hypot(gx, gy) * (1 - share)
+            hist[r // cell, c // cell, (k + 1) % bins] += math.hypot(gx, gy) * share
+    out = []
+    for br in range(cells_down - 1):
+        for bc in range(cells_across - 1):
+            v = np.concatenate([hist[br, bc], hist[br, bc + 1], hist[br + 1, bc], hist[br + 1, bc + 1]])
+            v = v / math.sqrt(v @ v + eps)
+            v = np.minimum(v, clip)
+            out.append(v / math.sqrt(v @ v + eps))
+    return np.concatenate(out)
 
 
 def random_fourier_features(X, W, b, unit):

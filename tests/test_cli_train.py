@@ -40,6 +40,14 @@ def test_the_subsampled_phases_are_in_the_summary_and_the_model_file(cli, tmp_pa
     assert [p["rows"] for p in summary["subsampled_phases"]] == [100, 400]
     assert load_model(out).meta["subsampled_phases"] == summary["subsampled_phases"]
     assert json.loads(cli("inspect", out, "--json").out)["subsampled_phases"] == summary["subsampled_phases"]
+    rows, its = summary["subsampled_phases"][0]["rows"], summary["subsampled_phases"][0]["iterations"]
+    for text in (cli(*args[:-2]).out, cli("inspect", out).out):
+        assert f"subsampled phases   {rows:,} rows: {its} iterations; 400 rows:" in " ".join(text.split("\n"))
+
+
+def test_no_phases_row_without_them(cli, tmp_path):
+    table = cli("train", "--dataset", "mnist-sample", "--per-class", "20", "-o", tmp_path / "m.joblib").out
+    assert "stop reason" in table and "subsampled phases" not in table
 
 
 def test_train_table_goes_to_stdout_nothing_else(cli, tmp_path):

@@ -117,7 +117,7 @@ def test_help_names_every_feature_map_the_graph_exports(cli):
 
     text = " ".join(cli("export", "--help").out.split())
     listed = re.search(r"a feature pipeline of (.*?) steps is part of the graph", text).group(1)
-    assert set(re.split(r", | and ", listed)) == set(NAMES) - {"deskew"}
+    assert set(re.split(r", | and ", listed)) == set(NAMES) - {"deskew", "hog"}
 
 
 @pytest.mark.parametrize("args, code, words", [
@@ -197,6 +197,17 @@ def test_a_deskew_model_is_refused_in_one_line(tmp_path, cli):
     assert result.err.count("\n") == 1 and not (tmp_path / "deskew.onnx").exists()
     result = cli("export", path, "-o", tmp_path / "deskew.npz")
     assert result.code == 2 and "retrain without deskew and export to .onnx" in result.err
+
+
+def test_a_hog_model_is_refused_in_one_line(tmp_path, cli):
+    path = tmp_path / "hog.joblib"
+    X, y = load_dataset("mnist-sample", "train")
+    save_model(fit_model(X[:500], y[:500], TrainOptions(features="hog:7", max_iter=5)), path)
+    result = cli("export", path, "-o", tmp_path / "hog.onnx")
+    assert result.code == 2 and "cannot express the hog step of --features hog:7:12" in result.err
+    assert result.err.count("\n") == 1 and not (tmp_path / "hog.onnx").exists()
+    result = cli("export", path, "-o", tmp_path / "hog.csv")
+    assert result.code == 2 and "retrain without hog and export to .onnx: ONNX cannot express hog" in result.err
 
 
 def test_npz_that_is_not_an_export_is_refused(tmp_path):

@@ -12,7 +12,7 @@ from mnistlr.learn.options import TrainOptions
 from mnistlr.learn.persistence import load_model, save_model
 
 SPECS = ["deskew", "deskew,pca:20", "pca:10,poly2", "deskew,pca:20,rff:300", "rff:200:0.02",
-         "deskew,pca:20,nystroem:300"]
+         "deskew,pca:20,nystroem:300", "deskew,hog:7:9"]
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +71,7 @@ def test_features_beat_raw_pixels_on_the_sample(models, sample):
     assert accuracy["deskew"] > raw_accuracy
     assert accuracy["deskew,pca:20,rff:300"] > raw_accuracy
     assert accuracy["deskew,pca:20,nystroem:300"] > raw_accuracy
+    assert accuracy["deskew,hog:7:9"] > raw_accuracy
 
 
 def test_training_metrics_of_a_feature_model_match_its_predictions(models, sample):
@@ -139,6 +140,8 @@ def test_feature_parameters_that_overflow_are_one_line_not_nan_output(models, sa
     ("rff:200:0.02", "gamma_given", "no"), ("rff:200:0.02", "gamma", "0.02"),
     ("deskew,pca:20", "total_variance", float("nan")), ("deskew,pca:20", "k", "20"),
     ("deskew,pca:20,nystroem:300", "gamma_given", 1),
+    ("deskew,hog:7:9", "cell", 7.0), ("deskew,hog:7:9", "bins", 0), ("deskew,hog:7:9", "bins", 361),
+    ("deskew,hog:7:9", "cell", 15),
 ])
 def test_tampered_step_fields_are_refused(models, key, field, value, tmp_path):
     import joblib
@@ -153,3 +156,15 @@ def test_tampered_step_fields_are_refused(models, key, field, value, tmp_path):
     joblib.dump(payload, tmp_path / "crafted.joblib")
     with pytest.raises(ModelFileError, match="features do not add up"):
         load_model(tmp_path / "crafted.joblib")
+
+
+def test_deskew_hog_softmax_reaches_98_5_percent_on_real_digits(shared_mnist):
+    from mnistlr.io.idx import read_images, read_labels
+
+    X = read_images(shared_mnist / "train-head-images-idx3-ubyte.gz")
+    y = read_labels(shared_mnist / "train-head-labels-idx1-ubyte.gz")
+    model = fit_model(X, y, TrainOptions(features="deskew,hog"))
+    X_test = read_images(shared_mnist / "t10k-images-idx3-ubyte.gz")
+    y_test = read_labels(shared_mnist / "t10k-labels-idx1-ubyte.gz")
+    # issue 18's bar for a feature pipeline (raw pixels: 0.92; deskew,hog measured 0.9884)
+    assert (model.predict(X_test) == y_test).mean() >= 0.985

@@ -1,4 +1,4 @@
-"""Feature maps (deskew, pca, poly2, rff, nystroem) against NumPy/SciPy references; parsing; persistence."""
+"""Feature maps (deskew, hog, pca, poly2, rff, nystroem) against NumPy/SciPy references; parsing; persistence."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from mnistlr.errors import UsageError
 from mnistlr.learn import features
 from mnistlr.learn.features import FeaturePipeline
 from mnistlr.learn.kernels.deskew import deskew_images
+from mnistlr.learn.kernels.hog import hog_features, hog_size
 from mnistlr.learn.kernels.projection import (
     float32_row_bits,
     grid_exponents,
@@ -91,6 +92,55 @@ def _projection_case(digits, path):
 
 
 PROJECTION_PATHS = ["float32 grid", "any W", "float rows, float32 grid", "float rows"]
+
+
+@pytest.mark.parametrize("cell,bins", [(4, 12), (7, 9), (3, 5), (5, 1)])
+def test_hog_matches_the_pixel_by_pixel_reference(digits, cell, bins):
+    X = digits[0][:40]
+    # odd sizes leave rows and columns past the last whole cell out
+    for images in (X, np.ascontiguousarray(X[:, 1:, :-3])):
+        expected = np.stack([reference.hog_image(image, cell, bins) for image in images])
+        got = hog_features(images, cell, bins)
+        assert got.dtype == np.float32 and got.shape == (len(images), hog_size(*images.shape[1:], cell, bins))
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+
+
+def test_hog_of_edges_blank_and_flat_images():
+    # a vertical edge: every gradient points along +x, so all of a block's votes are in bin 0
+    edge = np.zeros((1, 12, 12), np.uint8)
+    edge[:, :, 6:] = 200
+    F = hog_features(edge, 4, 8).reshape(2, 2, 4, 8)
+    assert np.all(F[..., 1:] == 0) and F[..., 0].max() > 0
+    # blank and flat images have no gradient: all zeros, no division by zero
+    for value in (0, 255):
+        assert not hog_features(np.full((2, 12, 12), value, np.uint8), 4, 8).any()
+    with pytest.raises(ValueError, match="fewer than 2 × 2 cells"):
+        hog_features(edge, 7, 8)
+
+
+def test_hog_of_an_image_does_not_depend_on_its_batch_or_threads(digits, monkeypatch):
+    X = digits[0]
+    whole = hog_features(X, 4, 12)
+    np.testing.assert_array_equal(hog_features(X[17:18], 4, 12), whole[17:18])
+    from mnistlr.learn.kernels import threads
+
+    monkeypatch.setattr(threads, "n_threads", lambda: 1)
+    np.testing.assert_array_equal(hog_features(X, 4, 12), whole)
+
+
+def test_hog_in_a_pipeline_after_deskew_and_before_pca(digits):
+    X = digits[0].reshape(300, -1)
+    pipeline = FeaturePipeline.from_spec("deskew,hog:4:12,pca:20", (28, 28))
+    assert pipeline.steps[1].n_out(784) == 6 * 6 * 4 * 12 == 1728 and pipeline.n_out == 20
+    F = pipeline.fit_transform(X, seed=0)
+    hogs = hog_features(deskew_images(digits[0]), 4, 12)
+    np.testing.assert_allclose(F, (hogs - pipeline.steps[2].mean) @ pipeline.steps[2].components, atol=1e-4)
+    assert FeaturePipeline.from_spec("hog", (28, 28)).spec == "hog:4:12"
+    assert "1,728 features" in FeaturePipeline.from_spec("hog:4", (28, 28)).describe()[0]
+    with pytest.raises(UsageError, match="28×28 images hold fewer than 2 × 2 cells of 15 × 15 pixels"):
+        FeaturePipeline.from_spec("hog:15", (28, 28))
+    none, why = features.pixel_weights(FeaturePipeline.from_spec("hog", (28, 28)), np.zeros((1728, 10)))
+    assert none is None and "histograms of gradient orientations" in why
 
 
 @pytest.mark.parametrize("path", PROJECTION_PATHS)
@@ -334,6 +384,9 @@ def test_nystroem_is_seeded_the_same_in_any_batch_and_too_many_landmarks_is_a_us
     ("nystroem:10001", "from 1 to 10,000, got 10,001"), ("rff:10,nystroem:10", "not both rff and nystroem"),
     ("nystroem:10:0", "nystroem's gamma must be > 0 and at most"), ("nystroem", "should read nystroem:D"),
     ("nystroem:10:2e4", "at most 10000"),
+    ("hog:0", "hog's cell must be from 1"), ("hog:4:0", "hog's bins must be from 1 to 360"),
+    ("hog:4:361", "from 1 to 360, got 361"), ("hog:4:12:1", "should read hog, hog:cell or hog:cell:bins"),
+    ("pca:10,hog", "hog cannot follow pca"), ("hog,deskew", "deskew cannot follow hog"), ("hog,hog", "twice"),
 ])
 def test_bad_specs_are_usage_errors_naming_the_problem(spec, message):
     with pytest.raises(UsageError, match=message):
@@ -347,16 +400,17 @@ def test_pca_with_more_components_than_inputs_is_a_usage_error(digits):
 
 def test_pipeline_state_is_plain_arrays_and_round_trips(digits):
     X = digits[0].reshape(300, -1)
-    pipeline = FeaturePipeline.from_spec("deskew,pca:10,rff:40", (28, 28))
+    pipeline = FeaturePipeline.from_spec("deskew,hog:7:9,pca:10,rff:40", (28, 28))
     F = pipeline.fit_transform(X, seed=0)
     state = pipeline.to_dict()
+    assert state["steps"][1] == {"name": "hog", "cell": 7, "bins": 9}
     for step in state["steps"]:
         for value in step.values():
             assert isinstance(value, (str, int, float, bool)) or (
                 isinstance(value, np.ndarray) and value.dtype == np.float32)
     again = FeaturePipeline.from_dict(state)
     np.testing.assert_array_equal(again.transform(X), F)
-    state["steps"][2]["weights"] = state["steps"][2]["weights"][:5]
+    state["steps"][3]["weights"] = state["steps"][3]["weights"][:5]
     with pytest.raises(ValueError, match="does not fit"):
         FeaturePipeline.from_dict(state)
     nystroem = FeaturePipeline.from_spec("pca:10,nystroem:30", (28, 28))
@@ -386,7 +440,7 @@ def test_pixel_weights_back_project_pca_and_explain_rff(digits):
 
 def test_features_in_tiles_are_the_features_of_the_whole_batch(digits):
     X = digits[0].reshape(300, -1)
-    for spec in ("deskew,pca:10,rff:40", "deskew"):
+    for spec in ("deskew,pca:10,rff:40", "deskew", "hog"):
         pipeline = FeaturePipeline.from_spec(spec, (28, 28))
         whole = pipeline.fit_transform(X, seed=0)
         for tile_rows in (1, 7, 64, 512):

@@ -47,10 +47,11 @@ def export(model: Any, output: str | os.PathLike, *, input_type: str | None = No
     if not isinstance(model, LinearModel):
         model = load_model(model)
     if model.features is not None and suffix != ".onnx":
+        beyond = [step.name for step in model.features.steps if step.name in NOT_IN_ONNX]
         raise UsageError(f"a {FORMATS[suffix]} export of a model with a feature pipeline "
                          f"(`features={model.features.spec}`) is not supported",
-                         "export it to .onnx" if all(step.name != "deskew" for step in model.features.steps) else
-                         "retrain without deskew and export to .onnx: ONNX cannot express deskew")
+                         f"retrain without {' and '.join(beyond)} and export to .onnx: ONNX cannot express "
+                         f"{' and '.join(beyond)}" if beyond else "export it to .onnx")
     W_raw, b_raw = model.effective_weights()
     if suffix == ".onnx":
         from mnistlr.io.onnx_graph import onnx_model, write_onnx
@@ -72,19 +73,23 @@ def export(model: Any, output: str | os.PathLike, *, input_type: str | None = No
             "input": f"{input_type} {input_layout}" if suffix == ".onnx" else None}
 
 
+# Feature steps the ONNX graph cannot express (image resampling; gradient-orientation histograms)
+NOT_IN_ONNX = ("deskew", "hog")
+
+
 def feature_maps(pipeline) -> list[tuple]:
     """A feature pipeline as the plain maps `io.onnx_graph` applies to raw pixels: ("affine", W,
     b) float64, ("cos", c), ("poly2", K), ("rbf", L, gamma, unit), ("round_rows", B). UsageError for
-    deskew, which ONNX cannot express here."""
+    deskew and hog, which ONNX cannot express here."""
     import numpy as np
 
     from mnistlr.learn.kernels.projection import rounded_row_bits
 
     maps, unit = [], 1.0 / 255.0       # the first projection acts on x/255
     for step in pipeline.steps:
-        if step.name == "deskew":
-            raise UsageError(f"ONNX export cannot express the deskew step of `features={pipeline.spec}`",
-                             "export a model trained without deskew; pca, poly2, rff and nystroem export")
+        if step.name in NOT_IN_ONNX:
+            raise UsageError(f"ONNX export cannot express the {step.name} step of `features={pipeline.spec}`",
+                             f"export a model trained without {step.name}; pca, poly2, rff and nystroem export")
         if step.name == "pca":
             V = step.components.astype(np.float64)
             # z = (x·unit − μ)V = x·(unit·V) − μV, the offset rounded to float32 as the model keeps it

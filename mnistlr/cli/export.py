@@ -40,7 +40,7 @@ def export_command(
 
     .onnx: one graph (the onnx extra), input `images` (n, rows, cols) or with --input-layout
     flat (n, rows·cols), uint8 or with --input-type float32 floats in [0, 1] or 0–255, outputs `label` (int64) and `probabilities` (float32), preprocessing folded in; a feature pipeline of pca, poly2, rff and nystroem steps is part of
-    the graph (deskew is not exported). --input-type and --input-layout apply to .onnx only.
+    the graph (deskew and hog are not exported). --input-type and --input-layout apply to .onnx only.
     .npz: every array and the metadata as JSON text, for np.load(..., allow_pickle=False).
     .csv: the weights on raw pixels, a header row of class labels and an intercept row.
     """

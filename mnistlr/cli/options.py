@@ -138,7 +138,8 @@ PreprocessOpt = Annotated[Preprocess, typer.Option(
     rich_help_panel=_T)]
 FeaturesOpt = Annotated[str | None, typer.Option(
     "--features", help="Feature pipeline before the model, fitted on the training part and stored in it: "
-    "comma-separated deskew, pca:K, poly2 (after pca), rff:D[:gamma] (last), e.g. deskew,pca:50,rff:5000.",
+    "comma-separated deskew, hog[:cell[:bins]], pca:K, poly2 (after pca), rff:D[:gamma] or nystroem:D[:gamma] "
+    "(last), e.g. deskew,hog or deskew,pca:50,rff:5000.",
     rich_help_panel=_T)]
 # The formats every labelled-data option reads (mnistlr.io.labelled), for --help.
 SOURCE_FORMATS = ("IDX (raw or .gz), .npy, .npz (Keras' mnist.npz: x_train/y_train for train and "

@@ -335,6 +335,12 @@ def _history_rows(history: list[dict[str, Any]], kind: str) -> list[tuple[str, s
     return rows
 
 
+def phases_text(phases: list[dict[str, Any]]) -> str:
+    """lbfgs's searches on subsamples before the full data, e.g. '3,750 rows: 54 iterations; 15,000 rows: 27'."""
+    return "; ".join(f"{p['rows']:,} rows: {p['iterations']}" + (" iterations" if not k else "")
+                     for k, p in enumerate(phases)) + "; then all rows"
+
+
 def l2_path_text(path: dict[str, Any]) -> str:
     """--l2 auto's path, one line per penalty: l2, hold-out (or mean fold) log-loss and accuracy, the choice marked."""
     metric = path["metric"].replace("_", "-")
@@ -377,6 +383,8 @@ def model_card_renderables(card: dict[str, Any]) -> list:
                   ("time", "—" if card["seconds"] is None else f"{card['seconds']:.2f} s"),
                   ("epochs", str(card["epochs"]) + (f" (best {card['best_epoch']})" if card["best_epoch"] else "")),
                   ("stop reason", format_value(card["stop_reason"]))]
+    if card.get("subsampled_phases"):
+        train_rows.append(("subsampled phases", phases_text(card["subsampled_phases"])))
     if card.get("l2_path"):
         train_rows.append(("l2 path", l2_path_text(card["l2_path"])))
     results = [(k.replace("_", " "), format_value(v)) for k, v in card["metrics"].items()]

@@ -70,11 +70,14 @@ def train_command(
     if json_out:
         typer.echo(json.dumps(result))
     else:
-        from mnistlr.cli.render import l2_path_text
+        from mnistlr.cli.render import l2_path_text, phases_text
         from mnistlr.cli.tables import print_key_values
 
         if "l2_path" in result:
             result = result | {"l2_path": l2_path_text(result["l2_path"])}
-        # no L1 penalty with this solver (ridge): no row claims one; the warnings went to stderr
-        result = {k: v for k, v in result.items() if k != "warnings" and (k != "l1" or v is not None)}
+        if result["subsampled_phases"]:
+            result = result | {"subsampled_phases": phases_text(result["subsampled_phases"])}
+        # no L1 penalty with this solver (ridge), no subsampled phases: no row claims them; the warnings went to stderr
+        result = {k: v for k, v in result.items()
+                  if k != "warnings" and (k != "l1" or v is not None) and (k != "subsampled_phases" or v)}
         print_key_values(result, title="Training summary")

@@ -3,6 +3,9 @@
 A pipeline turns raw pixels (n, rows·cols), values 0–255, into the model's inputs:
 
 - ``deskew``: moment-based deskewing (uint8 in, uint8 out; must come first);
+- ``hog[:cell[:bins]]``: histograms of oriented gradients of the image (after deskew, if any):
+  *bins* signed orientations (12) in cells of cell × cell pixels (4), 2 × 2-cell blocks normalised
+  by L2-Hys (`mnistlr.learn.kernels.hog`);
 - ``pca:K``: the K principal components of x/255, fitted on the training part;
 - ``poly2``: after ``pca:K``, the components and all their pairwise products z_i·z_j (i ≤ j);
 - ``rff:D[:gamma]``: random Fourier features cos(xW + b)·√(2/D) for the Gaussian kernel
@@ -29,6 +32,10 @@ import numpy as np
 
 from mnistlr.errors import UsageError
 from mnistlr.learn.feature_steps import (
+    HOG,
+    HOG_BINS,
+    HOG_CELL,
+    HOG_MAX_BINS,
     PCA,
     RFF,
     Deskew,
@@ -38,9 +45,10 @@ from mnistlr.learn.feature_steps import (
     step_from_state,
 )
 
-NAMES = ("deskew", "pca", "poly2", "rff", "nystroem")
-# The type of each step's numeric arguments (pca:K, rff:D:gamma), for sweep ranges.
-ARGUMENT_KINDS = {"deskew": (), "pca": (int,), "poly2": (), "rff": (int, float), "nystroem": (int, float)}
+NAMES = ("deskew", "hog", "pca", "poly2", "rff", "nystroem")
+# The type of each step's numeric arguments (hog:cell:bins, pca:K, rff:D:gamma), for sweep ranges.
+ARGUMENT_KINDS = {"deskew": (), "hog": (int, int), "pca": (int,), "poly2": (), "rff": (int, float),
+                  "nystroem": (int, float)}
 SPEC_EXAMPLE = "deskew,pca:50,rff:5000"
 # Rows pushed through the pipeline at a time (a 5,000-feature block is 40 MB of float32).
 BLOCK_ROWS = 2048
@@ -59,8 +67,8 @@ _DECIMAL = re.compile(r"([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
 
 def _bad(spec: str, why: str) -> UsageError:
     return UsageError(f"`features` '{spec}': {why}",
-                      f"e.g. `features={SPEC_EXAMPLE}`; steps: deskew, pca:K, poly2, rff:D[:gamma], "
-                      "nystroem:D[:gamma]")
+                      f"e.g. `features={SPEC_EXAMPLE}`; steps: deskew, hog[:cell[:bins]], pca:K, poly2, "
+                      "rff:D[:gamma], nystroem:D[:gamma]")
 
 
 def _whole(spec: str, text: str, what: str, most: int = MAX_FEATURES) -> int:
@@ -84,18 +92,22 @@ def _gamma(spec: str, text: str, what: str) -> float:
 
 def _step(spec: str, part: str) -> FeatureStep:
     name, *args = part.strip().split(":")
-    takes = {"deskew": (0, 0), "pca": (1, 1), "poly2": (0, 0), "rff": (1, 2), "nystroem": (1, 2)}
+    takes = {"deskew": (0, 0), "hog": (0, 2), "pca": (1, 1), "poly2": (0, 0), "rff": (1, 2), "nystroem": (1, 2)}
     if name not in takes:
         raise _bad(spec, f"unknown step '{name}'")
     low, high = takes[name]
     if not low <= len(args) <= high:
-        form = {"deskew": "deskew", "pca": "pca:K", "poly2": "poly2", "rff": "rff:D or rff:D:gamma",
+        form = {"deskew": "deskew", "hog": "hog, hog:cell or hog:cell:bins", "pca": "pca:K", "poly2": "poly2",
+                "rff": "rff:D or rff:D:gamma",
                 "nystroem": "nystroem:D or nystroem:D:gamma"}[name]
         raise _bad(spec, f"'{part}' should read {form}")
     if name == "deskew":
         return Deskew()
     if name == "poly2":
         return Poly2()
+    if name == "hog":
+        cell = _whole(spec, args[0], "hog's cell") if args else HOG_CELL
+        return HOG(cell, _whole(spec, args[1], "hog's bins", HOG_MAX_BINS) if len(args) == 2 else HOG_BINS)
     if name == "pca":
         return PCA(_whole(spec, args[0], "pca's K"))
     gamma = _gamma(spec, args[1], f"{name}'s gamma") if len(args) == 2 else None
@@ -113,16 +125,16 @@ def parse(spec: str) -> list[FeatureStep]:
         raise _bad(spec, "empty step")
     steps = [_step(spec, p) for p in parts]
     names = [s.name for s in steps]
-    # the order the steps can take: images → deskew → pca → poly2, rff or nystroem
-    rank = {"deskew": 0, "pca": 1, "poly2": 2, "rff": 2, "nystroem": 2}
+    # the order the steps can take: images → deskew → hog → pca → poly2, rff or nystroem
+    rank = {"deskew": 0, "hog": 1, "pca": 2, "poly2": 3, "rff": 3, "nystroem": 3}
     for before, after in itertools.pairwise(names):
         if before == after:
             raise _bad(spec, f"'{before}' appears twice")
-        if rank[after] == rank[before] == 2:
+        if rank[after] == rank[before] == 3:
             raise _bad(spec, f"give one of poly2, rff or nystroem, not both {before} and {after}")
         if rank[after] <= rank[before]:
             raise _bad(spec, f"{after} cannot follow {before} "
-                       "(the order is deskew, pca:K, then poly2, rff:D or nystroem:D)")
+                       "(the order is deskew, hog, pca:K, then poly2, rff:D or nystroem:D)")
     if "poly2" in names and "pca" not in names:
         raise _bad(spec, "poly2 multiplies PCA components, so it needs pca:K before it")
     if "poly2" in names and steps[-1].n_out(steps[names.index("pca")].k) > MAX_FEATURES:
@@ -137,6 +149,10 @@ class FeaturePipeline:
 
     steps: list[FeatureStep]
     image_shape: tuple[int, int]
+
+    def __post_init__(self):
+        for step in self.steps:
+            step.bind(self.image_shape)
 
     @classmethod
     def from_spec(cls, spec: str, image_shape: tuple[int, int]) -> FeaturePipeline:
@@ -241,8 +257,8 @@ def pixel_weights(pipeline: FeaturePipeline, W: np.ndarray) -> tuple[np.ndarray 
     and pca (V·W on x/255); (None, the reason) for poly2, rff and nystroem, which are not.
     """
     names = [step.name for step in pipeline.steps]
-    reasons = {"rff": "cos(xW + b) of random directions", "poly2": "products of PCA components",
-               "nystroem": "Gaussian kernels of landmark images"}
+    reasons = {"hog": "histograms of gradient orientations", "rff": "cos(xW + b) of random directions",
+               "poly2": "products of PCA components", "nystroem": "Gaussian kernels of landmark images"}
     for name, why in reasons.items():
         if name in names:
             return None, (f"no weight images: the {pipeline.spec} features are {why}, not linear in "
