@@ -338,8 +338,9 @@ def test_column_means_of_float_rows_are_the_mean_in_any_thread_count(monkeypatch
     assert np.array_equal(means.column_means(pixels), pixels.mean(axis=0, dtype=np.float64))
 
 
-def test_subsampled_phases_from_sixty_thousand_rows():
-    assert solvers.coarse_strides(59_999) == [] and solvers.coarse_strides(60_000) == [4]
+def test_subsampled_phases_from_two_hundred_and_forty_thousand_rows():
+    # two phases at least: every 16th row (≥ 15,000 of them), then every 4th
+    assert solvers.coarse_strides(60_000) == [] and solvers.coarse_strides(239_999) == []
     assert solvers.coarse_strides(240_000) == [16, 4] and solvers.coarse_strides(1_200_000) == [64, 16, 4]
 
 
