@@ -316,8 +316,7 @@ def fit_lbfgs(X, y, kind: str, n_outputs: int, l2: float = 2e-4, tol: float = 1e
     W⁺, W⁻ ≥ 0 (bounds), where l1‖W‖₁ = l1·Σ(W⁺ + W⁻) is smooth; weights whose two parts
     both end on the bound 0 are exactly zero.
     """
-    # mnistlr's L-BFGS without bounds (no 0.35 s import of scipy.optimize), scipy's L-BFGS-B with them
-    from mnistlr.learn.lbfgs import STATUS_LIMIT, STATUS_LINE_SEARCH, Pairs, lbfgs, minimize
+    from mnistlr.learn.lbfgs import STATUS_LIMIT, STATUS_LINE_SEARCH
 
     check_schedule(l2, l1, 1.0, 1.0, max_iter, 1)
     if not (np.isfinite(tol) and tol >= 0):
@@ -341,25 +340,35 @@ def fit_lbfgs(X, y, kind: str, n_outputs: int, l2: float = 2e-4, tol: float = 1e
         # covers only libraries already loaded: else the first fit in a process ran them on two
         # threads and the later ones on one, in other sums (MNIST, l1 1e-4: 74 against 75 iterations)
         import scipy.optimize  # noqa: F401
-    v, phases = centred.start(W, b), []
-    limits = dict(memory=LBFGS_MEMORY, max_iter=max_iter, max_fun=2 * max_iter + 20, gtol=1e-10, ftol=1e-15)
     with blas_on_one_thread():
-        if l1 > 0:
-            res = minimize(centred.fun, v, jac=True, method="L-BFGS-B", callback=on_iteration, bounds=centred.bounds(),
-                           options={"maxiter": max_iter, "maxfun": limits["max_fun"], "maxcor": LBFGS_MEMORY,
-                                    "gtol": limits["gtol"], "ftol": limits["ftol"]})
-        else:
-            pairs = Pairs(LBFGS_MEMORY, v.size)
-            if zero_start and centred.whitening is not None:
-                v, phases = _coarse_phases(centred, v, tol, limits, pairs)
-            res = lbfgs(centred.fun, v, callback=on_iteration, pairs=pairs, **limits)
+        res, phases = _minimize(centred, centred.start(W, b), on_iteration, max_iter,
+                                tol if zero_start and centred.whitening is not None else None)
     check_finite(float(res.fun), f"after {len(recorder.history)} L-BFGS iterations", None)
-    if res.status == STATUS_LINE_SEARCH and not recorder.history and zero_start and not phases:
+    if res.status == STATUS_LINE_SEARCH and not recorder.history and zero_start and not any(
+            p["iterations"] for p in phases):
         raise _no_first_step(X, l2, affine)
     W, b = centred.weights(res.x)
     stop_reason = "max_iter" if res.status == STATUS_LIMIT else "converged"
     return dataclasses.replace(make_result(W, b, recorder.history, stop_reason, None, len(recorder.history)),
                                phases=phases)
+
+
+def _minimize(centred: CentredObjective, v, on_iteration, max_iter: int, coarse_tol: float | None):
+    """(L-BFGS's result from v, the subsampled phases run first): mnistlr's L-BFGS, after the phases at
+    coarse_tol unless it is None; scipy's L-BFGS-B with l1 (bounds)."""
+    # mnistlr's L-BFGS without bounds (no 0.35 s import of scipy.optimize), scipy's L-BFGS-B with them
+    from mnistlr.learn.lbfgs import Pairs, lbfgs, minimize
+
+    limits = dict(memory=LBFGS_MEMORY, max_iter=max_iter, max_fun=2 * max_iter + 20, gtol=1e-10, ftol=1e-15)
+    if centred.l1 > 0:
+        options = {"maxiter": max_iter, "maxfun": limits["max_fun"], "maxcor": LBFGS_MEMORY,
+                   "gtol": limits["gtol"], "ftol": limits["ftol"]}
+        return minimize(centred.fun, v, jac=True, method="L-BFGS-B", callback=on_iteration,
+                        bounds=centred.bounds(), options=options), []
+    pairs, phases = Pairs(LBFGS_MEMORY, v.size), []
+    if coarse_tol is not None:
+        v, phases = _coarse_phases(centred, v, coarse_tol, limits, pairs)
+    return lbfgs(centred.fun, v, callback=on_iteration, pairs=pairs, **limits), phases
 
 
 def _coarse_phases(centred: CentredObjective, v, tol: float, limits: dict, pairs) -> tuple[np.ndarray, list[dict]]:
