@@ -234,7 +234,11 @@ _HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.f
 
 
 def _check_claim(shape: tuple[int, ...], dtype: np.dtype, available: int, name: str) -> None:
-    """DataError when a header promises more bytes than the file holds (before NumPy allocates them)."""
+    """DataError when a header promises more bytes than the file holds (before NumPy allocates them),
+    or Python objects (a pickle, which is never loaded: not "truncated", whatever its size)."""
+    if dtype.hasobject:
+        raise DataError(f"{name}: holds object values (a pickled array), not numbers",
+                        "save it with a numeric dtype, e.g. np.save(path, np.asarray(a, dtype=np.int64))")
     need = math.prod(shape) * dtype.itemsize
     if need > available:
         raise DataError(f"{name}: truncated: the header promises an array of shape {tuple(shape)} "
