@@ -90,6 +90,17 @@ def test_train_only_import_with_separate_labels(cli, keras_npz, tmp_path):
     assert result.code == 1 and "dataset 'small' has no test split" in result.err
 
 
+def test_test_labels_without_a_test_source_is_a_usage_error(cli, keras_npz, tmp_path):
+    X, y = keras_npz[1][:2]
+    np.save(tmp_path / "x.npy", X[:30])
+    np.save(tmp_path / "y.npy", y[:30])
+    for train in (["x.npy", "--train-labels", "y.npy"], [keras_npz[0]]):   # a Keras .npz: its own test split
+        args = [tmp_path / a if a.endswith(".npy") else a for a in map(str, train)]
+        result = cli("import", "mine", *args, "--test-labels", tmp_path / "y.npy")
+        assert result.code == 2 and "--test-labels is given without a test source" in result.err, result.err
+        assert not (tmp_path / "data" / "mine").exists()
+
+
 @pytest.mark.parametrize("name, words", [
     ("mnist", "'mnist' is a built-in dataset"),
     ("mnist-sample", "'mnist-sample' is a built-in dataset"),
