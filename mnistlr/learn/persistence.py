@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import io
 import platform
 from collections.abc import Sequence
 from pathlib import Path
@@ -132,7 +133,12 @@ def save_model(model: LinearModel, path: str | Path, inputs: Sequence[str | Path
     payload = model_to_dict(model)
     with atomic_write(path, "wb", inputs=inputs) as handle:
         # joblib's format, written without importing joblib; read back by learn.unpickle
-        joblib_format.dump(payload, handle)
+        if handle.seekable():
+            joblib_format.dump(payload, handle)
+        else:   # a pipe or FIFO (-o /dev/stdout | …): the pickler asks positions, for its array padding
+            buffer = io.BytesIO()
+            joblib_format.dump(payload, buffer)
+            handle.write(buffer.getbuffer())
     return payload
 
 
