@@ -17,6 +17,7 @@ from mnistlr.cli.base import (
     SeedOpt,
     command,
     print_warning,
+    report_stream,
 )
 from mnistlr.learn.options import TrainOptions
 
@@ -67,14 +68,15 @@ def train_command(
                        test_images=test_images, test_labels=test_labels, callback=progress.update)
     for note in result["warnings"]:
         print_warning(note)
-    if json_out:
-        typer.echo(json.dumps(result))
-    else:
-        from mnistlr.cli.render import l2_path_text
-        from mnistlr.cli.tables import print_key_values
+    with report_stream(output):   # -o /dev/stdout: the model's bytes, then no summary after them
+        if json_out:
+            typer.echo(json.dumps(result))
+        else:
+            from mnistlr.cli.render import l2_path_text
+            from mnistlr.cli.tables import print_key_values
 
-        if "l2_path" in result:
-            result = result | {"l2_path": l2_path_text(result["l2_path"])}
-        # no L1 penalty with this solver (ridge): no row claims one; the warnings went to stderr
-        result = {k: v for k, v in result.items() if k != "warnings" and (k != "l1" or v is not None)}
-        print_key_values(result, title="Training summary")
+            if "l2_path" in result:
+                result = result | {"l2_path": l2_path_text(result["l2_path"])}
+            # no L1 penalty with this solver (ridge): no row claims one; the warnings went to stderr
+            result = {k: v for k, v in result.items() if k != "warnings" and (k != "l1" or v is not None)}
+            print_key_values(result, title="Training summary")
