@@ -349,13 +349,20 @@ def _bad_inputs(tmp_path: Path, X: np.ndarray) -> dict[str, tuple[list[str], str
         "missing": (["absent.idx"], "absent.idx: no such file"),
         "unreadable": (["noise.bin"], "noise.bin: unrecognised content"),
         "empty-folder": (["empty"], "folder holds no image files"),
+        "class-folders": (["digits"], "digits: folder holds no image files, only folders (3, 7) (give the folders "
+                                      f"of images themselves, e.g. {tmp_path / 'digits' / '3'})"),
     }
 
 
 def test_every_malformed_input_gets_one_line(sample, trained, tmp_path, cli):
+    from PIL import Image
+
     _, path = trained
     _, _, X, _ = sample
     (tmp_path / "empty").mkdir()
+    for label in (3, 7):   # DIR/<label>/*.png, as train reads: predict takes the class folders themselves
+        (tmp_path / "digits" / str(label)).mkdir(parents=True)
+        Image.fromarray(X[0]).save(tmp_path / "digits" / str(label) / "a.png")
     for name, (names, expected) in _bad_inputs(tmp_path, X).items():
         result = cli("predict", path, *[tmp_path / n for n in names])
         assert expected in assert_one_line_error(result), name
