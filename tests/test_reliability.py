@@ -405,7 +405,8 @@ OPTION_CASES = [
     Case("evaluate-images-without-labels", "evaluate {i}/m8.joblib --images {i}/img8.gz", 1,
          r"img8.gz: holds images but no labels", r"give the labels too"),
     Case("evaluate-model-without-dataset", "evaluate {i}/m8.joblib", 2,
-         r"does not record a dataset name", r"give --dataset NAME"),
+         r"does not record a dataset name \(it was trained on files or arrays, not a named dataset\)",
+         r"give --dataset NAME"),
     Case("evaluate-bad-split", "evaluate {i}/m28.joblib --split validation", 2,
          r"--split.*'validation' is not one of", USAGE_HINT),
 ]

@@ -346,6 +346,6 @@ def _load_model(path: Path | None):
 def _model_dataset(model) -> str:
     name = model.meta.get("dataset")
     if name is None:
-        raise UsageError("the model does not record a dataset name (it was trained on IDX files)",
+        raise UsageError("the model does not record a dataset name (it was trained on files or arrays, not a named dataset)",
                          "give a DATASET or --images PATH --labels PATH")
     return name
