@@ -115,7 +115,10 @@ def test_bad_names_are_refused(cli, keras_npz, name, words):
 def test_a_failed_import_leaves_nothing(cli, tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((5, 4, 4), np.uint8))
     result = cli("import", "broken", tmp_path / "x.npy")
-    assert result.code == 1 and "holds images but no labels" in result.err
+    assert result.code == 1 and "holds images but no labels (give the labels too, with --train-labels:" in result.err
+    np.save(tmp_path / "y.npy", np.zeros(5, np.uint8))
+    result = cli("import", "broken", tmp_path / "x.npy", tmp_path / "x.npy", "--train-labels", tmp_path / "y.npy")
+    assert result.code == 1 and "give the labels too, with --test-labels:" in result.err
     assert not (tmp_path / "data" / "broken").exists()
     assert "broken" not in cli("fetch", "--list").out
 

@@ -22,7 +22,7 @@ def load_training_data(dataset: str | None, train_images: Path | None, train_lab
     if train_images is not None:
         if dataset is not None:
             raise UsageError("--dataset and --train-images both name the training data", "give only one")
-        return registry.load_source(train_images, train_labels, split, data_dir)
+        return registry.load_source(train_images, train_labels, split, data_dir, "train_labels")
     return registry.load_dataset(dataset or "mnist", split, data_dir)
 
 
@@ -43,7 +43,7 @@ def load_test_data(dataset: str | None, train_images: Path | None, track_test: b
 
     check_test_options(train_images, track_test, test_images, test_labels)
     if test_images is not None:
-        return registry.load_source(test_images, test_labels, "test", data_dir)
+        return registry.load_source(test_images, test_labels, "test", data_dir, "test_labels")
     return registry.load_dataset(dataset or "mnist", "test", data_dir) if track_test else None
 
 
