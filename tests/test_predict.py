@@ -262,6 +262,16 @@ def test_a_json_output_is_one_json_array_and_jsonl_ndjson_stay_lines(sample, tra
         assert [json.loads(line)["label"] for line in lines.read_text().splitlines()] == list(model.predict(X[:20]))
 
 
+@pytest.mark.parametrize("name, fmt", [("p.csv.gz", None), ("p.jsonl.XZ", "jsonl")])
+def test_a_compressed_output_name_is_refused_not_written_as_plain_text(sample, trained, tmp_path, cli, name, fmt):
+    _, path = trained
+    np.save(tmp_path / "a.npy", sample[2][:5])
+    result = cli("predict", path, tmp_path / "a.npy", "-o", tmp_path / name, *(["-f", fmt] if fmt else []))
+    assert result.code == 2 and "predictions are written as plain text, not " in result.err, result.err
+    assert "| gzip >" in result.err if name.endswith(".gz") else "| xz >" in result.err
+    assert not (tmp_path / name).exists()
+
+
 def test_json_without_images_is_an_empty_array():
     writer, stream = RowWriter("json", np.arange(10)), io.BytesIO()
     from mnistlr.api.predict import _write

@@ -161,13 +161,21 @@ class RowWriter:
         return text.encode()
 
 
+_COMPRESSED = {".gz": "gzip", ".bz2": "bzip2", ".xz": "xz", ".zst": "zstd"}
+
+
 def output_format(output: str | os.PathLike | None, fmt: str | None) -> str:
-    """The output format: *fmt*, else told by the output's suffix (.json, .jsonl, .tsv), else csv."""
+    """The output format: *fmt*, else told by the output's suffix (.json, .jsonl, .tsv), else csv.
+    A compression suffix (.gz, …) is refused: the rows are written as plain text."""
+    suffix = Path(output).suffix.lower() if output is not None else ""
+    if suffix in _COMPRESSED:
+        raise UsageError(f"{output}: predictions are written as plain text, not {_COMPRESSED[suffix]}",
+                         f"drop '{Path(output).suffix}' from the name, or pipe: mnistlr predict … | "
+                         f"{_COMPRESSED[suffix]} > {Path(output).name}")
     if fmt is not None:
         if fmt not in FORMATS:
             raise UsageError(f"unknown output format '{fmt}'", f"use one of {', '.join(FORMATS)}")
         return fmt
-    suffix = Path(output).suffix.lower() if output is not None else ""
     return {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".tsv": "tsv",
             ".tab": "tsv"}.get(suffix, "csv")
 
