@@ -170,6 +170,10 @@ def test_load_dataset_reads_the_command_lines_sources(sample, tmp_path):
     (lambda X, y: mnistlr.train(X, y, classes=3), mnistlr.UsageError, "classes must be a list"),
     (lambda X, y: mnistlr.train(X.reshape(len(X), -1), y, image_shape="28x28"), mnistlr.UsageError,
      "image_shape must be two whole numbers (rows, cols), got '28x28'"),
+    # images (n, rows, cols) already have a shape: another one given is not silently dropped
+    (lambda X, y: mnistlr.train(X, y, image_shape=(14, 56)), mnistlr.DataError,
+     "image_shape 14×56 contradicts X's images of 28×28 (drop image_shape, or give X as rows"),
+    (lambda X, y: mnistlr.train(X, y, image_shape="28x28"), mnistlr.UsageError, "image_shape must be two whole"),
 ])
 def test_bad_input_gives_the_projects_error(sample, call, error, words):
     X, y, _, _ = sample
