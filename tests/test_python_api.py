@@ -168,6 +168,8 @@ def test_load_dataset_reads_the_command_lines_sources(sample, tmp_path):
     (lambda X, y: mnistlr.train(X, y, tol="1e-3"), mnistlr.UsageError, "tol must be a finite number"),
     (lambda X, y: mnistlr.train(X, y, classes="3,8"), mnistlr.UsageError, "classes must be a list of whole-number"),
     (lambda X, y: mnistlr.train(X, y, classes=3), mnistlr.UsageError, "classes must be a list"),
+    # a set selected no image ("a single class ([])"), and a model saved with it could not be loaded
+    (lambda X, y: mnistlr.train(X, y, classes={3, 8}), mnistlr.UsageError, "classes must be a list"),
     (lambda X, y: mnistlr.train(X.reshape(len(X), -1), y, image_shape="28x28"), mnistlr.UsageError,
      "image_shape must be two whole numbers (rows, cols), got '28x28'"),
     # images (n, rows, cols) already have a shape: another one given is not silently dropped
