@@ -205,6 +205,14 @@ def test_numpy_numbers_are_options_like_python_ones(sample):
     np.testing.assert_array_equal(given.predict(X[:50]), plain.predict(X[:50]))
 
 
+def test_numpy_strings_as_options_save_a_model_that_loads(sample, tmp_path):
+    # e.g. `for kind in np.array(["ridge", "softmax"])`: np.str_ pickled as a NumPy scalar, refused on load
+    X, y, _, _ = sample
+    model = mnistlr.train(X[:200], y[:200], model=np.str_("ridge"), preprocess=np.str_("center"))
+    back = mnistlr.load(model.save(tmp_path / "s.joblib"))
+    assert back == model and back.kind == "ridge" and type(back.kind) is str
+
+
 @pytest.mark.parametrize("X, error, words", [
     (np.zeros((3, 20, 20), np.uint8), mnistlr.DataError, "input images are 20×20"),
     (np.full((3, 784), 1.5), ValueError, "float pixels are either in [0, 1]"),

@@ -112,10 +112,10 @@ def model_to_dict(model: LinearModel) -> dict[str, Any]:
     payload = {
         "magic": MAGIC,
         "format_version": FORMAT_VERSION,
-        "kind": model.kind,
+        "kind": to_plain(model.kind),    # np.str_ (a value from an array of choices) is no plain str
         "classes": np.asarray(model.classes, np.int64),
         "image_shape": [int(d) for d in model.image_shape],
-        "preprocessing": model.preprocessor.to_dict(),
+        "preprocessing": to_plain(model.preprocessor.to_dict()),
         "W": np.ascontiguousarray(model.W, np.float32),
         "b": np.ascontiguousarray(model.b, np.float32),
         "features": None if model.features is None else to_plain(model.features.to_dict()),
