@@ -335,6 +335,18 @@ def bad_ragged(d):
     return ["--train-images", d / "r.csv"]
 
 
+def bad_pandas_index(d):
+    # DataFrame.to_csv without index=False: a first column with no name, holding 0, 1, 2, …
+    (d / "i.csv").write_bytes(_csv_rows([",label," + ",".join(f"p{i}" for i in range(4))]
+                                        + [f"{i},{GOOD}" for i in range(3)]))
+    return ["--train-images", d / "i.csv"]
+
+
+def bad_trailing_separator(d):
+    (d / "t.csv").write_bytes(_csv_rows([GOOD + ","] * 3))
+    return ["--train-images", d / "t.csv"]
+
+
 def bad_long_row(d):
     (d / "r.csv").write_bytes(_csv_rows([GOOD, ",".join(["3"] + _pixels(5)), GOOD]))
     return ["--train-images", d / "r.csv"]
@@ -547,6 +559,8 @@ def _png_folder(d, names):
     (lambda d: _png_folder(d, ["07", "7"]), r"class folders '07' and '7' both name label 7"),
     (bad_ragged, r"r.csv: line 3 holds 4 values, expected 5"),
     (bad_long_row, r"r.csv: line 2 holds 6 values, expected 5"),
+    (bad_pandas_index, r"i.csv: line 1, the header, names no first column: a pandas index.*index=False"),
+    (bad_trailing_separator, r"t.csv: line 1 ends with a separator: its last value is empty"),
     (bad_text_pixel, r"t.csv: line 3, column 3: 'x' is not a number"),
     (bad_big_pixel, r"b.csv: line 3 holds 300, above 255"),
     (bad_label_text, r"l.csv: line 3: label 'cat' is not an integer"),
