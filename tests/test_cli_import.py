@@ -101,6 +101,12 @@ def test_test_labels_without_a_test_source_is_a_usage_error(cli, keras_npz, tmp_
         assert not (tmp_path / "data" / "mine").exists()
 
 
+def test_standard_input_given_twice_is_a_usage_error(cli, tmp_path):
+    result = cli("import", "mine", "-", "-")      # it was read as the train split, then found empty
+    assert result.code == 2 and "'-' (standard input) is given more than once" in result.err, result.err
+    assert not (tmp_path / "data" / "mine").exists()
+
+
 @pytest.mark.parametrize("name, words", [
     ("mnist", "'mnist' is a built-in dataset"),
     ("mnist-sample", "'mnist-sample' is a built-in dataset"),

@@ -116,6 +116,8 @@ def _check_name(name: str, folder: Path, force: bool) -> None:
 def _splits(train: str | os.PathLike, test: str | os.PathLike | None,
             train_labels, test_labels, data_dir) -> dict[str, tuple[np.ndarray, np.ndarray, str]]:
     """split → (images, labels, source) of what is imported; a Keras .npz gives both splits."""
+    if sum(str(s) == "-" for s in (train, test, train_labels, test_labels) if s is not None) > 1:
+        raise UsageError("'-' (standard input) is given more than once", "give it once, the others as files")
     if test is None and test_labels is not None:   # not dropped without a word
         raise UsageError("`test_labels` is given without a test source",
                          "give the test images too (TEST_SOURCE), or drop `test_labels`")
