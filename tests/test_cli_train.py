@@ -111,6 +111,15 @@ def test_track_test_records_the_test_split_and_needs_files_beside_train_images(c
     assert "for the learning curves only: never used for stopping or selection" in help_words
 
 
+@pytest.mark.parametrize("test_args", [("--test-images", "-"), ("--test-images", "x.npy", "--test-labels", "-")])
+def test_standard_input_for_both_training_and_test_data_is_a_usage_error(cli, tmp_path, test_args):
+    # the second read found standard input spent: '<stdin>: empty input', exit 1
+    args = [tmp_path / a if a.endswith(".npy") else a for a in test_args]
+    result = cli("train", "--train-images", "-", *args, "-m", "ridge", "-o", tmp_path / "m.joblib")
+    assert result.code == 2 and "'-' (standard input) is given for both the training and the test data" in result.err
+    assert not (tmp_path / "m.joblib").exists()
+
+
 def test_missing_dataset_names_fetch_and_sample(cli, tmp_path):
     result = cli("train", "--dataset", "mnist", "-o", tmp_path / "m.joblib")
     assert result.code == 1

@@ -74,6 +74,9 @@ def train(options: TrainOptions, *, output: Path, dataset: str | None = None,
 
     options.validate()
     check_test_options(train_images, track_test, test_images, test_labels)
+    if "-" in map(str, (train_images, train_labels)) and "-" in map(str, (test_images, test_labels)):
+        raise UsageError("'-' (standard input) is given for both the training and the test data",
+                         "give one of them as files")
     inputs = list(training_inputs(dataset, train_images, train_labels, data_dir))
     inputs += [p for p in (test_images, test_labels) if p is not None]
     check_output(output, inputs)
