@@ -388,6 +388,8 @@ def test_model_file_errors(tmp_path, cli):
     write_idx(tmp_path / "x.idx", np.zeros((2, 28, 28), np.uint8))
     missing = cli("predict", tmp_path / "none.joblib", tmp_path / "x.idx")
     assert "no such model file" in assert_one_line_error(missing)
+    piped = cli("predict", "-", tmp_path / "x.idx")   # '-' names standard input, not a missing file
+    assert "'-': a model is read from its file, not from standard input" in assert_one_line_error(piped)
     (tmp_path / "fake.joblib").write_bytes(b"not a model")
     assert "not a mnistlr model" in assert_one_line_error(cli("predict", tmp_path / "fake.joblib",
                                                               tmp_path / "x.idx"))
