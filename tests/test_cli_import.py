@@ -72,9 +72,13 @@ def test_a_changed_file_is_bad_checksum_and_refused_until_reimported(cli, keras_
     assert "train-labels-idx1-ubyte.gz has a bad checksum" in result.err
     assert f"mnistlr import mine {path} --force" in result.err
     assert not (tmp_path / "m.joblib").exists()
+    fetched = cli("fetch", "mine")          # was "nothing to fetch", exit 0: `make fetch` went on to fail later
+    assert fetched.code == 1 and "train-labels-idx1-ubyte.gz has a bad checksum" in fetched.err, fetched.err
+    assert f"mnistlr import mine {path} --force" in fetched.err
     assert cli("import", "mine", path).code == 2          # already there: needs --force
     assert cli("import", "mine", path, "--force").code == 0
     assert cli("train", "-d", "mine", *FIT, "-o", tmp_path / "m.joblib").code == 0
+    assert cli("fetch", "mine").code == 0
 
 
 def test_train_only_import_with_separate_labels(cli, keras_npz, tmp_path):
