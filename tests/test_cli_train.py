@@ -120,6 +120,17 @@ def test_standard_input_for_both_training_and_test_data_is_a_usage_error(cli, tm
     assert not (tmp_path / "m.joblib").exists()
 
 
+@pytest.mark.parametrize("command", ["train", "sweep"])
+@pytest.mark.parametrize("name", ["model.onnx", "train.csv", "w.NPZ"])
+def test_a_model_named_like_an_export_is_refused_before_the_fit(cli, tmp_path, command, name):
+    # a joblib file under model.onnx is no ONNX graph; train.csv may be the user's data
+    (tmp_path / name).write_text("kept")
+    extra = ("--param", "l2=1,10", "--cv", "2") if command == "sweep" else ()
+    result = cli(command, "-d", "mnist-sample", "-m", "ridge", *extra, "-o", tmp_path / name)
+    assert result.code == 2 and "names an export" in result.err and "mnistlr export " in result.err, result.err
+    assert (tmp_path / name).read_text() == "kept"
+
+
 def test_missing_dataset_names_fetch_and_sample(cli, tmp_path):
     result = cli("train", "--dataset", "mnist", "-o", tmp_path / "m.joblib")
     assert result.code == 1

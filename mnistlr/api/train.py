@@ -69,6 +69,7 @@ def train(options: TrainOptions, *, output: Path, dataset: str | None = None,
     carries test_loss and test_accuracy, for the learning curves only (never used for stopping
     or selection).
     """
+    from mnistlr.api.export import refuse_export_name
     from mnistlr.io.atomic import check_output
     from mnistlr.learn.persistence import save_model
 
@@ -79,6 +80,7 @@ def train(options: TrainOptions, *, output: Path, dataset: str | None = None,
                          "give one of them as files")
     inputs = list(training_inputs(dataset, train_images, train_labels, data_dir))
     inputs += [p for p in (test_images, test_labels) if p is not None]
+    refuse_export_name(output)
     check_output(output, inputs)
     images, labels = load_training_data(dataset, train_images, train_labels, data_dir)
     test = load_test_data(dataset, train_images, track_test, test_images, test_labels, data_dir)
