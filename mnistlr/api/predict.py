@@ -236,10 +236,10 @@ def predict(model: str | os.PathLike | LinearModel, inputs: Sequence[str | os.Pa
     from mnistlr.learn.persistence import load_model
 
     started = time.perf_counter()
-    fmt = output_format(output, fmt)
     read = [p for p in [model, *inputs] if not isinstance(p, LinearModel) and str(p) != "-"]
-    if output is not None:
+    if output is not None:   # first: an output that is an input (img.gz) is named as such
         check_output(output, read)
+    fmt = output_format(output, fmt)
     if not isinstance(model, LinearModel):
         model = load_model(model)
     sources = open_inputs(inputs, model.image_shape, stdin=stdin)
