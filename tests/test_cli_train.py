@@ -228,6 +228,17 @@ def test_a_fit_that_learnt_nothing_or_stopped_at_max_iter_is_warned_of_on_stderr
     assert table.code == 0 and "warning" not in table.out and table.err.count("mnistlr: warning:") == 1
 
 
+def test_per_class_beyond_a_class_is_warned_of_and_takes_all_of_it(cli, tmp_path):
+    # the sample holds 400 images a class: 500 a class was 400 a class without a word
+    result = cli("train", "-d", "mnist-sample", "-m", "ridge", "--per-class", "500", "--json", "-q",
+                 "-o", tmp_path / "m.joblib")
+    assert result.code == 0 and json.loads(result.out)["n_train"] == 4000, result.err
+    assert "mnistlr: warning: --per-class 500: 10 of 10 classes hold fewer images" in result.err
+    assert json.loads(result.out)["warnings"][0].endswith("for balanced classes give --per-class 400")
+    fits = cli("train", "-d", "mnist-sample", "-m", "ridge", "--per-class", "400", "-q", "-o", tmp_path / "n.joblib")
+    assert fits.code == 0 and "warning" not in fits.err
+
+
 def test_a_training_accuracy_at_the_majority_share_is_warned_of():
     from mnistlr.learn.fit import weak_fit_note
 

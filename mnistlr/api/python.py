@@ -236,7 +236,7 @@ def train(X: Any, y: Any, *, model: str = "softmax", image_shape: Sequence[int] 
     `mnistlr.learn.options.TrainOptions`). image_shape: for (n, d) rows that are not square.
     The same data and options as `mnistlr train` give identical weights.
     """
-    from mnistlr.learn.fit import capped_fit_note, fit_model, weak_fit_note
+    from mnistlr.learn.fit import capped_fit_note, fit_model, short_classes_note, weak_fit_note
 
     _check_keywords(options)
     settings = TrainOptions(model=model, **options)
@@ -245,6 +245,9 @@ def train(X: Any, y: Any, *, model: str = "softmax", image_shape: Sequence[int] 
     y = _labels(y, len(X))
     images = as_images(X, image_shape, pixels=settings.preprocess != "none")
     fitted = fit_model(images, y, settings)
+    note = short_classes_note(settings, y)
+    if note:
+        warnings.warn(note, UserWarning, stacklevel=2)
     note = capped_fit_note(fitted, settings)
     if note:
         warnings.warn(note, ConvergenceWarning, stacklevel=2)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mnistlr.errors import UsageError
-from mnistlr.learn.fit import capped_fit_note, fit_model, weak_fit_note
+from mnistlr.learn.fit import capped_fit_note, fit_model, short_classes_note, weak_fit_note
 from mnistlr.learn.options import TrainOptions, applies
 
 
@@ -90,7 +90,8 @@ def train(options: TrainOptions, *, output: Path, dataset: str | None = None,
         model.meta["train_files"] = {"images": str(train_images),
                                      "labels": None if train_labels is None else str(train_labels)}
     save_model(model, output, inputs=inputs)
-    notes = [note for note in (capped_fit_note(model, options), weak_fit_note(model, labels)) if note]
+    notes = [note for note in (short_classes_note(options, labels), capped_fit_note(model, options),
+                               weak_fit_note(model, labels)) if note]
     return summary(model, output) | {"warnings": notes}
 
 
