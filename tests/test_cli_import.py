@@ -72,9 +72,13 @@ def test_a_changed_file_is_bad_checksum_and_refused_until_reimported(cli, keras_
     assert "train-labels-idx1-ubyte.gz has a bad checksum" in result.err
     assert f"mnistlr import mine {path} --force" in result.err
     assert not (tmp_path / "m.joblib").exists()
+    fetched = cli("fetch", "mine")          # was "nothing to fetch", exit 0: `make fetch` went on to fail later
+    assert fetched.code == 1 and "train-labels-idx1-ubyte.gz has a bad checksum" in fetched.err, fetched.err
+    assert f"mnistlr import mine {path} --force" in fetched.err
     assert cli("import", "mine", path).code == 2          # already there: needs --force
     assert cli("import", "mine", path, "--force").code == 0
     assert cli("train", "-d", "mine", *FIT, "-o", tmp_path / "m.joblib").code == 0
+    assert cli("fetch", "mine").code == 0
 
 
 def test_train_only_import_with_separate_labels(cli, keras_npz, tmp_path):
@@ -88,6 +92,23 @@ def test_train_only_import_with_separate_labels(cli, keras_npz, tmp_path):
     assert cli("train", "-d", "small", *FIT, "-o", model).code == 0
     result = cli("evaluate", model)
     assert result.code == 1 and "dataset 'small' has no test split" in result.err
+
+
+def test_test_labels_without_a_test_source_is_a_usage_error(cli, keras_npz, tmp_path):
+    X, y = keras_npz[1][:2]
+    np.save(tmp_path / "x.npy", X[:30])
+    np.save(tmp_path / "y.npy", y[:30])
+    for train in (["x.npy", "--train-labels", "y.npy"], [keras_npz[0]]):   # a Keras .npz: its own test split
+        args = [tmp_path / a if a.endswith(".npy") else a for a in map(str, train)]
+        result = cli("import", "mine", *args, "--test-labels", tmp_path / "y.npy")
+        assert result.code == 2 and "--test-labels is given without a test source" in result.err, result.err
+        assert not (tmp_path / "data" / "mine").exists()
+
+
+def test_standard_input_given_twice_is_a_usage_error(cli, tmp_path):
+    result = cli("import", "mine", "-", "-")      # it was read as the train split, then found empty
+    assert result.code == 2 and "'-' (standard input) is given more than once" in result.err, result.err
+    assert not (tmp_path / "data" / "mine").exists()
 
 
 @pytest.mark.parametrize("name, words", [
@@ -104,7 +125,10 @@ def test_bad_names_are_refused(cli, keras_npz, name, words):
 def test_a_failed_import_leaves_nothing(cli, tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((5, 4, 4), np.uint8))
     result = cli("import", "broken", tmp_path / "x.npy")
-    assert result.code == 1 and "holds images but no labels" in result.err
+    assert result.code == 1 and "holds images but no labels (give the labels too, with --train-labels:" in result.err
+    np.save(tmp_path / "y.npy", np.zeros(5, np.uint8))
+    result = cli("import", "broken", tmp_path / "x.npy", tmp_path / "x.npy", "--train-labels", tmp_path / "y.npy")
+    assert result.code == 1 and "give the labels too, with --test-labels:" in result.err
     assert not (tmp_path / "data" / "broken").exists()
     assert "broken" not in cli("fetch", "--list").out
 

@@ -132,6 +132,26 @@ def test_track_test_records_the_test_split_and_needs_files_beside_train_images(c
     assert "for the learning curves only: never used for stopping or selection" in help_words
 
 
+@pytest.mark.parametrize("test_args", [("--test-images", "-"), ("--test-images", "x.npy", "--test-labels", "-")])
+def test_standard_input_for_both_training_and_test_data_is_a_usage_error(cli, tmp_path, test_args):
+    # the second read found standard input spent: '<stdin>: empty input', exit 1
+    args = [tmp_path / a if a.endswith(".npy") else a for a in test_args]
+    result = cli("train", "--train-images", "-", *args, "-m", "ridge", "-o", tmp_path / "m.joblib")
+    assert result.code == 2 and "'-' (standard input) is given for both the training and the test data" in result.err
+    assert not (tmp_path / "m.joblib").exists()
+
+
+@pytest.mark.parametrize("command", ["train", "sweep"])
+@pytest.mark.parametrize("name", ["model.onnx", "train.csv", "w.NPZ"])
+def test_a_model_named_like_an_export_is_refused_before_the_fit(cli, tmp_path, command, name):
+    # a joblib file under model.onnx is no ONNX graph; train.csv may be the user's data
+    (tmp_path / name).write_text("kept")
+    extra = ("--param", "l2=1,10", "--cv", "2") if command == "sweep" else ()
+    result = cli(command, "-d", "mnist-sample", "-m", "ridge", *extra, "-o", tmp_path / name)
+    assert result.code == 2 and "names an export" in result.err and "mnistlr export " in result.err, result.err
+    assert (tmp_path / name).read_text() == "kept"
+
+
 def test_missing_dataset_names_fetch_and_sample(cli, tmp_path):
     result = cli("train", "--dataset", "mnist", "-o", tmp_path / "m.joblib")
     assert result.code == 1
@@ -227,6 +247,17 @@ def test_a_fit_that_learnt_nothing_or_stopped_at_max_iter_is_warned_of_on_stderr
     assert plain.code == 0 and "warning" not in plain.err and json.loads(plain.out)["warnings"] == []
     table = cli(*args[:-2], "--l1", "10", "-o", tmp_path / "zero2.joblib")
     assert table.code == 0 and "warning" not in table.out and table.err.count("mnistlr: warning:") == 1
+
+
+def test_per_class_beyond_a_class_is_warned_of_and_takes_all_of_it(cli, tmp_path):
+    # the sample holds 400 images a class: 500 a class was 400 a class without a word
+    result = cli("train", "-d", "mnist-sample", "-m", "ridge", "--per-class", "500", "--json", "-q",
+                 "-o", tmp_path / "m.joblib")
+    assert result.code == 0 and json.loads(result.out)["n_train"] == 4000, result.err
+    assert "mnistlr: warning: --per-class 500: 10 of 10 classes hold fewer images" in result.err
+    assert json.loads(result.out)["warnings"][0].endswith("for balanced classes give --per-class 400")
+    fits = cli("train", "-d", "mnist-sample", "-m", "ridge", "--per-class", "400", "-q", "-o", tmp_path / "n.joblib")
+    assert fits.code == 0 and "warning" not in fits.err
 
 
 def test_a_training_accuracy_at_the_majority_share_is_warned_of():

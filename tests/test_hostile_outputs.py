@@ -26,7 +26,7 @@ from test_reliability import assert_one_line_error, snapshot
 
 import mnistlr.io.atomic
 from mnistlr.io.idx import write_idx
-from mnistlr.learn.persistence import save_model
+from mnistlr.learn.persistence import load_model, save_model
 
 CHOOSE = r"choose another output path|give a (regular )?file name|start the reader|point the link"
 
@@ -238,6 +238,33 @@ def test_dev_stdout_into_a_pipe_gets_the_rows(files):
     done = _shell("mnistlr predict m.joblib img.gz -q -o /dev/stdout | cat", files)
     assert done.returncode == 0 and done.stderr == ""
     assert done.stdout.splitlines()[0] == "index,label" and len(done.stdout.splitlines()) == 7
+
+
+def test_a_model_into_a_pipe_is_the_whole_model(files):
+    # the model pickler asks the file for its position (array padding): a pipe has none
+    done = _shell("mnistlr train --train-images img.gz --train-labels lab.gz -m ridge -q -o /dev/stdout "
+                  "| cat > piped.joblib && mnistlr train --train-images img.gz --train-labels lab.gz -m ridge "
+                  "-q -o saved.joblib", files)
+    assert done.returncode == 0 and "Illegal seek" not in done.stderr, done.stderr
+    piped, saved = load_model(files / "piped.joblib"), load_model(files / "saved.joblib")
+    assert (piped.W == saved.W).all() and (piped.classes == saved.classes).all()
+
+
+def test_a_model_on_stdout_is_all_stdout_carries(files):
+    # the summary, the ranked table: on stderr when the file the command writes is stdout itself
+    done = _shell("mnistlr train --train-images img.gz --train-labels lab.gz -m ridge -q -o /dev/stdout "
+                  "> out.joblib && mnistlr train --train-images img.gz --train-labels lab.gz -m ridge -q "
+                  "-o /dev/fd/1 --json | cat > json.joblib && mnistlr sweep --train-images img.gz "
+                  "--train-labels lab.gz -m ridge --param l2=1,10 --cv 2 -q --results /dev/stdout > trials.csv",
+                  files)
+    assert done.returncode == 0, done.stderr
+    assert "Training summary" in done.stderr and '"model": "ridge"' in done.stderr and "Grid search" in done.stderr
+    for name in ("out.joblib", "json.joblib"):
+        data = (files / name).read_bytes()
+        assert b"Training summary" not in data and b'"model": "ridge"' not in data
+        assert data.endswith(b".") and load_model(files / name).kind == "ridge"   # pickle's STOP, then nothing
+    assert (files / "trials.csv").read_text().splitlines()[0].startswith("rank,trial,param_l2")
+    assert "Grid search" not in (files / "trials.csv").read_text()
 
 
 def test_new_files_follow_the_umask(files):

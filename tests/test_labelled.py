@@ -335,6 +335,18 @@ def bad_ragged(d):
     return ["--train-images", d / "r.csv"]
 
 
+def bad_pandas_index(d):
+    # DataFrame.to_csv without index=False: a first column with no name, holding 0, 1, 2, …
+    (d / "i.csv").write_bytes(_csv_rows([",label," + ",".join(f"p{i}" for i in range(4))]
+                                        + [f"{i},{GOOD}" for i in range(3)]))
+    return ["--train-images", d / "i.csv"]
+
+
+def bad_trailing_separator(d):
+    (d / "t.csv").write_bytes(_csv_rows([GOOD + ","] * 3))
+    return ["--train-images", d / "t.csv"]
+
+
 def bad_long_row(d):
     (d / "r.csv").write_bytes(_csv_rows([GOOD, ",".join(["3"] + _pixels(5)), GOOD]))
     return ["--train-images", d / "r.csv"]
@@ -493,6 +505,17 @@ def bad_npz_claims_gigabytes(d):
     return ["--train-images", d / "claim.npz"]
 
 
+def bad_npy_object_labels(d):
+    np.save(d / "x.npy", np.zeros((10, 4, 4), np.uint8))
+    np.save(d / "y.npy", np.zeros(10, object), allow_pickle=True)     # a pickle: smaller than 10 pointers
+    return ["--train-images", d / "x.npy", "--train-labels", d / "y.npy"]
+
+
+def bad_npz_object_images(d):
+    np.savez(d / "obj.npz", x_train=np.zeros((10, 4, 4), object), y_train=np.zeros(10, np.uint8))
+    return ["--train-images", d / "obj.npz"]
+
+
 def _kaggle_gz(d) -> bytes:
     rows = "\n".join(",".join(["label"] + [f"pixel{i}" for i in range(16)]) if i == 0 else
                      ",".join(str((i * 7 + j) % 256) if j else str(i % 3) for j in range(17)) for i in range(400))
@@ -526,6 +549,8 @@ def _png_folder(d, names):
     (bad_npy_claims_gigabytes, r"claim.npy: truncated: the header promises an array of shape \(10000000, 28, 28\) "
                                r"\(7,840,000,000 bytes\), the file holds 3,000"),
     (bad_npz_claims_gigabytes, r"claim.npz\[x_train\]: truncated: the header promises"),
+    (bad_npy_object_labels, r"y.npy: holds object values \(a pickled array\), not numbers"),   # not "truncated"
+    (bad_npz_object_images, r"obj.npz\[x_train\]: holds object values \(a pickled array\)"),
     (bad_csv_gz_cut_off, r"k.csv.gz: gzip stream is cut off"),     # not "interrupted", exit 130
     (bad_csv_gz_crc, r"k.csv.gz: damaged compressed data \(CRC check failed"),
     (lambda d: _png_folder(d, ["3", "99999999999999999999"]), r"class folder '99999999999999999999' is not an "
@@ -534,6 +559,8 @@ def _png_folder(d, names):
     (lambda d: _png_folder(d, ["07", "7"]), r"class folders '07' and '7' both name label 7"),
     (bad_ragged, r"r.csv: line 3 holds 4 values, expected 5"),
     (bad_long_row, r"r.csv: line 2 holds 6 values, expected 5"),
+    (bad_pandas_index, r"i.csv: line 1, the header, names no first column: a pandas index.*index=False"),
+    (bad_trailing_separator, r"t.csv: line 1 ends with a separator: its last value is empty"),
     (bad_text_pixel, r"t.csv: line 3, column 3: 'x' is not a number"),
     (bad_big_pixel, r"b.csv: line 3 holds 300, above 255"),
     (bad_label_text, r"l.csv: line 3: label 'cat' is not an integer"),

@@ -262,6 +262,16 @@ def test_a_json_output_is_one_json_array_and_jsonl_ndjson_stay_lines(sample, tra
         assert [json.loads(line)["label"] for line in lines.read_text().splitlines()] == list(model.predict(X[:20]))
 
 
+@pytest.mark.parametrize("name, fmt", [("p.csv.gz", None), ("p.jsonl.XZ", "jsonl")])
+def test_a_compressed_output_name_is_refused_not_written_as_plain_text(sample, trained, tmp_path, cli, name, fmt):
+    _, path = trained
+    np.save(tmp_path / "a.npy", sample[2][:5])
+    result = cli("predict", path, tmp_path / "a.npy", "-o", tmp_path / name, *(["-f", fmt] if fmt else []))
+    assert result.code == 2 and "predictions are written as plain text, not " in result.err, result.err
+    assert "| gzip >" in result.err if name.endswith(".gz") else "| xz >" in result.err
+    assert not (tmp_path / name).exists()
+
+
 def test_json_without_images_is_an_empty_array():
     writer, stream = RowWriter("json", np.arange(10)), io.BytesIO()
     from mnistlr.api.predict import _write
@@ -349,13 +359,20 @@ def _bad_inputs(tmp_path: Path, X: np.ndarray) -> dict[str, tuple[list[str], str
         "missing": (["absent.idx"], "absent.idx: no such file"),
         "unreadable": (["noise.bin"], "noise.bin: unrecognised content"),
         "empty-folder": (["empty"], "folder holds no image files"),
+        "class-folders": (["digits"], "digits: folder holds no image files, only folders (3, 7) (give the folders "
+                                      f"of images themselves, e.g. {tmp_path / 'digits' / '3'})"),
     }
 
 
 def test_every_malformed_input_gets_one_line(sample, trained, tmp_path, cli):
+    from PIL import Image
+
     _, path = trained
     _, _, X, _ = sample
     (tmp_path / "empty").mkdir()
+    for label in (3, 7):   # DIR/<label>/*.png, as train reads: predict takes the class folders themselves
+        (tmp_path / "digits" / str(label)).mkdir(parents=True)
+        Image.fromarray(X[0]).save(tmp_path / "digits" / str(label) / "a.png")
     for name, (names, expected) in _bad_inputs(tmp_path, X).items():
         result = cli("predict", path, *[tmp_path / n for n in names])
         assert expected in assert_one_line_error(result), name
@@ -371,6 +388,8 @@ def test_model_file_errors(tmp_path, cli):
     write_idx(tmp_path / "x.idx", np.zeros((2, 28, 28), np.uint8))
     missing = cli("predict", tmp_path / "none.joblib", tmp_path / "x.idx")
     assert "no such model file" in assert_one_line_error(missing)
+    piped = cli("predict", "-", tmp_path / "x.idx")   # '-' names standard input, not a missing file
+    assert "'-': a model is read from its file, not from standard input" in assert_one_line_error(piped)
     (tmp_path / "fake.joblib").write_bytes(b"not a model")
     assert "not a mnistlr model" in assert_one_line_error(cli("predict", tmp_path / "fake.joblib",
                                                               tmp_path / "x.idx"))

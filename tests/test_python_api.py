@@ -168,8 +168,14 @@ def test_load_dataset_reads_the_command_lines_sources(sample, tmp_path):
     (lambda X, y: mnistlr.train(X, y, tol="1e-3"), mnistlr.UsageError, "tol must be a finite number"),
     (lambda X, y: mnistlr.train(X, y, classes="3,8"), mnistlr.UsageError, "classes must be a list of whole-number"),
     (lambda X, y: mnistlr.train(X, y, classes=3), mnistlr.UsageError, "classes must be a list"),
+    # a set selected no image ("a single class ([])"), and a model saved with it could not be loaded
+    (lambda X, y: mnistlr.train(X, y, classes={3, 8}), mnistlr.UsageError, "classes must be a list"),
     (lambda X, y: mnistlr.train(X.reshape(len(X), -1), y, image_shape="28x28"), mnistlr.UsageError,
      "image_shape must be two whole numbers (rows, cols), got '28x28'"),
+    # images (n, rows, cols) already have a shape: another one given is not silently dropped
+    (lambda X, y: mnistlr.train(X, y, image_shape=(14, 56)), mnistlr.DataError,
+     "image_shape 14×56 contradicts X's images of 28×28 (drop image_shape, or give X as rows"),
+    (lambda X, y: mnistlr.train(X, y, image_shape="28x28"), mnistlr.UsageError, "image_shape must be two whole"),
 ])
 def test_bad_input_gives_the_projects_error(sample, call, error, words):
     X, y, _, _ = sample
@@ -197,6 +203,14 @@ def test_numpy_numbers_are_options_like_python_ones(sample):
                           classes=np.array([3, 8]))
     plain = mnistlr.train(X[:200], y[:200], solver="gd", epochs=3, seed=4, l2=float(np.float32(1e-3)), classes=[3, 8])
     np.testing.assert_array_equal(given.predict(X[:50]), plain.predict(X[:50]))
+
+
+def test_numpy_strings_as_options_save_a_model_that_loads(sample, tmp_path):
+    # e.g. `for kind in np.array(["ridge", "softmax"])`: np.str_ pickled as a NumPy scalar, refused on load
+    X, y, _, _ = sample
+    model = mnistlr.train(X[:200], y[:200], model=np.str_("ridge"), preprocess=np.str_("center"))
+    back = mnistlr.load(model.save(tmp_path / "s.joblib"))
+    assert back == model and back.kind == "ridge" and type(back.kind) is str
 
 
 @pytest.mark.parametrize("X, error, words", [

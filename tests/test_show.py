@@ -445,6 +445,11 @@ def test_plot_to_missing_folder_fails_first(cli, tmp_path):
     (["--labels", "a.gz"], "--labels goes with --images"),
     (["mnist-sample", "--per-class", "0"], "--per-class"),
     (["mnist-sample", "--split", "valid"], "--split"),
+    # options the view does not read: refused as --only-model-classes without --errors is, not ignored
+    (["mnist-sample", "--index", "3", "--per-class", "2"], "--per-class chooses the overview's example images, "
+                                                            "not read with --index (leave it out)"),
+    (["mnist-sample", "--index", "3", "--seed", "1"], "--seed chooses the overview's example images"),
+    (["mnist-sample", "--top", "3"], "--top counts the mistakes of --errors"),
 ])
 def test_usage_errors(cli, args, needle):
     result = cli("show", *args)

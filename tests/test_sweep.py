@@ -160,6 +160,7 @@ def test_the_files_written_are_notes_on_stderr_and_quiet_silences_them(cli, tmp_
     (("--param", "gamma=1:2"), "'gamma' is not a searchable"),
     (("--param", "l2=log:1:0.1"), "must be below"),
     (("--cv", "21"), "--cv 21 is more than the 20 image(s)"),
+    (("--per-class", "1"), "--cv 5 is more than the 1 image(s) of class 0 (give every class 2 images or more"),
     (("--refit",), "--refit needs -o"),
     (("--backend", "dask"), "--backend dask needs --scheduler"),
     (("--scheduler", "tcp://127.0.0.1:8786"), "--scheduler is for --backend dask"),

@@ -27,7 +27,7 @@ def load_eval_data(model, dataset: str | None, split: str | None, images: Path |
         return X, y, {"images": str(images), "labels": None if labels is None else str(labels)}
     name = dataset or model.meta.get("dataset")
     if name is None:
-        raise UsageError("the model does not record a dataset name (it was trained on IDX files)",
+        raise UsageError("the model does not record a dataset name (it was trained on files or arrays, not a named dataset)",
                          "give --dataset NAME or --images PATH --labels PATH")
     split = split or "test"
     X, y = registry.load_dataset(name, split, data_dir)

@@ -14,6 +14,17 @@ from mnistlr.errors import UsageError
 FORMATS = {".onnx": "ONNX graph", ".npz": "NumPy arrays", ".csv": "CSV weights"}
 
 
+def refuse_export_name(output: str | os.PathLike) -> None:
+    """UsageError when a model file (train's or sweep's -o) is named like an export: it is written in
+    joblib's format whatever its name, so model.onnx would be no ONNX graph (nor train.csv a CSV)."""
+    suffix = Path(output).suffix.lower()
+    if suffix in FORMATS:
+        model = Path(output).with_suffix(".joblib").name
+        raise UsageError(f"{output}: '{suffix}' names an export ({FORMATS[suffix]}), but a model file is "
+                         "written in joblib's format", f"save it as {model}, then run: mnistlr export {model} "
+                         f"-o {Path(output).name}")
+
+
 def export_format(output: str | os.PathLike, input_type: str | None = None, input_layout: str | None = None) -> str:
     """The suffix of *output* when it names an export format and the input options given fit it
     (they shape an ONNX graph's input only); a UsageError otherwise."""

@@ -67,7 +67,10 @@ def fetch(datasets: Sequence[str] = ("mnist",), data_dir: str | os.PathLike | No
                             "files": [],
                             "message": "bundled with mnistlr; it needs no fetch"})
             continue
-        if spec.imported:
+        if spec.imported:   # nothing to download, but files missing or changed are said, as train says them
+            from mnistlr.data.imported import check_files
+
+            check_files(spec, dataset_dir(spec.name, data_dir), tuple(spec.files))
             results.append({"name": spec.name, "status": "imported",
                             "where": str(dataset_dir(spec.name, data_dir)), "files": [],
                             "message": "imported with 'mnistlr import'; nothing to fetch"})

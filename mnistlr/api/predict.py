@@ -161,13 +161,21 @@ class RowWriter:
         return text.encode()
 
 
+_COMPRESSED = {".gz": "gzip", ".bz2": "bzip2", ".xz": "xz", ".zst": "zstd"}
+
+
 def output_format(output: str | os.PathLike | None, fmt: str | None) -> str:
-    """The output format: *fmt*, else told by the output's suffix (.json, .jsonl, .tsv), else csv."""
+    """The output format: *fmt*, else told by the output's suffix (.json, .jsonl, .tsv), else csv.
+    A compression suffix (.gz, …) is refused: the rows are written as plain text."""
+    suffix = Path(output).suffix.lower() if output is not None else ""
+    if suffix in _COMPRESSED:
+        raise UsageError(f"{output}: predictions are written as plain text, not {_COMPRESSED[suffix]}",
+                         f"drop '{Path(output).suffix}' from the name, or pipe: mnistlr predict … | "
+                         f"{_COMPRESSED[suffix]} > {Path(output).name}")
     if fmt is not None:
         if fmt not in FORMATS:
             raise UsageError(f"unknown output format '{fmt}'", f"use one of {', '.join(FORMATS)}")
         return fmt
-    suffix = Path(output).suffix.lower() if output is not None else ""
     return {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".tsv": "tsv",
             ".tab": "tsv"}.get(suffix, "csv")
 
@@ -228,10 +236,10 @@ def predict(model: str | os.PathLike | LinearModel, inputs: Sequence[str | os.Pa
     from mnistlr.learn.persistence import load_model
 
     started = time.perf_counter()
-    fmt = output_format(output, fmt)
     read = [p for p in [model, *inputs] if not isinstance(p, LinearModel) and str(p) != "-"]
-    if output is not None:
+    if output is not None:   # first: an output that is an input (img.gz) is named as such
         check_output(output, read)
+    fmt = output_format(output, fmt)
     if not isinstance(model, LinearModel):
         model = load_model(model)
     sources = open_inputs(inputs, model.image_shape, stdin=stdin)

@@ -199,6 +199,14 @@ def as_images(X: np.ndarray, image_shape: Sequence[int] | None, pixels: bool) ->
     """
     from mnistlr.io.pixels import raw_pixels
 
+    if image_shape is not None and (
+            isinstance(image_shape, (str, bytes)) or not hasattr(image_shape, "__len__") or len(image_shape) != 2
+            or not all(is_whole(d) and d >= 1 for d in image_shape)):
+        raise UsageError(f"image_shape must be two whole numbers (rows, cols), got {image_shape!r}",
+                         "e.g. image_shape=(28, 28)")
+    if X.ndim == 3 and image_shape is not None and tuple(int(d) for d in image_shape) != X.shape[1:]:
+        raise DataError(f"image_shape {'×'.join(str(int(d)) for d in image_shape)} contradicts X's images of "
+                        f"{X.shape[1]}×{X.shape[2]}", "drop image_shape, or give X as rows (n, rows·cols)")
     if X.ndim == 2:
         n_features = X.shape[1]
         if image_shape is None:
@@ -207,10 +215,6 @@ def as_images(X: np.ndarray, image_shape: Sequence[int] | None, pixels: bool) ->
                 raise DataError(f"X has {n_features} features per row, not a square image",
                                 "give image_shape=(rows, cols), or X shaped (n, rows, cols)")
             image_shape = (side, side)
-        if isinstance(image_shape, (str, bytes)) or not hasattr(image_shape, "__len__") or len(image_shape) != 2 \
-                or not all(is_whole(d) and d >= 1 for d in image_shape):
-            raise UsageError(f"image_shape must be two whole numbers (rows, cols), got {image_shape!r}",
-                             "e.g. image_shape=(28, 28)")
         rows, cols = (int(d) for d in image_shape)
         if rows * cols != n_features:
             raise DataError(f"image_shape {rows}×{cols} does not hold {n_features} features",
@@ -232,7 +236,7 @@ def train(X: Any, y: Any, *, model: str = "softmax", image_shape: Sequence[int] 
     `mnistlr.learn.options.TrainOptions`). image_shape: for (n, d) rows that are not square.
     The same data and options as `mnistlr train` give identical weights.
     """
-    from mnistlr.learn.fit import capped_fit_note, fit_model, weak_fit_note
+    from mnistlr.learn.fit import capped_fit_note, fit_model, short_classes_note, weak_fit_note
 
     _check_keywords(options)
     settings = TrainOptions(model=model, **options)
@@ -241,6 +245,9 @@ def train(X: Any, y: Any, *, model: str = "softmax", image_shape: Sequence[int] 
     y = _labels(y, len(X))
     images = as_images(X, image_shape, pixels=settings.preprocess != "none")
     fitted = fit_model(images, y, settings)
+    note = short_classes_note(settings, y)
+    if note:
+        warnings.warn(note, UserWarning, stacklevel=2)
     note = capped_fit_note(fitted, settings)
     if note:
         warnings.warn(note, ConvergenceWarning, stacklevel=2)

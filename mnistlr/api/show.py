@@ -239,8 +239,9 @@ def model_errors(model, model_path: Path, X, y, source: dict[str, Any], top: int
 
 # ---- the command ---------------------------------------------------------------------------
 
-def _check_options(dataset, images, labels, split, index, model, errors, only_model_classes=False) -> None:
-    """UsageErrors for the combinations that make no sense."""
+def _check_options(dataset, images, labels, split, index, model, errors, only_model_classes=False,
+                   top=DEFAULT_TOP, per_class=DEFAULT_PER_CLASS, seed=None) -> None:
+    """UsageErrors for the combinations that make no sense, and for options the view does not read."""
     if labels is not None and images is None:
         raise UsageError("--labels goes with --images", "give the images too, or a DATASET")
     if images is not None and dataset is not None:
@@ -253,6 +254,13 @@ def _check_options(dataset, images, labels, split, index, model, errors, only_mo
         raise UsageError("--errors and --index are two different views", "give only one")
     if only_model_classes and not errors:
         raise UsageError("`only_model_classes` goes with `errors`", "add `errors`, or leave it out")
+    if top != DEFAULT_TOP and not errors:
+        raise UsageError("`top` counts the mistakes of `errors`", "add `errors`, or leave it out")
+    unread = [f"`{name}`" for name, given in (("per_class", per_class != DEFAULT_PER_CLASS),
+                                              ("seed", seed is not None)) if given]
+    if unread and (errors or index is not None):
+        raise UsageError(f"{' and '.join(unread)} choose{'s' if len(unread) == 1 else ''} the overview's example "
+                         f"images, not read with `{'errors' if errors else 'index'}`", "leave it out" if len(unread) == 1 else "leave them out")
     if images is None and dataset is None and model is None:
         raise UsageError("no data named", "give a DATASET (e.g. mnist-sample) or --images and --labels")
 
@@ -268,7 +276,7 @@ def show(dataset: str | None = None, *, split: str | None = None, images: Path |
     not know are an error in the errors mode, as in `evaluate`, unless *only_model_classes*."""
     from mnistlr.data.registry import get_spec
 
-    _check_options(dataset, images, labels, split, index, model, errors, only_model_classes)
+    _check_options(dataset, images, labels, split, index, model, errors, only_model_classes, top, per_class, seed)
     if plot is not None:
         _check_plot_path(Path(plot))
     if dataset is not None:
@@ -346,6 +354,6 @@ def _load_model(path: Path | None):
 def _model_dataset(model) -> str:
     name = model.meta.get("dataset")
     if name is None:
-        raise UsageError("the model does not record a dataset name (it was trained on IDX files)",
+        raise UsageError("the model does not record a dataset name (it was trained on files or arrays, not a named dataset)",
                          "give a DATASET or --images PATH --labels PATH")
     return name

@@ -18,8 +18,11 @@ from mnistlr.tuning.runner import BACKENDS, Runner
 
 def _check_outputs(output: Path | None, results: Path | None, inputs: list[Path]) -> None:
     """Fail before the search, not after it, when --output or --results cannot be written, or are one file."""
+    from mnistlr.api.export import refuse_export_name
     from mnistlr.io.atomic import check_output
 
+    if output is not None:
+        refuse_export_name(output)
     targets = [check_output(path, inputs + ([Path(output)] if path is results and output is not None else []))[0]
                for path in (output, results) if path is not None]
     if len(targets) == 2 and targets[0] == targets[1]:   # a file yet to be written

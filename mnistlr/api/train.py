@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mnistlr.errors import UsageError
-from mnistlr.learn.fit import capped_fit_note, fit_model, weak_fit_note
+from mnistlr.learn.fit import capped_fit_note, fit_model, short_classes_note, weak_fit_note
 from mnistlr.learn.options import TrainOptions, applies
 
 
@@ -22,7 +22,7 @@ def load_training_data(dataset: str | None, train_images: Path | None, train_lab
     if train_images is not None:
         if dataset is not None:
             raise UsageError("--dataset and --train-images both name the training data", "give only one")
-        return registry.load_source(train_images, train_labels, split, data_dir)
+        return registry.load_source(train_images, train_labels, split, data_dir, "train_labels")
     return registry.load_dataset(dataset or "mnist", split, data_dir)
 
 
@@ -43,7 +43,7 @@ def load_test_data(dataset: str | None, train_images: Path | None, track_test: b
 
     check_test_options(train_images, track_test, test_images, test_labels)
     if test_images is not None:
-        return registry.load_source(test_images, test_labels, "test", data_dir)
+        return registry.load_source(test_images, test_labels, "test", data_dir, "test_labels")
     return registry.load_dataset(dataset or "mnist", "test", data_dir) if track_test else None
 
 
@@ -69,13 +69,18 @@ def train(options: TrainOptions, *, output: Path, dataset: str | None = None,
     carries test_loss and test_accuracy, for the learning curves only (never used for stopping
     or selection).
     """
+    from mnistlr.api.export import refuse_export_name
     from mnistlr.io.atomic import check_output
     from mnistlr.learn.persistence import save_model
 
     options.validate()
     check_test_options(train_images, track_test, test_images, test_labels)
+    if "-" in map(str, (train_images, train_labels)) and "-" in map(str, (test_images, test_labels)):
+        raise UsageError("'-' (standard input) is given for both the training and the test data",
+                         "give one of them as files")
     inputs = list(training_inputs(dataset, train_images, train_labels, data_dir))
     inputs += [p for p in (test_images, test_labels) if p is not None]
+    refuse_export_name(output)
     check_output(output, inputs)
     images, labels = load_training_data(dataset, train_images, train_labels, data_dir)
     test = load_test_data(dataset, train_images, track_test, test_images, test_labels, data_dir)
@@ -85,7 +90,8 @@ def train(options: TrainOptions, *, output: Path, dataset: str | None = None,
         model.meta["train_files"] = {"images": str(train_images),
                                      "labels": None if train_labels is None else str(train_labels)}
     save_model(model, output, inputs=inputs)
-    notes = [note for note in (capped_fit_note(model, options), weak_fit_note(model, labels)) if note]
+    notes = [note for note in (short_classes_note(options, labels), capped_fit_note(model, options),
+                               weak_fit_note(model, labels)) if note]
     return summary(model, output) | {"warnings": notes}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
 import sys
@@ -197,6 +198,16 @@ def stdout_console():
     console = ResultConsole(file=out, highlight=False, soft_wrap=False, width=width, **plain)
     console.natural = width is not None
     return with_fallback(console)
+
+
+def report_stream(*outputs: Path | None):
+    """Where a command prints its report: stdout, or stderr when a file it writes (*outputs*) is
+    standard output itself (-o /dev/stdout), so that stdout carries that file's bytes alone."""
+    from mnistlr.io.atomic import writes_stdout
+
+    if any(path is not None and writes_stdout(path) for path in outputs):
+        return contextlib.redirect_stdout(sys.stderr)
+    return contextlib.nullcontext()
 
 
 def echo(text: str, err: bool = False) -> None:

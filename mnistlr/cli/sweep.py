@@ -20,6 +20,7 @@ from mnistlr.cli.base import (
     command,
     echo,
     print_note,
+    report_stream,
 )
 from mnistlr.cli.tables import format_param, format_value
 from mnistlr.learn.options import TrainOptions
@@ -114,13 +115,14 @@ def sweep_command(
                        scheduler=scheduler, output=output, results=results, dataset=dataset,
                        train_images=train_images, train_labels=train_labels, data_dir=data_dir,
                        callback=live.update)
-    if json_out:
-        if report["budget_stopped"]:
-            echo(f"mnistlr: the --budget of {budget:g} s ended the search after "
-                 f"{report['n_completed']} finished trial(s)", err=True)
-        typer.echo(json.dumps(report))
-    else:
-        render(report)
+    if json_out and report["budget_stopped"]:
+        echo(f"mnistlr: the --budget of {budget:g} s ended the search after "
+             f"{report['n_completed']} finished trial(s)", err=True)
+    with report_stream(output, results):   # -o or --results /dev/stdout: that file alone on stdout
+        if json_out:
+            typer.echo(json.dumps(report))
+        else:
+            render(report)
     if not quiet:   # the files written: notes on stderr, as predict's and export's
         if report["refit"]:
             print_note(f"refitted on {report['n_train']} images and saved to {report['refit']['output']}")

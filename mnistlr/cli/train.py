@@ -17,6 +17,7 @@ from mnistlr.cli.base import (
     SeedOpt,
     command,
     print_warning,
+    report_stream,
 )
 from mnistlr.learn.options import TrainOptions
 
@@ -67,17 +68,23 @@ def train_command(
                        test_images=test_images, test_labels=test_labels, callback=progress.update)
     for note in result["warnings"]:
         print_warning(note)
-    if json_out:
-        typer.echo(json.dumps(result))
-    else:
-        from mnistlr.cli.render import l2_path_text, phases_text
-        from mnistlr.cli.tables import print_key_values
+    with report_stream(output):   # -o /dev/stdout: the model's bytes, then no summary after them
+        if json_out:
+            typer.echo(json.dumps(result))
+        else:
+            _print_summary(result)
 
-        if "l2_path" in result:
-            result = result | {"l2_path": l2_path_text(result["l2_path"])}
-        if result["subsampled_phases"]:
-            result = result | {"subsampled_phases": phases_text(result["subsampled_phases"])}
-        # no L1 penalty with this solver (ridge), no subsampled phases: no row claims them; the warnings went to stderr
-        result = {k: v for k, v in result.items()
-                  if k != "warnings" and (k != "l1" or v is not None) and (k != "subsampled_phases" or v)}
-        print_key_values(result, title="Training summary")
+
+def _print_summary(result: dict) -> None:
+    """The training summary table (stdout)."""
+    from mnistlr.cli.render import l2_path_text, phases_text
+    from mnistlr.cli.tables import print_key_values
+
+    if "l2_path" in result:
+        result = result | {"l2_path": l2_path_text(result["l2_path"])}
+    if result["subsampled_phases"]:
+        result = result | {"subsampled_phases": phases_text(result["subsampled_phases"])}
+    # no L1 penalty with this solver (ridge), no subsampled phases: no row claims them; the warnings went to stderr
+    result = {k: v for k, v in result.items()
+              if k != "warnings" and (k != "l1" or v is not None) and (k != "subsampled_phases" or v)}
+    print_key_values(result, title="Training summary")

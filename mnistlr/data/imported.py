@@ -116,10 +116,15 @@ def _check_name(name: str, folder: Path, force: bool) -> None:
 def _splits(train: str | os.PathLike, test: str | os.PathLike | None,
             train_labels, test_labels, data_dir) -> dict[str, tuple[np.ndarray, np.ndarray, str]]:
     """split → (images, labels, source) of what is imported; a Keras .npz gives both splits."""
-    X, y = load_source(train, train_labels, "train", data_dir)
+    if sum(str(s) == "-" for s in (train, test, train_labels, test_labels) if s is not None) > 1:
+        raise UsageError("'-' (standard input) is given more than once", "give it once, the others as files")
+    if test is None and test_labels is not None:   # not dropped without a word
+        raise UsageError("`test_labels` is given without a test source",
+                         "give the test images too (TEST_SOURCE), or drop `test_labels`")
+    X, y = load_source(train, train_labels, "train", data_dir, "train_labels")
     splits = {"train": (X, y, _where(train))}
     if test is not None:
-        X_t, y_t = load_source(test, test_labels, "test", data_dir)
+        X_t, y_t = load_source(test, test_labels, "test", data_dir, "test_labels")
         splits["test"] = (X_t, y_t, _where(test))
     elif _has_keras_test(train):
         X_t, y_t = load_source(train, None, "test", data_dir)

@@ -191,13 +191,14 @@ def load_pair(images_path: str | os.PathLike, labels_path: str | os.PathLike,
 
 def load_source(source: str | os.PathLike, labels: str | os.PathLike | None = None,
                 split: str = "train", data_dir: str | os.PathLike | None = None,
-                ) -> tuple[np.ndarray, np.ndarray]:
+                labels_option: str = "labels") -> tuple[np.ndarray, np.ndarray]:
     """Images uint8 (n, rows, cols) and labels (n,) from a file, folder or '-' in any format
     `mnistlr.io.labelled.read_labelled` reads (IDX, .npy, .npz, CSV, Parquet, DIR/<label>/);
-    parsed CSV and Parquet files are cached in DATA_DIR/.cache/parsed, keyed by content."""
+    parsed CSV and Parquet files are cached in DATA_DIR/.cache/parsed, keyed by content.
+    labels_option: the option that gives *labels* (train_labels, test_labels), for the error."""
     from mnistlr.io.labelled import read_labelled
 
-    return read_labelled(source, labels, split=split,
+    return read_labelled(source, labels, split=split, labels_option=labels_option,
                          cache_dir=resolve_data_dir(data_dir) / ".cache" / "parsed")
 
 

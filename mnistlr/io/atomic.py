@@ -84,6 +84,18 @@ def descriptor_of(path: str | os.PathLike) -> int | None:
     return None
 
 
+def writes_stdout(path: str | os.PathLike) -> bool:
+    """True when *path* names standard output's descriptor (/dev/stdout, /dev/fd/1, or a /dev/fd/N
+    that is a copy of it): what is written there goes where the command's results go."""
+    fd = descriptor_of(path)
+    if fd is None:
+        return False
+    try:
+        return fd == 1 or _same_file(os.fstat(fd), os.fstat(1))
+    except OSError:
+        return False
+
+
 def check_output(path: str | os.PathLike, inputs: Sequence[str | os.PathLike] = ()) -> tuple[Path, str]:
     """Where writing *path* goes and how: (target, "file" | "stream" | "descriptor"); refuses what
     must not be written.

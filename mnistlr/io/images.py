@@ -234,6 +234,11 @@ def image_files_in(folder: Path) -> list[Path]:
             if looks_like_image(handle.read(16)):
                 found.append(path)
     if not found:
+        folders = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if folders:   # class folders DIR/<label>/: their images are not looked for here
+            shown = ", ".join(folders[:3]) + (", …" if len(folders) > 3 else "")
+            raise DataError(f"{folder}: folder holds no image files, only folders ({shown})",
+                            f"give the folders of images themselves, e.g. {folder / folders[0]}")
         raise DataError(f"{folder}: folder holds no image files",
                         "give image files (PNG, JPEG, ...), or an IDX, .npy or CSV file")
     return found

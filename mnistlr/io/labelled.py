@@ -61,15 +61,17 @@ STDIN_NAME = "<stdin>"
 MAX_STDIN_BYTES = 4 << 30   # labelled data on standard input (copied to a temporary file)
 _STDIN_BLOCK = 1 << 20
 _NOT_A_FILE = "give the file itself, or '-' to pipe it in on standard input"   # read more than once
-LABELS_HINT = "give the labels too, with `labels` or `train_labels`: an IDX labels file or a .npy"
+LABELS_HINT = "give the labels too, with `{option}`: an IDX labels file or a .npy"
 
 
 def read_labelled(source: str | os.PathLike, labels: str | os.PathLike | None = None, *,
                   split: str = "train", cache_dir: str | os.PathLike | None = None,
-                  stdin: IO[bytes] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  stdin: IO[bytes] | None = None, labels_option: str = "labels",
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Images uint8 (n, rows, cols) and labels (n,) from *source* (and *labels*); see the module doc.
 
-    split: which pair of a Keras-style .npz ("train" or "test"). Raises DataError (one line,
+    split: which pair of a Keras-style .npz ("train" or "test"). labels_option: the option that
+    gives *labels*, named by the error when they are missing. Raises DataError (one line,
     naming the file and the fix) for anything it cannot read.
     """
     if split not in SPLITS:
@@ -90,7 +92,7 @@ def read_labelled(source: str | os.PathLike, labels: str | os.PathLike | None = 
             raise DataError(f"{Path(name).name} holds {len(X):,} images but {Path(labels).name} holds "
                             f"{len(y):,} labels", "pass the labels file that belongs to these images")
     if y is None:
-        raise DataError(f"{name}: holds images but no labels", LABELS_HINT)
+        raise DataError(f"{name}: holds images but no labels", LABELS_HINT.format(option=labels_option))
     return X, label_array(y, name)
 
 
@@ -234,7 +236,11 @@ _HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.f
 
 
 def _check_claim(shape: tuple[int, ...], dtype: np.dtype, available: int, name: str) -> None:
-    """DataError when a header promises more bytes than the file holds (before NumPy allocates them)."""
+    """DataError when a header promises more bytes than the file holds (before NumPy allocates them),
+    or Python objects (a pickle, which is never loaded: not "truncated", whatever its size)."""
+    if dtype.hasobject:
+        raise DataError(f"{name}: holds object values (a pickled array), not numbers",
+                        "save it with a numeric dtype, e.g. np.save(path, np.asarray(a, dtype=np.int64))")
     need = math.prod(shape) * dtype.itemsize
     if need > available:
         raise DataError(f"{name}: truncated: the header promises an array of shape {tuple(shape)} "

@@ -164,7 +164,16 @@ def csv_first_line(head: bytes, name: str) -> tuple[int, str | None, list[str]]:
     if lineno == len(pieces) and len(head) >= HEAD_BYTES:
         raise DataError(f"{name}: line {lineno} is longer than {HEAD_BYTES:,} bytes; not a CSV of images")
     delimiter = next((d for d in (",", "\t", ";") if d in line), None)
-    return lineno, delimiter, [c.strip().strip("\"'") for c in line.split(delimiter)]
+    cells = [c.strip().strip("\"'") for c in line.split(delimiter)]
+    if delimiter is not None and len(cells) > 2 and all(cells[1:-1]):   # names the usual slips
+        if not cells[0] and is_header(cells[1:]):
+            raise DataError(f"{name}: line {lineno}, the header, names no first column: a pandas index, as "
+                            "DataFrame.to_csv writes by default", "write it with to_csv(path, index=False), "
+                            "or drop the first column")
+        if not cells[-1] and cells[0]:
+            raise DataError(f"{name}: line {lineno} ends with a separator: its last value is empty",
+                            "remove the separator at the end of each line")
+    return lineno, delimiter, cells
 
 
 def is_header(cells: list[str]) -> bool:

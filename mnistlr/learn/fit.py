@@ -145,6 +145,25 @@ def weak_fit_note(model, labels) -> str | None:
             f"({majority:.4f}); check --lr, the penalties (--l1, --l2) and the labels")
 
 
+def short_classes_note(options: TrainOptions, labels) -> str | None:
+    """What to warn of when `per_class` asks more images than a class of *labels* (n,), the labels
+    given, holds (else None): all of that class are taken, and the sample is not balanced."""
+    import numpy as np
+
+    if options.per_class is None:
+        return None
+    y = np.asarray(labels)[: options.train_limit]   # as select takes them: train_limit, then classes
+    if options.classes is not None:
+        y = y[np.isin(y, list(options.classes))]
+    values, counts = np.unique(y, return_counts=True)
+    short = [(v, c) for v, c in zip(values.tolist(), counts.tolist(), strict=True) if c < options.per_class]
+    if not short:
+        return None
+    shown = ", ".join(f"{v} ({c:,})" for v, c in short[:5]) + (", …" if len(short) > 5 else "")
+    return (f"--per-class {options.per_class}: {len(short)} of {len(values)} classes hold fewer images, all "
+            f"of them taken: {shown}; for balanced classes give --per-class {min(c for _, c in short)}")
+
+
 def capped_fit_note(model, options: TrainOptions) -> str | None:
     """What to warn of when L-BFGS stopped at max_iter before tol was met (else None)."""
     if model.meta.get("stop_reason") != "max_iter":

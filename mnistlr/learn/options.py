@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+from collections.abc import Mapping, Set
 from typing import Any
 
 from mnistlr.errors import UsageError
@@ -201,7 +202,8 @@ class TrainOptions:
         if self.val_size is not None and self.val_fraction is not None:
             raise UsageError("`val_size` and `val_fraction` both set the hold-out", "give only one")
         if self.classes is not None:
-            if isinstance(self.classes, (str, bytes)) or not hasattr(self.classes, "__len__") \
+            # a set or mapping is no list: not selected by (np.isin takes a set as one object), nor saved
+            if isinstance(self.classes, (str, bytes, Set, Mapping)) or not hasattr(self.classes, "__len__") \
                     or not all(is_whole(c) for c in self.classes):
                 raise UsageError(f"`classes` must be a list of whole-number labels, got {self.classes!r}",
                                  "e.g. `classes=[3, 8]`")

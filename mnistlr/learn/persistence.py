@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import io
 import platform
 from collections.abc import Sequence
 from pathlib import Path
@@ -111,10 +112,10 @@ def model_to_dict(model: LinearModel) -> dict[str, Any]:
     payload = {
         "magic": MAGIC,
         "format_version": FORMAT_VERSION,
-        "kind": model.kind,
+        "kind": to_plain(model.kind),    # np.str_ (a value from an array of choices) is no plain str
         "classes": np.asarray(model.classes, np.int64),
         "image_shape": [int(d) for d in model.image_shape],
-        "preprocessing": model.preprocessor.to_dict(),
+        "preprocessing": to_plain(model.preprocessor.to_dict()),
         "W": np.ascontiguousarray(model.W, np.float32),
         "b": np.ascontiguousarray(model.b, np.float32),
         "features": None if model.features is None else to_plain(model.features.to_dict()),
@@ -132,7 +133,12 @@ def save_model(model: LinearModel, path: str | Path, inputs: Sequence[str | Path
     payload = model_to_dict(model)
     with atomic_write(path, "wb", inputs=inputs) as handle:
         # joblib's format, written without importing joblib; read back by learn.unpickle
-        joblib_format.dump(payload, handle)
+        if handle.seekable():
+            joblib_format.dump(payload, handle)
+        else:   # a pipe or FIFO (-o /dev/stdout | …): the pickler asks positions, for its array padding
+            buffer = io.BytesIO()
+            joblib_format.dump(payload, buffer)
+            handle.write(buffer.getbuffer())
     return payload
 
 

@@ -49,7 +49,8 @@ def check_cv(y: np.ndarray, n_splits: int, option: str = "--cv") -> None:
     if n_splits > smallest:
         label = labels[int(np.argmin(counts))]
         raise UsageError(f"{option} {n_splits} is more than the {smallest} image(s) of class {label}",
-                         f"use {option} {smallest} or fewer, or more training data")
+                         f"use {option} {smallest} or fewer, or more training data" if smallest >= 2 else
+                         "give every class 2 images or more: each of the stratified folds holds one of each")
 
 
 def stratified_kfold(y: np.ndarray, n_splits: int, seed: int, option: str = "--cv") -> list[tuple[np.ndarray, np.ndarray]]:

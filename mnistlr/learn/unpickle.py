@@ -188,6 +188,9 @@ def _open_regular(path: Path) -> int:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
+        if str(path) == "-":   # standard input, for the data of every command, but never a model
+            raise ModelFileError("'-': a model is read from its file, not from standard input",
+                                 "give the model file's path (e.g. model.joblib)") from None
         raise ModelFileError(f"{path}: no such model file", "train one with 'mnistlr train -o PATH'") from None
     except IsADirectoryError:
         raise ModelFileError(f"{path}: is a directory, not a model file", "give the .joblib file") from None
