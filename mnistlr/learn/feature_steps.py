@@ -100,9 +100,9 @@ class Deskew(FeatureStep):
         return deskew_images(X.reshape(len(X), rows, cols)).reshape(len(X), rows * cols)
 
 
-# hog's defaults: 4 × 4-pixel cells and 12 signed orientations (28 × 28 images: 1,728 features). On the
-# 22,699 MNIST images → the 10,000 test images, softmax on deskew,hog: cells of 4 and 12 bins 0.9884,
-# 16 bins 0.9882, 9 unsigned bins 0.9876; cells of 7 (hog alone) 0.9675 against 0.9824 for 4.
+# hog's defaults: 4 × 4-pixel cells and 12 signed orientations (28 × 28 images: 1,728 features), by 2-fold
+# cross-validation of softmax on deskew,hog over the 22,699 MNIST training images: hog:4:12 0.9857, 4:16
+# 0.9861 and 3:12 0.9863 (1.3× and 1.8× the features), 4:9 0.9856, 4:8 0.9842, 7:12 0.9800 (test: 0.9884).
 HOG_CELL, HOG_BINS = 4, 12
 HOG_MAX_BINS = 360
 
