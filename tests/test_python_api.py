@@ -246,3 +246,11 @@ def test_a_fit_that_learnt_nothing_warns(sample):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         mnistlr.train(X, y)
+
+
+@pytest.mark.parametrize("name", ["m.onnx", "m.NPZ", "weights.csv"])
+def test_save_under_an_export_name_points_to_export(model, tmp_path, name):
+    # save writes joblib whatever the name: m.onnx would be no graph
+    with pytest.raises(mnistlr.UsageError, match=r"names an export .*joblib's format") as raised:
+        model.save(tmp_path / name)
+    assert "model.export(" in raised.value.hint and not (tmp_path / name).exists()

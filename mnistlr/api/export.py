@@ -14,15 +14,17 @@ from mnistlr.errors import UsageError
 FORMATS = {".onnx": "ONNX graph", ".npz": "NumPy arrays", ".csv": "CSV weights"}
 
 
-def refuse_export_name(output: str | os.PathLike) -> None:
-    """UsageError when a model file (train's or sweep's -o) is named like an export: it is written in
-    joblib's format whatever its name, so model.onnx would be no ONNX graph (nor train.csv a CSV)."""
+def refuse_export_name(output: str | os.PathLike, python: bool = False) -> None:
+    """UsageError when a model file (train's or sweep's -o, `Model.save`) is named like an export: it is
+    written in joblib's format whatever its name, so model.onnx would be no ONNX graph (nor train.csv a
+    CSV). python: the fix as the Python API's (`model.export`), else the command line's."""
     suffix = Path(output).suffix.lower()
     if suffix in FORMATS:
         model = Path(output).with_suffix(".joblib").name
+        fix = (f"model.export({str(output)!r}) writes the export; model.save({model!r}) the model file" if python
+               else f"save it as {model}, then run: mnistlr export {model} -o {Path(output).name}")
         raise UsageError(f"{output}: '{suffix}' names an export ({FORMATS[suffix]}), but a model file is "
-                         "written in joblib's format", f"save it as {model}, then run: mnistlr export {model} "
-                         f"-o {Path(output).name}")
+                         "written in joblib's format", fix)
 
 
 def export_format(output: str | os.PathLike, input_type: str | None = None, input_layout: str | None = None) -> str:

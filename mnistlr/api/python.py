@@ -121,9 +121,12 @@ class Model:
 
     # ------------------------------------------------------------ files
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the model file (joblib, read back by `mnistlr.load` and every command), atomically."""
+        """Write the model file (joblib, read back by `mnistlr.load` and every command), atomically;
+        a name ending like an export (.onnx, .npz, .csv) is a UsageError pointing to `export`."""
+        from mnistlr.api.export import refuse_export_name
         from mnistlr.learn.persistence import save_model
 
+        refuse_export_name(path, python=True)
         save_model(self.linear, path)
         return Path(path)
 
