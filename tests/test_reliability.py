@@ -229,7 +229,7 @@ TRAIN8 = "train --train-images {i}/img8.gz --train-labels {i}/lab8.gz -o {w}/mod
 SAMPLE = "--dataset mnist-sample --per-class 5"
 FETCH_FIX = r"--mirror URL or --source DIR"
 # Typer refuses NaN with its range message; TrainOptions.validate would name the value
-NAN_FIX = USAGE_HINT + r"|give a non-negative value"
+NAN_FIX = USAGE_HINT + r"|give a (non-negative|positive) value"
 
 IDX_CASES = [
     Case("idx-empty", "train --train-images {i}/empty.idx --train-labels {i}/lab8.gz -o {w}/model.joblib",
@@ -324,7 +324,7 @@ OPTION_CASES = [
     Case("train-nan-l1", f"train {SAMPLE} --solver gd --l1 nan -o {{w}}/model.joblib", 2,
          r"--l1.*(greater than or equal to 0|not in the range|must be a finite number)", NAN_FIX),
     Case("train-inf-C", f"train {SAMPLE} -C inf -o {{w}}/model.joblib", 2,
-         r"--C must be a finite number", r"non-negative value"),
+         r"--C must be a finite number > 0", r"positive value"),
     Case("train-negative-lr", f"train {SAMPLE} --solver sgd --lr -0.1 -o {{w}}/model.joblib", 2,
          r"--lr.*(greater than or equal to 0|not in the range (x>=0|0<=x))", USAGE_HINT),
     Case("train-zero-lr", f"train {SAMPLE} --solver sgd --lr 0 -o {{w}}/model.joblib", 2,

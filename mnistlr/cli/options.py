@@ -118,7 +118,7 @@ LrOpt = Annotated[str | None, typer.Option(
     "--lr", help="Initial learning rate η₀ (gd/sgd), or auto (the default): gd searches η₀ at the first epoch "
     "(backtracking; halved later if a step fails), sgd takes 0.5.", rich_help_panel=_T, show_default="auto")]
 AnnealOpt = Annotated[float, typer.Option(
-    "--anneal", min=0, help="T in the annealed rate η(t)=η₀/(1+t/T), t in epochs (gd/sgd).", rich_help_panel=_T)]
+    "--anneal", help="T > 0 in the annealed rate η(t)=η₀/(1+t/T), t in epochs (gd/sgd).", rich_help_panel=_T)]
 AccelOpt = Annotated[Accel | None, typer.Option(
     "--accel", help="gd's momentum. nesterov (gd's default): FISTA, each step (the same --lr and --anneal "
     "schedule) taken from the point extrapolated along the last move, the momentum restarted when a step turns "
@@ -130,7 +130,7 @@ BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Mini-batch s
 PatienceOpt = Annotated[int, typer.Option(
     "--patience", min=1, help="Stop after this many epochs without hold-out improvement (gd/sgd).",
     rich_help_panel=_T)]
-TolOpt = Annotated[float, typer.Option("--tol", min=0, help="Stop lbfgs when the objective falls by less than this (relative) per iteration (a tenth of it with --l1).", rich_help_panel=_T)]
+TolOpt = Annotated[float, typer.Option("--tol", help="Stop lbfgs when the objective falls by less than this (> 0, relative) per iteration (a tenth of it with --l1).", rich_help_panel=_T)]
 MaxIterOpt = Annotated[int, typer.Option("--max-iter", min=1, help="Most iterations (lbfgs).", rich_help_panel=_T)]
 InitOpt = Annotated[Init, typer.Option("--init", help="Initial weights.", rich_help_panel=_T)]
 PreprocessOpt = Annotated[Preprocess, typer.Option(

@@ -153,13 +153,17 @@ class TrainOptions:
                              f"drop `{name}`, or use `solver={readers[0]}`")
 
     def _check_numbers(self) -> None:
+        # each number's rule, as its message states it: (what it must be, the fix)
+        rules = {"l2": ("a finite number ≥ 0", "give a non-negative value"),
+                 "l1": ("a finite number ≥ 0", "give a non-negative value"),
+                 "val_fraction": ("a finite number strictly between 0 and 1", "e.g. `val_fraction=0.1`")}
         for name in ("l2", "l1", "C", "lr", "anneal", "tol", "val_fraction"):
             value = getattr(self, name)
             if name in ("l2", "C") and isinstance(value, str) and value == AUTO:
                 continue
             if value is not None and (not is_real(value) or not math.isfinite(value) or value < 0):
-                raise UsageError(f"`{name}` must be a finite number ≥ 0, got {value}",
-                                 "give a non-negative value")
+                rule, fix = rules.get(name, ("a finite number > 0", "give a positive value"))
+                raise UsageError(f"`{name}` must be {rule}, got {value}", fix)
         for name in ("lr", "anneal", "C", "tol"):
             if getattr(self, name) == 0:
                 raise UsageError(f"`{name}` must be > 0", "give a positive value")
