@@ -185,3 +185,13 @@ def test_the_address_space_limit_of_these_tests_is_real():
             f"x = bytearray({2 * MEMORY_LIMIT})")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "MemoryError" in done.stderr
+
+
+@pytest.mark.parametrize("args, where", [(("train", "-d", "mnist-sample", "-o"), "mnistlr train"),
+                                         (("predict", "m.joblib", "-o"), "mnistlr predict"),
+                                         (("-o",), "mnistlr")])
+def test_an_option_missing_its_value_points_to_its_commands_help(cli, args, where):
+    # Click words a value missing at the end of the line as the group's error: the pointer still names the command
+    result = cli(*args)
+    assert result.code == 2 and result.out == ""
+    assert result.err.strip().endswith(f"(see '{where} --help')") and result.err.count("\n") == 1

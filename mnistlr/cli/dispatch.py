@@ -139,12 +139,19 @@ def _run_command(command, argv: list[str] | None, prog_name: str):
     return result
 
 
+def _help_of(args: list[str]) -> str:
+    """`mnistlr NAME` when *args* name a command (Click words an option missing its value at the end of
+    the line as the group's error), else `mnistlr`."""
+    name = next((arg for arg in args if not arg.startswith("-")), None)
+    return f"mnistlr {name}" if any(command[0] == name for command in COMMANDS) else "mnistlr"
+
+
 def main(argv: list[str] | None = None, prog_name: str = "mnistlr") -> int:
     """Run the CLI on *argv* and return the exit status; never raises for expected errors."""
     previous = _install_handlers()
+    args = sys.argv[1:] if argv is None else argv
     try:
         check_environment()
-        args = sys.argv[1:] if argv is None else argv
         if asks_for_help(args):
             load_help_formatter()
         command = _click_group(args)
@@ -162,7 +169,7 @@ def main(argv: list[str] | None = None, prog_name: str = "mnistlr") -> int:
         print_error(exc.for_command_line())
         return exc.exit_code
     except _ClickUsageError as exc:
-        where = f"mnistlr {exc.ctx.info_name}" if exc.ctx and exc.ctx.parent else "mnistlr"
+        where = f"mnistlr {exc.ctx.info_name}" if exc.ctx and exc.ctx.parent else _help_of(args)
         # Typer's choice errors read "Value error, 'x' is not one of ...": keep the message only
         message = exc.format_message().replace("Value error, ", "")
         if message.strip():    # empty when Click has just shown the help (no arguments)
