@@ -9,6 +9,7 @@ Device nodes are made in the test's own folder (mknod, as root), never the machi
 from __future__ import annotations
 
 import errno
+import json
 import os
 import select
 import shlex
@@ -287,3 +288,23 @@ def test_sweep_refuses_one_file_for_the_model_and_the_results(files, cli):
                  "--param", "l2=1e-3,1e-2", "--cv", "2", "-o", files / "same", "--results", files / "same")
     assert_one_line_error(result, 2, r"--output and --results are the same file", r"different names")
     assert not (files / "same").exists()
+
+
+def test_an_export_into_a_fifo_reports_no_size_of_its_own(files, tmp_path, cli):
+    fifo = tmp_path / "weights.csv"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+
+    def read() -> None:
+        with open(fifo, "rb") as handle:
+            received.append(handle.read())
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    result = cli("export", files / "m.joblib", "-o", fifo, "--json")
+    reader.join(30)
+    assert result.code == 0, result.err
+    # the FIFO's size (0) is not the export's: no figure rather than a wrong one
+    assert json.loads(result.out)["bytes"] is None
+    assert cli("export", files / "m.joblib", "-o", tmp_path / "file.csv").code == 0
+    assert received == [(tmp_path / "file.csv").read_bytes()]

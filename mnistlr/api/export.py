@@ -82,8 +82,16 @@ def export(model: Any, output: str | os.PathLike, *, input_type: str | None = No
         labels = model.classes[1:] if W_raw.shape[1] == 1 else model.classes
         write_weights_csv(output, W_raw, b_raw, labels.tolist())
     return {"output": str(output), "format": FORMATS[suffix], "kind": model.kind,
-            "classes": model.classes.tolist(), "bytes": Path(output).stat().st_size,
+            "classes": model.classes.tolist(), "bytes": _size(output),
             "input": f"{input_type} {input_layout}" if suffix == ".onnx" else None}
+
+
+def _size(output) -> int | None:
+    """The bytes of the file written, None for a pipe, FIFO or device (its size is not the export's)."""
+    import stat
+
+    info = Path(output).stat()
+    return info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
 # Feature steps the ONNX graph cannot express (image resampling; gradient-orientation histograms)

@@ -52,4 +52,5 @@ def export_command(
     if json_out:
         typer.echo(json.dumps(summary))
     elif not quiet:   # plain: a path must not be wrapped
-        echo(f"wrote {summary['output']} ({summary['format']}, {summary['bytes']:,} bytes)", err=True)
+        size = "" if summary["bytes"] is None else f", {summary['bytes']:,} bytes"
+        echo(f"wrote {summary['output']} ({summary['format']}{size})", err=True)
