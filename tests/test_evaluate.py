@@ -323,3 +323,26 @@ def test_model_without_training_meta_still_plots(cli, tmp_path):
     assert result.code == 0, result.err
     assert json.loads(result.out)["accuracy"] > 0.5 and result.err == ""
     assert len(list((tmp_path / "f").glob("*.png"))) == 4
+
+
+def test_split_with_images_that_are_one_set_is_a_usage_error(cli, tmp_path):
+    from mnistlr.data.registry import load_dataset
+    from mnistlr.io.idx import write_idx
+
+    X, y = load_dataset("mnist-sample", "test")
+    write_idx(tmp_path / "img.gz", X[:50]), write_idx(tmp_path / "lab.gz", y[:50].astype(np.uint8))
+    model = tmp_path / "m.joblib"
+    assert cli("train", "-d", "mnist-sample", "--per-class", "20", "-q", "-o", model).code == 0
+    result = cli("evaluate", model, "--images", tmp_path / "img.gz", "--labels", tmp_path / "lab.gz", "--split", "train")
+    assert result.code == 2 and result.out == "" and result.err.count("\n") == 1
+    assert "--split chooses a split of a dataset or of a Keras .npz" in result.err
+
+
+def test_normalize_with_json_adds_the_row_shares(cli, tmp_path):
+    model = tmp_path / "m.joblib"
+    assert cli("train", "-d", "mnist-sample", "--per-class", "20", "-q", "-o", model).code == 0
+    plain = json.loads(cli("evaluate", model, "--json").out)
+    shares = json.loads(cli("evaluate", model, "--json", "--normalize").out)
+    assert "confusion_matrix_shares" not in plain and shares["confusion_matrix"] == plain["confusion_matrix"]
+    cm = np.asarray(plain["confusion_matrix"], float)
+    np.testing.assert_allclose(shares["confusion_matrix_shares"], cm / cm.sum(axis=1, keepdims=True))

@@ -206,3 +206,14 @@ def test_report_refuses_empty_or_misshapen_input():
         metrics.classification_report(np.array([], int), np.empty((0, 2)), np.array([0, 1]))
     with pytest.raises(DataError):
         metrics.classification_report(np.array([0, 1]), np.ones((2, 3)) / 3, np.array([0, 1]))
+
+
+def test_row_shares_are_scikit_learns_normalize_true():
+    from sklearn.metrics import confusion_matrix as sk_confusion
+
+    rng = np.random.default_rng(4)
+    y, y_pred = rng.integers(0, 4, 300), rng.integers(0, 4, 300)
+    cm = metrics.confusion_matrix(y, y_pred, 4)
+    np.testing.assert_allclose(metrics.row_shares(cm), sk_confusion(y, y_pred, normalize="true"))
+    # a class with no images: its row is 0, not nan
+    assert metrics.row_shares(np.array([[2, 1], [0, 0]])).tolist() == [[2 / 3, 1 / 3], [0.0, 0.0]]

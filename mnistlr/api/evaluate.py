@@ -23,6 +23,9 @@ def load_eval_data(model, dataset: str | None, split: str | None, images: Path |
     if images is not None:
         if dataset is not None:
             raise UsageError("--images and --dataset both name the data", "give only one")
+        if split is not None and str(images) != "-" and Path(images).suffix.lower() != ".npz":
+            raise UsageError(f"`split` chooses a split of a dataset or of a Keras .npz (x_train/x_test), but "
+                             f"{images} holds one set of images", "drop `split`, or give `dataset`")
         X, y = registry.load_source(images, labels, split or "test", data_dir)
         return X, y, {"images": str(images), "labels": None if labels is None else str(labels)}
     name = dataset or model.meta.get("dataset")

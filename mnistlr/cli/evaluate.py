@@ -39,7 +39,8 @@ def evaluate_command(
     labels: o.LabelsOpt = None,
     only_model_classes: o.OnlyModelClassesOpt = False,
     normalize: Annotated[bool, typer.Option(
-        "--normalize", help="Print the confusion matrix as shares of each true label, not counts.", metavar="")] = False,
+        "--normalize", help="Print the confusion matrix as shares of each true label, not counts "
+        "(--json: confusion_matrix_shares beside the counts).", metavar="")] = False,
     top: Annotated[int, typer.Option("--top", min=0, max=100, help="How many confused pairs to list.")] = 5,
     plot: Annotated[Path | None, typer.Option(
         "--plot", help="Write confusion.png, roc.png, learning_curves.png and weights.png (and l2_path.png "
@@ -60,6 +61,10 @@ def evaluate_command(
                       labels=labels, data_dir=data_dir, only_model_classes=only_model_classes,
                       plot_dir=plot, top=top)
     if json_out:
+        if normalize:   # the matrix as row shares beside its counts
+            from mnistlr.evaluation.metrics import row_shares
+
+            report = report | {"confusion_matrix_shares": row_shares(report["confusion_matrix"]).tolist()}
         typer.echo(json.dumps(report))
     else:
         from mnistlr.cli.base import stdout_console

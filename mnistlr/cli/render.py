@@ -257,10 +257,11 @@ def confusion_table(report: dict[str, Any], normalize: bool = False, color: bool
     from rich.table import Table
     from rich.text import Text
 
+    from mnistlr.evaluation.metrics import row_shares
+
     labels = report["labels"]
     cm = np.asarray(report["confusion_matrix"], np.int64)
-    support = cm.sum(axis=1)
-    rate = cm / np.maximum(support, 1)[:, None]
+    support, rate = cm.sum(axis=1), row_shares(cm)
     what = "row shares" if normalize else "counts"
     title = Text(f"Confusion matrix, {what} (rows: true, columns: predicted)", style="italic")
     texts = [["·" if cm[t, p] == 0 else (f"{rate[t, p]:.2f}" if normalize else str(cm[t, p]))

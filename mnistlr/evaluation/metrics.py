@@ -60,6 +60,13 @@ def confusion_matrix(y: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.nd
     return np.bincount(flat, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
 
+def row_shares(cm: np.ndarray) -> np.ndarray:
+    """Each row of a confusion matrix (n_classes, n_classes) as shares of its true label's images (0 for an empty row)."""
+    cm = np.asarray(cm, np.int64)
+    # r_tp = cm_tp / Σ_p cm_tp
+    return cm / np.maximum(cm.sum(axis=1), 1)[:, None]
+
+
 def _safe_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     """num/den elementwise, 0 where den = 0 (scikit-learn's zero_division default)."""
     num, den = np.asarray(num, np.float64), np.asarray(den, np.float64)
