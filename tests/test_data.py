@@ -207,3 +207,25 @@ def test_bundled_sample_files_are_the_reproducible_ones():
     for name, sha in pinned.items():
         assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == sha, name
     assert "BSD" in (folder / "NOTICE").read_text() and "LeCun" in (folder / "NOTICE").read_text()
+
+
+@pytest.mark.parametrize("how", ["variable", "option", "xdg"])
+def test_a_data_directory_that_is_a_file_names_where_it_came_from(cli, tmp_path, monkeypatch, how):
+    from mnistlr.data.location import resolve_data_dir
+
+    (tmp_path / "mnistlr").write_text("not a folder")
+    monkeypatch.delenv("MNISTLR_DATA", raising=False)
+    if how == "variable":
+        monkeypatch.setenv("MNISTLR_DATA", str(tmp_path / "mnistlr"))
+        args, named = (), "from MNISTLR_DATA"
+    elif how == "option":
+        args, named = ("--data-dir", str(tmp_path / "mnistlr")), "from --data-dir"
+    else:
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+        args, named = (), "from XDG_CACHE_HOME"
+    result = cli("fetch", "--list", *args)
+    assert result.code == 1 and result.out == "" and result.err.count("\n") == 1
+    assert f"the data directory {tmp_path / 'mnistlr'}, {named}" in result.err and "is a file" in result.err
+    if how == "option":
+        with pytest.raises(DataError, match="from data_dir, is a file"):
+            resolve_data_dir(tmp_path / "mnistlr")
