@@ -225,7 +225,7 @@ def test_a_data_directory_that_is_a_file_names_where_it_came_from(cli, tmp_path,
         args, named = (), "from XDG_CACHE_HOME"
     result = cli("fetch", "--list", *args)
     assert result.code == 1 and result.out == "" and result.err.count("\n") == 1
-    assert f"the data directory {tmp_path / 'mnistlr'}, {named}" in result.err and "is a file" in result.err
+    assert f"the data directory {tmp_path / 'mnistlr'}, {named}" in result.err and "is not a directory" in result.err
     if how == "option":
-        with pytest.raises(DataError, match="from data_dir, is a file"):
+        with pytest.raises(DataError, match="from data_dir, is not a directory"):
             resolve_data_dir(tmp_path / "mnistlr")

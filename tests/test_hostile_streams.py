@@ -130,7 +130,7 @@ def test_odd_numba_environment(name, value, pattern, d, cli, monkeypatch):
 def test_odd_data_directory(value, pattern, cli, monkeypatch, tmp_path):
     monkeypatch.setenv("MNISTLR_DATA", value)
     result = cli("train", "-d", "mnist", "-q", "-o", tmp_path / "never.joblib")
-    assert_one_line_error(result, 1, pattern, r"mnistlr fetch|check|choose")
+    assert_one_line_error(result, 1, pattern, r"mnistlr fetch|check|choose|point MNISTLR_DATA at a directory")
 
 
 def test_undecodable_bytes_in_the_data_directory_are_escaped(tmp_path, cli, monkeypatch):

@@ -732,3 +732,18 @@ def test_labels_given_for_a_source_that_holds_its_own_are_a_usage_error(tmp_path
     with pytest.raises(UsageError, match="keras.npz holds its own labels, and other.npy is given as labels too"):
         read_labelled(tmp_path / "keras.npz", tmp_path / "other.npy")
     assert read_labelled(tmp_path / "keras.npz")[1].tolist() == [0, 1, 0, 1, 0, 1]
+
+
+@pytest.mark.parametrize("encoding, named", [("latin-1", "Latin-1"), ("utf-16", "UTF-16"), ("utf-32", "UTF-32")])
+def test_a_csv_in_another_encoding_is_named_with_its_conversion(tmp_path, encoding, named):
+    header = "étiquette," + ",".join(f"p{i}" for i in range(4))
+    text = header + "\n" + "\n".join(f"{k % 2},0,255,12,{k}" for k in range(6)) + "\n"
+    path = tmp_path / "digits.csv"
+    path.write_bytes(text.encode(encoding))
+    with pytest.raises(DataError, match=f"text in {named}, not UTF-8") as raised:
+        read_labelled(path, None)
+    assert f"iconv -f {named} -t UTF-8" in raised.value.hint
+    # the same text as UTF-8 reads
+    path.write_bytes(text.encode("utf-8"))
+    X, y = read_labelled(path, None)[:2]
+    assert X.shape[0] == 6 and list(y) == [0, 1, 0, 1, 0, 1]

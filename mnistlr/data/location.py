@@ -34,9 +34,9 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
 
 
 def _directory(path: Path, source: str) -> Path:
-    """*path* unless it exists as something other than a directory (a DataError naming *source*)."""
+    """*path* unless it exists as something other than a directory (a file, a device: a DataError naming *source*)."""
     if path.exists() and not path.is_dir():
         given = source if source.startswith("`") else f"{source} ({os.environ[source]})"
-        raise DataError(f"the data directory {path}, from {given}, is a file, not a directory",
+        raise DataError(f"the data directory {path}, from {given}, is not a directory",
                         f"point {source} at a directory, or at a path where one can be made")
     return path

@@ -87,6 +87,29 @@ def sniff(head: bytes) -> str:
     return "csv" if _is_text(head) else "unknown"
 
 
+def unrecognised(name: str, head: bytes, fix: str) -> DataError:
+    """The DataError for content that is no format read here, naming a text file in another encoding
+    than UTF-8 (a CSV saved as UTF-16 or Latin-1) with the conversion that makes it readable."""
+    encoding = _other_text_encoding(head)
+    if encoding is not None:
+        return DataError(f"{name}: text in {encoding}, not UTF-8 (CSV files are read as UTF-8 or ASCII)",
+                         f"convert it, e.g. iconv -f {encoding} -t UTF-8 FILE > FILE.utf8.csv")
+    return DataError(f"{name}: unrecognised content (first bytes {head[:4].hex(' ')})", fix)
+
+
+def _other_text_encoding(head: bytes) -> str | None:
+    """'UTF-16' or 'UTF-32' for text that starts with their byte-order mark, 'Latin-1' for
+    8-bit text that is not UTF-8 (printable, with digits), else None."""
+    if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return "UTF-32"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "UTF-16"
+    text = head.decode("latin-1")
+    if b"\0" not in head and any(c.isdigit() for c in text) and all(c.isprintable() or c in "\t\r\n" for c in text):
+        return "Latin-1"
+    return None
+
+
 def _is_text(head: bytes) -> bool:
     """Printable UTF-8 text holding at least one digit (a cut-off last character is allowed)."""
     for cut in range(4):
@@ -176,8 +199,7 @@ def _content_source(name: str, kind: str, head: bytes, reopen: Reopen,
         return ArraySource(name, "npy", dtype, shape, fortran, _skipping(reopen, length, name))
     if kind == "csv":
         return CsvSource(name, reopen, csv_layout(head, name, image_shape), image_shape)
-    raise DataError(f"{name}: unrecognised content (first bytes {head[:4].hex(' ')})",
-                    "give an IDX, .npy/.npz, CSV, Parquet or image file")
+    raise unrecognised(name, head, "give an IDX, .npy/.npz, CSV, Parquet or image file")
 
 
 def _npz_source(name: str, file: Path | IO[bytes]) -> Source:

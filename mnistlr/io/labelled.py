@@ -48,7 +48,15 @@ import numpy as np
 from mnistlr.errors import DataError, UsageError
 from mnistlr.io import cache, images, tables
 from mnistlr.io.idx import read_idx
-from mnistlr.io.inputs import MAX_STREAM_BYTES, STDIN, content_of, detect, read_capped, sniff
+from mnistlr.io.inputs import (
+    MAX_STREAM_BYTES,
+    STDIN,
+    content_of,
+    detect,
+    read_capped,
+    sniff,
+    unrecognised,
+)
 from mnistlr.io.labels import LABEL_VALUES_HINT, integer_labels
 from mnistlr.io.pixels import PIXELS_HINT, raw_pixels
 from mnistlr.io.readers import Reopen, error_line
@@ -150,8 +158,7 @@ def _copy_capped(stream: IO[bytes], copy: IO[bytes]) -> None:
     total = 0
     while block := _read_block(stream):
         if not total and sniff(block) == "unknown":
-            raise DataError(f"{STDIN_NAME}: unrecognised content (first bytes {block[:4].hex(' ')})",
-                            f"give {FORMATS}")
+            raise unrecognised(STDIN_NAME, block, f"give {FORMATS}")
         total += len(block)
         if total > MAX_STDIN_BYTES:
             raise DataError(f"{STDIN_NAME}: more than {MAX_STDIN_BYTES >> 20:,} MiB of data on standard input",
@@ -215,7 +222,7 @@ def _read_source(source: Path, split: str, cache_dir: Path | None,
     if kind == "image":
         raise DataError(f"{name}: one image file holds no labelled dataset",
                         "give a folder DIR/<label>/*.png, or predict on single images")
-    raise DataError(f"{name}: unrecognised content", f"give {FORMATS}")
+    raise unrecognised(name, head, f"give {FORMATS}")
 
 
 def _is_pair(arrays: tuple[np.ndarray, ...]) -> bool:
