@@ -272,6 +272,18 @@ def test_a_compressed_output_name_is_refused_not_written_as_plain_text(sample, t
     assert not (tmp_path / name).exists()
 
 
+@pytest.mark.parametrize("name", ["p.parquet", "p.NPY", "p.xlsx", "p.joblib"])
+def test_a_binary_output_name_is_refused_not_written_as_csv(sample, trained, tmp_path, cli, name):
+    _, path = trained
+    np.save(tmp_path / "a.npy", sample[2][:5])
+    result = cli("predict", path, tmp_path / "a.npy", "-o", tmp_path / name)
+    assert result.code == 2 and result.err.count("\n") == 1 and "predictions are written as text" in result.err
+    assert f"name it {name.split('.')[0]}.csv" in result.err and not (tmp_path / name).exists()
+    # with --format, the name is the user's choice
+    assert cli("predict", path, tmp_path / "a.npy", "-o", tmp_path / name, "-f", "csv").code == 0
+    assert (tmp_path / name).read_text().startswith("index,label\n")
+
+
 def test_json_without_images_is_an_empty_array():
     writer, stream = RowWriter("json", np.arange(10)), io.BytesIO()
     from mnistlr.api.predict import _write

@@ -162,11 +162,16 @@ class RowWriter:
 
 
 _COMPRESSED = {".gz": "gzip", ".bz2": "bzip2", ".xz": "xz", ".zst": "zstd"}
+# binary formats a name may promise that predictions (text rows) are not
+_BINARY = {".parquet": "Parquet", ".feather": "Feather", ".arrow": "Arrow", ".npy": "a NumPy array",
+           ".npz": "a NumPy archive", ".xlsx": "Excel", ".xls": "Excel", ".h5": "HDF5", ".hdf5": "HDF5",
+           ".pkl": "a pickle", ".pickle": "a pickle", ".joblib": "a joblib file", ".onnx": "ONNX", ".zip": "zip"}
 
 
 def output_format(output: str | os.PathLike | None, fmt: str | None) -> str:
     """The output format: *fmt*, else told by the output's suffix (.json, .jsonl, .tsv), else csv.
-    A compression suffix (.gz, …) is refused: the rows are written as plain text."""
+    A compression suffix (.gz, …) or a binary format's (.parquet, .npy, …) without *fmt* is refused:
+    the rows are written as plain text."""
     suffix = Path(output).suffix.lower() if output is not None else ""
     if suffix in _COMPRESSED:
         raise UsageError(f"{output}: predictions are written as plain text, not {_COMPRESSED[suffix]}",
@@ -176,6 +181,10 @@ def output_format(output: str | os.PathLike | None, fmt: str | None) -> str:
         if fmt not in FORMATS:
             raise UsageError(f"unknown output format '{fmt}'", f"use one of {', '.join(FORMATS)}")
         return fmt
+    if suffix in _BINARY:
+        raise UsageError(f"{output}: predictions are written as text ({', '.join(FORMATS[:4])}), "
+                         f"not {_BINARY[suffix]}", f"name it {Path(output).with_suffix('.csv').name} (or .tsv, "
+                         ".jsonl, .json), or give --format")
     return {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".tsv": "tsv",
             ".tab": "tsv"}.get(suffix, "csv")
 

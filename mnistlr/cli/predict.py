@@ -58,7 +58,7 @@ def predict_command(
         show_default=False)] = None,
     fmt: Annotated[OutputFormat | None, typer.Option(
         "--format", "-f", help="Output format (default: told by the -o suffix .jsonl/.ndjson, .json, "
-        ".tsv, else csv); json: one JSON array of the jsonl objects; kaggle: ImageId,Label with 1-based ids, for Kaggle's digit recognizer.",
+        ".tsv, else csv; a binary name such as .parquet or .npy needs --format); json: one JSON array of the jsonl objects; kaggle: ImageId,Label with 1-based ids, for Kaggle's digit recognizer.",
         show_default=False)] = None,
     proba: Annotated[bool, typer.Option(
         "--proba", help="Add one probability column per class (p0 … p9).", metavar="")] = False,
