@@ -140,3 +140,19 @@ def test_a_label_beyond_32_bits_is_refused_not_wrapped(cli, tmp_path, label):
     result = cli("import", "wide", tmp_path / "x.npy", "--train-labels", tmp_path / "y.npy")
     assert result.code == 1 and f"train label {label} is beyond the 32-bit range IDX stores" in result.err
     assert not (tmp_path / "data" / "wide").exists()
+
+
+def test_a_keras_npz_on_standard_input_imports_both_splits(keras_npz, tmp_path):
+    import subprocess
+    import sys
+
+    path, (X, y, X_t, y_t) = keras_npz
+    with open(path, "rb") as stdin:
+        done = subprocess.run([sys.executable, "-m", "mnistlr", "import", "piped", "-", "--json",
+                               "--data-dir", str(tmp_path / "data")], stdin=stdin, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["splits"]["train"]["images"] == 1500 and report["splits"]["test"]["images"] == 400
+    manifest = json.loads((tmp_path / "data" / "piped" / "manifest.json").read_text())
+    test_file = tmp_path / "data" / "piped" / manifest["files"]["test-labels"]["file"]
+    assert gzip.decompress(test_file.read_bytes()) == encode_idx(y_t)

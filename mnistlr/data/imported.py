@@ -121,19 +121,37 @@ def _splits(train: str | os.PathLike, test: str | os.PathLike | None,
     if test is None and test_labels is not None:   # not dropped without a word
         raise UsageError("`test_labels` is given without a test source",
                          "give the test images too (TEST_SOURCE), or drop `test_labels`")
-    X, y = load_source(train, train_labels, "train", data_dir, "train_labels")
-    splits = {"train": (X, y, _where(train))}
+    if str(train) == "-" and test is None:
+        # standard input is read once: kept while both splits of a Keras .npz are taken from it
+        from mnistlr.io.labelled import spooled
+
+        with spooled("-") as copy:
+            splits = _train_and_keras_test(train, train_labels, data_dir, copy)
+    else:
+        splits = _train_and_keras_test(train, train_labels, data_dir, None if test is not None else train)
     if test is not None:
         X_t, y_t = load_source(test, test_labels, "test", data_dir, "test_labels")
         splits["test"] = (X_t, y_t, _where(test))
-    elif _has_keras_test(train):
-        X_t, y_t = load_source(train, None, "test", data_dir)
-        splits["test"] = (X_t, y_t, f"{_where(train)} (x_test, y_test)")
     shapes = {s[0].shape[1:] for s in splits.values()}
     if len(shapes) > 1:
         raise DataError("the train and test images differ in size "
                         f"({' and '.join('×'.join(map(str, s)) for s in shapes)})",
                         "import images of one size")
+    return splits
+
+
+def _train_and_keras_test(train, train_labels, data_dir, keras: Path | None) -> dict:
+    """The train split of *train*, and the test split too when *keras* (the file itself, or the copy of
+    standard input) is a Keras .npz holding x_test and y_test."""
+    def read(split: str, labels, option: str):
+        if keras is None or str(train) != "-":
+            return load_source(train, labels, split, data_dir, option)
+        with open(keras, "rb") as stream:   # '-' read from the kept copy, named <stdin> as before
+            return load_source(train, labels, split, data_dir, option, stdin=stream)
+
+    splits = {"train": (*read("train", train_labels, "train_labels"), _where(train))}
+    if keras is not None and _has_keras_test(keras):
+        splits["test"] = (*read("test", None, "labels"), f"{_where(train)} (x_test, y_test)")
     return splits
 
 

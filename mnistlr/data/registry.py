@@ -191,14 +191,15 @@ def load_pair(images_path: str | os.PathLike, labels_path: str | os.PathLike,
 
 def load_source(source: str | os.PathLike, labels: str | os.PathLike | None = None,
                 split: str = "train", data_dir: str | os.PathLike | None = None,
-                labels_option: str = "labels") -> tuple[np.ndarray, np.ndarray]:
+                labels_option: str = "labels", stdin=None) -> tuple[np.ndarray, np.ndarray]:
     """Images uint8 (n, rows, cols) and labels (n,) from a file, folder or '-' in any format
     `mnistlr.io.labelled.read_labelled` reads (IDX, .npy, .npz, CSV, Parquet, DIR/<label>/);
     parsed CSV and Parquet files are cached in DATA_DIR/.cache/parsed, keyed by content.
-    labels_option: the option that gives *labels* (train_labels, test_labels), for the error."""
+    labels_option: the option that gives *labels* (train_labels, test_labels), for the error;
+    stdin: the stream '-' reads (standard input by default)."""
     from mnistlr.io.labelled import read_labelled
 
-    return read_labelled(source, labels, split=split, labels_option=labels_option,
+    return read_labelled(source, labels, split=split, labels_option=labels_option, stdin=stdin,
                          cache_dir=resolve_data_dir(data_dir) / ".cache" / "parsed")
 
 

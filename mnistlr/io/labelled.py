@@ -88,7 +88,7 @@ def read_labelled(source: str | os.PathLike, labels: str | os.PathLike | None = 
         raise UsageError("'-' (standard input) is given for both the images and the labels",
                          "give one of them as a file")
     name = STDIN_NAME if str(source) == STDIN else str(source)
-    with _spooled(source, stdin) as path:
+    with spooled(source, stdin) as path:
         X, y = _read_source(path, split, None if cache_dir is None or name == STDIN_NAME else Path(cache_dir),
                             name)
     if labels is not None:
@@ -107,7 +107,7 @@ def read_labelled(source: str | os.PathLike, labels: str | os.PathLike | None = 
 def read_label_file(path: str | os.PathLike, stdin: IO[bytes] | None = None) -> np.ndarray:
     """Labels (n,) from an IDX labels file or a 1-D .npy (raw or gzip)."""
     name = STDIN_NAME if str(path) == STDIN else str(path)
-    with _spooled(path, stdin) as file:
+    with spooled(path, stdin) as file:
         images.regular_path(file, "a labels file", _NOT_A_FILE)
         kind, _, reopen = _content(file)
         if kind == "idx":
@@ -131,7 +131,7 @@ def _content(path: Path) -> tuple[str, bytes, Reopen]:
 
 
 @contextlib.contextmanager
-def _spooled(source: str | os.PathLike, stdin: IO[bytes] | None) -> Iterator[Path]:
+def spooled(source: str | os.PathLike, stdin: IO[bytes] | None = None) -> Iterator[Path]:
     """*source* as a Path; for '-', a temporary copy of standard input (*stdin* or sys.stdin),
     named STDIN_NAME so that every reader's messages name it so, removed afterwards."""
     if str(source) != STDIN:
