@@ -188,26 +188,17 @@ def test_onnx_of_a_feature_model_matches_predict_on_the_real_test_images(spec, f
     assert np.abs(onnx_P - P).max() <= 2e-5
 
 
-def test_a_deskew_model_is_refused_in_one_line(tmp_path, cli):
-    path = tmp_path / "deskew.joblib"
+@pytest.mark.parametrize("spec, step, shown, other", [("deskew,pca:5", "deskew", "deskew,pca:5", ".npz"),
+                                                      ("hog:7", "hog", "hog:7:12", ".csv")])
+def test_a_model_with_a_step_onnx_cannot_express_is_refused_in_one_line(tmp_path, cli, spec, step, shown, other):
+    path = tmp_path / "m.joblib"
     X, y = load_dataset("mnist-sample", "train")
-    save_model(fit_model(X[:500], y[:500], TrainOptions(features="deskew,pca:5", max_iter=5)), path)
-    result = cli("export", path, "-o", tmp_path / "deskew.onnx")
-    assert result.code == 2 and "cannot express the deskew step of --features deskew,pca:5" in result.err
-    assert result.err.count("\n") == 1 and not (tmp_path / "deskew.onnx").exists()
-    result = cli("export", path, "-o", tmp_path / "deskew.npz")
-    assert result.code == 2 and "retrain without deskew and export to .onnx" in result.err
-
-
-def test_a_hog_model_is_refused_in_one_line(tmp_path, cli):
-    path = tmp_path / "hog.joblib"
-    X, y = load_dataset("mnist-sample", "train")
-    save_model(fit_model(X[:500], y[:500], TrainOptions(features="hog:7", max_iter=5)), path)
-    result = cli("export", path, "-o", tmp_path / "hog.onnx")
-    assert result.code == 2 and "cannot express the hog step of --features hog:7:12" in result.err
-    assert result.err.count("\n") == 1 and not (tmp_path / "hog.onnx").exists()
-    result = cli("export", path, "-o", tmp_path / "hog.csv")
-    assert result.code == 2 and "retrain without hog and export to .onnx: ONNX cannot express hog" in result.err
+    save_model(fit_model(X[:500], y[:500], TrainOptions(features=spec, max_iter=5)), path)
+    result = cli("export", path, "-o", tmp_path / "m.onnx")
+    assert result.code == 2 and f"cannot express the {step} step of --features {shown}" in result.err
+    assert result.err.count("\n") == 1 and not (tmp_path / "m.onnx").exists()
+    result = cli("export", path, "-o", tmp_path / f"m{other}")
+    assert result.code == 2 and f"retrain without {step} and export to .onnx: ONNX cannot express {step}" in result.err
 
 
 def test_npz_that_is_not_an_export_is_refused(tmp_path):

@@ -120,7 +120,7 @@ class TrainOptions:
             raise UsageError(f"`{name}=auto` runs a path of L-BFGS fits, not {solver}",
                              "drop `solver`, or give a number")
         _check_choice("path_metric", self.path_metric, PATH_METRICS)
-        if self.path_metric != _default("path_metric") and not self.auto_l2():
+        if self.path_metric != option_default("path_metric") and not self.auto_l2():
             raise UsageError(f"`path_metric={self.path_metric}` picks the penalty of `l2=auto` (or `C=auto`)",
                              "add `l2=auto`, or drop `path_metric`")
         self._check_path_cv()
@@ -141,15 +141,12 @@ class TrainOptions:
         solver = self.resolved_solver()
         for name, readers in READ_BY.items():
             value = getattr(self, name)
-            if solver in readers or value == _default(name):
+            if solver in readers or value == option_default(name):
                 continue
-            shown = f"{value:g}" if isinstance(value, float) else value
-            named = [f"`solver={readers[0]}`", *readers[1:]]
-            users = named[0] if len(named) == 1 else f"{', '.join(named[:-1])} and {named[-1]}"
             if solver == "closed":
-                raise UsageError(f"`{name}={shown}` is read by {users} only; ridge is solved in closed form",
+                raise UsageError(f"{read_by_text(name, value)}; ridge is solved in closed form",
                                  f"drop `{name}`, or train `model=softmax` or logistic")
-            raise UsageError(f"`{name}={shown}` is read by {users} only, not by {solver}",
+            raise UsageError(f"{read_by_text(name, value)}, not by {solver}",
                              f"drop `{name}`, or use `solver={readers[0]}`")
 
     def _check_numbers(self) -> None:
@@ -230,9 +227,18 @@ READ_BY = {name: tuple(solver for solver, names in SOLVER_PARAMS.items() if name
            for name in ("lr", "anneal", "epochs", "patience", "batch_size", "tol", "max_iter", "init")}
 
 
-def _default(name: str) -> Any:
+def option_default(name: str) -> Any:
     """The default of TrainOptions field *name*."""
     return TrainOptions.__dataclass_fields__[name].default
+
+
+def read_by_text(name: str, value: Any) -> str:
+    """'`epochs=5` is read by `solver=gd` and sgd only': the solvers that read option *name* (READ_BY)."""
+    readers = READ_BY[name]
+    shown = f"{value:g}" if isinstance(value, float) else value
+    named = [f"`solver={readers[0]}`", *readers[1:]]
+    users = named[0] if len(named) == 1 else f"{', '.join(named[:-1])} and {named[-1]}"
+    return f"`{name}={shown}` is read by {users} only"
 
 
 def is_real(value: Any) -> bool:

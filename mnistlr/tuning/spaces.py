@@ -26,6 +26,8 @@ from mnistlr.learn.options import (
     READ_BY,
     SOLVERS,
     TrainOptions,
+    option_default,
+    read_by_text,
 )
 from mnistlr.learn.splits import check_cv, derive_seed, stratified_kfold  # noqa: F401  (the search's folds)
 
@@ -297,7 +299,7 @@ def apply_params(base: TrainOptions, params: dict[str, Any], seed: int | None = 
         solver = dataclasses.replace(base, solver=params["solver"]).resolved_solver()
         for name, readers in READ_BY.items():
             if solver not in readers:
-                changes.setdefault(name, TrainOptions.__dataclass_fields__[name].default)
+                changes.setdefault(name, option_default(name))
     if seed is not None:
         changes["seed"] = seed
     return dataclasses.replace(base, **changes)
@@ -308,12 +310,9 @@ def unread_by_every_solver(base: TrainOptions, solvers: Sequence[Any]) -> None:
     searched = [dataclasses.replace(base, solver=s).resolved_solver() for s in solvers]
     for name, readers in READ_BY.items():
         value = getattr(base, name)
-        if value == TrainOptions.__dataclass_fields__[name].default or set(readers) & set(searched):
+        if value == option_default(name) or set(readers) & set(searched):
             continue
-        shown = f"{value:g}" if isinstance(value, float) else value
-        named = [f"`solver={readers[0]}`", *readers[1:]]
-        users = named[0] if len(named) == 1 else f"{', '.join(named[:-1])} and {named[-1]}"
-        raise UsageError(f"`{name}={shown}` is read by {users} only, by none of the searched solvers "
+        raise UsageError(f"{read_by_text(name, value)}, by none of the searched solvers "
                          f"({', '.join(dict.fromkeys(searched))})",
                          f"drop `{name}`, or search `solver={readers[0]}` too")
 
