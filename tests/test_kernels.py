@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import reference as ref
 
-from mnistlr.learn.kernels import fused, prox, scoring, setup
+from mnistlr.learn.kernels import fused, fused_blocks, prox, scoring, setup
 from mnistlr.learn.kernels.gram import centered_cross_products
 
 DTYPES = [np.float32, np.float64]
@@ -306,8 +306,8 @@ def pixels_problem(n_samples, n_features, n_outputs, binary, seed=3):
     return X, y, W, rng.normal(size=n_outputs)
 
 
-# uint8 X takes the slice-blocked kernel (fused_blocks): ragged blocks of 64 rows and groups of 4,
-# one or three feature slices (1001 features, 10 classes: slices of 336, not multiples of 8 at the end),
+# uint8 X takes the slice-blocked kernel (fused_blocks): ragged blocks of 64 rows and groups of 4 and 8,
+# one or two feature slices (1001 features, 10 classes: slices of 512, zero past feature 1001),
 # classes not a multiple of the 5-class or 2-class register blocks, one class, one-vs-rest.
 @pytest.mark.parametrize("kind,n_outputs", [("softmax", 1), ("softmax", 2), ("softmax", 3), ("softmax", 7),
                                             ("softmax", 10), ("softmax", 11), ("ovr", 1), ("ovr", 5)])
@@ -321,6 +321,17 @@ def test_blocked_uint8_kernel_matches_reference(kind, n_outputs, n_samples, n_fe
     got = fn(X, y, W, b)
     assert got.grad_W.shape == W.shape and got.grad_W.dtype == np.float64
     assert_matches_reference(got, reference(X, y, W, b), np.float32)
+
+
+@pytest.mark.parametrize("n_features,n_outputs", [(784, 10), (784, 1), (1001, 10), (3072, 10), (784, 47), (20, 3)])
+def test_block_shape_fills_whole_vectors_within_the_cache_budgets(n_features, n_outputs):
+    n_slices, width, rows = fused_blocks.block_shape(n_features, n_outputs, 4)
+    assert width % 16 == 0 and rows % 8 == 0 and 8 <= rows <= fused_blocks.MAX_BLOCK_ROWS
+    assert n_slices * width >= n_features > (n_slices - 1) * width
+    assert n_outputs * width * 4 <= max(fused_blocks.SLICE_BYTES, 16 * n_outputs * 4)
+    assert rows * n_slices * width * 4 <= max(fused_blocks.BLOCK_BYTES, 8 * n_slices * width * 4)
+    if n_outputs * n_features * 4 <= fused_blocks.SLICE_BYTES and n_features % 16 == 0:
+        assert (n_slices, width) == (1, n_features)       # 10 × 784 pixels: one slice, no padding
 
 
 def test_blocked_kernel_with_several_blocks_per_chunk_and_threads():
@@ -386,3 +397,16 @@ def test_vector_registers_follow_the_cpu_numba_targets(monkeypatch):
     assert setup.vector_registers() == 16
     monkeypatch.setattr(config, "CPU_FEATURES", "")
     assert setup.vector_registers() == 16      # a named CPU without its features: the safe reading
+
+
+def test_prefetch_is_a_hint_that_reaches_the_machine_code():
+    @setup.njit
+    def touch_every_line(a):
+        for i in range(0, a.size + 64, 16):           # past the end too: a prefetch never faults
+            setup.prefetch(a, i)
+        return a.sum()
+
+    a = np.arange(100, dtype=np.float32)
+    assert touch_every_line(a) == a.sum()
+    asm = touch_every_line.inspect_asm(touch_every_line.signatures[0])
+    assert "prefetch" in asm or "prfm" in asm         # x86 prefetcht1, or ARM's prfm

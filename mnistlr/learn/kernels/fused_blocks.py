@@ -6,8 +6,11 @@
   while the block's rows stream past; `logit_rows` rows × 5 classes per inner loop: 2 rows (10
   vector accumulators, 7 loads per 10 multiply-adds: no spills with AVX2's 16 registers) or, with
   AVX-512's 32 registers, 4 rows (20 accumulators, 9 loads per 20 multiply-adds).
-- After the residuals R = ∂ℓ/∂s, the gradient G += Rᵀx, slice by slice again, 4 rows × 5
-  classes per inner loop: 4 row loads and 5 loads and stores of G for 20 multiply-adds.
+- While a block's logits are computed, the next block's rows are prefetched into the L2 cache
+  (the widening then reads cache, not memory: 19.9 → 16.6 ms per Fashion pass with one slice).
+- After the residuals R = ∂ℓ/∂s, the gradient G += Rᵀx, slice by slice again, 8 rows × 2
+  classes per inner loop: 8 row loads and 2 loads and stores of G for 16 multiply-adds, one
+  chain each (4 × 5 with two chains of two: ~20 % slower on Zen 4, its adds unfused).
 
 Wᵀ and the chunks' G are slice-major too, zero-padded past the last feature.
 """
@@ -22,12 +25,12 @@ from mnistlr.learn.kernels.residuals import (
     block_residuals,
     softmax_block_residuals,
 )
-from mnistlr.learn.kernels.setup import njit, prange
+from mnistlr.learn.kernels.setup import njit, prange, prefetch
 
-SLICE_BYTES = 16384         # a slice of Wᵀ or of G (k × width floats) fills at most half the L1 cache
+SLICE_BYTES = 32768         # a slice of Wᵀ or of G (k × width floats) fits the L1 cache (10 × 784 pixels: one slice)
 BLOCK_BYTES = 262144        # a block of rows (rows × features floats) fills at most half the L2 cache
 MAX_BLOCK_ROWS = 64
-CLASS_BLOCK = 5             # classes per register block of the logits and of the gradient
+CLASS_BLOCK = 5             # classes per register block of the logits
 
 
 
@@ -87,33 +90,31 @@ def _dot2x1(xa, xb, Ws, c, S, r):
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def _outer4x5(Xs, R, r, c0, Gs):
-    """Gs[c0 + q] += Σ_i R[r + i, c0 + q]·Xs[r + i] for the 4 row slices r..r+3 and 5 classes q."""
-    xa, xb, xc, xd = Xs[r], Xs[r + 1], Xs[r + 2], Xs[r + 3]
-    g0, g1, g2, g3, g4 = Gs[c0], Gs[c0 + 1], Gs[c0 + 2], Gs[c0 + 3], Gs[c0 + 4]
-    a0, a1, a2, a3, a4 = R[r, c0], R[r, c0 + 1], R[r, c0 + 2], R[r, c0 + 3], R[r, c0 + 4]
-    b0, b1, b2, b3, b4 = R[r + 1, c0], R[r + 1, c0 + 1], R[r + 1, c0 + 2], R[r + 1, c0 + 3], R[r + 1, c0 + 4]
-    e0, e1, e2, e3, e4 = R[r + 2, c0], R[r + 2, c0 + 1], R[r + 2, c0 + 2], R[r + 2, c0 + 3], R[r + 2, c0 + 4]
-    d0, d1, d2, d3, d4 = R[r + 3, c0], R[r + 3, c0 + 1], R[r + 3, c0 + 2], R[r + 3, c0 + 3], R[r + 3, c0 + 4]
-    for j in range(g0.size):
-        u0, u1, u2, u3 = xa[j], xb[j], xc[j], xd[j]
-        # ∂/∂W_jc Σ_i ℓ_i = Σ_i x_ij (∂ℓ_i/∂s_ic), as two chains of two (shorter latency than one of four)
-        g0[j] = (g0[j] + a0 * u0 + b0 * u1) + (e0 * u2 + d0 * u3)
-        g1[j] = (g1[j] + a1 * u0 + b1 * u1) + (e1 * u2 + d1 * u3)
-        g2[j] = (g2[j] + a2 * u0 + b2 * u1) + (e2 * u2 + d2 * u3)
-        g3[j] = (g3[j] + a3 * u0 + b3 * u1) + (e3 * u2 + d3 * u3)
-        g4[j] = (g4[j] + a4 * u0 + b4 * u1) + (e4 * u2 + d4 * u3)
+def _outer8x2(Xs, R, r, c0, Gs):
+    """Gs[c0 + q] += Σ_i R[r + i, c0 + q]·Xs[r + i] for the 8 row slices r..r+7 and 2 classes q."""
+    x0, x1, x2, x3, x4, x5, x6, x7 = Xs[r], Xs[r + 1], Xs[r + 2], Xs[r + 3], Xs[r + 4], Xs[r + 5], Xs[r + 6], Xs[r + 7]
+    g, h = Gs[c0], Gs[c0 + 1]
+    p0, p1, p2, p3, p4, p5, p6, p7 = R[r, c0], R[r + 1, c0], R[r + 2, c0], R[r + 3, c0], \
+        R[r + 4, c0], R[r + 5, c0], R[r + 6, c0], R[r + 7, c0]
+    q0, q1, q2, q3, q4, q5, q6, q7 = R[r, c0 + 1], R[r + 1, c0 + 1], R[r + 2, c0 + 1], R[r + 3, c0 + 1], \
+        R[r + 4, c0 + 1], R[r + 5, c0 + 1], R[r + 6, c0 + 1], R[r + 7, c0 + 1]
+    for j in range(g.size):
+        u0, u1, u2, u3, u4, u5, u6, u7 = x0[j], x1[j], x2[j], x3[j], x4[j], x5[j], x6[j], x7[j]
+        # ∂/∂W_jc Σ_i ℓ_i = Σ_i x_ij (∂ℓ_i/∂s_ic)
+        g[j] = g[j] + p0 * u0 + p1 * u1 + p2 * u2 + p3 * u3 + p4 * u4 + p5 * u5 + p6 * u6 + p7 * u7
+        h[j] = h[j] + q0 * u0 + q1 * u1 + q2 * u2 + q3 * u3 + q4 * u4 + q5 * u5 + q6 * u6 + q7 * u7
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def _outer4x1(Xs, R, r, c, Gs):
-    """Gs[c] += Σ_i R[r + i, c]·Xs[r + i] for the 4 row slices r..r+3 and one class c."""
-    xa, xb, xc, xd = Xs[r], Xs[r + 1], Xs[r + 2], Xs[r + 3]
-    pa, pb, pc, pd = R[r, c], R[r + 1, c], R[r + 2, c], R[r + 3, c]
+def _outer8x1(Xs, R, r, c, Gs):
+    """Gs[c] += Σ_i R[r + i, c]·Xs[r + i] for the 8 row slices r..r+7 and one class c."""
+    x0, x1, x2, x3, x4, x5, x6, x7 = Xs[r], Xs[r + 1], Xs[r + 2], Xs[r + 3], Xs[r + 4], Xs[r + 5], Xs[r + 6], Xs[r + 7]
+    p0, p1, p2, p3, p4, p5, p6, p7 = R[r, c], R[r + 1, c], R[r + 2, c], R[r + 3, c], \
+        R[r + 4, c], R[r + 5, c], R[r + 6, c], R[r + 7, c]
     g = Gs[c]
     for j in range(g.size):
         # ∂/∂W_jc Σ_i ℓ_i = Σ_i x_ij (∂ℓ_i/∂s_ic)
-        g[j] = (g[j] + pa * xa[j] + pb * xb[j]) + (pc * xc[j] + pd * xd[j])
+        g[j] = g[j] + p0 * x0[j] + p1 * x1[j] + p2 * x2[j] + p3 * x3[j] + p4 * x4[j] + p5 * x5[j] + p6 * x6[j] + p7 * x7[j]
 
 
 @njit(cache=True)
@@ -133,8 +134,18 @@ def _gather_block(X, rows, i0, m, XS):
                 dst[j] = 0.0
 
 
+@njit(cache=True, inline="always")
+def _prefetch_rows(X, rows, i, n, lo, hi):
+    """Ask for the cache lines of X[rows[i + q], lo:hi] for q < n (the next block's, while this one computes)."""
+    step = max(1, 64 // X.itemsize)
+    for q in range(n):
+        row = X[rows[i + q]]
+        for j in range(lo, min(hi, row.size), step):
+            prefetch(row, j)
+
+
 @njit(cache=True, fastmath=FASTMATH)   # the register blocks inline here, with these flags
-def _block_logits(XS, m, WS, b, S, logit_rows):
+def _block_logits(XS, m, WS, b, S, logit_rows, X, rows, next_i, next_m):
     """S[:m] = logits x_i·W + b of the block's first m rows (XS (n_slices, rows, width), WS (n_slices, k, width)).
 
     logit_rows (2 or 4): rows per register block of the 5-class loops (rows past m are computed
@@ -145,12 +156,15 @@ def _block_logits(XS, m, WS, b, S, logit_rows):
     S[:] = 0.0
     for s in range(n_slices):
         Xs, Ws = XS[s], WS[s]
+        width = Xs.shape[1]
         if logit_rows == 4:
             for r in range(0, m + (-m) % 4, 4):
+                _prefetch_rows(X, rows, next_i + r, max(0, min(4, next_m - r)), s * width, (s + 1) * width)
                 for c0 in range(0, full, CLASS_BLOCK):
                     _dot4x5(Xs, r, Ws, c0, S)
         else:
             for r in range(0, m, 2):
+                _prefetch_rows(X, rows, next_i + r, max(0, min(2, next_m - r)), s * width, (s + 1) * width)
                 for c0 in range(0, full, CLASS_BLOCK):
                     _dot2x5(Xs[r], Xs[r + 1], Ws, c0, S, r)
         for r in range(0, m, 2):
@@ -166,20 +180,20 @@ def _block_logits(XS, m, WS, b, S, logit_rows):
 def _block_gradient(XS, m, R, GS, gb):
     """GS += Rᵀx and gb += Σ_i R[i] over the block's m rows (R's other rows are zeroed first)."""
     n_slices, k = GS.shape[0], GS.shape[1]
-    m4 = m + (-m) % 4
+    m8 = m + (-m) % 8
     for r in range(R.shape[0]):
         for c in range(k):
             # rows past m add nothing; residuals below 1e-30 (subnormal in float32, ~10× slower) become 0
             R[r, c] = R[r, c] if (r < m and abs(R[r, c]) >= 1e-30) else 0.0
             gb[c] += R[r, c]
-    full = k - k % CLASS_BLOCK
+    pairs = k - k % 2
     for s in range(n_slices):
         Xs, Gs = XS[s], GS[s]
-        for r in range(0, m4, 4):
-            for c0 in range(0, full, CLASS_BLOCK):
-                _outer4x5(Xs, R, r, c0, Gs)
-            for c in range(full, k):
-                _outer4x1(Xs, R, r, c, Gs)
+        for r in range(0, m8, 8):
+            for c0 in range(0, pairs, 2):
+                _outer8x2(Xs, R, r, c0, Gs)
+            for c in range(pairs, k):
+                _outer8x1(Xs, R, r, c, Gs)
 
 
 @njit(cache=True)
@@ -196,7 +210,7 @@ def _loss_grad_rows(X, rows, start, end, WS, b, y, kind, want_grad, GS, gb, XS, 
     for i0 in range(start, end, n_rows):
         m = min(n_rows, end - i0)
         _gather_block(X, rows, i0, m, XS)
-        _block_logits(XS, m, WS, b, S, logit_rows)
+        _block_logits(XS, m, WS, b, S, logit_rows, X, rows, i0 + n_rows, min(n_rows, end - i0 - n_rows))
         if kind == KIND_SOFTMAX:   # S float32 (uint8 X always has float32 weights here)
             loss_sum, n_correct = softmax_block_residuals(S, m, y, rows, i0, loss_sum, n_correct, bits, shifted_y)
         else:
@@ -244,10 +258,14 @@ def logit_rows() -> int:
 
 
 def block_shape(n_features: int, n_outputs: int, itemsize: int) -> tuple[int, int, int]:
-    """(n_slices, width, block rows): k × width floats within SLICE_BYTES (width a multiple of 8, slices of
-    near-equal width); block rows a multiple of 4 with rows × features floats within BLOCK_BYTES."""
-    most = max(8, SLICE_BYTES // (itemsize * n_outputs) // 8 * 8)
+    """(n_slices, width, block rows): k × width floats within SLICE_BYTES (width a multiple of 16, slices of
+    near-equal width); block rows a multiple of 8 with rows × features floats within BLOCK_BYTES.
+
+    A width of whole AVX-512 vectors leaves the inner loops no scalar remainder (2 × 392 floats
+    per row: ~7 % slower than 1 × 784 on Zen 4, BENCHMARKS.md, thirteenth session).
+    """
+    most = max(16, SLICE_BYTES // (itemsize * n_outputs) // 16 * 16)
     n_slices = -(-n_features // most)
-    width = -(-n_features // (8 * n_slices)) * 8
-    rows = BLOCK_BYTES // (itemsize * n_slices * width) // 4 * 4
-    return n_slices, width, max(4, min(MAX_BLOCK_ROWS, rows))
+    width = -(-n_features // (16 * n_slices)) * 16
+    rows = BLOCK_BYTES // (itemsize * n_slices * width) // 8 * 8
+    return n_slices, width, max(8, min(MAX_BLOCK_ROWS, rows))

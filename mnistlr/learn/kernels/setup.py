@@ -74,7 +74,44 @@ def _refresh_without_scipy_blas() -> None:
 
 _refresh_without_scipy_blas()
 
-__all__ = ["njit", "prange", "numba_cache_fallback", "set_num_threads", "vector_registers"]
+
+def _prefetch_typer(typingctx, array, index):
+    """`prefetch(a, i)`: ask for the cache line holding a[i] of a C-contiguous 1-D array (a hint: no load, never a fault)."""
+    from llvmlite import ir
+    from numba import types
+    from numba.core import cgutils
+
+    if not (isinstance(array, types.Array) and array.ndim == 1 and isinstance(index, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        address = builder.bitcast(builder.gep(data, [args[1]]), ir.IntType(8).as_pointer())
+        i32 = ir.IntType(32)
+        name = "llvm.prefetch.p0" if _opaque_pointers() else "llvm.prefetch.p0i8"
+        hint = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [address.type] + [i32] * 3), name)
+        builder.call(hint, [address, i32(0), i32(2), i32(1)])   # read, keep in L2 and below, data cache
+        return context.get_dummy_value()
+
+    return types.void(array, types.intp), codegen
+
+
+def _opaque_pointers() -> bool:
+    """LLVM 15 and later name the prefetch intrinsic by the opaque pointer type."""
+    import llvmlite.binding as llvm
+
+    return llvm.llvm_version_info[0] >= 15
+
+
+def _make_prefetch():
+    from numba.extending import intrinsic
+
+    return intrinsic(_prefetch_typer)
+
+
+prefetch = _make_prefetch()
+
+__all__ = ["njit", "prange", "numba_cache_fallback", "prefetch", "set_num_threads", "vector_registers"]
 
 
 def set_num_threads(n_threads: int) -> None:
