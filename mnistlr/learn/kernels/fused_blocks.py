@@ -2,7 +2,7 @@
 
 - The block's rows are copied (uint8 widened, once) into a float scratch laid out slice-major,
   (n_slices, rows, width): every feature slice of every row is a contiguous run.
-- Logits S = xW, slice by slice: a slice of Wᵀ (k × width floats, ≤ 16 KB) stays in the L1 cache
+- Logits S = xW, slice by slice: a slice of Wᵀ (k × width floats, ≤ 32 KB) stays in the L1 cache
   while the block's rows stream past; `logit_rows` rows × 5 classes per inner loop: 2 rows (10
   vector accumulators, 7 loads per 10 multiply-adds: no spills with AVX2's 16 registers) or, with
   AVX-512's 32 registers, 4 rows (20 accumulators, 9 loads per 20 multiply-adds).
