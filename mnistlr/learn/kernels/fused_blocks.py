@@ -7,7 +7,8 @@
   vector accumulators, 7 loads per 10 multiply-adds: no spills with AVX2's 16 registers) or, with
   AVX-512's 32 registers, 4 rows (20 accumulators, 9 loads per 20 multiply-adds).
 - While a block's logits are computed, the next block's rows are prefetched into the L2 cache
-  (the widening then reads cache, not memory: 19.9 → 16.6 ms per Fashion pass with one slice).
+  (the widening then reads cache, not memory; with the single slice below, 19.9 → 16.6 ms per
+  Fashion pass).
 - After the residuals R = ∂ℓ/∂s, the gradient G += Rᵀx, slice by slice again, 8 rows × 2
   classes per inner loop: 8 row loads and 2 loads and stores of G for 16 multiply-adds, one
   chain each (4 × 5 with two chains of two: ~20 % slower on Zen 4, its adds unfused).
@@ -149,7 +150,8 @@ def _block_logits(XS, m, WS, b, S, logit_rows, X, rows, next_i, next_m):
     """S[:m] = logits x_i·W + b of the block's first m rows (XS (n_slices, rows, width), WS (n_slices, k, width)).
 
     logit_rows (2 or 4): rows per register block of the 5-class loops (rows past m are computed
-    on the scratch's zero rows and never read).
+    on the scratch's zero rows and never read). X, rows, next_i, next_m: the next block's rows
+    rows[next_i:next_i + next_m] of X, prefetched slice by slice along the way.
     """
     n_slices, k = WS.shape[0], WS.shape[1]
     full = k - k % CLASS_BLOCK

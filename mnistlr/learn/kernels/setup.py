@@ -1,6 +1,7 @@
-"""Numba set-up: the cache-folder fallback, then `njit` and `prange` for every kernel module.
+"""Numba set-up: the cache-folder fallback, then `njit`, `prange` and `prefetch` for every kernel module.
 
-Kernel modules take `njit` and `prange` from here, so the fallback runs before Numba compiles.
+Kernel modules take `njit` and `prange` (and the cache hint `prefetch`) from here, so the
+fallback runs before Numba compiles.
 """
 
 from __future__ import annotations
