@@ -104,13 +104,9 @@ def _opaque_pointers() -> bool:
     return llvm.llvm_version_info[0] >= 15
 
 
-def _make_prefetch():
-    from numba.extending import intrinsic
+from numba.extending import intrinsic  # noqa: E402
 
-    return intrinsic(_prefetch_typer)
-
-
-prefetch = _make_prefetch()
+prefetch = intrinsic(_prefetch_typer)
 
 __all__ = ["njit", "prange", "numba_cache_fallback", "prefetch", "set_num_threads", "vector_registers"]
 
