@@ -292,17 +292,25 @@ def test_the_model_records_the_hash_of_the_data_it_was_fitted_on(l2):
 
 
 def test_class_means_in_blocks_and_by_the_kernel_are_the_same(monkeypatch):
-    import numba  # noqa: F401  (the kernel path needs it loaded)
+    import sys
 
+    import mnistlr.learn.kernels.setup  # noqa: F401  (the kernel path needs Numba imported)
     from mnistlr.learn import data_record as record
+    from mnistlr.learn.kernels import class_sums
 
     rng = np.random.default_rng(6)
     X, y = rng.integers(0, 256, (1000, 30), dtype=np.uint8), rng.integers(0, 5, 1000)
     whole = class_means(X, y, 5, kernel=False)
     monkeypatch.setattr(record, "MEANS_BLOCK_ROWS", 7)          # 143 blocks, the last one short
     assert np.array_equal(class_means(X, y, 5, kernel=False), whole)
-    assert np.array_equal(class_means(X, y, 5), whole)          # the kernel
-    assert data_record(prepare(X.reshape(1000, 5, 6), y, TrainOptions()), False)["class_means"].shape == (5, 30)
+    calls = []
+    real = class_sums.class_pixel_sums
+    monkeypatch.setattr(class_sums, "class_pixel_sums", lambda *a: calls.append(1) or real(*a))
+    assert np.array_equal(class_means(X, y, 5), whole) and calls == [1]     # the kernel
+    assert data_record(prepare(X.reshape(1000, 5, 6), y, TrainOptions()))["class_means"].shape == (5, 30)
+    assert calls == [1, 1]
+    monkeypatch.delitem(sys.modules, "mnistlr.learn.kernels.setup")   # Numba not imported (yet): NumPy
+    assert np.array_equal(class_means(X, y, 5), whole) and calls == [1, 1]
 
 
 def test_data_sha256_sees_bytes_and_shape():
@@ -439,3 +447,18 @@ def test_the_first_l1_fit_in_a_process_is_the_same_as_the_next():
     done = subprocess.run([sys.executable, "-c", FIRST_AND_SECOND_FIT], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "True"
+
+
+@pytest.mark.parametrize("block", [1000, 7, 1])
+def test_training_metrics_in_blocks_are_the_metrics_of_all_rows(block, monkeypatch):
+    from mnistlr.evaluation.metrics import log_loss
+    from mnistlr.learn import fit
+
+    images, labels = toy(n=120, n_classes=3)
+    model = fit_model(images, labels, TrainOptions())
+    X = images.reshape(len(images), -1)
+    P = model.proba_from_scores(model.raw_scores(X))
+    monkeypatch.setattr(fit, "METRICS_BLOCK", block)   # 120 rows in 1, 17 (of 7 or 8 rows) or 120 blocks
+    accuracy, loss = fit.accuracy_and_log_loss(model, X, labels)
+    assert accuracy == np.mean(model.classes[P.argmax(1)] == labels)
+    assert loss == pytest.approx(log_loss(np.searchsorted(model.classes, labels), P), rel=1e-12)

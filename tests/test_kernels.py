@@ -179,12 +179,13 @@ def test_scores_uint8_match_reference_and_do_not_depend_on_the_batch(n_outputs):
         scoring.scores_uint8(X.astype(np.float32), W, b)
 
 
-@pytest.mark.parametrize("n_features", [1, 784, 5000])
-def test_integer_weights_give_exact_sums_on_both_paths(n_features, monkeypatch):
+@pytest.mark.parametrize("n_features,n_classes", [(1, 4), (784, 4), (784, 10), (5000, 12)])
+def test_integer_weights_give_exact_sums_on_both_paths(n_features, n_classes, monkeypatch):
     rng = np.random.default_rng(12)
     X = rng.integers(0, 256, size=(603, n_features)).astype(np.uint8)   # not a multiple of 4 rows
     X[0] = 255                                        # the largest sums the bound allows
-    W = rng.normal(scale=0.05, size=(n_features, 4)).astype(np.float32)
+    # 4: the 4 × 1 blocks only; 10: the 4 × 5 blocks only; 12: both
+    W = rng.normal(scale=0.05, size=(n_features, n_classes)).astype(np.float32)
     W[:, 1] *= 1e-6                                   # columns of very different sizes
     W[:, 2] = 0.0                                     # and an empty one
     K, unit = scoring.integer_weights(W)
@@ -201,14 +202,14 @@ def test_integer_weights_give_exact_sums_on_both_paths(n_features, monkeypatch):
     np.testing.assert_array_equal(integer_sums(X, np.ascontiguousarray(K.T)), exact)
     monkeypatch.delitem(sys.modules, "numba")                                           # as in predict
     np.testing.assert_array_equal(scoring._integer_sums_blas(X, K), exact)
-    b = rng.normal(size=4).astype(np.float32)
+    b = rng.normal(size=n_classes).astype(np.float32)
     blas = scoring.scores_uint8(X, W, b)             # no numba in sys.modules: the BLAS path
     monkeypatch.setattr(scoring, "NUMBA_MIN_ROWS", 1)
     np.testing.assert_array_equal(scoring.scores_uint8(X, W, b), blas)
     np.testing.assert_allclose(blas, ref.scores(X, W, b), rtol=1e-6, atol=1e-6 * np.abs(blas).max())
 
 
-def test_scores_uint8_takes_the_numba_kernel_only_when_loaded_or_for_many_rows(monkeypatch):
+def test_scores_uint8_takes_the_numba_kernel_only_when_loaded_or_ready_for_many_rows(monkeypatch):
     from mnistlr.learn.kernels import integer_scores
 
     rng = np.random.default_rng(13)
@@ -232,6 +233,14 @@ def test_scores_uint8_takes_the_numba_kernel_only_when_loaded_or_for_many_rows(m
     monkeypatch.setattr(integer_scores, "loaded", lambda: True)
     np.testing.assert_array_equal(scoring.scores_uint8(X, W, b), blas)
     assert kernel_calls == [1, 1]
+    # Numba's kernels set up (training): the kernel from NUMBA_READY_MIN_ROWS rows on
+    monkeypatch.setattr(integer_scores, "loaded", lambda: False)
+    monkeypatch.setattr(scoring, "NUMBA_READY_MIN_ROWS", 300)
+    np.testing.assert_array_equal(scoring.scores_uint8(X, W, b), blas)
+    assert kernel_calls == [1, 1, 1]
+    monkeypatch.delitem(sys.modules, "mnistlr.learn.kernels.setup")   # as in predict
+    np.testing.assert_array_equal(scoring.scores_uint8(X, W, b), blas)
+    assert kernel_calls == [1, 1, 1]
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])

@@ -335,7 +335,17 @@ def test_column_means_of_float_rows_are_the_mean_in_any_thread_count(monkeypatch
     monkeypatch.setattr(threads, "n_threads", lambda: 1)
     assert np.array_equal(two, means.column_means(X))
     pixels = np.random.default_rng(6).integers(0, 256, size=(3000, 9), dtype=np.uint8)
-    assert np.array_equal(means.column_means(pixels), pixels.mean(axis=0, dtype=np.float64))
+    pixels[:, 4] = 255                                # the largest sums
+    import sys
+
+    import mnistlr.learn.kernels.setup  # noqa: F401  (Numba imported: the class-sum kernel)
+    from mnistlr.learn.kernels import class_sums
+
+    calls, real = [], class_sums.class_pixel_sums
+    monkeypatch.setattr(class_sums, "class_pixel_sums", lambda *a: calls.append(1) or real(*a))
+    assert np.array_equal(means.column_means(pixels), pixels.mean(axis=0, dtype=np.float64)) and calls == [1]
+    monkeypatch.delitem(sys.modules, "mnistlr.learn.kernels.setup")   # NumPy's sums
+    assert np.array_equal(means.column_means(pixels), pixels.mean(axis=0, dtype=np.float64)) and calls == [1]
 
 
 def test_subsampled_phases_from_two_hundred_and_forty_thousand_rows():

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
+
+from mnistlr.learn.kernels.threads import numba_ready
 
 # Rows at a time of class_means' NumPy path for pixels (each class's rows of a block are copied once)
 MEANS_BLOCK_ROWS = 65536
 
 
-def data_record(data, kernel: bool = True) -> dict:
-    """{"data_sha256", "class_means"} of the training part of `fit.Prepared` *data*.
-
-    kernel=False: class means by NumPy only (on a thread beside Numba's import, where
-    "numba" in sys.modules does not yet mean a usable Numba).
-    """
+def data_record(data) -> dict:
+    """{"data_sha256", "class_means"} of the training part of `fit.Prepared` *data*: on a thread
+    beside the fit too (the class means take the Numba kernel only once Numba is imported)."""
     y_index = np.searchsorted(data.classes, data.y_train)
     return {"data_sha256": data_sha256(data.X_train, data.y_train),
-            "class_means": class_means(data.X_train, y_index, len(data.classes), kernel=kernel)}
+            "class_means": class_means(data.X_train, y_index, len(data.classes))}
 
 
 def data_sha256(X, y) -> str:
@@ -35,9 +32,9 @@ def data_sha256(X, y) -> str:
 
 def class_means(X, y_index, n_classes: int, kernel: bool = True):
     """Mean raw pixels per class: (n_classes, n_features) float32, for X (n, n_features) and
-    y_index (n,) class indices. kernel: the Numba kernel when Numba is loaded (else NumPy)."""
+    y_index (n,) class indices. kernel: the Numba kernel when Numba is imported (else NumPy)."""
     exact = X.dtype == np.uint8 and len(X) < 2 ** 24    # uint32 sums of uint8 cannot overflow
-    if exact and kernel and "numba" in sys.modules:   # one pass over the rows
+    if exact and kernel and numba_ready():   # one pass over the rows
         from mnistlr.learn.kernels.class_sums import class_pixel_sums
 
         sums = class_pixel_sums(X, y_index, n_classes)

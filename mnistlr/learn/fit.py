@@ -241,7 +241,7 @@ def fit_model(images, labels, options: TrainOptions, callback=None, dataset: str
     data = prepare(images, labels, options)
     # the record of the data (hash, class means) on a thread beside the fit, which first imports
     # Numba on one core; the path (l2=auto) refits on the hold-out too: its record comes after
-    record = None if options.auto_l2() else in_background(data_record, data, False)
+    record = None if options.auto_l2() else in_background(data_record, data)
     started = time.perf_counter()
     features, X, X_val = _features(options, data)
     preprocessor = Preprocessor.fit(options.preprocess, X, unit=255.0 if features is None else features.unit)
@@ -414,10 +414,12 @@ def accuracy_and_log_loss(model, X, y, inputs=None) -> tuple[float | None, float
         return None, None
     idx = np.searchsorted(model.classes, y)
     n_correct, loss_sum = 0, 0.0
-    # blocks of rows (16,384: the scoring kernel runs on both cores from there): a float32 copy
-    # of all of X would be the peak of the whole run
-    for start in range(0, len(idx), METRICS_BLOCK):
-        rows = slice(start, start + METRICS_BLOCK)
+    # equal blocks of METRICS_BLOCK to 2·METRICS_BLOCK rows (the scoring kernel runs on both cores
+    # from 16,384 rows): a float32 copy of all of X would be the peak of the whole run
+    n_blocks = max(1, len(idx) // METRICS_BLOCK)
+    block = max(1, -(-len(idx) // n_blocks))    # ⌈n / n_blocks⌉
+    for start in range(0, len(idx), block):
+        rows = slice(start, start + block)
         if inputs is None:
             P = model.proba_from_scores(model.raw_scores(X[rows]))
         else:

@@ -3,9 +3,8 @@
 - The block's rows are copied (uint8 widened, once) into a float scratch laid out slice-major,
   (n_slices, rows, width): every feature slice of every row is a contiguous run.
 - Logits S = xW, slice by slice: a slice of Wᵀ (k × width floats, ≤ 32 KB) stays in the L1 cache
-  while the block's rows stream past; `logit_rows` rows × 5 classes per inner loop: 2 rows (10
-  vector accumulators, 7 loads per 10 multiply-adds: no spills with AVX2's 16 registers) or, with
-  AVX-512's 32 registers, 4 rows (20 accumulators, 9 loads per 20 multiply-adds).
+  while the block's rows stream past; `logit_rows` rows × 5 classes per inner loop (`kernels.dots`):
+  2 rows with AVX2's 16 registers, 4 rows with AVX-512's 32.
 - While a block's logits are computed, the next block's rows are prefetched into the L2 cache
   (the widening then reads cache, not memory; with the single slice below, 19.9 → 16.6 ms per
   Fashion pass).
@@ -20,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mnistlr.learn.kernels.dots import dot2x1, dot2x5, dot4x5
 from mnistlr.learn.kernels.residuals import (
     FASTMATH,
     KIND_SOFTMAX,
@@ -32,62 +32,6 @@ SLICE_BYTES = 32768         # a slice of Wᵀ or of G (k × width floats) fits t
 BLOCK_BYTES = 262144        # a block of rows (rows × features floats) fills at most half the L2 cache
 MAX_BLOCK_ROWS = 64
 CLASS_BLOCK = 5             # classes per register block of the logits
-
-
-
-@njit(cache=True, fastmath=FASTMATH, inline="always")
-def _dot2x5(xa, xb, Ws, c0, S, r):
-    """S[r + i, c0 + q] += x_i·Ws[c0 + q] for the 2 row slices x_a, x_b and 5 classes q."""
-    t = S.dtype.type
-    w0, w1, w2, w3, w4 = Ws[c0], Ws[c0 + 1], Ws[c0 + 2], Ws[c0 + 3], Ws[c0 + 4]
-    a0 = a1 = a2 = a3 = a4 = b0 = b1 = b2 = b3 = b4 = t(0.0)
-    for j in range(xa.size):
-        u, v = xa[j], xb[j]
-        # s_ic += x_ij · w_jc for the 2 × 5 block
-        a0 += u * w0[j]; a1 += u * w1[j]; a2 += u * w2[j]; a3 += u * w3[j]; a4 += u * w4[j]  # noqa: E702
-        b0 += v * w0[j]; b1 += v * w1[j]; b2 += v * w2[j]; b3 += v * w3[j]; b4 += v * w4[j]  # noqa: E702
-    S[r, c0] += a0; S[r, c0 + 1] += a1; S[r, c0 + 2] += a2; S[r, c0 + 3] += a3; S[r, c0 + 4] += a4  # noqa: E702
-    r += 1
-    S[r, c0] += b0; S[r, c0 + 1] += b1; S[r, c0 + 2] += b2; S[r, c0 + 3] += b3; S[r, c0 + 4] += b4  # noqa: E702
-
-
-@njit(cache=True, fastmath=FASTMATH, inline="always")
-def _dot4x5(Xs, r, Ws, c0, S):
-    """S[r + i, c0 + q] += x_{r+i}·Ws[c0 + q] for the 4 row slices r..r+3 and 5 classes q."""
-    t = S.dtype.type
-    xa, xb, xc, xd = Xs[r], Xs[r + 1], Xs[r + 2], Xs[r + 3]
-    w0, w1, w2, w3, w4 = Ws[c0], Ws[c0 + 1], Ws[c0 + 2], Ws[c0 + 3], Ws[c0 + 4]
-    a0 = a1 = a2 = a3 = a4 = b0 = b1 = b2 = b3 = b4 = t(0.0)
-    e0 = e1 = e2 = e3 = e4 = d0 = d1 = d2 = d3 = d4 = t(0.0)
-    for j in range(xa.size):
-        u0, u1, u2, u3 = xa[j], xb[j], xc[j], xd[j]
-        v0, v1, v2, v3, v4 = w0[j], w1[j], w2[j], w3[j], w4[j]
-        # s_ic += x_ij · w_jc for the 4 × 5 block
-        a0 += u0 * v0; a1 += u0 * v1; a2 += u0 * v2; a3 += u0 * v3; a4 += u0 * v4  # noqa: E702
-        b0 += u1 * v0; b1 += u1 * v1; b2 += u1 * v2; b3 += u1 * v3; b4 += u1 * v4  # noqa: E702
-        e0 += u2 * v0; e1 += u2 * v1; e2 += u2 * v2; e3 += u2 * v3; e4 += u2 * v4  # noqa: E702
-        d0 += u3 * v0; d1 += u3 * v1; d2 += u3 * v2; d3 += u3 * v3; d4 += u3 * v4  # noqa: E702
-    S[r, c0] += a0; S[r, c0 + 1] += a1; S[r, c0 + 2] += a2; S[r, c0 + 3] += a3; S[r, c0 + 4] += a4  # noqa: E702
-    r += 1
-    S[r, c0] += b0; S[r, c0 + 1] += b1; S[r, c0 + 2] += b2; S[r, c0 + 3] += b3; S[r, c0 + 4] += b4  # noqa: E702
-    r += 1
-    S[r, c0] += e0; S[r, c0 + 1] += e1; S[r, c0 + 2] += e2; S[r, c0 + 3] += e3; S[r, c0 + 4] += e4  # noqa: E702
-    r += 1
-    S[r, c0] += d0; S[r, c0 + 1] += d1; S[r, c0 + 2] += d2; S[r, c0 + 3] += d3; S[r, c0 + 4] += d4  # noqa: E702
-
-
-@njit(cache=True, fastmath=FASTMATH, inline="always")
-def _dot2x1(xa, xb, Ws, c, S, r):
-    """S[r + i, c] += x_i·Ws[c] for the 2 row slices x_a, x_b and one class c."""
-    t = S.dtype.type
-    w = Ws[c]
-    a = b = t(0.0)
-    for j in range(xa.size):
-        # s_ic += x_ij · w_jc
-        a += xa[j] * w[j]
-        b += xb[j] * w[j]
-    S[r, c] += a
-    S[r + 1, c] += b
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
@@ -163,15 +107,15 @@ def _block_logits(XS, m, WS, b, S, logit_rows, X, rows, next_i, next_m):
             for r in range(0, m + (-m) % 4, 4):
                 _prefetch_rows(X, rows, next_i + r, max(0, min(4, next_m - r)), s * width, (s + 1) * width)
                 for c0 in range(0, full, CLASS_BLOCK):
-                    _dot4x5(Xs, r, Ws, c0, S)
+                    dot4x5(Xs, r, Ws, c0, S)
         else:
             for r in range(0, m, 2):
                 _prefetch_rows(X, rows, next_i + r, max(0, min(2, next_m - r)), s * width, (s + 1) * width)
                 for c0 in range(0, full, CLASS_BLOCK):
-                    _dot2x5(Xs[r], Xs[r + 1], Ws, c0, S, r)
+                    dot2x5(Xs[r], Xs[r + 1], Ws, c0, S, r)
         for r in range(0, m, 2):
             for c in range(full, k):
-                _dot2x1(Xs[r], Xs[r + 1], Ws, c, S, r)
+                dot2x1(Xs[r], Xs[r + 1], Ws, c, S, r)
     for r in range(m):
         for c in range(k):
             # s = x·w + b

@@ -9,9 +9,11 @@ weight (for 784 pixels), far under float32's rounding of the result.
 
 Since every path gives the same bits, the cheapest is taken: NumPy's BLAS on small blocks of
 rows on two threads, unless the Numba kernel is already loaded in the process (a sweep scoring
-many models) or there are NUMBA_MIN_ROWS rows or more. Importing Numba and loading the kernel
-costs more than scoring 10,000 images, and loading it costs 50–70 ms of CPU even when training
-has loaded Numba already: more than one pass over 60,000 images by BLAS.
+many models), there are NUMBA_MIN_ROWS rows or more, or Numba's kernels are set up already
+(training) and there are NUMBA_READY_MIN_ROWS rows or more. Importing Numba and loading the
+kernel costs more than scoring 10,000 images; loading it alone, once Numba is imported, costs
+~15 ms, which the kernel wins back within a few such blocks (it scores 60,000 images in 14 ms,
+BLAS in 30–50 ms).
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ import threading
 import numpy as np
 
 from mnistlr.learn.kernels.blas import blas_on_one_thread
-from mnistlr.learn.kernels.threads import run_blocks
+from mnistlr.learn.kernels.threads import numba_ready, run_blocks
 
 NUMBA_MIN_ROWS = 65536   # from here the Numba kernel (its import is paid back)
+NUMBA_READY_MIN_ROWS = 16384   # from here the Numba kernel once Numba's kernels are set up (its load is paid back)
 _BLOCK_ROWS = 256        # rows converted to float64 at a time (0.8 MB for 784 pixels: in L2)
 
 
@@ -61,6 +64,13 @@ def _integer_sums_blas(X: np.ndarray, K: np.ndarray) -> np.ndarray:
     return out
 
 
+def _numba_kernel(n_rows: int) -> bool:
+    """Whether to score n_rows rows with the Numba kernel of `integer_scores` (see above)."""
+    if n_rows >= NUMBA_MIN_ROWS or _numba_kernel_loaded():
+        return True
+    return n_rows >= NUMBA_READY_MIN_ROWS and numba_ready()
+
+
 def _numba_kernel_loaded() -> bool:
     """Whether the Numba kernel of `integer_scores` is loaded in this process already (no load to pay)."""
     module = sys.modules.get("mnistlr.learn.kernels.integer_scores")
@@ -79,7 +89,7 @@ def scores_uint8(X: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
     if W.ndim != 2 or W.shape[0] != X.shape[1] or np.shape(b) != (W.shape[1],):
         raise ValueError(f"scores_uint8: W {W.shape} and b {np.shape(b)} do not fit X {X.shape}")
     K, unit = integer_weights(W)
-    if len(X) >= NUMBA_MIN_ROWS or _numba_kernel_loaded():
+    if _numba_kernel(len(X)):
         from mnistlr.learn.kernels.integer_scores import integer_sums
 
         sums = integer_sums(X, np.ascontiguousarray(K.T))

@@ -118,6 +118,7 @@ def set_num_threads(n_threads: int) -> None:
     numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
 
 
+# defined last: `threads.numba_ready` takes it as the sign that this import has finished
 def vector_registers() -> int:
     """Vector registers of the CPU Numba compiles for: 32 with AVX-512 (avx512f), else 16.
 

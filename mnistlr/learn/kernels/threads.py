@@ -28,6 +28,14 @@ def n_threads() -> int:
     return max(1, min(_MAX_THREADS, cores))
 
 
+def numba_ready() -> bool:
+    """Whether `kernels.setup` (Numba's import) has finished in this process: kernels can then be
+    loaded from any thread without importing Numba there. A module is in sys.modules while it
+    is still importing, so the test is for its last definition."""
+    setup = sys.modules.get("mnistlr.learn.kernels.setup")
+    return getattr(setup, "vector_registers", None) is not None
+
+
 def run_blocks(starts: Iterable[int], work: Callable[[int], None]) -> None:
     """work(start) for every start, thread t taking starts t, t + T, …; a worker's exception is re-raised."""
     starts = list(starts)
