@@ -448,3 +448,37 @@ def test_features_in_tiles_are_the_features_of_the_whole_batch(digits):
             pipeline.transform_tiles(X, lambda start, F, into=pieces: into.setdefault(start, F.copy()), tile_rows)
             assert sorted(pieces) == list(range(0, 300, tile_rows))
             np.testing.assert_array_equal(np.concatenate([pieces[s] for s in sorted(pieces)]), whole)
+
+
+def test_sparse_sums_give_the_dense_products_bits(digits, monkeypatch):
+    import mnistlr.learn.kernels.setup  # noqa: F401  (Numba imported: the sparse path may run)
+    from mnistlr.learn.kernels import projection, sparse_sums
+
+    rng = np.random.default_rng(8)
+    X = digits[0].reshape(300, -1).copy()
+    X[5] = 0                                                   # a blank row
+    X[6] = rng.integers(1, 256, 784)                           # a row with no zero
+    X[7, :13] = 255                                            # 13 pixels: one group of 8 and 5 more
+    X[7, 13:] = 0
+    W = snap_to_float32_grid(rng.normal(0, 0.2, size=(784, 1100)).astype(np.float32))   # 3 tiles, the last partial
+    # on W's float32 grid the float64 product is exact, and so is its float32 rounding
+    expected = (X.astype(np.float64) @ W.astype(np.float64)).astype(np.float32)
+    out = np.empty((300, 1100), np.float32)
+    sparse_sums.sparse_sums(X, sparse_sums.weight_tiles(W), 1100, out)
+    np.testing.assert_array_equal(out, expected)
+    calls, real = [], sparse_sums.sparse_sums
+    monkeypatch.setattr(sparse_sums, "sparse_sums", lambda *a: calls.append(len(a[0])) or real(*a))
+    b = rng.uniform(0, 2 * np.pi, 1100).astype(np.float32)
+    features = project(X, W, b, 1 / 255, cosine_norm=0.1)
+    assert calls == [300]                                      # MNIST's digits: sparse enough
+    monkeypatch.setattr(projection, "SPARSE_SHARE", 0.0)       # sgemm on every block
+    np.testing.assert_array_equal(project(X, W, b, 1 / 255, cosine_norm=0.1), features)
+    assert calls == [300]
+    monkeypatch.setattr(projection, "SPARSE_SHARE", 1.01)      # the sparse sums on every block
+    X2 = np.concatenate([X] * 3)                               # 900 rows: two blocks on two threads
+    np.testing.assert_array_equal(project(X2, W, b, 1 / 255, cosine_norm=0.1), np.concatenate([features] * 3))
+    assert sorted(calls) == [300, 388, 512]
+    with pytest.raises(ValueError, match="do not fit"):
+        sparse_sums.sparse_sums(X.astype(np.float32), sparse_sums.weight_tiles(W), 1100, out)
+    with pytest.raises(ValueError, match="is not"):
+        sparse_sums.sparse_sums(X, sparse_sums.weight_tiles(W), 1100, out[:, :1000])
