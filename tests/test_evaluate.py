@@ -346,3 +346,8 @@ def test_normalize_with_json_adds_the_row_shares(cli, tmp_path):
     assert "confusion_matrix_shares" not in plain and shares["confusion_matrix"] == plain["confusion_matrix"]
     cm = np.asarray(plain["confusion_matrix"], float)
     np.testing.assert_allclose(shares["confusion_matrix_shares"], cm / cm.sum(axis=1, keepdims=True))
+    from mnistlr.api.evaluate import evaluate
+
+    report = evaluate(model, normalize=True)                      # the same report from the Python API
+    np.testing.assert_allclose(report["confusion_matrix_shares"], shares["confusion_matrix_shares"])
+    assert "confusion_matrix_shares" not in evaluate(model)

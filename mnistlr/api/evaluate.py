@@ -40,9 +40,10 @@ def load_eval_data(model, dataset: str | None, split: str | None, images: Path |
 def evaluate(model_path: Path, *, dataset: str | None = None, split: str | None = None,
              images: Path | None = None, labels: Path | None = None, data_dir: Path | None = None,
              only_model_classes: bool = False, plot_dir: Path | None = None,
-             top: int = 5) -> dict[str, Any]:
+             top: int = 5, normalize: bool = False) -> dict[str, Any]:
     """Score the model at *model_path*; returns the JSON-ready report (see `metrics.classification_report`),
-    plus `model`, `data` and, with *plot_dir*, `figures` (name → path)."""
+    plus `model`, `data`, with *normalize* `confusion_matrix_shares` (each true label's row as
+    shares) and, with *plot_dir*, `figures` (name → path)."""
     from mnistlr.learn.persistence import load_model
 
     if plot_dir is not None:
@@ -57,6 +58,12 @@ def evaluate(model_path: Path, *, dataset: str | None = None, split: str | None 
     except DataError as exc:   # the images' shape or labels against the model's: name the data
         where = str(images) if images is not None else f"dataset '{source['dataset']}'"
         raise DataError(f"{where}: {exc.message}", exc.hint) from None
+    if normalize:
+        import numpy as np
+
+        from mnistlr.evaluation.metrics import row_shares
+
+        report["confusion_matrix_shares"] = row_shares(np.asarray(report["confusion_matrix"]))
     if plot_dir is not None:
         read = [model_path] + ([images, labels] if images is not None else [])
         report["figures"] = write_figures(model, report, y, P, Path(plot_dir), read)

@@ -59,12 +59,8 @@ def evaluate_command(
 
     report = evaluate(model, dataset=dataset, split=split.value if split else None, images=images,
                       labels=labels, data_dir=data_dir, only_model_classes=only_model_classes,
-                      plot_dir=plot, top=top)
+                      plot_dir=plot, top=top, normalize=normalize and json_out)
     if json_out:
-        if normalize:   # the matrix as row shares beside its counts
-            from mnistlr.evaluation.metrics import row_shares
-
-            report = report | {"confusion_matrix_shares": row_shares(report["confusion_matrix"]).tolist()}
         typer.echo(json.dumps(report))
     else:
         from mnistlr.cli.base import stdout_console
