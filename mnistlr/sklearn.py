@@ -8,10 +8,13 @@ or ``"center"`` treat X as pixels by the one pixel rule (`mnistlr.io.pixels`), e
 command line's, bit for bit (``estimator.model_.W``).
 
 Their parameters are `TrainOptions` fields with the same names and defaults, except
-``preprocess``; labels may be any values (numbers or strings).
+``preprocess``; labels may be any values (numbers or strings). ``features="deskew,rff:5000"``
+(a feature pipeline, as ``mnistlr train --features``) reads X as flat images (n, rows·cols) of
+pixels by the pixel rule, square unless the pipeline has neither deskew nor hog, and fits the
+pipeline on them; ``preprocess="scale"`` then gives the command line's defaults.
 
     coef_       (1, n_features) for two classes, else (n_classes, n_features): the weights
-                acting on X as given (preprocessing folded in)
+                acting on X as given (preprocessing folded in), or on the pipeline's features
     intercept_  (1,) or (n_classes,)
     decision_function(X)  X @ coef_.T + intercept_: (n,) for two classes, else (n, n_classes)
 """
@@ -72,9 +75,20 @@ class _LinearClassifier(ClassifierMixin, BaseEstimator):
             X = X.astype(np.float64)
         elif not X.flags.writeable or not X.flags.c_contiguous:
             X = np.ascontiguousarray(X).copy()  # read-only memory (memmaps) would compile new kernels
-        if self.preprocess != "none":
+        if self.preprocess != "none" or self.features is not None:
             X = raw_pixels(X)
         return (X, y) if reset else X
+
+    def _images(self, X: np.ndarray) -> np.ndarray:
+        """X (n, d) as the images fit_model takes: (n, √d, √d) for a feature pipeline on square
+        images, else (n, 1, d) (deskew and hog need the images' rows: a usage error)."""
+        side = int(np.sqrt(X.shape[1]))
+        if self.features is not None and side * side == X.shape[1]:
+            return X.reshape(len(X), side, side)
+        if self.features is not None and any(step in self.features for step in ("deskew", "hog")):
+            raise UsageError(f"`features={self.features!r}` needs square images, but X has {X.shape[1]} columns",
+                             "give flat rows of square images (e.g. 784 = 28×28), or leave out deskew and hog")
+        return X.reshape(len(X), 1, -1)
 
     def fit(self, X: Any, y: Any) -> _LinearClassifier:
         """Fit on X (n_samples, n_features) and labels y (n_samples,)."""
@@ -88,7 +102,7 @@ class _LinearClassifier(ClassifierMixin, BaseEstimator):
         if len(classes) < 2:
             raise TrainingError(f"{type(self).__name__} needs at least 2 classes; the data holds 1 class "
                                 f"({np.asarray(classes[0]).item()!r})", "give samples of two or more classes")
-        model = fit_model(X.reshape(len(X), 1, -1), codes.astype(np.int64), options)
+        model = fit_model(self._images(X), codes.astype(np.int64), options)
         note = capped_fit_note(model, options)
         if note:   # as scikit-learn's own solvers warn
             warnings.warn(note, ConvergenceWarning, stacklevel=2)
@@ -98,9 +112,6 @@ class _LinearClassifier(ClassifierMixin, BaseEstimator):
     def from_model(cls, model: Any) -> _LinearClassifier:
         """The fitted estimator of a `mnistlr.Model` (or LinearModel) of this kind; see `from_model`."""
         linear = getattr(model, "linear", model)
-        if linear.features is not None:
-            raise UsageError("a model with a feature pipeline (`features`) has no estimator here",
-                             "train it without `features`")
         kinds = {"softmax": SoftmaxRegression, "logistic": LogisticRegression, "ridge": RidgeClassifier}
         estimator_class = kinds[linear.kind] if cls is _LinearClassifier else cls
         if estimator_class._model != linear.kind:
@@ -114,8 +125,9 @@ class _LinearClassifier(ClassifierMixin, BaseEstimator):
             params.pop("l2", None)
         estimator = estimator_class(**params)
         estimator.preprocess = linear.preprocessor.kind
+        estimator.features = None if linear.features is None else linear.features.spec
         codes = dataclasses.replace(linear, classes=np.arange(linear.n_classes, dtype=np.int64))
-        estimator.n_features_in_ = linear.n_features
+        estimator.n_features_in_ = int(np.prod(linear.image_shape))
         return estimator._fitted(codes, np.asarray(linear.classes))
 
     def _fitted(self, model: Any, classes: np.ndarray) -> _LinearClassifier:
@@ -171,11 +183,13 @@ class _IterativeClassifier(_LinearClassifier):
                  patience: int = _DEFAULTS.patience, tol: float = _DEFAULTS.tol,
                  max_iter: int = _DEFAULTS.max_iter, init: str = _DEFAULTS.init,
                  preprocess: str = "none", val_size: int | None = _DEFAULTS.val_size,
-                 val_fraction: float | None = _DEFAULTS.val_fraction, seed: int = _DEFAULTS.seed):
+                 val_fraction: float | None = _DEFAULTS.val_fraction, seed: int = _DEFAULTS.seed,
+                 features: str | None = _DEFAULTS.features):
         self.l2, self.C, self.solver, self.l1 = l2, C, solver, l1
         self.lr, self.anneal, self.accel, self.epochs, self.batch_size = lr, anneal, accel, epochs, batch_size
         self.patience, self.tol, self.max_iter, self.init = patience, tol, max_iter, init
         self.preprocess, self.val_size, self.val_fraction, self.seed = preprocess, val_size, val_fraction, seed
+        self.features = features
 
 
 class SoftmaxRegression(_IterativeClassifier):
@@ -199,8 +213,9 @@ class RidgeClassifier(_LinearClassifier):
 
     _model = "ridge"
 
-    def __init__(self, *, l2: float | None = _DEFAULTS.l2, preprocess: str = "none"):
-        self.l2, self.preprocess = l2, preprocess
+    def __init__(self, *, l2: float | None = _DEFAULTS.l2, preprocess: str = "none",
+                 features: str | None = _DEFAULTS.features):
+        self.l2, self.preprocess, self.features = l2, preprocess, features
 
 
 def from_model(model: Any) -> _LinearClassifier:

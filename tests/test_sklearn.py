@@ -60,7 +60,10 @@ def test_pipeline_grid_search_and_cross_validation(estimator, features):
     (LogisticRegression(preprocess="standardize", solver="sgd", epochs=5),
      ["--model", "logistic", "--preprocess", "standardize", "--solver", "sgd", "--epochs", "5"]),
     (RidgeClassifier(preprocess="scale", l2=10.0), ["--model", "ridge", "--l2", "10"]),
-], ids=["softmax", "logistic-sgd", "ridge"])
+    (SoftmaxRegression(preprocess="scale", features="deskew,pca:20,rff:300"),
+     ["--model", "softmax", "--features", "deskew,pca:20,rff:300"]),
+    (RidgeClassifier(preprocess="scale", features="hog"), ["--model", "ridge", "--features", "hog"]),
+], ids=["softmax", "logistic-sgd", "ridge", "softmax-features", "ridge-features"])
 def test_fits_are_the_command_lines(estimator, args, cli, tmp_path):
     X, y = mnistlr.load_dataset("mnist-sample")
     X, y = X[:1500], y[:1500]
@@ -185,3 +188,21 @@ def test_a_trained_model_as_an_estimator():
     assert np.allclose(estimator.predict_proba(flat), model.predict_proba(Xt[keep]), atol=1e-5)
     with pytest.raises(mnistlr.UsageError, match="not a SoftmaxRegression"):
         SoftmaxRegression.from_model(model)
+
+
+def test_a_feature_model_as_an_estimator_and_features_on_images_only():
+    X, y = mnistlr.load_dataset("mnist-sample")
+    Xt, _ = mnistlr.load_dataset("mnist-sample", "test")
+    model = mnistlr.train(X[:1000], y[:1000], features="deskew,pca:30")
+    estimator = from_model(model)
+    assert estimator.get_params()["features"] == "deskew,pca:30" and estimator.n_features_in_ == 784
+    flat = Xt[:300].reshape(300, -1)
+    assert np.array_equal(estimator.predict(flat), model.predict(Xt[:300]))
+    assert np.allclose(estimator.predict_proba(flat), model.predict_proba(Xt[:300]), atol=1e-5)
+    refit = clone(estimator).fit(X[:1000].reshape(1000, -1), y[:1000])
+    assert np.array_equal(refit.model_.W, model.linear.W)       # the same options give the same fit
+    with pytest.raises(mnistlr.UsageError, match="needs square images"):
+        SoftmaxRegression(features="deskew").fit(X[:100].reshape(100, -1)[:, :780], y[:100])
+    # pca (no image rows needed) takes any flat pixel rows
+    wide = SoftmaxRegression(features="pca:5").fit(X[:100].reshape(100, -1)[:, :780], y[:100])
+    assert wide.predict(Xt[:10].reshape(10, -1)[:, :780]).shape == (10,)
