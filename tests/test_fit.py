@@ -462,3 +462,27 @@ def test_training_metrics_in_blocks_are_the_metrics_of_all_rows(block, monkeypat
     accuracy, loss = fit.accuracy_and_log_loss(model, X, labels)
     assert accuracy == np.mean(model.classes[P.argmax(1)] == labels)
     assert loss == pytest.approx(log_loss(np.searchsorted(model.classes, labels), P), rel=1e-12)
+
+
+FEATURES_BEFORE_THE_SOLVER = """
+import sys
+from mnistlr.data.registry import load_dataset
+from mnistlr.learn import fit
+from mnistlr.learn.options import TrainOptions
+X, y = load_dataset("mnist-sample", "train")
+for options in (TrainOptions(model="ridge", features="pca:5"), TrainOptions(features="pca:5")):
+    fit._features(options, fit.prepare(X[:200], y[:200], options))
+    print("mnistlr.learn.kernels.setup" in sys.modules)
+"""
+
+
+def test_features_for_an_iterative_solver_are_made_with_numba_imported():
+    # the iterative solvers import Numba anyway: the features (deskew, the sparse rff sums) may take its
+    # kernels; the closed form needs none, and its features import none
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", FEATURES_BEFORE_THE_SOLVER], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True"]

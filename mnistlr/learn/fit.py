@@ -304,6 +304,10 @@ def _features(options: TrainOptions, data: Prepared):
     from mnistlr.learn.features import FeaturePipeline
 
     pipeline = FeaturePipeline.from_spec(options.features, data.image_shape)
+    if options.resolved_solver() != "closed":
+        # the iterative solvers import Numba for their kernels anyway: first, so the features take
+        # Numba's kernels too (deskew's; the sparse rff projection of digits, `kernels.sparse_sums`)
+        import mnistlr.learn.kernels.setup  # noqa: F401
     X = pipeline.fit_transform(data.X_train, options.seed)
     return pipeline, X, None if data.X_val is None else pipeline.transform(data.X_val)
 
