@@ -75,7 +75,7 @@ class _LinearClassifier(ClassifierMixin, BaseEstimator):
             X = X.astype(np.float64)
         elif not X.flags.writeable or not X.flags.c_contiguous:
             X = np.ascontiguousarray(X).copy()  # read-only memory (memmaps) would compile new kernels
-        if self.preprocess != "none" or self.features is not None:
+        if self.preprocess != "none" or getattr(self, "features", None) is not None:   # (pickles before `features`)
             X = raw_pixels(X)
         return (X, y) if reset else X
 

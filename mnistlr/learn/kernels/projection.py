@@ -232,7 +232,6 @@ class Projection:
         else:
             np.matmul(X[:, used].astype(self.W.dtype), self.W[used], out=z)
 
-
     def _sparse_pays(self, X: np.ndarray, n_used: int) -> bool:
         """Whether the block X (n, d) takes `sparse_sums`: W on its float32 grid, Numba imported, and
         fewer nonzero pixels than SPARSE_SHARE of the block's rows × the pixels in use (MNIST: 0.26)."""
