@@ -82,10 +82,12 @@ class _LinearClassifier(ClassifierMixin, BaseEstimator):
     def _images(self, X: np.ndarray) -> np.ndarray:
         """X (n, d) as the images fit_model takes: (n, √d, √d) for a feature pipeline on square
         images, else (n, 1, d) (deskew and hog need the images' rows: a usage error)."""
+        from mnistlr.learn.features import parse
+
         side = int(np.sqrt(X.shape[1]))
         if self.features is not None and side * side == X.shape[1]:
             return X.reshape(len(X), side, side)
-        if self.features is not None and any(step in self.features for step in ("deskew", "hog")):
+        if self.features is not None and {step.name for step in parse(self.features)} & {"deskew", "hog"}:
             raise UsageError(f"`features={self.features!r}` needs square images, but X has {X.shape[1]} columns",
                              "give flat rows of square images (e.g. 784 = 28×28), or leave out deskew and hog")
         return X.reshape(len(X), 1, -1)

@@ -118,7 +118,6 @@ def set_num_threads(n_threads: int) -> None:
     numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
 
 
-# defined last: `threads.numba_ready` takes it as the sign that this import has finished
 def vector_registers() -> int:
     """Vector registers of the CPU Numba compiles for: 32 with AVX-512 (avx512f), else 16.
 
@@ -136,3 +135,6 @@ def vector_registers() -> int:
 
         features = llvm.get_host_cpu_features().flatten()
     return 32 if "+avx512f" in features.split(",") else 16
+
+
+IMPORTED = True   # the last line: `threads.numba_ready` reads it as "this import has finished"

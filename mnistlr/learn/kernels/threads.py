@@ -31,9 +31,8 @@ def n_threads() -> int:
 def numba_ready() -> bool:
     """Whether `kernels.setup` (Numba's import) has finished in this process: kernels can then be
     loaded from any thread without importing Numba there. A module is in sys.modules while it
-    is still importing, so the test is for its last definition."""
-    setup = sys.modules.get("mnistlr.learn.kernels.setup")
-    return getattr(setup, "vector_registers", None) is not None
+    is still importing, so the test is for the flag its last line sets."""
+    return getattr(sys.modules.get("mnistlr.learn.kernels.setup"), "IMPORTED", False)
 
 
 def run_blocks(starts: Iterable[int], work: Callable[[int], None]) -> None:
