@@ -179,8 +179,10 @@ def test_scores_uint8_match_reference_and_do_not_depend_on_the_batch(n_outputs):
         scoring.scores_uint8(X.astype(np.float32), W, b)
 
 
+@pytest.mark.parametrize("block_rows", [2, 4])             # the AVX2 and the AVX-512 register blocks
 @pytest.mark.parametrize("n_features,n_classes", [(1, 4), (784, 4), (784, 10), (5000, 12)])
-def test_integer_weights_give_exact_sums_on_both_paths(n_features, n_classes, monkeypatch):
+def test_integer_weights_give_exact_sums_on_both_paths(n_features, n_classes, block_rows, monkeypatch):
+    monkeypatch.setattr("mnistlr.learn.kernels.integer_scores._BLOCK_ROWS", block_rows)
     rng = np.random.default_rng(12)
     X = rng.integers(0, 256, size=(603, n_features)).astype(np.uint8)   # not a multiple of 4 rows
     X[0] = 255                                        # the largest sums the bound allows

@@ -5,13 +5,23 @@ Each block keeps its accumulators in registers while the loop runs along the sha
 classes (10 accumulators, 7 loads per 10 multiply-adds: no spills with AVX2's 16 registers),
 4 × 5 (20 accumulators, 9 loads per 20: for AVX-512's 32) and 2 × 1 for the classes past the last
 multiple of 5. Used by the fused loss-gradient (float32 slices) and the exact integer scores
-(float64 rows).
+(float64 rows); `block_rows` says which of 2 and 4 rows suits the CPU.
 """
 
 from __future__ import annotations
 
 from mnistlr.learn.kernels.residuals import FASTMATH
-from mnistlr.learn.kernels.setup import njit
+from mnistlr.learn.kernels.setup import njit, vector_registers
+
+
+def block_rows() -> int:
+    """Rows per 5-class register block: 4 (20 accumulators) with AVX-512's 32 vector registers, else 2.
+
+    On AVX2 (16 registers) the 4-row block spills: 53–64 against 37–46 ms per 22,699 rows of the
+    fused loss (BENCHMARKS.md, issue 18, fifth session); 22 against 18 ms for Fashion's exact
+    integer scores (Zen 3, fifteenth session).
+    """
+    return 4 if vector_registers() >= 32 else 2
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")

@@ -20,12 +20,13 @@ from typing import NamedTuple
 import numpy as np
 
 from mnistlr.learn.kernels import fused_blocks, fused_rows
+from mnistlr.learn.kernels.dots import block_rows
 from mnistlr.learn.kernels.residuals import KIND_OVR, KIND_SOFTMAX
 
 _MAX_CHUNKS = 16
 _ROWS_PER_CHUNK_MIN = 64
 _PARALLEL_MIN_ROWS = 1024   # below this (SGD batches) the same chunks run on one thread
-_LOGIT_ROWS = fused_blocks.logit_rows()
+_LOGIT_ROWS = block_rows()
 __all__ = ["KIND_OVR", "KIND_SOFTMAX", "LossGrad", "ovr_cross_entropy", "softmax_cross_entropy"]
 
 

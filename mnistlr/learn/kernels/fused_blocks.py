@@ -174,7 +174,7 @@ def loss_grad_chunks(X, rows, WS, b, y, kind, want_grad, GS, gb, losses, hits, X
     zero-padded, float32 or float64; b (k,) float64; y (n,) int64; outputs GS (n_chunks, n_slices,
     k, width) WS's dtype, gb (n_chunks, k), losses (n_chunks,), hits (n_chunks,) int64, all zeroed
     by the caller; XS (n_chunks, n_slices, block rows, width) scratch; logit_rows 2 or 4
-    (`logit_rows()`: 4 where the target has 32 vector registers). (Allocation stays outside:
+    (`dots.block_rows()`: 4 where the target has 32 vector registers). (Allocation stays outside:
     every array expression in a parallel function becomes another parallel loop.)
     """
     n_chunks = losses.size
@@ -190,17 +190,6 @@ def loss_grad_chunks_serial(X, rows, WS, b, y, kind, want_grad, GS, gb, losses, 
     for ch in range(n_chunks):
         losses[ch], hits[ch] = _loss_grad_rows(X, rows, ch * rows.size // n_chunks, (ch + 1) * rows.size // n_chunks,
                                                WS, b, y, kind, want_grad, GS[ch], gb[ch], XS[ch], logit_rows)
-
-
-def logit_rows() -> int:
-    """Rows per register block of the logits: 4 (20 accumulators) with AVX-512's 32 vector registers, else 2.
-
-    On AVX2 (16 registers) the 4-row block spills: 53–64 against 37–46 ms per 22,699 rows
-    (BENCHMARKS.md, issue 18, fifth session).
-    """
-    from mnistlr.learn.kernels.setup import vector_registers
-
-    return 4 if vector_registers() >= 32 else 2
 
 
 def block_shape(n_features: int, n_outputs: int, itemsize: int) -> tuple[int, int, int]:

@@ -162,7 +162,7 @@ def loss_grad_chunks(X, rows, WT, b, y, kind, want_grad, G, gb, losses, hits, lo
     X (n, d) uint8/float32/float64; rows (m,) int64; WT (k, d) = Wᵀ, float32 or float64;
     b (k,) float64; y (n,) int64; outputs G (n_chunks, k, d) WT's dtype, gb (n_chunks, k),
     losses (n_chunks,), hits (n_chunks,) int64, all zeroed by the caller; logit_rows 2 or 4
-    (`fused_blocks.logit_rows()`). (Allocation stays
+    (`dots.block_rows()`). (Allocation stays
     outside: every array expression in a parallel function becomes another parallel loop.)
     """
     n_chunks = losses.size

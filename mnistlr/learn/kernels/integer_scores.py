@@ -1,8 +1,10 @@
 """The Numba half of `scoring.scores_uint8`: exact integer row sums for large batches on both cores.
 
 Rows go four at a time: each row is converted to float64 once (not once per class), then four
-rows × five classes per register block (`kernels.dots`): 9 loads per 20 multiply-adds, twice the
-speed of four rows × one class (Fashion's 60,000 rows: 29 → 14 ms on two Zen 4 cores). Every
+rows × five classes per register block where the CPU has AVX-512's 32 vector registers
+(`kernels.dots`: 9 loads per 20 multiply-adds, twice the speed of four rows × one class:
+Fashion's 60,000 rows 29 → 14 ms on two Zen 4 cores), two blocks of two rows × five with AVX2's 16
+(the 4-row block spills there: 22 → 18 ms on two Zen 3 cores). Every
 partial sum is an exact float64 integer (see `scoring`), so the order of the additions cannot
 change a bit of the result.
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mnistlr.learn.kernels.dots import dot2x1, dot4x5
+from mnistlr.learn.kernels.dots import block_rows, dot2x1, dot2x5, dot4x5
 from mnistlr.learn.kernels.residuals import FASTMATH
 from mnistlr.learn.kernels.setup import njit, prange
 
@@ -19,8 +21,8 @@ _CHUNK_ROWS = 256   # rows per parallel task (each with its own float64 copy of 
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _rows_sums(X, KT, S, start, stop):
-    """S[i] = KT·X[i] for the rows start ≤ i < stop of uint8 X (n, d)."""
+def _rows_sums(X, KT, S, start, stop, rows_per_block):
+    """S[i] = KT·X[i] for the rows start ≤ i < stop of uint8 X (n, d); rows_per_block 2 or 4 (`block_rows`)."""
     k = KT.shape[0]
     xf = np.zeros((4, X.shape[1]))
     out = np.empty((4, k))
@@ -36,7 +38,11 @@ def _rows_sums(X, KT, S, start, stop):
         # t_rc = Σ_j x_rj·K_jc, four rows × five classes at a time (any order: the sums are exact)
         blocked = k - k % 5
         for c0 in range(0, blocked, 5):
-            dot4x5(xf, 0, KT, c0, out)
+            if rows_per_block == 4:
+                dot4x5(xf, 0, KT, c0, out)
+            else:
+                dot2x5(xf[0], xf[1], KT, c0, out, 0)
+                dot2x5(xf[2], xf[3], KT, c0, out, 2)
         for c in range(blocked, k):
             dot2x1(xf[0], xf[1], KT, c, out, 0)
             dot2x1(xf[2], xf[3], KT, c, out, 2)
@@ -44,18 +50,19 @@ def _rows_sums(X, KT, S, start, stop):
 
 
 @njit(cache=True, parallel=True)
-def _all_row_sums(X, KT, S):
+def _all_row_sums(X, KT, S, rows_per_block):
     n_chunks = (X.shape[0] + _CHUNK_ROWS - 1) // _CHUNK_ROWS
     for chunk in prange(n_chunks):
-        _rows_sums(X, KT, S, chunk * _CHUNK_ROWS, min(X.shape[0], (chunk + 1) * _CHUNK_ROWS))
+        _rows_sums(X, KT, S, chunk * _CHUNK_ROWS, min(X.shape[0], (chunk + 1) * _CHUNK_ROWS), rows_per_block)
 
 
 @njit(cache=True)
-def _all_row_sums_serial(X, KT, S):
-    _rows_sums(X, KT, S, 0, X.shape[0])
+def _all_row_sums_serial(X, KT, S, rows_per_block):
+    _rows_sums(X, KT, S, 0, X.shape[0], rows_per_block)
 
 
 _PARALLEL_MIN_ROWS = 16384   # below this one thread: no parallel launch for a small batch
+_BLOCK_ROWS = block_rows()
 
 
 def loaded() -> bool:
@@ -66,5 +73,5 @@ def loaded() -> bool:
 def integer_sums(X: np.ndarray, KT: np.ndarray) -> np.ndarray:
     """X (n, d) uint8 times integer-valued KT (k, d) float64, transposed: (n, k) float64, exact."""
     S = np.empty((len(X), KT.shape[0]))
-    (_all_row_sums if len(X) >= _PARALLEL_MIN_ROWS else _all_row_sums_serial)(X, KT, S)
+    (_all_row_sums if len(X) >= _PARALLEL_MIN_ROWS else _all_row_sums_serial)(X, KT, S, _BLOCK_ROWS)
     return S
