@@ -35,6 +35,57 @@ def test_objective_matches_reference(kind, n_outputs, l2, dtype):
     assert got.accuracy == np.mean(predicted == y)
 
 
+@pytest.mark.parametrize("kind,n_outputs", CASES)
+@pytest.mark.parametrize("pixels", [False, True])
+def test_objective_at_zero_matches_the_kernels(kind, n_outputs, pixels):
+    """The closed form at W = 0, b = 0 from class sums against the fused kernel's pass (uint8 X)."""
+    from mnistlr.learn.kernels.class_sums import class_pixel_sums
+
+    rng = np.random.default_rng(40 + n_outputs)
+    X = rng.integers(0, 256, size=(2000, 9)).astype(np.uint8)
+    n_classes = 2 if n_outputs == 1 else n_outputs
+    y = rng.integers(1, n_classes, size=len(X))          # class 0 rare: the accuracy at zero is its share
+    y[:7] = 0
+    affine = (rng.uniform(0.001, 0.01, 9), rng.uniform(0, 0.5, 9)) if pixels else None
+    counts = np.bincount(y, minlength=n_classes)
+    got = objective.objective_at_zero(class_pixel_sums(X, y, n_classes), counts, kind, n_outputs, affine)
+    W, b = np.zeros((9, n_outputs)), np.zeros(n_outputs)
+    kernel = objective.objective(X, y, W, b, kind, l2=0.7, affine=affine)
+    # softmax: the kernel's row losses in float64 (the exact start's premise); ovr's in float32
+    np.testing.assert_allclose(got.value, kernel.value, rtol=1e-12 if kind == "softmax" else 1e-7)
+    assert got.loss == got.value and got.accuracy == kernel.accuracy == 7 / len(X)
+    np.testing.assert_allclose(got.grad_W, kernel.grad_W, rtol=1e-5, atol=1e-6 * np.abs(kernel.grad_W).max())
+    np.testing.assert_allclose(got.grad_b, kernel.grad_b, rtol=1e-5, atol=1e-7)
+    Z = X * affine[0] - affine[1] if pixels else X.astype(np.float64)     # the model's inputs
+    loss_sum, _, G, gb = (ref.softmax_cross_entropy if kind == "softmax" else ref.ovr_cross_entropy)(Z, y, W, b)
+    np.testing.assert_allclose(got.value, loss_sum / len(X), rtol=1e-12)
+    np.testing.assert_allclose(got.grad_W, G / len(X), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got.grad_b, gb / len(X), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind,n_outputs", [("softmax", 10), ("softmax", 2)])
+def test_an_exact_zero_start_saves_the_first_pass_and_gives_the_same_fit(kind, n_outputs, monkeypatch):
+    from mnistlr.learn import centred as centred_module
+    from mnistlr.learn import solvers
+    from mnistlr.learn.kernels import setup  # noqa: F401  (numba_ready: the class sums' kernel)
+
+    rng = np.random.default_rng(50)
+    X = rng.integers(0, 256, size=(3000, 16)).astype(np.uint8)
+    y = X[:, :n_outputs].argmax(axis=1).astype(np.int64)
+    affine = (np.full(16, 1 / 255), np.zeros(16))
+    calls = []
+    real = objective.objective
+    monkeypatch.setattr(centred_module, "objective", lambda *a, **k: calls.append(1) or real(*a, **k))
+    fast = solvers.fit_lbfgs(X, y, kind, n_outputs, l2=1e-3, affine=affine)
+    passes = len(calls)
+    calls.clear()
+    monkeypatch.setattr(centred_module.CentredObjective, "_objective_at_zero", lambda self, affine: None)
+    slow = solvers.fit_lbfgs(X, y, kind, n_outputs, l2=1e-3, affine=affine)
+    assert passes == len(calls) - 1                       # one pass fewer ...
+    assert fast.n_iter == slow.n_iter                     # ... for the same search
+    np.testing.assert_allclose(fast.W, slow.W, rtol=1e-4, atol=1e-6 * np.abs(slow.W).max())
+
+
 def central_differences(fun, w, h=1e-6):
     """∂f/∂w_i ≈ (f(w + h e_i) − f(w − h e_i)) / 2h for every i."""
     numeric = np.empty_like(w)

@@ -5,6 +5,10 @@ optimum as in (W, b), but centred inputs condition it better. With a `learn.whit
 the weights are W = P U and v holds U; with l1 > 0, v = [W⁺, W⁻, b'] with W = W⁺ − W⁻ ≥ 0 parts.
 `rows` (optional (m,) int64 indices) evaluates the same objective on those rows only, in the same
 variables: the subsampled phases of `solvers.fit_lbfgs` start the full-data search there.
+With `exact_zero` (softmax on uint8 pixels), f and ∇f at v = 0 come from the per-class pixel sums
+(`objective.objective_at_zero`), which also give z̄: a zero-start fit saves its first pass. (Not
+for ovr: the kernel rounds each row's binary losses to float32, log 2 to 2.7e-9 relative, too far
+from an exact f(0) for the first step's comparison.)
 """
 
 from __future__ import annotations
@@ -12,20 +16,49 @@ from __future__ import annotations
 import numpy as np
 
 from mnistlr.learn.means import input_mean
-from mnistlr.learn.objective import objective, pack, unpack
+from mnistlr.learn.objective import objective, objective_at_zero, pack, unpack
+
+# |f − f_kernel| / |f| at most, f exact and f_kernel the fused kernel's float64 sum of n row losses
+# (16 chunks of ≤ n/16 rows, each ≤ (n/16)·2^-53 off: 4e-13 for 60,000 rows)
+KERNEL_F_ROUNDING = 1e-11
 
 
 class CentredObjective:
     """The objective in the variables v = pack(W, b' = b + z̄W) — with a `Whitening`, v = pack(U = LᵀW, b');
     with l1 > 0, v = [W⁺, W⁻, b'] and W = W⁺ − W⁻ — for scipy; remembers the last evaluation."""
 
-    def __init__(self, X, y, kind: str, n_outputs: int, l2: float, affine, l1: float = 0.0, whitening=None):
+    def __init__(self, X, y, kind: str, n_outputs: int, l2: float, affine, l1: float = 0.0, whitening=None,
+                 exact_zero: bool = False):
         self.X, self.y, self.kind, self.n_outputs, self.l2, self.affine = X, y, kind, n_outputs, l2, affine
         self.l1, self.n_weights = l1, X.shape[1] * n_outputs
-        self.z_mean = input_mean(X, affine)
+        self.at_zero = self._objective_at_zero(affine) if exact_zero else None
+        self.z_mean = input_mean(X, affine) if self.at_zero is None else self.z_mean
         self.whitening = whitening if not l1 else None
         self.rows = None     # (m,) int64: evaluate on these rows only
         self.last_v, self.last = None, None
+
+    def _objective_at_zero(self, affine):
+        """The objective at v = 0 (W = 0, b = 0) from the class pixel sums, and z̄ from them; None unless X is
+        uint8 (under 2^24 rows), the model softmax, l1 = 0 and Numba loaded (the sums' kernel)."""
+        from mnistlr.learn.kernels.threads import numba_ready
+
+        X = self.X
+        if self.kind != "softmax" or self.l1 or X.dtype != np.uint8 or len(X) >= 2 ** 24 or not numba_ready():
+            return None
+        from mnistlr.learn.kernels.class_sums import class_pixel_sums
+
+        n_classes = self.n_outputs
+        sums = class_pixel_sums(X, self.y, n_classes)
+        # x̄ = (1/n) Σ_c Σ_{i in c} x_i, exact integer sums (the bits of `means.column_means`)
+        x_mean = sums.sum(axis=0) / len(X)
+        self.z_mean = x_mean if affine is None else x_mean * affine[0] - affine[1]
+        counts = np.bincount(self.y, minlength=n_classes)
+        return objective_at_zero(sums, counts, self.kind, self.n_outputs, affine)
+
+    def start_slack(self, v) -> float:
+        """How far f(v) from `fun` may lie from what the kernel would give: > 0 at an exact v = 0."""
+        exact = self.at_zero is not None and self.rows is None and not v.any()
+        return KERNEL_F_ROUNDING * max(abs(self.at_zero.value), 1.0) if exact else 0.0
 
     def start(self, W, b) -> np.ndarray:
         """v for the weights (W, b): W⁺ = max(W, 0), W⁻ = max(−W, 0) when split; b' = b + z̄W; U = LᵀW when whitened."""
@@ -55,7 +88,11 @@ class CentredObjective:
         return W, b_centred - self.z_mean @ W
 
     def fun(self, v) -> tuple[float, np.ndarray]:
-        obj = objective(self.X, self.y, *self.weights(v), self.kind, l2=self.l2, rows=self.rows, affine=self.affine)
+        if self.at_zero is not None and self.rows is None and not v.any():
+            obj = self.at_zero
+        else:
+            obj = objective(self.X, self.y, *self.weights(v), self.kind, l2=self.l2, rows=self.rows,
+                            affine=self.affine)
         self.last_v, self.last = v.copy(), obj
         # chain rule: ∂f/∂W|_{b'} = ∇_W f − z̄ᵀ∇_b f;  ∂f/∂b' = ∇_b f
         grad_W = obj.grad_W - np.outer(self.z_mean, obj.grad_b)

@@ -115,11 +115,13 @@ class Pairs:
 
 def lbfgs(fun: Callable, x0, memory: int = 10, max_iter: int = 15000, max_fun: int = 15000,
           gtol: float = 1e-5, ftol: float = 2.2e-9, callback: Callable | None = None,
-          pairs: Pairs | None = None) -> Result:
+          pairs: Pairs | None = None, f0_slack: float = 0.0) -> Result:
     """Minimise fun(x) → (f, ∇f) from x0 (n,) by L-BFGS with *memory* pairs; see `minimize`.
 
     pairs: curvature pairs to start from (updated in place), e.g. those of a search on a
     subsample of the same objective's rows, whose curvature is nearly the full data's.
+    f0_slack: how far fun(x0)'s f (exact, say) may lie from fun's rounding elsewhere; the first
+    step must lower f by more than that to count.
     """
     x = np.array(x0, dtype=np.float64)
     f, g = _evaluate(fun, x)
@@ -135,7 +137,9 @@ def lbfgs(fun: Callable, x0, memory: int = 10, max_iter: int = 15000, max_fun: i
             pairs.clear()
             d, slope = -g, -float(g @ g)
         step = 1.0 if len(pairs) else 1.0 / np.sqrt(-slope)
-        found = _line_search(fun, x, f, slope, d, step, min(LINE_SEARCH_EVALS, max_fun - nfev))
+        # the first step is measured against f(x0) − f0_slack
+        reference = f - (f0_slack if nit == 0 else 0.0)
+        found = _line_search(fun, x, reference, slope, d, step, min(LINE_SEARCH_EVALS, max_fun - nfev))
         nfev += found[-1]
         if found[0] is None:
             if len(pairs):      # forget the curvature pairs and try steepest descent once

@@ -11,7 +11,8 @@ with the intercept b not penalised, where ℓ is
   one column (binary logistic regression) with y in {0, 1}, or one column per class
   (one-vs-rest) with target [y = c] in column c.
 
-`objective` evaluates f (and its gradient) from (W, b); `pack`/`unpack` turn (W, b) into one
+`objective` evaluates f (and its gradient) from (W, b), `objective_at_zero` both at W = 0, b = 0
+from per-class input sums alone; `pack`/`unpack` turn (W, b) into one
 float64 vector w = [W.ravel() (row-major), b], the form scipy's L-BFGS-B wants (as
 scikit-learn's ``_linear_loss.py`` does). The heavy lifting is one fused pass over X in
 `mnistlr.learn.kernels.fused`.
@@ -76,6 +77,34 @@ def objective(X, y, W, b, kind: str, l2: float = 0.0, rows=None, grad: bool = Tr
     grad_W = grad_W / n_rows + l2 * W64
     grad_b = part.grad_b / n_rows
     return Objective(value, loss, part.n_correct / n_rows, grad_W, grad_b)
+
+
+def objective_at_zero(class_sums, counts, kind: str, n_outputs: int, affine=None) -> Objective:
+    """f and its gradient at W = 0, b = 0 in closed form, without a pass over X.
+
+    class_sums (n_classes, n_features): Σ_{i: y_i = c} x_i (exact integers for uint8 pixels);
+    counts (n_classes,) rows per class, n_classes ≥ n_outputs (binary ovr: 2 classes, one output).
+    Every logit is 0, so the kernels' argmax is class 0 and each row's residual is constant per class.
+    """
+    check_kind(kind)
+    sums, counts = np.asarray(class_sums, np.float64), np.asarray(counts, np.float64)
+    n_rows, total = counts.sum(), sums.sum(axis=0)
+    if kind == "softmax":
+        # p_c = 1/k: ℓ = log k, ∂ℓ/∂s_c = 1/k − [y = c]
+        k = n_outputs
+        loss, share, target_sums, target_counts = float(np.log(k)), 1.0 / k, sums, counts
+    else:
+        # σ(0) = 1/2: ℓ = Σ_c log 2, ∂ℓ/∂s_c = 1/2 − t_c (t = y with one output, else [y = c])
+        targets = slice(1, 2) if n_outputs == 1 else slice(0, n_outputs)
+        loss, share, target_sums, target_counts = n_outputs * float(np.log(2.0)), 0.5, sums[targets], counts[targets]
+    # Σ_i x_iᵀ ∂ℓ_i/∂s = share·Σ_i x_i − Σ_{i in c} x_i;  Σ_i ∂ℓ_i/∂s = share·n − n_c
+    resid_x = share * total[:, None] - target_sums.T
+    resid = share * n_rows - target_counts
+    if affine is not None:
+        scale, shift = affine
+        # z = x·scale − shift: Σ_i z_iᵀ r_i = scale·Σ_i x_iᵀ r_i − shift·Σ_i r_i
+        resid_x = scale[:, None] * resid_x - np.outer(shift, resid)
+    return Objective(loss, loss, float(counts[0] / n_rows), resid_x / n_rows, resid / n_rows)
 
 
 def pack(W: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -326,7 +326,10 @@ def fit_lbfgs(X, y, kind: str, n_outputs: int, l2: float = 2e-4, tol: float = 1e
     zero_start = not (W.any() or b.any())
     recorder = Recorder(kind, X_val, y_val, callback, affine=affine, track=track)
     with blas_on_one_thread():   # the metric's bits do not depend on the thread count
-        centred = CentredObjective(X, y, kind, n_outputs, l2, affine, l1, None if l1 else whitening_of(X, affine))
+        whitening = None if l1 else whitening_of(X, affine)
+        coarse = zero_start and whitening is not None and bool(coarse_strides(len(y)))
+        centred = CentredObjective(X, y, kind, n_outputs, l2, affine, l1, whitening,
+                                   exact_zero=zero_start and not coarse)
     stop = WindowStop(tol * BOUNDED_TOL_FACTOR if l1 > 0 else tol)
 
     def on_iteration(intermediate_result):
@@ -368,7 +371,7 @@ def _minimize(centred: CentredObjective, v, on_iteration, max_iter: int, coarse_
     pairs, phases = Pairs(LBFGS_MEMORY, v.size), []
     if coarse_tol is not None:
         v, phases = _coarse_phases(centred, v, coarse_tol, limits, pairs)
-    return lbfgs(centred.fun, v, callback=on_iteration, pairs=pairs, **limits), phases
+    return lbfgs(centred.fun, v, callback=on_iteration, pairs=pairs, f0_slack=centred.start_slack(v), **limits), phases
 
 
 def _coarse_phases(centred: CentredObjective, v, tol: float, limits: dict, pairs) -> tuple[np.ndarray, list[dict]]:
