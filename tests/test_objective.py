@@ -218,3 +218,13 @@ def test_raw_pixel_gradient_matches_central_differences(kind, n_outputs):
         step = np.zeros_like(b)
         step[c] = h
         np.testing.assert_allclose(got.grad_b[c], (f(W, b + step) - f(W, b - step)) / (2 * h), rtol=1e-6, atol=1e-8)
+
+
+def test_the_exact_starts_slack_covers_the_kernels_summation_rounding():
+    from mnistlr.learn.centred import KERNEL_F_ROUNDING, kernel_f_rounding
+    from mnistlr.learn.kernels.fused import rows_per_chunk
+
+    assert kernel_f_rounding(60_000) == KERNEL_F_ROUNDING          # 16 chunks of 3,750 rows: 4e-13
+    assert rows_per_chunk(60_000) == 3750 and rows_per_chunk(100) == 50
+    # a chunk of a million rows may be 1.1e-10 off: the slack grows with it
+    assert kernel_f_rounding(16_000_000) >= 1_000_000 * 2.0 ** -53

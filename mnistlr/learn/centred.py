@@ -18,9 +18,17 @@ import numpy as np
 from mnistlr.learn.means import input_mean
 from mnistlr.learn.objective import objective, objective_at_zero, pack, unpack
 
-# |f − f_kernel| / |f| at most, f exact and f_kernel the fused kernel's float64 sum of n row losses
-# (16 chunks of ≤ n/16 rows, each ≤ (n/16)·2^-53 off: 4e-13 for 60,000 rows)
+# the least slack of an exact f(0) against the fused kernel's, relative to |f(0)|
 KERNEL_F_ROUNDING = 1e-11
+
+
+def kernel_f_rounding(n_rows: int) -> float:
+    """A bound on |f − f_kernel| / |f|, f exact and f_kernel the fused kernel's float64 sum of n row
+    losses: each chunk's running sum of m rows is ≤ m·2^-53 off (4e-13 for 60,000 rows in 16 chunks),
+    taken with a margin of 4 and never below KERNEL_F_ROUNDING."""
+    from mnistlr.learn.kernels.fused import rows_per_chunk
+
+    return max(KERNEL_F_ROUNDING, 4.0 * rows_per_chunk(n_rows) * 2.0 ** -53)
 
 
 class CentredObjective:
@@ -58,7 +66,7 @@ class CentredObjective:
     def start_slack(self, v) -> float:
         """How far f(v) from `fun` may lie from what the kernel would give: > 0 at an exact v = 0."""
         exact = self.at_zero is not None and self.rows is None and not v.any()
-        return KERNEL_F_ROUNDING * max(abs(self.at_zero.value), 1.0) if exact else 0.0
+        return kernel_f_rounding(len(self.y)) * max(abs(self.at_zero.value), 1.0) if exact else 0.0
 
     def start(self, W, b) -> np.ndarray:
         """v for the weights (W, b): W⁺ = max(W, 0), W⁻ = max(−W, 0) when split; b' = b + z̄W; U = LᵀW when whitened."""

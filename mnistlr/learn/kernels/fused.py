@@ -35,6 +35,11 @@ def _n_chunks(n_rows: int) -> int:
     return max(1, min(_MAX_CHUNKS, -(-n_rows // _ROWS_PER_CHUNK_MIN)))
 
 
+def rows_per_chunk(n_rows: int) -> int:
+    """The most rows one chunk sums (its loss in one float64 running sum)."""
+    return -(-n_rows // _n_chunks(n_rows))
+
+
 class LossGrad(NamedTuple):
     """Summed (not averaged) loss over the rows used, and its gradient."""
 
