@@ -35,12 +35,13 @@ class Prepared:
     image_shape: tuple[int, int]
 
 
-def subset(images, labels, options: TrainOptions, rng) -> tuple[Any, Any]:
-    """Apply --train-limit, --classes and --per-class (in that order)."""
+def limited(images, labels, options: TrainOptions) -> tuple[Any, Any]:
+    """Apply --train-limit, then --classes: the rows --per-class samples from (images may be None)."""
     import numpy as np
 
     if options.train_limit is not None:
-        images, labels = images[: options.train_limit], labels[: options.train_limit]
+        images = None if images is None else images[: options.train_limit]
+        labels = labels[: options.train_limit]
     if options.classes is not None:
         present = set(np.unique(labels).tolist())
         missing = sorted(set(options.classes) - present)
@@ -48,7 +49,15 @@ def subset(images, labels, options: TrainOptions, rng) -> tuple[Any, Any]:
             raise UsageError(f"`classes`: label(s) {', '.join(map(str, missing))} do not occur in the training data",
                              f"choose among {', '.join(map(str, sorted(present)))}")
         keep = np.isin(labels, options.classes)
-        images, labels = images[keep], labels[keep]
+        images, labels = None if images is None else images[keep], labels[keep]
+    return images, labels
+
+
+def subset(images, labels, options: TrainOptions, rng) -> tuple[Any, Any]:
+    """Apply --train-limit, --classes and --per-class (in that order)."""
+    import numpy as np
+
+    images, labels = limited(images, labels, options)
     if options.per_class is not None:
         picked = [rng.permutation(np.flatnonzero(labels == c))[: options.per_class]
                   for c in np.unique(labels)]
@@ -152,10 +161,7 @@ def short_classes_note(options: TrainOptions, labels) -> str | None:
 
     if options.per_class is None:
         return None
-    y = np.asarray(labels)[: options.train_limit]   # as select takes them: train_limit, then classes
-    if options.classes is not None:
-        y = y[np.isin(y, list(options.classes))]
-    values, counts = np.unique(y, return_counts=True)
+    values, counts = np.unique(limited(None, np.asarray(labels), options)[1], return_counts=True)
     short = [(v, c) for v, c in zip(values.tolist(), counts.tolist(), strict=True) if c < options.per_class]
     if not short:
         return None
