@@ -410,6 +410,15 @@ def test_vector_registers_follow_the_cpu_numba_targets(monkeypatch):
     assert setup.vector_registers() == 16      # a named CPU without its features: the safe reading
 
 
+def test_register_block_rows_follow_the_vector_registers(monkeypatch):
+    from mnistlr.learn.kernels import dots
+
+    monkeypatch.setattr(dots, "vector_registers", lambda: 32)
+    assert dots.block_rows() == 4              # AVX-512: 4 × 5 logits, 8-row gradient blocks
+    monkeypatch.setattr(dots, "vector_registers", lambda: 16)
+    assert dots.block_rows() == 2              # AVX2: 2 × 5 logits, 4-row gradient blocks
+
+
 def test_prefetch_is_a_hint_that_reaches_the_machine_code():
     @setup.njit
     def touch_every_line(a):
