@@ -94,7 +94,8 @@ class _LinearClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any) -> _LinearClassifier:
         """Fit on X (n_samples, n_features) and labels y (n_samples,)."""
-        from mnistlr.learn.fit import capped_fit_note, fit_model
+        from mnistlr.learn.fit import fit_model
+        from mnistlr.learn.fit_notes import capped_fit_note
 
         options = self._options()
         options.validate()

@@ -261,7 +261,7 @@ def test_per_class_beyond_a_class_is_warned_of_and_takes_all_of_it(cli, tmp_path
 
 
 def test_a_training_accuracy_at_the_majority_share_is_warned_of():
-    from mnistlr.learn.fit import weak_fit_note
+    from mnistlr.learn.fit_notes import weak_fit_note
 
     class Fitted:
         classes = np.array([3, 7])

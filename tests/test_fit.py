@@ -452,14 +452,14 @@ def test_the_first_l1_fit_in_a_process_is_the_same_as_the_next():
 @pytest.mark.parametrize("block", [1000, 7, 1])
 def test_training_metrics_in_blocks_are_the_metrics_of_all_rows(block, monkeypatch):
     from mnistlr.evaluation.metrics import log_loss
-    from mnistlr.learn import fit
+    from mnistlr.learn import fit_metrics
 
     images, labels = toy(n=120, n_classes=3)
     model = fit_model(images, labels, TrainOptions())
     X = images.reshape(len(images), -1)
     P = model.proba_from_scores(model.raw_scores(X))
-    monkeypatch.setattr(fit, "METRICS_BLOCK", block)   # 120 rows in 1, 17 (of 7 or 8 rows) or 120 blocks
-    accuracy, loss = fit.accuracy_and_log_loss(model, X, labels)
+    monkeypatch.setattr(fit_metrics, "METRICS_BLOCK", block)   # 120 rows in 1, 17 (of 7 or 8 rows) or 120 blocks
+    accuracy, loss = fit_metrics.accuracy_and_log_loss(model, X, labels)
     assert accuracy == np.mean(model.classes[P.argmax(1)] == labels)
     assert loss == pytest.approx(log_loss(np.searchsorted(model.classes, labels), P), rel=1e-12)
 

@@ -8,7 +8,8 @@ from test_solvers import sampled_problem
 
 from mnistlr.cli.render import l2_path_text
 from mnistlr.learn import objective, solvers
-from mnistlr.learn.fit import accuracy_and_log_loss, fit_model
+from mnistlr.learn.fit import fit_model
+from mnistlr.learn.fit_metrics import accuracy_and_log_loss
 from mnistlr.learn.options import TrainOptions
 from mnistlr.learn.path import PATH_L2, PATH_PATIENCE, fold_splits, run_path
 

@@ -239,7 +239,8 @@ def train(X: Any, y: Any, *, model: str = "softmax", image_shape: Sequence[int] 
     `mnistlr.learn.options.TrainOptions`). image_shape: for (n, d) rows that are not square.
     The same data and options as `mnistlr train` give identical weights.
     """
-    from mnistlr.learn.fit import capped_fit_note, fit_model, short_classes_note, weak_fit_note
+    from mnistlr.learn.fit import fit_model
+    from mnistlr.learn.fit_notes import capped_fit_note, short_classes_note, weak_fit_note
 
     _check_keywords(options)
     settings = TrainOptions(model=model, **options)

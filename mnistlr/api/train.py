@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from mnistlr.errors import UsageError
-from mnistlr.learn.fit import capped_fit_note, fit_model, short_classes_note, weak_fit_note
+from mnistlr.learn.fit import fit_model
+from mnistlr.learn.fit_notes import capped_fit_note, short_classes_note, weak_fit_note
 from mnistlr.learn.options import TrainOptions, applies
 
 

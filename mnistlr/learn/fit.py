@@ -13,6 +13,7 @@ from typing import Any
 
 from mnistlr.errors import TrainingError, UsageError
 from mnistlr.learn.data_record import data_record
+from mnistlr.learn.fit_metrics import accuracy_and_log_loss, final_metrics
 from mnistlr.learn.kernels.threads import in_background
 from mnistlr.learn.options import (
     DEFAULT_VAL_FRACTION,
@@ -134,48 +135,6 @@ def prepare(images, labels, options: TrainOptions) -> Prepared:
         # nothing held out: the training part is all of it, no copy
         return Prepared(flat, labels, None, None, classes, shape)
     return Prepared(flat[train_idx], labels[train_idx], flat[val_idx], labels[val_idx], classes, shape)
-
-
-def weak_fit_note(model, labels) -> str | None:
-    """What to warn of when the fit learnt nothing usable (else None): every weight zero, or a
-    training accuracy no better than always answering the most common of the model's classes in
-    *labels* (n,), the labels it was given."""
-    import numpy as np
-
-    accuracy = model.meta["metrics"]["train_accuracy"]
-    if not np.any(model.W):
-        return (f"every weight is zero: the model gives every image the same class (training accuracy "
-                f"{accuracy:.4f}); lower the penalty (--l1, --l2) or check the labels")
-    counts = np.unique(np.asarray(labels)[np.isin(labels, model.classes)], return_counts=True)[1]
-    if len(counts) < 2 or accuracy > counts.max() / counts.sum():
-        return None
-    majority = counts.max() / counts.sum()
-    return (f"training accuracy {accuracy:.4f} is no better than always answering the most common class "
-            f"({majority:.4f}); check --lr, the penalties (--l1, --l2) and the labels")
-
-
-def short_classes_note(options: TrainOptions, labels) -> str | None:
-    """What to warn of when `per_class` asks more images than a class of *labels* (n,), the labels
-    given, holds (else None): all of that class are taken, and the sample is not balanced."""
-    import numpy as np
-
-    if options.per_class is None:
-        return None
-    values, counts = np.unique(limited(None, np.asarray(labels), options)[1], return_counts=True)
-    short = [(v, c) for v, c in zip(values.tolist(), counts.tolist(), strict=True) if c < options.per_class]
-    if not short:
-        return None
-    shown = ", ".join(f"{v} ({c:,})" for v, c in short[:5]) + (", …" if len(short) > 5 else "")
-    return (f"--per-class {options.per_class}: {len(short)} of {len(values)} classes hold fewer images, all "
-            f"of them taken: {shown}; for balanced classes give --per-class {min(c for _, c in short)}")
-
-
-def capped_fit_note(model, options: TrainOptions) -> str | None:
-    """What to warn of when L-BFGS stopped at max_iter before tol was met (else None)."""
-    if model.meta.get("stop_reason") != "max_iter":
-        return None
-    return (f"L-BFGS reached max_iter={options.max_iter} before tol={options.tol:g} was met; "
-            "increase max_iter, or scale the inputs")
 
 
 def _check_range(images) -> None:
@@ -405,50 +364,3 @@ def _pixels(X):
     if X is None:
         return None
     return np.ascontiguousarray(X, dtype=X.dtype if X.dtype in (np.uint8, np.float32, np.float64) else np.float32)
-
-
-# Rows scored at a time by final_metrics.
-METRICS_BLOCK = 16384
-
-
-def accuracy_and_log_loss(model, X, y, inputs=None) -> tuple[float | None, float | None]:
-    """(accuracy, log-loss) of *model* on raw pixels X (n, n_features) with labels y (n,); Nones for X None.
-
-    inputs: the model inputs of X already computed (a feature model's features), scored directly.
-    """
-    import numpy as np
-
-    from mnistlr.evaluation.metrics import log_loss
-
-    if X is None:
-        return None, None
-    idx = np.searchsorted(model.classes, y)
-    n_correct, loss_sum = 0, 0.0
-    # equal blocks of METRICS_BLOCK to 2·METRICS_BLOCK rows (the scoring kernel runs on both cores
-    # from 16,384 rows): a float32 copy of all of X would be the peak of the whole run
-    n_blocks = max(1, len(idx) // METRICS_BLOCK)
-    block = max(1, -(-len(idx) // n_blocks))    # ⌈n / n_blocks⌉
-    for start in range(0, len(idx), block):
-        rows = slice(start, start + block)
-        if inputs is None:
-            P = model.proba_from_scores(model.raw_scores(X[rows]))
-        else:
-            P = model.proba_from_scores(model.scores_of_inputs(inputs[rows]))
-        n_correct += int((P.argmax(1) == idx[rows]).sum())
-        # Σ_block −log p_{i,y_i} = n_block · (mean cross-entropy of the block)
-        loss_sum += log_loss(idx[rows], P) * len(P)
-    # accuracy; mean cross-entropy −(1/n)Σ log p_{i,y_i}
-    return n_correct / len(idx), loss_sum / len(idx)
-
-
-def final_metrics(model, data: Prepared, inputs=None) -> dict[str, float | None]:
-    """Accuracy and log-loss of *model* on the training and hold-out parts.
-
-    inputs: optional (training, hold-out) model inputs already computed (a feature model's
-    features), scored directly instead of recomputing them from the pixels.
-    """
-    given = inputs or (None, None)
-    train_accuracy, train_loss = accuracy_and_log_loss(model, data.X_train, data.y_train, given[0])
-    val_accuracy, val_loss = accuracy_and_log_loss(model, data.X_val, data.y_val, given[1])
-    return {"train_accuracy": train_accuracy, "train_loss": train_loss,
-            "val_accuracy": val_accuracy, "val_loss": val_loss}
