@@ -83,9 +83,9 @@ def test_socket_is_refused(files, tmp_path, cli):
     assert stat.S_ISSOCK(os.lstat(path).st_mode)
 
 
-def test_fifo_with_a_reader_gets_the_rows(files, tmp_path, cli):
-    fifo = tmp_path / "out.fifo"
-    os.mkfifo(fifo)
+def _fifo_reader(fifo: Path) -> tuple[threading.Thread, list[bytes]]:
+    """A thread reading *fifo* to the writer's hang-up, already counted as its reader when this
+    returns (a writer that checks for one finds it); received gets the bytes read."""
     received: list[bytes] = []
     opened = threading.Event()
 
@@ -104,7 +104,14 @@ def test_fifo_with_a_reader_gets_the_rows(files, tmp_path, cli):
 
     reader = threading.Thread(target=read)
     reader.start()
-    opened.wait(10)
+    assert opened.wait(30), "the reader did not open the FIFO"
+    return reader, received
+
+
+def test_fifo_with_a_reader_gets_the_rows(files, tmp_path, cli):
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    reader, received = _fifo_reader(fifo)
     result = _predict(cli, files, fifo)
     reader.join(30)
     assert result.code == 0, result.err
@@ -293,14 +300,9 @@ def test_sweep_refuses_one_file_for_the_model_and_the_results(files, cli):
 def test_an_export_into_a_fifo_reports_no_size_of_its_own(files, tmp_path, cli):
     fifo = tmp_path / "weights.csv"
     os.mkfifo(fifo)
-    received: list[bytes] = []
-
-    def read() -> None:
-        with open(fifo, "rb") as handle:
-            received.append(handle.read())
-
-    reader = threading.Thread(target=read)
-    reader.start()
+    # the reader has opened the FIFO before the export looks for one (a thread still on its way
+    # to a blocking open() lost that race on a loaded CI machine)
+    reader, received = _fifo_reader(fifo)
     result = cli("export", files / "m.joblib", "-o", fifo, "--json")
     reader.join(30)
     assert result.code == 0, result.err
