@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mnistlr.learn.means import input_mean
+from mnistlr.learn.means import input_mean, model_input_mean
 from mnistlr.learn.objective import objective, objective_at_zero, pack, unpack
 
 # the least slack of an exact f(0) against the fused kernel's, relative to |f(0)|
@@ -39,15 +39,18 @@ class CentredObjective:
                  exact_zero: bool = False):
         self.X, self.y, self.kind, self.n_outputs, self.l2, self.affine = X, y, kind, n_outputs, l2, affine
         self.l1, self.n_weights = l1, X.shape[1] * n_outputs
-        self.at_zero = self._objective_at_zero(affine) if exact_zero else None
-        self.z_mean = input_mean(X, affine) if self.at_zero is None else self.z_mean
+        sums = self._class_pixel_sums() if exact_zero else None
+        self.at_zero = None if sums is None else objective_at_zero(
+            sums, np.bincount(y, minlength=n_outputs), kind, n_outputs, affine)
+        # x̄ = (1/n) Σ_c Σ_{i in c} x_i from the exact class sums (the bits of `means.column_means`)
+        self.z_mean = input_mean(X, affine) if sums is None else model_input_mean(sums.sum(axis=0) / len(X), affine)
         self.whitening = whitening if not l1 else None
         self.rows = None     # (m,) int64: evaluate on these rows only
         self.last_v, self.last = None, None
 
-    def _objective_at_zero(self, affine):
-        """The objective at v = 0 (W = 0, b = 0) from the class pixel sums, and z̄ from them; None unless X is
-        uint8 (under 2^24 rows), the model softmax, l1 = 0 and Numba loaded (the sums' kernel)."""
+    def _class_pixel_sums(self):
+        """Σ_{i in c} x_i (n_outputs, n_features) uint32 for the closed form at v = 0; None unless X is uint8
+        (under 2^24 rows), the model softmax, l1 = 0 and Numba loaded (the sums' kernel)."""
         from mnistlr.learn.kernels.threads import numba_ready
 
         X = self.X
@@ -55,18 +58,15 @@ class CentredObjective:
             return None
         from mnistlr.learn.kernels.class_sums import class_pixel_sums
 
-        n_classes = self.n_outputs
-        sums = class_pixel_sums(X, self.y, n_classes)
-        # x̄ = (1/n) Σ_c Σ_{i in c} x_i, exact integer sums (the bits of `means.column_means`)
-        x_mean = sums.sum(axis=0) / len(X)
-        self.z_mean = x_mean if affine is None else x_mean * affine[0] - affine[1]
-        counts = np.bincount(self.y, minlength=n_classes)
-        return objective_at_zero(sums, counts, self.kind, self.n_outputs, affine)
+        return class_pixel_sums(X, self.y, self.n_outputs)
+
+    def _exact_at(self, v) -> bool:
+        """Whether fun(v) takes the closed form: v = 0 on all rows, with `exact_zero`."""
+        return self.at_zero is not None and self.rows is None and not v.any()
 
     def start_slack(self, v) -> float:
         """How far f(v) from `fun` may lie from what the kernel would give: > 0 at an exact v = 0."""
-        exact = self.at_zero is not None and self.rows is None and not v.any()
-        return kernel_f_rounding(len(self.y)) * max(abs(self.at_zero.value), 1.0) if exact else 0.0
+        return kernel_f_rounding(len(self.y)) * max(abs(self.at_zero.value), 1.0) if self._exact_at(v) else 0.0
 
     def start(self, W, b) -> np.ndarray:
         """v for the weights (W, b): W⁺ = max(W, 0), W⁻ = max(−W, 0) when split; b' = b + z̄W; U = LᵀW when whitened."""
@@ -96,7 +96,7 @@ class CentredObjective:
         return W, b_centred - self.z_mean @ W
 
     def fun(self, v) -> tuple[float, np.ndarray]:
-        if self.at_zero is not None and self.rows is None and not v.any():
+        if self._exact_at(v):
             obj = self.at_zero
         else:
             obj = objective(self.X, self.y, *self.weights(v), self.kind, l2=self.l2, rows=self.rows,

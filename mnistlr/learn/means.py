@@ -45,5 +45,10 @@ def _pixel_sums(X) -> np.ndarray:
 
 def input_mean(X, affine=None) -> np.ndarray:
     """z̄ (n_features,) float64, the mean model input: x̄, or x̄·scale − shift for raw pixels."""
-    x_mean = column_means(X)
+    return model_input_mean(column_means(X), affine)
+
+
+def model_input_mean(x_mean: np.ndarray, affine=None) -> np.ndarray:
+    """z̄ from the column means x̄ (n_features,) of X: x̄, or x̄·scale − shift for raw pixels."""
+    # z̄ = x̄·scale − shift
     return x_mean if affine is None else x_mean * affine[0] - affine[1]

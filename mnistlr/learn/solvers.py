@@ -344,8 +344,7 @@ def fit_lbfgs(X, y, kind: str, n_outputs: int, l2: float = 2e-4, tol: float = 1e
         # threads and the later ones on one, in other sums (MNIST, l1 1e-4: 74 against 75 iterations)
         import scipy.optimize  # noqa: F401
     with blas_on_one_thread():
-        res, phases = _minimize(centred, centred.start(W, b), on_iteration, max_iter,
-                                tol if zero_start and centred.whitening is not None else None)
+        res, phases = _minimize(centred, centred.start(W, b), on_iteration, max_iter, tol if coarse else None)
     check_finite(float(res.fun), f"after {len(recorder.history)} L-BFGS iterations", None)
     if res.status == STATUS_LINE_SEARCH and not recorder.history and zero_start and not any(
             p["iterations"] for p in phases):
